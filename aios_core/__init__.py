@@ -1,0 +1,56 @@
+"""AIOS kernel: the hook contract, component base classes, plugin loading and the stack runner.
+
+Public names load on first use, so ``import aios_core`` stays cheap (the CLI's
+``aios plugins list`` imports no plugin and no ML library).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+HOOK_API_VERSION = "1"
+"""Bumped only by a breaking change to ``aios_core.hookspecs``; additions keep it."""
+
+_EXPORTS = {
+    "hookimpl": "aios_core.hookspecs",
+    "hookspec": "aios_core.hookspecs",
+    "Component": "aios_core.components",
+    "Params": "aios_core.components",
+    "ModelParams": "aios_core.components",
+    "Framework": "aios_core.components",
+    "Datastore": "aios_core.components",
+    "Trainer": "aios_core.components",
+    "Tuner": "aios_core.components",
+    "Compressor": "aios_core.components",
+    "Deployer": "aios_core.components",
+    "Monitor": "aios_core.components",
+    "KINDS": "aios_core.components",
+    "Dataset": "aios_core.records",
+    "ModelArtifact": "aios_core.records",
+    "Predictor": "aios_core.records",
+    "TrainResult": "aios_core.records",
+    "TuneResult": "aios_core.records",
+    "hash_arrays": "aios_core.records",
+    "RunContext": "aios_core.context",
+    "RunOptions": "aios_core.context",
+    "atomic_path": "aios_core.atomic",
+    "write_json": "aios_core.atomic",
+    "write_text": "aios_core.atomic",
+}
+
+__all__ = ["__version__", "HOOK_API_VERSION", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aios_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

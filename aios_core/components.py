@@ -1,0 +1,129 @@
+"""Base classes for the seven kinds of component, and what each declares it can do.
+
+A plugin's entry point names a subclass of one of these. ``Params`` is the pydantic
+model of the parameters a stack may give it (unknown keys are errors); capability
+attributes (``native_format``, ``frameworks``, ``input_formats``, ...) let the
+kernel check that a stack's components fit together before any work starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
+
+
+class Params(BaseModel):
+    """Base for component parameters: unknown keys are rejected, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Component:
+    """A selected, configured plugin component; its ``@hookimpl`` methods are its behaviour."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None, name: str | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.name = name or type(self).__name__.lower()
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """What the component accepts and produces, as shown by ``aios plugins info``."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name!r}>"
+
+
+class Framework(Component):
+    """Builds, saves, loads and exports models (hooks: ``aios_build_model`` ...)."""
+
+    kind = "framework"
+    native_format: ClassVar[str]
+    export_formats: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"native_format": cls.native_format, "export_formats": list(cls.export_formats)}
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return (self.native_format, *self.export_formats)
+
+
+class Datastore(Component):
+    """Loads, cleans, preprocesses, versions and splits data (hook: ``aios_load_dataset``)."""
+
+    kind = "datastore"
+
+
+class Trainer(Component):
+    """Trains a model of one of ``frameworks`` (hook: ``aios_train``)."""
+
+    kind = "trainer"
+    frameworks: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"frameworks": list(cls.frameworks)}
+
+
+class Tuner(Component):
+    """Searches model and trainer parameters (hook: ``aios_tune``)."""
+
+    kind = "tuner"
+
+
+class Compressor(Component):
+    """Turns a model of one of ``input_formats`` into a model of ``output_format`` (hook: ``aios_compress``)."""
+
+    kind = "compressor"
+    input_formats: ClassVar[tuple[str, ...]] = ()
+    output_format: ClassVar[str]
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"input_formats": list(cls.input_formats), "output_format": cls.output_format}
+
+
+class Deployer(Component):
+    """Serves or packages a model of one of ``formats`` (hooks: ``aios_deploy``, ``aios_serve``)."""
+
+    kind = "deployer"
+    formats: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"formats": list(cls.formats)}
+
+
+class Monitor(Component):
+    """Watches the run lifecycle (hooks: ``aios_on_*``)."""
+
+    kind = "monitor"
+
+
+BASE_CLASSES: dict[str, type[Component]] = {
+    cls.kind: cls for cls in (Framework, Datastore, Trainer, Tuner, Compressor, Deployer, Monitor)
+}
+
+
+class ModelParams(Params):
+    """The model parameters every framework plugin shares, so swapping frameworks is one line.
+
+    ``architecture`` is ``mlp``, ``cnn`` (for image data) or a user factory
+    ``package.module:function`` that receives ``(dataset, **options)``.
+    """
+
+    architecture: str = Field("mlp", pattern=r"^(mlp|cnn|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+    hidden_units: list[PositiveInt] = Field(default_factory=lambda: [128], min_length=1)
+    conv_channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1)
+    kernel_size: int = Field(3, ge=1, le=11)
+    activation: Literal["relu", "tanh", "gelu"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    options: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,65 @@
+"""The running run, as components see it: where to write, the seed, and how to report."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pluggy import HookRelay
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line choices that change how a run behaves, not what it computes."""
+
+    serve: bool = False
+    debug: bool = False
+
+
+class RunContext:
+    """Passed to every hook that works for a run.
+
+    Components read ``seed``, ``threads`` and the directories, and report progress
+    through ``report_epoch`` / ``report_step``, which reach every selected monitor.
+    ``resume`` is true when continuing an interrupted run: a trainer then continues from
+    its newest checkpoint in ``checkpoint_dir``.
+    """
+
+    def __init__(self, *, name: str, seed: int, threads: int, dir: Path, stack: dict[str, Any],
+                 hook: HookRelay, resume: bool = False, options: RunOptions | None = None,
+                 checkpoint_dir: Path | None = None) -> None:
+        self.name = name
+        self.seed = seed
+        self.threads = threads
+        self.dir = dir
+        self.stack = stack
+        self.resume = resume
+        self.options = options or RunOptions()
+        self.phase = "setup"
+        self.checkpoint_dir = checkpoint_dir or dir / "checkpoints"
+        self._hook = hook
+        self.log = logging.getLogger(f"aios.run.{name}")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.dir / "artifacts"
+
+    def report_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Report the metrics of a finished epoch (1-based) to every monitor."""
+        self._hook.aios_on_epoch_end(run=self, phase=self.phase, epoch=epoch, metrics=metrics)
+
+    def report_step(self, epoch: int, step: int, total_steps: int, metrics: dict[str, float] | None = None) -> None:
+        """Report progress inside an epoch; call every few steps, not every batch."""
+        self._hook.aios_on_step(run=self, phase=self.phase, epoch=epoch, step=step,
+                                total_steps=total_steps, metrics=metrics or {})
+
+    def for_trial(self, number: int) -> RunContext:
+        """A context for one tuner trial: its own checkpoints, never resumed."""
+        trial = RunContext(name=self.name, seed=self.seed, threads=self.threads, dir=self.dir,
+                           stack=self.stack, hook=self._hook, resume=False, options=self.options,
+                           checkpoint_dir=self.dir / "trials" / f"{number:04d}")
+        trial.phase = "tune"
+        return trial

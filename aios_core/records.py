@@ -1,0 +1,135 @@
+"""The values that pass between components: data splits, model artifacts, results."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Predictor = Callable[["np.ndarray"], "np.ndarray"]
+"""Maps a float32 batch (n, features) to class probabilities (n, classes)."""
+
+
+@dataclass
+class Dataset:
+    """Train, validation and test splits of one labelled data set.
+
+    Features are float32 arrays of shape (n, features); labels are int64 class indices.
+    ``image_shape`` is (channels, height, width) when each row is a flattened image, so a
+    convolutional model can reshape it. ``preprocessing`` describes, as JSON, what was
+    applied to raw rows (a server must apply the same); ``content_hash`` identifies the
+    raw data and the parameters that produced the splits.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    content_hash: str
+    image_shape: tuple[int, int, int] | None = None
+    feature_names: list[str] | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description, recorded in the run directory."""
+        return {
+            "name": self.name,
+            "content_hash": self.content_hash,
+            "num_features": self.num_features,
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+            "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
+            "preprocessing": self.preprocessing,
+        }
+
+
+def hash_arrays(*parts: Any) -> str:
+    """A sha256 over numpy arrays (shape, dtype and bytes) and JSON-able values, in order."""
+    import json
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            array = np.ascontiguousarray(part)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class ModelArtifact:
+    """A model file written by a run: its path, format and where it came from.
+
+    ``format`` is what can load it (``torch``, ``keras``, ``onnx``); ``name`` is its
+    role in the run (``native``, ``onnx``, ``int8``); ``metrics`` carries what the
+    producer measured.
+    """
+
+    name: str
+    path: Path
+    format: str
+    producer: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "format": self.format,
+                "producer": self.producer, "metrics": self.metrics}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelArtifact:
+        return cls(name=data["name"], path=Path(data["path"]), format=data["format"],
+                   producer=data["producer"], metrics=data.get("metrics", {}))
+
+
+@dataclass
+class TrainResult:
+    """What a trainer returns: the trained model and its per-epoch history.
+
+    ``history`` is one dict of metrics per epoch (``epoch``, ``loss``, ``accuracy``,
+    ``val_loss``, ``val_accuracy``, ``lr``, ``seconds``); ``best_epoch`` is the epoch
+    whose weights the model holds.
+    """
+
+    model: Any
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool = False
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        return dict(self.history[self.best_epoch - 1]) if self.history else {}
+
+
+@dataclass
+class TuneResult:
+    """What a tuner returns: the best parameters found, their value and every trial."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
