@@ -1,0 +1,70 @@
+"""AIOS compressor ``onnx-quant``: int8 quantization of ONNX classifiers with ONNX Runtime.
+
+Importing this module is cheap: onnx, onnxruntime and numpy load only when a hook runs
+(from ``aios_onnx_quant._quantization``), so listing plugins never pays for them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from aios_core import Compressor, Params, hookimpl
+from pydantic import Field, PositiveInt
+
+if TYPE_CHECKING:
+    from aios_core import Dataset, ModelArtifact, Predictor, RunContext
+
+__version__ = "0.1.0"
+__all__ = ["OnnxQuantCompressor", "OnnxQuantParams"]
+
+
+class OnnxQuantParams(Params):
+    """Parameters of the ``onnx-quant`` compressor."""
+
+    mode: Literal["dynamic", "static", "auto"] = Field(
+        "auto", description="static: calibrated QDQ int8; dynamic: int8 weights, activations quantized at run "
+                            "time; auto: build both and keep the fastest within max_accuracy_drop.")
+    calibration_samples: PositiveInt = Field(
+        256, description="Rows of the training split used to calibrate static quantization.")
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="How static quantization picks activation ranges from the calibration rows.")
+    per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor.")
+    max_accuracy_drop: float = Field(
+        0.01, ge=0.0, le=1.0, description="Largest validation-accuracy loss vs fp32 auto accepts (0.01 = 1 point).")
+    latency_runs: PositiveInt = Field(200, description="Timed batch-1 inferences per model; the median is reported.")
+
+
+class OnnxQuantCompressor(Compressor):
+    """Quantizes an ONNX classifier to int8 (static QDQ or dynamic), measuring what it gains and loses."""
+
+    Params: ClassVar[type[OnnxQuantParams]] = OnnxQuantParams
+    input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    output_format: ClassVar[str] = "onnx"
+    params: OnnxQuantParams
+
+    def __init__(self, params: OnnxQuantParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or "onnx-quant")
+
+    @hookimpl
+    def aios_compress(self, artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> ModelArtifact | None:
+        """Write ``run.artifacts_dir / "model.int8.onnx"`` and report fp32 and int8 size, accuracy and latency."""
+        if artifact.format not in self.input_formats:
+            raise ValueError(
+                f"onnx-quant compresses ONNX models, but artifact {artifact.name!r} ({artifact.path}) has format "
+                f"{artifact.format!r}; put an ONNX export before it in the stack (framework export_formats: [onnx]).")
+        from aios_onnx_quant import _quantization
+
+        return _quantization.compress(artifact, dataset, run, self.params)
+
+    @hookimpl
+    def aios_load_predictor(self, artifact: ModelArtifact) -> Predictor | None:
+        """A predictor backed by an ONNX Runtime session, for ``onnx`` artifacts; ``None`` for other formats."""
+        if artifact.format != "onnx":
+            return None
+        from aios_onnx_quant import _quantization
+
+        return _quantization.load_predictor(artifact.path)
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {**super().capabilities(), "modes": ["dynamic", "static", "auto"], "output_name": "int8"}
