@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,5 +71,35 @@ def fp32_artifact(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> 
     return ModelArtifact(name="onnx", path=path, format="onnx", producer="test-fixture")
 
 
-def make_run(tmp_path: Path, hook) -> RunContext:
-    return RunContext(name="t", seed=0, threads=1, dir=tmp_path, stack={}, hook=hook)
+Compress = Callable[..., tuple[ModelArtifact, RunContext]]
+
+
+def _compress(artifact: ModelArtifact, dataset: Dataset, run_dir: Path, **params: Any) -> tuple[ModelArtifact, RunContext]:
+    """Run ``aios_compress`` the way the runner does: the one component, registered in a real plugin manager."""
+    from aios_core.plugins import new_plugin_manager
+    from aios_onnx_quant import OnnxQuantCompressor
+
+    pm = new_plugin_manager()
+    pm.register(OnnxQuantCompressor(OnnxQuantCompressor.Params(**params)), name="onnx-quant")
+    run = RunContext(name="t", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook)
+    return pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run), run
+
+
+@pytest.fixture
+def compress(fp32_artifact: ModelArtifact, digits: Dataset, tmp_path: Path) -> Compress:
+    """Compress the fp32 digits CNN with the given parameters into a fresh run directory."""
+    return lambda **params: _compress(fp32_artifact, digits, tmp_path, **params)
+
+
+@pytest.fixture(scope="session")
+def compressed(fp32_artifact: ModelArtifact, digits: Dataset,
+               tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], ModelArtifact]:
+    """The compressed model for one mode (default parameters otherwise), built once per session."""
+    cache: dict[str, ModelArtifact] = {}
+
+    def get(mode: str) -> ModelArtifact:
+        if mode not in cache:
+            cache[mode], _ = _compress(fp32_artifact, digits, tmp_path_factory.mktemp(mode), mode=mode)
+        return cache[mode]
+
+    return get
