@@ -1,0 +1,130 @@
+"""AIOS datastores: scikit-learn's bundled data sets (``sklearn``) and data files (``files``).
+
+This module holds only the components and their parameters, so listing or validating a
+stack stays cheap; numpy, pandas and scikit-learn are imported when data is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from aios_core import Datastore, Params, hookimpl
+
+if TYPE_CHECKING:
+    from aios_core import Dataset, RunContext
+
+__version__ = "0.1.0"
+__all__ = [
+    "CleanParams",
+    "DataParams",
+    "FilesDatastore",
+    "PreprocessParams",
+    "SklearnDatastore",
+    "SplitParams",
+]
+
+BUNDLED_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+FILE_FORMATS = ("csv", "parquet", "npz", "idx")
+_LOCATION_FIELDS = {"path", "labels_path"}
+"""Where a file lies is not part of what it holds: moving it keeps its content hash."""
+
+
+class CleanParams(Params):
+    """Which rows to drop before splitting."""
+
+    drop_missing: bool = True
+    """Drop rows with any missing feature value or a missing label."""
+    drop_duplicates: bool = False
+    """Drop repeated rows (identical features and label), keeping the first."""
+
+
+class PreprocessParams(Params):
+    """How features are encoded and scaled; the statistics come from the train split only."""
+
+    scaling: Literal["none", "scale", "standardize", "minmax"] = "standardize"
+    scale_factor: float = Field(1.0, gt=0, allow_inf_nan=False)
+    """The divisor when ``scaling`` is ``scale`` (16 for digits, 255 for 8-bit images)."""
+    one_hot: list[str] = Field(default_factory=list)
+    """Text or category columns of a CSV or Parquet file to one-hot encode before scaling."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PreprocessParams:
+        if self.scale_factor != 1.0 and self.scaling != "scale":
+            raise ValueError(f"scale_factor is used only with scaling 'scale', not {self.scaling!r}")
+        repeated = sorted({name for name in self.one_hot if self.one_hot.count(name) > 1})
+        if repeated:
+            raise ValueError(f"one_hot names {', '.join(map(repr, repeated))} more than once")
+        return self
+
+
+class SplitParams(Params):
+    """Fractions of the rows held out, per class (stratified), chosen by the run's seed."""
+
+    validation: float = Field(0.15, gt=0, lt=0.5)
+    test: float = Field(0.15, gt=0, lt=0.5)
+
+
+class DataParams(Params):
+    """Parameters every AIOS datastore of this distribution shares."""
+
+    clean: CleanParams = Field(default_factory=CleanParams)
+    preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+
+
+class SklearnDatastore(Datastore):
+    """One of scikit-learn's bundled data sets (no download)."""
+
+    class Params(DataParams):
+        dataset: Literal["digits", "iris", "wine", "breast_cancer"] = "digits"
+
+    params: Params
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"datasets": list(BUNDLED_DATASETS)}
+
+    @hookimpl
+    def aios_load_dataset(self, run: RunContext) -> Dataset:
+        from aios_data._bundled import load_bundled
+        from aios_data._prepare import prepare_dataset
+
+        raw = load_bundled(self.params.dataset)
+        return prepare_dataset(raw, self.params, seed=run.seed,
+                               hash_params=self.params.model_dump(mode="json"), log=run.log)
+
+
+class FilesDatastore(Datastore):
+    """A labelled data file: CSV or Parquet table, NumPy ``.npz`` arrays, or MNIST-style IDX."""
+
+    class Params(DataParams):
+        path: Path
+        """The data file; for IDX, the images file (``train-images-idx3-ubyte[.gz]``)."""
+        format: Literal["auto", "csv", "parquet", "npz", "idx"] = "auto"
+        """``auto`` tells the format from the file name."""
+        target: str = Field("target", min_length=1)
+        """The label column of a CSV or Parquet file."""
+        x_key: str = Field("x", min_length=1)
+        y_key: str = Field("y", min_length=1)
+        labels_path: Path | None = None
+        """The IDX labels file; by default the images file's name with ``labels-idx1-ubyte``."""
+        image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+        """(channels, height, width) of each row, overriding what the file implies."""
+
+    params: Params
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"formats": list(FILE_FORMATS)}
+
+    @hookimpl
+    def aios_load_dataset(self, run: RunContext) -> Dataset:
+        from aios_data._files import read_data_file
+        from aios_data._prepare import prepare_dataset
+
+        raw = read_data_file(self.params)
+        hash_params = self.params.model_dump(mode="json", exclude=_LOCATION_FIELDS)
+        return prepare_dataset(raw, self.params, seed=run.seed, hash_params=hash_params, log=run.log)

@@ -1,0 +1,217 @@
+"""Readers for labelled data files: CSV and Parquet tables, ``.npz`` arrays, IDX (MNIST)."""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from aios_data._prepare import FIELD, RawData, _names
+
+if TYPE_CHECKING:
+    from aios_data import FilesDatastore
+
+_SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz", ".idx": "idx"}
+_IDX_NAME = re.compile(r"(idx\d|-ubyte$)")
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_LABEL_NAMES = (("images-idx3-ubyte", "labels-idx1-ubyte"), ("images.idx3-ubyte", "labels.idx1-ubyte"))
+
+
+def read_data_file(params: FilesDatastore.Params) -> RawData:
+    """Read the file ``params.path`` names, in ``params.format`` (or the one its name implies)."""
+    path = _existing_file(params.path, f"{FIELD}.path")
+    fmt = detect_format(path) if params.format == "auto" else params.format
+    if params.labels_path is not None and fmt != "idx":
+        raise ValueError(f"{FIELD}.labels_path: used only with IDX files, but {path} is read as {fmt}")
+    if fmt in ("csv", "parquet"):
+        raw = read_table(path, fmt, params.target)
+    elif fmt == "npz":
+        raw = read_npz(path, params.x_key, params.y_key)
+    else:
+        raw = read_idx_pair(path, params.labels_path)
+    if params.image_shape is not None:
+        raw.image_shape = params.image_shape
+    return raw
+
+
+def detect_format(path: Path) -> str:
+    """The format a file name implies: its suffix (before ``.gz``), or IDX for MNIST-style names."""
+    base = _without_gz(path.name.lower())
+    fmt = _SUFFIX_FORMATS.get(Path(base).suffix)
+    if fmt is None and _IDX_NAME.search(base):
+        fmt = "idx"
+    if fmt is None:
+        raise ValueError(f"{FIELD}.format: cannot tell the format of {path} from its name; "
+                         f"set data.format to csv, parquet, npz or idx")
+    return fmt
+
+
+# ---------------------------------------------------------------- tables
+def read_table(path: Path, fmt: str, target: str) -> RawData:
+    """A CSV or Parquet table whose column ``target`` holds the labels and the others the features."""
+    try:
+        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+    except Exception as error:  # pandas and pyarrow raise many types for one cause: not this format
+        raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {_first_line(error)}") from None
+    frame = frame.reset_index(drop=True)
+    columns = list(frame.columns)
+    if target not in columns:
+        close = difflib.get_close_matches(target, [str(column) for column in columns], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{FIELD}.target: no column {target!r} in {path}{hint}; columns are: {_names(columns)}")
+    if len(columns) < 2:
+        raise ValueError(f"{FIELD}.path: {path} has no feature columns besides the target {target!r}")
+    if len(frame) == 0:
+        raise ValueError(f"{FIELD}.path: {path} holds no rows")
+    return RawData(name=_stem(path), source=str(path), features=frame.drop(columns=[target]),
+                   labels=frame[target], label_field=f"{FIELD}.target")
+
+
+# ---------------------------------------------------------------- npz
+def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
+    """Features ``x_key`` (n, ...) and labels ``y_key`` (n,) from a NumPy ``.npz`` archive.
+
+    Image batches (n, h, w) get image_shape (1, h, w); (n, c, h, w) keep their layout, and
+    channels-last batches (n, h, w, c) with 1 or 3 channels become channels-first.
+    """
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an archive of named arrays")
+    except Exception as error:  # numpy raises several types for one cause: not an npz archive
+        raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: {_first_line(error)}") from None
+    with archive:
+        keys = list(archive.files)
+        x = _npz_array(archive, keys, x_key, "x_key", path)
+        y = _npz_array(archive, keys, y_key, "y_key", path)
+    if x.ndim == 0 or x.dtype.kind not in "biuf":
+        raise ValueError(f"{FIELD}.x_key: array {x_key!r} in {path} must be numeric with one row per sample "
+                         f"(found dtype {x.dtype}, shape {x.shape})")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise ValueError(f"{FIELD}.y_key: array {y_key!r} in {path} must hold one label per row "
+                         f"(found shape {y.shape})")
+    if len(x) != len(y):
+        raise ValueError(f"{FIELD}.y_key: {path} holds {len(y)} labels ({y_key!r}) but {len(x)} rows ({x_key!r})")
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    image_shape = None
+    if x.ndim == 3:
+        image_shape = (1, *x.shape[1:])
+    elif x.ndim == 4:
+        if x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        image_shape = tuple(x.shape[1:])
+    return RawData(name=_stem(path), source=str(path), features=x, labels=y,
+                   label_field=f"{FIELD}.y_key", image_shape=image_shape)
+
+
+def _npz_array(archive: np.lib.npyio.NpzFile, keys: list[str], key: str, field: str, path: Path) -> np.ndarray:
+    if key not in keys:
+        raise ValueError(f"{FIELD}.{field}: no array {key!r} in {path}; arrays are: {_names(keys)}")
+    try:
+        return archive[key]
+    except ValueError:
+        raise ValueError(f"{FIELD}.{field}: array {key!r} in {path} holds Python objects, which are not loaded "
+                         f"(that would run code from the file); save it as a numeric or string array") from None
+
+
+# ---------------------------------------------------------------- idx (MNIST)
+def read_idx_pair(images_path: Path, labels_path: Path | None) -> RawData:
+    """An IDX images file and its labels file; (n, h, w) images get image_shape (1, h, w)."""
+    images = read_idx(images_path, f"{FIELD}.path")
+    labels_path = _existing_file(labels_path, f"{FIELD}.labels_path") if labels_path else _labels_for(images_path)
+    labels = read_idx(labels_path, f"{FIELD}.labels_path")
+    if images.ndim < 2:
+        raise ValueError(f"{FIELD}.path: {images_path} holds a 1-dimensional IDX array, like a labels file; "
+                         f"data.path must name the images file")
+    if labels.ndim != 1:
+        raise ValueError(f"{FIELD}.labels_path: {labels_path} holds an IDX array of shape {labels.shape}; "
+                         f"a labels file holds one label per image")
+    if len(labels) != len(images):
+        raise ValueError(f"{FIELD}.labels_path: {labels_path} holds {len(labels)} labels but {images_path} "
+                         f"holds {len(images)} images")
+    image_shape = (1, *images.shape[1:]) if images.ndim == 3 else tuple(images.shape[1:]) if images.ndim == 4 else None
+    return RawData(name=_stem(images_path), source=str(images_path), features=images, labels=labels,
+                   label_field=f"{FIELD}.labels_path", image_shape=image_shape)
+
+
+def read_idx(path: Path, field: str) -> np.ndarray:
+    """An IDX array: bytes 0 0, a type code, a dimension count, big-endian int32 sizes, then the values."""
+    data = _read_bytes(path, field)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or data[3] == 0:
+        raise ValueError(f"{field}: {path} is not an IDX file: bad magic {data[:4].hex(' ') or '(empty)'}, "
+                         f"expected 00 00, a type code (08 ubyte, 09 byte, 0b short, 0c int, 0d float, 0e double) "
+                         f"and a dimension count")
+    ndim = data[3]
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise ValueError(f"{field}: {path} is truncated: its IDX header announces {ndim} dimensions "
+                         f"but the file ends after {len(data)} bytes")
+    shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) - offset != expected:
+        raise ValueError(f"{field}: {path} holds {len(data) - offset} bytes of values but its IDX header announces "
+                         f"shape {shape} of {dtype.name} ({expected} bytes)")
+    return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _labels_for(images_path: Path) -> Path:
+    """The MNIST labels file next to an images file (``train-images-idx3-ubyte`` -> ``train-labels-idx1-ubyte``)."""
+    for images_part, labels_part in _IDX_LABEL_NAMES:
+        if images_part in images_path.name:
+            candidate = images_path.with_name(images_path.name.replace(images_part, labels_part))
+            # MNIST mirrors ship both compressed and plain files: accept either spelling
+            alternative = candidate.with_name(_without_gz(candidate.name) if candidate.name.endswith(".gz")
+                                              else candidate.name + ".gz")
+            if not candidate.is_file() and alternative.is_file():
+                candidate = alternative
+            if not candidate.is_file():
+                raise ValueError(f"{FIELD}.labels_path: no such file: {candidate} (the labels file derived from "
+                                 f"{images_path.name}); set data.labels_path")
+            return candidate
+    raise ValueError(f"{FIELD}.labels_path: cannot derive a labels file from {images_path} (its name has no "
+                     f"'images-idx3-ubyte'); set data.labels_path")
+
+
+# ---------------------------------------------------------------- shared
+def _existing_file(path: Path, field: str) -> Path:
+    path = path.expanduser().absolute()
+    if path.is_dir():
+        raise ValueError(f"{field}: {path} is a directory, expected a file")
+    if not path.is_file():
+        raise ValueError(f"{field}: no such file: {path}")
+    return path
+
+
+def _read_bytes(path: Path, field: str) -> bytes:
+    if not path.name.endswith(".gz"):
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as stream:
+            return stream.read()
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{field}: cannot decompress {path} (gzip): {_first_line(error)}") from None
+
+
+def _without_gz(name: str) -> str:
+    return name[: -len(".gz")] if name.endswith(".gz") else name
+
+
+def _stem(path: Path) -> str:
+    """The file's name without ``.gz`` and its format suffix: ``train.csv.gz`` -> ``train``."""
+    base = _without_gz(path.name)
+    return Path(base).stem if Path(base).suffix.lower() in _SUFFIX_FORMATS else base
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

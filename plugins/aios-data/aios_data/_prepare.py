@@ -1,0 +1,316 @@
+"""From raw features and labels to a ``Dataset``: clean, encode, split, scale.
+
+Both datastores end here, so every source gets the same cleaning, the same stratified
+split and the same record of what was applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from aios_core import Dataset, hash_arrays
+
+if TYPE_CHECKING:
+    from aios_data import DataParams
+
+FIELD = "data"
+"""The stack key of the datastore; error messages start with ``data.<field>``."""
+
+_MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
+
+
+@dataclass
+class RawData:
+    """Features and labels as loaded, before any cleaning.
+
+    ``features`` is a table of feature columns (CSV, Parquet) or a numeric array with one
+    row per sample (any trailing shape). ``class_names`` names integer labels 0..k-1 when
+    the source provides names (scikit-learn's ``target_names``). ``label_field`` is the
+    parameter that chose the labels, for error messages.
+    """
+
+    name: str
+    source: str
+    features: pd.DataFrame | np.ndarray
+    labels: pd.Series | np.ndarray
+    label_field: str
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    image_shape: tuple[int, int, int] | None = None
+
+
+def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params: dict[str, Any],
+                    log: logging.Logger | None = None) -> Dataset:
+    """Clean, encode, split (stratified, from ``seed``) and scale ``raw`` into a ``Dataset``.
+
+    ``content_hash`` covers the raw arrays, ``hash_params`` and ``seed``, since all
+    three decide the splits.
+    """
+    table = isinstance(raw.features, pd.DataFrame)
+    one_hot = list(params.preprocess.one_hot)
+    _check_features(raw, one_hot)
+    content_hash = hash_arrays(*_hash_parts(raw.features), *_hash_parts(raw.labels),
+                               {"params": hash_params, "seed": seed})
+
+    features = raw.features if table else _as_matrix(raw.features)
+    values, missing = _label_values(raw.labels)
+    keys = _label_keys(values, missing)
+
+    dropped_missing = dropped_duplicates = 0
+    if params.clean.drop_missing:
+        drop = missing | _missing_feature_rows(features)
+        dropped_missing = int(drop.sum())
+        features, values, missing, keys = _take(~drop, features, values, missing, keys)
+    if params.clean.drop_duplicates:
+        drop = _duplicate_rows(features, keys)
+        dropped_duplicates = int(drop.sum())
+        features, values, missing, keys = _take(~drop, features, values, missing, keys)
+    if missing.any():
+        raise ValueError(f"{FIELD}.clean.drop_missing: {int(missing.sum())} rows of {raw.source} have no label; "
+                         f"set data.clean.drop_missing to true to drop them")
+    if len(values) == 0:
+        raise ValueError(f"{FIELD}.clean: no rows of {raw.source} are left after cleaning "
+                         f"({dropped_missing} with missing values, {dropped_duplicates} duplicates)")
+
+    preprocessing: dict[str, Any] = {}
+    if table:
+        x, feature_names, categories = _encode_table(features, one_hot)
+        preprocessing["columns"] = [str(column) for column in features.columns]
+        preprocessing["one_hot"] = categories
+    else:
+        x, feature_names = features, raw.feature_names
+    y, class_names = _encode_labels(values, raw)
+    image_shape = _check_image_shape(raw, x.shape[1])
+
+    train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
+    scaling = _fit_scaling(x[train], params)
+    preprocessing.update(scaling.record)
+    preprocessing["dropped_missing"] = dropped_missing
+    preprocessing["dropped_duplicates"] = dropped_duplicates
+
+    if log is not None:
+        log.info("data %s: %d rows kept (%d with missing values and %d duplicates dropped), "
+                 "%d features, %d classes; split %d/%d/%d", raw.name, len(y), dropped_missing,
+                 dropped_duplicates, x.shape[1], len(class_names), len(train), len(val), len(test))
+    return Dataset(
+        name=raw.name,
+        x_train=scaling.apply(x[train]), y_train=y[train],
+        x_val=scaling.apply(x[val]), y_val=y[val],
+        x_test=scaling.apply(x[test]), y_test=y[test],
+        class_names=class_names,
+        content_hash=content_hash,
+        image_shape=image_shape,
+        feature_names=feature_names,
+        preprocessing=preprocessing,
+    )
+
+
+# ---------------------------------------------------------------- checks and hashing
+def _check_features(raw: RawData, one_hot: list[str]) -> None:
+    if not isinstance(raw.features, pd.DataFrame):
+        if one_hot:
+            raise ValueError(f"{FIELD}.preprocess.one_hot: one-hot encoding applies to named columns of CSV and "
+                             f"Parquet files, not to {raw.source}")
+        if raw.features.dtype.kind not in "biuf":
+            raise ValueError(f"{FIELD}.path: the features of {raw.source} are not numeric (dtype {raw.features.dtype})")
+        return
+    columns = list(raw.features.columns)
+    label_name = raw.labels.name if isinstance(raw.labels, pd.Series) else None
+    for name in one_hot:
+        if name not in columns:
+            why = " (it is the target column)" if name == label_name else ""
+            raise ValueError(f"{FIELD}.preprocess.one_hot: no feature column {name!r} in {raw.source}{why}; "
+                             f"feature columns are: {_names(columns)}")
+    for name in columns:
+        column = raw.features[name]
+        if name in one_hot or pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+            continue
+        present = column.dropna()
+        example = f" (found {present.iloc[0]!r})" if len(present) else ""
+        raise ValueError(f"{FIELD}.path: column {name!r} of {raw.source} is not numeric{example}; "
+                         f"list it in data.preprocess.one_hot to one-hot encode it")
+
+
+def _hash_parts(data: pd.DataFrame | pd.Series | np.ndarray) -> list[Any]:
+    """Raw data as ``hash_arrays`` parts: numeric arrays as bytes, anything else as text."""
+    if isinstance(data, pd.DataFrame):
+        parts: list[Any] = [[str(column) for column in data.columns]]
+        for column in data.columns:
+            parts.extend(_hash_parts(data[column]))
+        return parts
+    if isinstance(data, pd.Series):
+        if pd.api.types.is_numeric_dtype(data) or pd.api.types.is_bool_dtype(data):
+            array = data.to_numpy()
+            if array.dtype.kind not in "biuf":  # a nullable column holding pd.NA
+                array = data.to_numpy(dtype="float64", na_value=np.nan)
+            return [array]
+        return [[None if pd.isna(value) else str(value) for value in data.tolist()]]
+    if data.dtype.kind in "biuf":
+        return [data]
+    return [[str(value) for value in data.tolist()]]
+
+
+def _names(names: list[Any], limit: int = 20) -> str:
+    shown = ", ".join(str(name) for name in names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------- labels
+def _label_values(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as integers, floats or strings (whichever keeps them apart) and a missing mask."""
+    series = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        floats = series.to_numpy(dtype="float64", na_value=np.nan)
+        floats[missing] = 0.0
+        if np.all(np.isfinite(floats)) and np.all(floats == np.round(floats)):
+            return floats.astype(np.int64), missing
+        return floats, missing
+    strings = np.array(["" if gone else str(value) for value, gone in zip(series.tolist(), missing)], dtype=object)
+    return strings, missing
+
+
+def _label_keys(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """One integer per row, equal for equal labels, -1 for a missing one (used to find duplicates)."""
+    _, inverse = np.unique(values, return_inverse=True)
+    return np.where(missing, -1, inverse.reshape(-1)).astype(np.int64)
+
+
+def _encode_labels(values: np.ndarray, raw: RawData) -> tuple[np.ndarray, list[str]]:
+    classes, inverse = np.unique(values, return_inverse=True)
+    y = inverse.reshape(-1).astype(np.int64)
+    if len(classes) < 2:
+        raise ValueError(f"{raw.label_field}: {raw.source} has a single class ({classes[0]!s}) after cleaning; "
+                         f"a classifier needs at least two")
+    if raw.class_names is not None:
+        return y, [raw.class_names[int(value)] for value in classes]
+    return y, [str(value) for value in classes]
+
+
+# ---------------------------------------------------------------- cleaning
+def _as_matrix(features: np.ndarray) -> np.ndarray:
+    return np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+
+
+def _missing_feature_rows(features: pd.DataFrame | np.ndarray) -> np.ndarray:
+    if isinstance(features, pd.DataFrame):
+        return features.isna().any(axis=1).to_numpy()
+    return np.isnan(features).any(axis=1)
+
+
+def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """True for each row equal (features and label) to an earlier one."""
+    if isinstance(features, pd.DataFrame):
+        frame = features.set_axis(range(features.shape[1]), axis=1).assign(label=keys)
+        return frame.duplicated(keep="first").to_numpy()
+    # one opaque value per row, so np.unique compares whole rows at once; + 0.0 makes -0.0 equal 0.0
+    rows = np.ascontiguousarray(np.column_stack([features + 0.0, keys.astype(np.float64)]))
+    opaque = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
+    _, first = np.unique(opaque, return_index=True)
+    duplicate = np.ones(len(rows), dtype=bool)
+    duplicate[first] = False
+    return duplicate
+
+
+def _take(keep: np.ndarray, features: pd.DataFrame | np.ndarray, *arrays: np.ndarray) -> tuple[Any, ...]:
+    if isinstance(features, pd.DataFrame):
+        kept = features.iloc[np.flatnonzero(keep)].reset_index(drop=True)
+    else:
+        kept = features[keep]
+    return (kept, *(array[keep] for array in arrays))
+
+
+# ---------------------------------------------------------------- encoding
+def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    """Numeric columns as they are, ``one_hot`` columns as one 0/1 column per category (sorted)."""
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    categories: dict[str, list[str]] = {}
+    for column in frame.columns:
+        series = frame[column]
+        if column in one_hot:
+            text = series.map(lambda value: None if pd.isna(value) else str(value))
+            found = sorted(value for value in set(text.tolist()) if value is not None)
+            categories[str(column)] = found
+            for category in found:
+                blocks.append((text == category).to_numpy(dtype=np.float64))
+                names.append(f"{column}={category}")
+        else:
+            blocks.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
+            names.append(str(column))
+    return np.column_stack(blocks), names, categories
+
+
+def _check_image_shape(raw: RawData, num_features: int) -> tuple[int, int, int] | None:
+    if raw.image_shape is None:
+        return None
+    shape = tuple(int(size) for size in raw.image_shape)
+    if math.prod(shape) != num_features:
+        raise ValueError(f"{FIELD}.image_shape: {list(shape)} holds {math.prod(shape)} values but the rows of "
+                         f"{raw.source} have {num_features} features")
+    return shape  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- split
+def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams, seed: int,
+                      source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of train, validation and test, each class in proportion."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y, minlength=len(class_names))
+    fewest = int(np.argmin(counts))
+    if counts[fewest] < _MIN_ROWS_PER_CLASS:
+        raise ValueError(f"{FIELD}.split: class {class_names[fewest]!r} has only {counts[fewest]} row(s) in {source} "
+                         f"after cleaning; a stratified train/validation/test split needs at least "
+                         f"{_MIN_ROWS_PER_CLASS} per class")
+    state = seed % 2**32
+    rows = np.arange(len(y))
+    try:
+        rest, test = train_test_split(rows, test_size=params.split.test, stratify=y, random_state=state)
+        validation = params.split.validation / (1.0 - params.split.test)
+        train, val = train_test_split(rest, test_size=validation, stratify=y[rest], random_state=state)
+    except ValueError as error:
+        raise ValueError(f"{FIELD}.split: too few rows per class in {source} for a stratified split of "
+                         f"{len(y)} rows into {len(class_names)} classes ({error}); raise data.split.validation "
+                         f"and data.split.test or use more data") from None
+    return train, val, test
+
+
+# ---------------------------------------------------------------- scaling
+@dataclass
+class _Scaling:
+    """``(x - shift) / divisor`` per feature, and its JSON record."""
+
+    shift: np.ndarray | float
+    divisor: np.ndarray | float
+    record: dict[str, Any]
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.shift) / self.divisor).astype(np.float32)
+
+
+def _fit_scaling(x_train: np.ndarray, params: DataParams) -> _Scaling:
+    scaling = params.preprocess.scaling
+    if scaling == "none":
+        return _Scaling(0.0, 1.0, {"scaling": "none"})
+    if scaling == "scale":
+        factor = params.preprocess.scale_factor
+        return _Scaling(0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor})
+    with warnings.catch_warnings():  # an all-missing column (drop_missing off) has no statistics: kept as is
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if scaling == "standardize":
+            shift, divisor = np.nanmean(x_train, axis=0), np.nanstd(x_train, axis=0)
+        else:
+            shift = np.nanmin(x_train, axis=0)
+            divisor = np.nanmax(x_train, axis=0) - shift
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    divisor = np.where(np.isfinite(divisor) & (divisor > 0), divisor, 1.0)
+    names = ("mean", "std") if scaling == "standardize" else ("min", "range")
+    return _Scaling(shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()})
