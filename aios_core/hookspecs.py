@@ -56,7 +56,7 @@ def aios_build_model(dataset: Dataset, run: RunContext, overrides: dict[str, Any
 
 @hookspec(firstresult=True)
 def aios_save_model(model: Any, path: Path) -> ModelArtifact:
-    """Write ``model`` in the framework's native format to ``path``, atomically.
+    """Write ``model`` in the framework's native format to ``path`` (``model.<native_format>``), atomically.
 
     Returns the artifact (format = the framework's ``native_format``); first result wins.
     """

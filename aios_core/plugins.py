@@ -1,14 +1,217 @@
-"""Plugin discovery and loading (placeholder: being written)."""
+"""Finding and loading plugin components: the whole story in one module.
+
+Discovery reads installed distributions' metadata only (entry points and the
+``aios-core`` range they require) and imports nothing. A component is imported when a
+stack names it (``load_component``), checked against its kind's base class and the
+hook specs, and registered in a run's plugin manager. A component that cannot be used
+is reported by name and skipped; with ``AIOS_STRICT_PLUGINS=1`` that becomes an error.
+
+Environment: ``AIOS_DISABLE_PLUGINS=a,b`` blocks components or distributions by name
+before import; ``AIOS_STRICT_PLUGINS=1`` turns skips into errors;
+``AIOS_TRACE_PLUGINS=1`` prints every hook call to stderr.
+"""
 
 from __future__ import annotations
 
-import pluggy
+import difflib
+import functools
+import importlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
-from aios_core import hookspecs
+from aios_core import __version__
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from aios_core.components import Component
+
+KIND_GROUPS = {
+    "framework": "aios.frameworks",
+    "datastore": "aios.datastores",
+    "trainer": "aios.trainers",
+    "tuner": "aios.tuners",
+    "compressor": "aios.compressors",
+    "deployer": "aios.deployers",
+    "monitor": "aios.monitors",
+}
+CORE_DISTRIBUTION = "aios-core"
+
+
+class PluginError(Exception):
+    """A component cannot be used: unknown, disabled, incompatible, broken or invalid."""
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normal form, so ``AIOS_Torch`` and ``aios-torch`` are the same name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def strict_mode() -> bool:
+    return os.environ.get("AIOS_STRICT_PLUGINS", "") not in ("", "0")
+
+
+def _disabled_names() -> set[str]:
+    raw = os.environ.get("AIOS_DISABLE_PLUGINS", "")
+    return {canonical_name(part.strip()) for part in raw.split(",") if part.strip()}
+
+
+@dataclass(frozen=True)
+class ComponentEntry:
+    """One registered component, as its distribution's metadata describes it."""
+
+    kind: str
+    name: str
+    value: str
+    distribution: str
+    version: str
+    core_range: str | None
+    problem: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.problem is None:
+            return "ok"
+        return self.problem.split(":", 1)[0]
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} '{self.name}' ({self.distribution} {self.version})"
+
+
+def _core_range(dist: metadata.Distribution) -> str | None:
+    from packaging.requirements import Requirement
+
+    for line in dist.requires or ():
+        requirement = Requirement(line)
+        if canonical_name(requirement.name) == CORE_DISTRIBUTION and not requirement.marker:
+            return str(requirement.specifier)
+    return None
+
+
+def _compatibility_problem(distribution: str, core_range: str | None) -> str | None:
+    if distribution == CORE_DISTRIBUTION or core_range is None:
+        return None
+    from packaging.specifiers import SpecifierSet
+
+    if SpecifierSet(core_range).contains(__version__, prereleases=True):
+        return None
+    return (f"incompatible: {distribution} requires aios-core{core_range}, "
+            f"but aios-core {__version__} is installed; upgrade or downgrade one of them")
+
+
+@functools.cache
+def discover() -> tuple[ComponentEntry, ...]:
+    """Every installed component of every kind, from metadata alone (nothing is imported)."""
+    disabled = _disabled_names()
+    groups = {group: kind for kind, group in KIND_GROUPS.items()}
+    entries: list[ComponentEntry] = []
+    ranges: dict[str, str | None] = {}
+    for entry_point in metadata.entry_points():
+        kind = groups.get(entry_point.group)
+        if kind is None:
+            continue
+        dist = entry_point.dist
+        distribution = canonical_name(dist.name) if dist else "unknown"
+        if distribution not in ranges:
+            ranges[distribution] = _core_range(dist) if dist else None
+        problem = _compatibility_problem(distribution, ranges[distribution])
+        if canonical_name(entry_point.name) in disabled or distribution in disabled:
+            problem = "disabled: blocked by AIOS_DISABLE_PLUGINS"
+        entries.append(ComponentEntry(kind=kind, name=entry_point.name, value=entry_point.value,
+                                      distribution=distribution, version=dist.version if dist else "?",
+                                      core_range=ranges[distribution], problem=problem))
+    entries.sort(key=lambda e: (list(KIND_GROUPS).index(e.kind), e.name))
+    return tuple(entries)
+
+
+def installed(kind: str) -> list[ComponentEntry]:
+    """The components of ``kind``, usable or not."""
+    return [entry for entry in discover() if entry.kind == kind]
+
+
+def find_entry(kind: str, name: str) -> ComponentEntry:
+    """The entry for a stack's ``kind: {plugin: name}``, or a PluginError that says what to do."""
+    matches = [entry for entry in installed(kind) if entry.name == name]
+    if matches:
+        return matches[0]
+    raise PluginError(unknown_component_message(kind, name))
+
+
+def unknown_component_message(kind: str, name: str) -> str:
+    """Why ``name`` is not an installed ``kind``: did-you-mean and, if known, the pip command."""
+    from aios_core.catalog import distribution_providing
+
+    available = [entry.name for entry in installed(kind)]
+    message = f"no {kind} named '{name}' is installed"
+    distribution = distribution_providing(kind, name)
+    if distribution:
+        return f"{message}; it is provided by {distribution}: pip install {distribution}"
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+    if close:
+        message += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    return message + (f" (installed: {', '.join(available)})" if available else f" (none installed)")
+
+
+def load_component(entry: ComponentEntry) -> type[Component]:
+    """Import ``entry``'s class and check it is a component of its kind."""
+    from aios_core.components import BASE_CLASSES
+
+    if entry.problem:
+        raise PluginError(f"{entry.label} is {entry.problem}")
+    module_name, _, attribute = entry.value.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except Exception as error:  # a plugin's import may fail in any way; report it by name
+        raise PluginError(f"{entry.label} failed to import {entry.value}: {type(error).__name__}: {error}") from error
+    base = BASE_CLASSES[entry.kind]
+    if not (isinstance(value, type) and issubclass(value, base)):
+        raise PluginError(f"{entry.label}: {entry.value} is not a subclass of aios_core.{base.__name__}")
+    return value
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
-    """A plugin manager holding the AIOS hook specs and no plugins."""
+    """A plugin manager holding the AIOS hook specs and no plugins; traced if AIOS_TRACE_PLUGINS=1."""
+    import pluggy
+
+    from aios_core import hookspecs
+
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    if os.environ.get("AIOS_TRACE_PLUGINS", "") not in ("", "0"):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
     return pm
+
+
+def register(pm: pluggy.PluginManager, component: Component, label: str) -> None:
+    """Register ``component``, refusing hook implementations that do not match the specs."""
+    import pluggy
+
+    try:
+        pm.register(component, name=label)
+    except pluggy.PluginValidationError as error:
+        raise PluginError(f"{component.kind} '{component.name}' has a hook that does not match its spec: {error}") from error
+    unknown = sorted(caller.name for caller in pm.get_hookcallers(component) or () if not caller.has_spec())
+    if unknown:
+        pm.unregister(component)
+        raise PluginError(f"{component.kind} '{component.name}' implements hooks that aios_core.hookspecs "
+                          f"does not define: {', '.join(unknown)}")
+
+
+def check_component(entry: ComponentEntry) -> str | None:
+    """Import and validate one component without running it; the problem, or None (``plugins doctor``)."""
+    try:
+        cls = load_component(entry)
+        component = cls.__new__(cls)  # hooks are checked on the class's methods; no parameters needed
+        component.name = entry.name
+        register(new_plugin_manager(), component, entry.name)
+    except PluginError as error:
+        return str(error)
+    return None

@@ -1,0 +1,220 @@
+"""The built-in monitors: ``console`` (progress and summaries) and ``jsonl`` (metrics file)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Literal
+
+from aios_core.atomic import write_text
+from aios_core.components import Monitor, Params
+from aios_core.context import RunContext
+from aios_core.hookspecs import hookimpl
+from aios_core.records import ModelArtifact
+from aios_core.rundir import RunDirectory
+
+
+def _format_metrics(metrics: dict[str, Any]) -> str:
+    shown = []
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
+        if key in metrics:
+            value = metrics[key]
+            shown.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(shown)
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1024:.1f} KiB" if num_bytes < 1024 * 1024 else f"{num_bytes / 1024 / 1024:.2f} MiB"
+
+
+class ConsoleMonitor(Monitor):
+    """Shows the run on the console: a progress bar per epoch on a terminal, plain lines otherwise."""
+
+    class Params(Params):
+        progress: Literal["auto", "bar", "lines"] = "auto"
+
+    def __init__(self, params: Params | None = None, name: str | None = None) -> None:
+        super().__init__(params, name)
+        self._progress: Any = None
+        self._task: Any = None
+        self._console: Any = None
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+        return self._console
+
+    def _use_bar(self) -> bool:
+        return self.params.progress == "bar" or (self.params.progress == "auto" and self.console.is_terminal)
+
+    def _print(self, text: str) -> None:
+        (self._progress.console if self._progress else self.console).print(text)
+
+    @hookimpl
+    def aios_on_run_start(self, run: RunContext) -> None:
+        verb = "resuming" if run.resume else "running"
+        self._print(f"[bold]aios[/] {verb} stack [bold]{run.name}[/] (seed {run.seed}, {run.threads} thread"
+                    f"{'s' if run.threads != 1 else ''}) in {run.dir}")
+
+    @hookimpl
+    def aios_on_phase_start(self, run: RunContext, phase: str) -> None:
+        self._print(f"[cyan]▸ {phase}[/]")
+        if phase in ("train", "tune") and self._use_bar():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=self.console)
+            self._progress.start()
+
+    def _epochs(self, run: RunContext) -> str:
+        epochs = (run.stack.get("trainer") or {}).get("epochs")
+        return f"/{epochs}" if epochs else ""
+
+    @hookimpl
+    def aios_on_step(self, run: RunContext, epoch: int, step: int, total_steps: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task(f"epoch {epoch}{self._epochs(run)}", total=total_steps)
+        self._progress.update(self._task, completed=step, total=total_steps)
+
+    @hookimpl
+    def aios_on_epoch_end(self, run: RunContext, phase: str, epoch: int, metrics: dict[str, Any]) -> None:
+        line = f"epoch {epoch}{self._epochs(run)} {_format_metrics(metrics)}"
+        if self._progress is not None:
+            if self._task is None:
+                self._task = self._progress.add_task("", total=1)
+            total = self._progress.tasks[self._task].total or 1
+            self._progress.update(self._task, description=line, completed=total)
+            self._task = None
+        else:
+            self._print(f"  {'trial ' if phase == 'tune' else ''}{line}")
+
+    @hookimpl
+    def aios_on_artifact(self, artifact: ModelArtifact) -> None:
+        self._print(f"  wrote {artifact.name} ({artifact.format}, {_size(artifact.size_bytes)}): {artifact.path}")
+
+    @hookimpl
+    def aios_on_phase_end(self, run: RunContext, phase: str, summary: dict[str, Any]) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if phase == "data":
+            sizes = summary["sizes"]
+            self._print(f"  {summary['name']}: {sizes['train']}/{sizes['val']}/{sizes['test']} rows (train/val/test), "
+                        f"{summary['num_features']} features, {summary['num_classes']} classes, "
+                        f"hash {summary['content_hash'][:12]}")
+        elif phase == "train":
+            final = summary.get("final", {})
+            self._print(f"  best epoch {summary['best_epoch']}: {_format_metrics(final)}"
+                        + (" (stopped early)" if summary.get("stopped_early") else ""))
+        elif phase == "tune":
+            self._print(f"  best {summary['best_params']} (val_loss {summary['best_value']:.4g})")
+        elif phase == "evaluate":
+            self._print_evaluation(summary)
+        elif phase == "deploy":
+            self._print(f"  {json.dumps({k: v for k, v in summary.items() if k != 'seconds'}, default=str)[:300]}")
+
+    def _print_evaluation(self, report: dict[str, Any]) -> None:
+        from rich.table import Table
+
+        table = Table(title="evaluation on the test split", title_justify="left")
+        for column in ("model", "format", "size", "accuracy", *(f"latency b{b} (ms)" for b in report["artifacts"][0]["latency_ms"])):
+            table.add_column(column, justify="left" if column in ("model", "format") else "right")
+        for result in report["artifacts"]:
+            table.add_row(result["name"], result["format"], _size(result["size_bytes"]), f"{result['accuracy']:.4f}",
+                          *(f"{lat['p50']:.3f}" for lat in result["latency_ms"].values()))
+        self._print("")
+        (self._progress.console if self._progress else self.console).print(table)
+        comparison = report.get("comparison")
+        lines = [f"test accuracy {report['test_accuracy']:.4f} ({report['final']})"]
+        if comparison:
+            b1 = next((r["latency_ms"].get("1") for r in report["artifacts"] if r["name"] == comparison["artifact"]), None)
+            lines.append(f"{comparison['artifact']} size {comparison['size_ratio'] * 100:.1f}% of {comparison['baseline']}")
+            lines.append(f"accuracy drop {comparison['accuracy_drop'] * 100:.2f} points")
+            if b1:
+                lines.append(f"{comparison['artifact']} batch-1 latency {b1['p50']:.3f} ms "
+                             f"({comparison['speedup'].get('1', 0):.2f}x {comparison['baseline']})")
+        self._print("  " + "; ".join(lines))
+        for gate in report["gates"]:
+            mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
+            self._print(f"  gate {gate['gate']}: {mark} ({gate['value']} vs {gate['limit']})")
+
+    @hookimpl
+    def aios_on_error(self, phase: str, error: BaseException) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        self._print(f"[red]✗ {phase} failed:[/] {type(error).__name__}: {error}")
+
+    @hookimpl
+    def aios_on_run_end(self, run: RunContext, status: str) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+        self._print(f"[{colour}]{status}[/] {run.dir}")
+
+
+class JsonlMonitor(Monitor):
+    """Appends one JSON object per run event to ``metrics.jsonl`` in the run directory.
+
+    On resume, events of epochs that are reported again replace the recorded ones, so the
+    file ends as an uninterrupted run's would.
+    """
+
+    def __init__(self, params: Params | None = None, name: str | None = None) -> None:
+        super().__init__(params, name)
+        self._path: Any = None
+        self._replay_checked = True
+
+    def _write(self, record: dict[str, Any]) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        with open(self._path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+
+    @hookimpl
+    def aios_on_run_start(self, run: RunContext) -> None:
+        self._path = run.dir / RunDirectory.METRICS
+        self._replay_checked = not run.resume
+        self._write({"event": "run_start", "name": run.name, "seed": run.seed, "resume": run.resume})
+
+    @hookimpl
+    def aios_on_phase_start(self, phase: str) -> None:
+        self._write({"event": "phase_start", "phase": phase})
+
+    @hookimpl
+    def aios_on_epoch_end(self, run: RunContext, phase: str, epoch: int, metrics: dict[str, Any]) -> None:
+        if phase == "train" and not self._replay_checked:
+            self._replay_checked = True
+            records = RunDirectory(run.dir).read_metrics()
+            repeated = next((i for i, r in enumerate(records) if r.get("event") == "epoch"
+                             and r.get("phase") == phase and r.get("epoch", 0) >= epoch), None)
+            if repeated is not None:  # a resumed run reports this epoch again: keep one record
+                kept = records[:repeated] + [r for r in records[repeated:] if r.get("event") != "epoch"]
+                write_text(self._path, "".join(json.dumps(r, default=str) + "\n" for r in kept))
+        self._write({"event": "epoch", "phase": phase, **metrics, "epoch": epoch})
+
+    @hookimpl
+    def aios_on_artifact(self, artifact: ModelArtifact) -> None:
+        self._write({"event": "artifact", "name": artifact.name, "format": artifact.format,
+                     "path": str(artifact.path), "size_bytes": artifact.size_bytes})
+
+    @hookimpl
+    def aios_on_phase_end(self, phase: str, summary: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"event": "phase_end", "phase": phase, "seconds": summary.get("seconds")}
+        if phase == "evaluate":
+            record.update(test_accuracy=summary["test_accuracy"], comparison=summary.get("comparison"))
+        self._write(record)
+
+    @hookimpl
+    def aios_on_error(self, phase: str, error: BaseException) -> None:
+        self._write({"event": "error", "phase": phase, "error": f"{type(error).__name__}: {error}"})
+
+    @hookimpl
+    def aios_on_run_end(self, status: str) -> None:
+        self._write({"event": "run_end", "status": status})

@@ -1,0 +1,273 @@
+"""The stack runner: data -> tune -> train -> export -> compress -> evaluate -> deploy.
+
+Each finished phase is recorded in the run directory's ``state.json``; ``--resume``
+skips finished phases and lets the trainer continue from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aios_core.context import RunContext, RunOptions
+from aios_core.plugins import new_plugin_manager, register
+from aios_core.records import Dataset, ModelArtifact
+from aios_core.rundir import RunDirectory
+from aios_core.stack import Stack
+
+PHASES = ("data", "tune", "train", "export", "compress", "evaluate", "deploy")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class RunFailed(Exception):
+    """A phase raised; the run directory holds what was done and ``run.log`` the traceback."""
+
+    def __init__(self, run_dir: Path, phase: str, error: BaseException) -> None:
+        super().__init__(f"phase '{phase}' failed: {type(error).__name__}: {error} (run directory: {run_dir})")
+        self.run_dir, self.phase, self.error = run_dir, phase, error
+
+
+class RunInterrupted(Exception):
+    """The run was interrupted (Ctrl-C); it can be continued with ``aios run --resume``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(f"interrupted; continue with: aios run --resume {run_dir}")
+        self.run_dir = run_dir
+
+
+class GateFailed(Exception):
+    """The evaluation did not meet a gate of the stack's ``evaluate`` section."""
+
+
+@contextmanager
+def _run_log(path: Path, debug: bool) -> Iterator[None]:
+    """Send library and plugin logs (and warnings) to ``run.log`` instead of the console."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
+
+
+class StackRun:
+    """One run of a stack in one run directory (new or resumed)."""
+
+    def __init__(self, stack: Stack, run_dir: RunDirectory, options: RunOptions, resume: bool) -> None:
+        self.stack = stack
+        self.dir = run_dir
+        self.state = run_dir.read_state()
+        self.pm = new_plugin_manager()
+        for role, component in stack.components.items():
+            register(self.pm, component, role)
+        self.context = RunContext(name=stack.name, seed=stack.settings.seed, threads=stack.settings.threads,
+                                  dir=run_dir.path, stack=stack.resolved, hook=self.pm.hook, resume=resume,
+                                  options=options, checkpoint_dir=run_dir.checkpoints)
+
+    # -------------------------------------------------------------- helpers
+    def _call(self, role: str, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` on exactly the component in ``role``."""
+        others = [c for r, c in self.stack.components.items() if r != role]
+        return self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+
+    def _artifact_written(self, artifact: ModelArtifact) -> ModelArtifact:
+        self.pm.hook.aios_on_artifact(run=self.context, artifact=artifact)
+        return artifact
+
+    def _save_state(self) -> None:
+        self.dir.write_state(self.state)
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[dict[str, Any]]:
+        """Run a phase: notify monitors, record its summary in state.json when it ends."""
+        self.context.phase = name
+        self.pm.hook.aios_on_phase_start(run=self.context, phase=name)
+        summary: dict[str, Any] = {}
+        started = time.perf_counter()
+        try:
+            yield summary
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            logging.getLogger("aios.run").exception("phase %s failed", name)
+            self.pm.hook.aios_on_error(run=self.context, phase=name, error=error)
+            raise RunFailed(self.dir.path, name, error) from error
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        self.state["phases"][name] = summary
+        self._save_state()
+        self.pm.hook.aios_on_phase_end(run=self.context, phase=name, summary=summary)
+
+    def _done(self, name: str) -> dict[str, Any] | None:
+        return self.state["phases"].get(name) if self.context.resume else None
+
+    # -------------------------------------------------------------- phases
+    def _data(self) -> Dataset:
+        with self._phase("data") as summary:
+            dataset = self._call("data", "aios_load_dataset", run=self.context)
+            recorded = (self.state["phases"].get("data") or {}).get("content_hash")
+            if self.context.resume and recorded and recorded != dataset.content_hash:
+                raise ValueError(f"the data changed since the run started (content hash {dataset.content_hash[:12]} "
+                                 f"!= {recorded[:12]}); start a new run instead of resuming")
+            summary.update(dataset.summary())
+            self.dir.write_data_summary(dataset.summary())
+        return dataset
+
+    def _objective(self, dataset: Dataset) -> Callable[[dict[str, Any]], float]:
+        trials = iter(range(1, 1_000_000))
+
+        def objective(params: dict[str, Any]) -> float:
+            model_overrides = {k.removeprefix("model."): v for k, v in params.items() if k.startswith("model.")}
+            trainer_overrides = {k.removeprefix("trainer."): v for k, v in params.items() if k.startswith("trainer.")}
+            unknown = sorted(k for k in params if not k.startswith(("model.", "trainer.")))
+            if unknown:
+                raise ValueError(f"tuner parameters must start with model. or trainer.: {', '.join(unknown)}")
+            trial = self.context.for_trial(next(trials))
+            model = self._call("model", "aios_build_model", dataset=dataset, run=trial, overrides=model_overrides)
+            result = self._call("trainer", "aios_train", model=model, dataset=dataset, run=trial,
+                                overrides=trainer_overrides)
+            return float(result.final_metrics["val_loss"])
+
+        return objective
+
+    def _tune(self, dataset: Dataset) -> dict[str, Any]:
+        if "tuner" not in self.stack.components:
+            return {}
+        done = self._done("tune")
+        if done:
+            return done["best_params"]
+        with self._phase("tune") as summary:
+            result = self._call("tuner", "aios_tune", objective=self._objective(dataset), run=self.context)
+            summary.update(best_params=result.best_params, best_value=result.best_value, trials=result.trials)
+        return result.best_params
+
+    def _train(self, dataset: Dataset, best: dict[str, Any]) -> tuple[Any, ModelArtifact]:
+        done = self._done("train")
+        if done:
+            artifact = ModelArtifact.from_json(done["artifact"])
+            return None, artifact
+        with self._phase("train") as summary:
+            model_overrides = {k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")}
+            trainer_overrides = {k.removeprefix("trainer."): v for k, v in best.items() if k.startswith("trainer.")}
+            model = self._call("model", "aios_build_model", dataset=dataset, run=self.context,
+                               overrides=model_overrides)
+            result = self._call("trainer", "aios_train", model=model, dataset=dataset, run=self.context,
+                                overrides=trainer_overrides)
+            native_path = self.dir.artifacts / f"model.{self.stack.components['model'].native_format}"
+            artifact = self._call("model", "aios_save_model", model=result.model, path=native_path)
+            self._artifact_written(artifact)
+            summary.update(history=result.history, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+                           final=result.final_metrics, artifact=artifact.to_json())
+        return result.model, artifact
+
+    def _export(self, model: Any, native: ModelArtifact, dataset: Dataset) -> list[ModelArtifact]:
+        done = self._done("export")
+        if done:
+            return [ModelArtifact.from_json(a) for a in done["artifacts"]]
+        framework = self.stack.components["model"]
+        with self._phase("export") as summary:
+            if model is None and framework.export_formats:
+                model = self._call("model", "aios_load_model", artifact=native)
+            exported = []
+            for fmt in framework.export_formats:
+                artifact = self._call("model", "aios_export_model", model=model, fmt=fmt,
+                                      path=self.dir.artifacts / f"model.{fmt}", dataset=dataset)
+                exported.append(self._artifact_written(artifact))
+            summary["artifacts"] = [a.to_json() for a in exported]
+        return exported
+
+    def _compress(self, artifacts: list[ModelArtifact], dataset: Dataset) -> list[ModelArtifact]:
+        roles = self.stack.roles("compressors")
+        if not roles:
+            return []
+        done = self._done("compress")
+        if done:
+            return [ModelArtifact.from_json(a) for a in done["artifacts"]]
+        with self._phase("compress") as summary:
+            compressed: list[ModelArtifact] = []
+            for role in roles:
+                compressor = self.stack.components[role]
+                source = next(a for a in reversed(artifacts + compressed) if a.format in compressor.input_formats)
+                output = self._call(role, "aios_compress", artifact=source, dataset=dataset, run=self.context)
+                compressed.append(self._artifact_written(output))
+            summary["artifacts"] = [a.to_json() for a in compressed]
+        return compressed
+
+    def _evaluate(self, artifacts: list[ModelArtifact], dataset: Dataset) -> dict[str, Any]:
+        from aios_core.evaluation import evaluate
+
+        with self._phase("evaluate") as summary:
+            history = self.state["phases"]["train"]["history"]
+            report = evaluate(artifacts, dataset, lambda a: self.pm.hook.aios_load_predictor(artifact=a),
+                              self.stack.settings.evaluate, history, self.dir.report)
+            summary.update(report)
+        failed = [gate["message"] for gate in report["gates"] if not gate["passed"]]
+        if failed:
+            raise RunFailed(self.dir.path, "evaluate", GateFailed("; ".join(failed)))
+        return report
+
+    def _deploy(self, artifacts: list[ModelArtifact], dataset: Dataset) -> None:
+        if "deployer" not in self.stack.components:
+            return
+        deployer = self.stack.components["deployer"]
+        artifact = next(a for a in reversed(artifacts) if a.format in deployer.formats)
+        with self._phase("deploy") as summary:
+            summary.update(self._call("deployer", "aios_deploy", artifact=artifact, dataset=dataset,
+                                      run=self.context) or {})
+
+    # -------------------------------------------------------------- the run
+    def execute(self) -> dict[str, Any]:
+        """Run every phase; returns the final state. Raises RunFailed or RunInterrupted."""
+        for variable in _THREAD_VARIABLES:
+            os.environ[variable] = str(self.stack.settings.threads)
+        self.state.setdefault("phases", {})
+        self.state.update(status="running", resumed=self.state.get("resumed", -1) + 1,
+                          started=self.state.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
+        self._save_state()
+        with _run_log(self.dir.path / RunDirectory.LOG, self.context.options.debug):
+            self.pm.hook.aios_on_run_start(run=self.context)
+            status = "failed"
+            try:
+                dataset = self._data()
+                best = self._tune(dataset)
+                model, native = self._train(dataset, best)
+                artifacts = [native, *self._export(model, native, dataset)]
+                artifacts += self._compress(artifacts, dataset)
+                self._evaluate(artifacts, dataset)
+                self._deploy(artifacts, dataset)
+                status = "completed"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise RunInterrupted(self.dir.path) from None
+            finally:
+                self.state.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                self._save_state()
+                self.pm.hook.aios_on_run_end(run=self.context, status=status, summary=self.state)
+        return self.state
+
+
+def start_run(stack: Stack, runs_root: Path, options: RunOptions | None = None) -> StackRun:
+    """A new run directory for ``stack``, holding its lock file."""
+    run_dir = RunDirectory.create(runs_root, stack.name)
+    run_dir.write_lock(stack.lock())
+    return StackRun(stack, run_dir, options or RunOptions(), resume=False)
+
+
+def resume_run(run_dir: RunDirectory, options: RunOptions | None = None) -> StackRun:
+    """Continue an interrupted run from its lock file, state and checkpoints."""
+    from aios_core.stack import load_stack
+
+    stack = load_stack(run_dir.lock_file, locked=True)
+    return StackRun(stack, run_dir, options or RunOptions(), resume=True)
