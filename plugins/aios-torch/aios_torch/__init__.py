@@ -1,0 +1,126 @@
+"""AIOS PyTorch plugin: the ``torch`` framework (MLP, CNN, user factories, ONNX export) and trainer.
+
+This module is what the entry points name, so it stays light: it defines the
+components and their parameters, and imports torch, onnx and onnxruntime only
+inside the hooks that need them (``aios plugins list`` must not pay for them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from aios_core import Framework, ModelArtifact, ModelParams, Params, Trainer, TrainResult, hookimpl
+
+if TYPE_CHECKING:
+    from aios_core import Dataset, Predictor, RunContext
+
+__version__ = "0.1.0"
+__all__ = ["TorchFramework", "TorchTrainer", "TorchTrainerParams", "__version__"]
+
+
+class TorchFramework(Framework):
+    """Builds PyTorch models that map flat float32 rows to class logits; saves, loads and exports them.
+
+    ``architecture`` is ``mlp``, ``cnn`` (needs ``dataset.image_shape``) or a user
+    factory ``package.module:function`` called as ``function(dataset, **options)``
+    that returns an ``nn.Module``. Native files are loaded with ``weights_only=True``;
+    ``onnx`` exports output probabilities.
+    """
+
+    Params = ModelParams
+    native_format = "torch"
+    export_formats = ("onnx",)
+
+    def __init__(self, params: ModelParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or "torch")
+        # Thread count for ONNX Runtime predictors; learned from the run that builds the model.
+        self._threads = 1
+
+    @hookimpl
+    def aios_build_model(self, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> Any:
+        from aios_torch import _models
+
+        params = ModelParams.model_validate({**self.params.model_dump(), **(overrides or {})})
+        self._threads = max(1, int(run.threads))
+        return _models.build_model(params, dataset, seed=run.seed, threads=run.threads)
+
+    @hookimpl
+    def aios_save_model(self, model: Any, path: Path) -> ModelArtifact:
+        from aios_torch import _models
+
+        _models.save_model(model, Path(path))
+        return ModelArtifact(name="native", path=Path(path), format=self.native_format, producer="torch")
+
+    @hookimpl
+    def aios_load_model(self, artifact: ModelArtifact) -> Any:
+        if artifact.format != self.native_format:
+            return None
+        from aios_torch import _models
+
+        return _models.load_model(Path(artifact.path))
+
+    @hookimpl
+    def aios_export_model(self, model: Any, fmt: str, path: Path, dataset: Dataset) -> ModelArtifact:
+        if fmt not in self.export_formats:
+            raise ValueError(f"the torch framework exports {list(self.export_formats)}, not {fmt!r}")
+        from aios_torch import _onnx
+
+        metrics = _onnx.export_onnx(model, Path(path), dataset)
+        return ModelArtifact(name="onnx", path=Path(path), format="onnx", producer="torch", metrics=metrics)
+
+    @hookimpl
+    def aios_load_predictor(self, artifact: ModelArtifact) -> Predictor | None:
+        if artifact.format == self.native_format:
+            from aios_torch import _models
+
+            return _models.torch_predictor(_models.load_model(Path(artifact.path)))
+        if artifact.format == "onnx":
+            from aios_torch import _onnx
+
+            return _onnx.onnx_predictor(Path(artifact.path), threads=self._threads)
+        return None
+
+
+class TorchTrainerParams(Params):
+    """Parameters of the ``torch`` trainer (a stack's ``trainer:`` section)."""
+
+    epochs: int = Field(20, ge=1, description="Maximum number of passes over the training split.")
+    batch_size: int = Field(64, ge=1, description="Rows per optimizer step.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Initial learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam).")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty.")
+    lr_schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule per epoch.")
+    lr_step_size: int = Field(10, ge=1, description="Epochs between decays (lr_schedule: step).")
+    lr_gamma: float = Field(0.5, gt=0.0, le=1.0, description="Decay factor (lr_schedule: step).")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without val_loss improvement; null: never."
+    )
+    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="Smallest val_loss decrease that counts.")
+    progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")
+
+
+class TorchTrainer(Trainer):
+    """Trains a ``torch`` framework model with cross-entropy, deterministically and resumably.
+
+    Every epoch it validates, reports and writes ``last.pt`` under
+    ``run.checkpoint_dir``; with ``run.resume`` it continues from that file, and the
+    result equals an uninterrupted run. The returned model holds the weights of the
+    epoch with the lowest ``val_loss``.
+    """
+
+    Params = TorchTrainerParams
+    frameworks = ("torch",)
+
+    def __init__(self, params: TorchTrainerParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or "torch")
+
+    @hookimpl
+    def aios_train(self, model: Any, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> TrainResult:
+        from aios_torch import _training
+
+        params = TorchTrainerParams.model_validate({**self.params.model_dump(), **(overrides or {})})
+        return _training.train(model, dataset, run, params)

@@ -1,0 +1,117 @@
+"""ONNX export with a parity check against PyTorch, and the ONNX Runtime predictor."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from aios_core import Dataset, Predictor, atomic_path
+
+MAX_ABS_DIFF = 1e-4
+"""Largest difference between ONNX Runtime and PyTorch probabilities an export may show."""
+PARITY_BATCH_SIZES = (1, 256)
+
+
+class _Probabilities(nn.Module):
+    """Wraps a logits model so the exported graph outputs probabilities."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=1)
+
+
+def export_onnx(model: nn.Module, path: Path, dataset: Dataset) -> dict[str, Any]:
+    """Export ``model`` to ``path`` as one self-contained ONNX file and check it against PyTorch.
+
+    Raises ``ValueError`` when ONNX Runtime's probabilities differ from PyTorch's by
+    more than ``MAX_ABS_DIFF``; ``path`` is then left untouched.
+    """
+    rows = _parity_rows(dataset)
+    wrapper = _Probabilities(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with atomic_path(path) as tmp:
+            sample = torch.from_numpy(rows[:2])  # batch > 1 so the exporter keeps the batch dimension symbolic
+            batch = torch.export.Dim("batch", min=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's notes on its own internals are not the user's concern
+                torch.onnx.export(
+                    wrapper, (sample,), tmp, dynamo=True, external_data=False, verbose=False,
+                    input_names=["input"], output_names=["probabilities"], dynamic_shapes=({0: batch},),
+                )
+            stray = [p for p in tmp.parent.iterdir() if p.name.startswith(tmp.name) and p != tmp]
+            for extra in stray:
+                extra.unlink()
+            if stray:
+                raise RuntimeError(f"ONNX export wrote extra files {stray}; expected one self-contained file")
+            onnx.checker.check_model(str(tmp), full_check=True)
+            metrics = _parity(wrapper, tmp, rows)
+    finally:
+        model.train(was_training)
+    return metrics
+
+
+def _parity_rows(dataset: Dataset) -> np.ndarray:
+    """Up to 256 rows from the first non-empty split of test, val, train (repeated to fill 256)."""
+    for split in (dataset.x_test, dataset.x_val, dataset.x_train):
+        if len(split):
+            rows = np.ascontiguousarray(split[: max(PARITY_BATCH_SIZES)], dtype=np.float32)
+            repeats = -(-max(PARITY_BATCH_SIZES) // len(rows))
+            return np.ascontiguousarray(np.tile(rows, (repeats, 1))[: max(PARITY_BATCH_SIZES)])
+    raise ValueError("ONNX export needs sample rows, but the dataset's test, val and train splits are empty")
+
+
+def _parity(wrapper: nn.Module, path: Path, rows: np.ndarray) -> dict[str, Any]:
+    session = _session(path, threads=1)
+    input_name = session.get_inputs()[0].name
+    worst = 0.0
+    for size in PARITY_BATCH_SIZES:
+        batch = rows[:size]
+        with torch.inference_mode():
+            expected = wrapper(torch.from_numpy(batch)).numpy()
+        actual = session.run(None, {input_name: batch})[0]
+        if actual.shape != expected.shape:
+            raise ValueError(f"ONNX export: batch {size} gave output shape {actual.shape}, expected {expected.shape}")
+        worst = max(worst, float(np.max(np.abs(actual - expected))))
+    if worst > MAX_ABS_DIFF:
+        raise ValueError(
+            f"ONNX export: ONNX Runtime and PyTorch probabilities differ by up to {worst:.3g} "
+            f"(allowed {MAX_ABS_DIFF:g}); the model uses an operation the exporter translates inexactly"
+        )
+    return {"max_abs_diff": worst, "parity_batch_sizes": list(PARITY_BATCH_SIZES),
+            "opset": _opset(path), "inputs": [input_name], "outputs": ["probabilities"]}
+
+
+def _opset(path: Path) -> int:
+    model = onnx.load(str(path), load_external_data=False)
+    return next((int(entry.version) for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
+
+
+def _session(path: Path, *, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def onnx_predictor(path: Path, *, threads: int = 1) -> Predictor:
+    """A function mapping a float32 batch to the ONNX model's first output (class probabilities)."""
+    session = _session(path, threads=threads)
+    input_name = session.get_inputs()[0].name
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return predict

@@ -1,0 +1,230 @@
+"""The training loop: deterministic for the run's seed, checkpointed every epoch, resumable bit-for-bit.
+
+The loop is a plain PyTorch loop on purpose: tensors are made once, each epoch gathers
+one shuffled copy and slices it into batches (no DataLoader), and the batch losses and
+predictions stay on tensors that are read once per epoch, so the loop costs about what a
+hand-written one does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aios_core import Dataset, RunContext, TrainResult, atomic_path
+
+if TYPE_CHECKING:
+    from aios_torch import TorchTrainerParams
+
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = "aios-torch-checkpoint/1"
+_RESUMABLE_CHANGES = {"progress_updates"}
+"""Trainer parameters that may differ between an interrupted run and its resumption."""
+_EVAL_BATCH = 4096
+
+
+@dataclass
+class _Progress:
+    """Everything besides the torch objects that a checkpoint must restore."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
+    """Train ``model`` on ``dataset.train`` with ``params``; see ``TorchTrainer``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the torch trainer trains torch.nn.Module models, got {type(model).__name__}")
+    if len(dataset.y_val) == 0:
+        raise ValueError(
+            f"dataset {dataset.name!r} has an empty validation split; the torch trainer validates "
+            "every epoch (early stopping and best weights use val_loss): give the datastore a val split"
+        )
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(run.seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(max(1, int(run.threads)))
+    try:
+        return _train(model, dataset, run, params)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
+    x_train, y_train = _tensors(dataset.x_train, dataset.y_train)
+    x_val, y_val = _tensors(dataset.x_val, dataset.y_val)
+    optimizer = _optimizer(model, params)
+    scheduler = _scheduler(optimizer, params)
+    generator = torch.Generator().manual_seed(run.seed)
+    checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
+    progress = _Progress()
+    if run.resume and checkpoint.exists():
+        progress = _restore(checkpoint, params, model, optimizer, scheduler, generator)
+        run.log.info("torch trainer: resuming after epoch %d from %s", progress.epoch, checkpoint)
+
+    steps = math.ceil(len(y_train) / params.batch_size)
+    report_steps = _report_steps(steps, params.progress_updates)
+    while progress.epoch < params.epochs and not progress.stopped_early:
+        epoch = progress.epoch + 1
+        started = time.perf_counter()
+        lr = float(optimizer.param_groups[0]["lr"])
+        loss, accuracy = _train_epoch(model, optimizer, x_train, y_train, generator, params.batch_size,
+                                      lambda step, loss: run.report_step(epoch, step, steps, {"loss": loss}),
+                                      report_steps)
+        val_loss, val_accuracy = evaluate(model, x_val, y_val)
+        if scheduler is not None:
+            scheduler.step()
+        metrics = {"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
+                   "val_accuracy": val_accuracy, "lr": lr, "seconds": time.perf_counter() - started}
+        progress.epoch = epoch
+        progress.history.append(metrics)
+        if val_loss < progress.best_val_loss - params.early_stopping_min_delta:
+            progress.best_val_loss, progress.best_epoch, progress.bad_epochs = val_loss, epoch, 0
+            progress.best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        else:
+            progress.bad_epochs += 1
+            patience = params.early_stopping_patience
+            progress.stopped_early = patience is not None and progress.bad_epochs >= patience
+        run.report_epoch(epoch, dict(metrics))
+        _save_checkpoint(checkpoint, params, model, optimizer, scheduler, generator, progress)
+
+    if progress.best_state is not None:
+        model.load_state_dict(progress.best_state)
+    best_epoch = progress.best_epoch or progress.epoch  # no finite val_loss: keep the last weights
+    model.eval()
+    return TrainResult(model=model, history=[dict(row) for row in progress.history],
+                       best_epoch=best_epoch, stopped_early=progress.stopped_early)
+
+
+def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+
+
+def _optimizer(model: nn.Module, params: TorchTrainerParams) -> torch.optim.Optimizer:
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=params.learning_rate, momentum=params.momentum,
+                               weight_decay=params.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, params: TorchTrainerParams) -> Any:
+    if params.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params.lr_step_size, gamma=params.lr_gamma)
+    if params.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
+    return None
+
+
+def _report_steps(steps: int, updates: int) -> frozenset[int]:
+    """The 1-based steps after which to report progress: ``updates`` of them, evenly spread."""
+    count = min(updates, steps)
+    return frozenset(math.ceil(i * steps / count) for i in range(1, count + 1)) if count else frozenset()
+
+
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator, batch_size: int, report: Any,
+                 report_steps: frozenset[int]) -> tuple[float, float]:
+    """One pass over (x, y) in shuffled batches; returns the mean training loss and accuracy."""
+    model.train()
+    order = torch.randperm(len(y), generator=generator)
+    x, y = x[order], y[order]
+    losses: list[torch.Tensor] = []
+    predictions: list[torch.Tensor] = []
+    for step, begin in enumerate(range(0, len(y), batch_size), start=1):
+        inputs, targets = x[begin:begin + batch_size], y[begin:begin + batch_size]
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+        predictions.append(logits.detach().argmax(dim=1))
+        if step in report_steps:
+            report(step, _mean_loss(losses, batch_size, begin + len(targets)))
+    mean_loss = _mean_loss(losses, batch_size, len(y))
+    accuracy = (torch.cat(predictions) == y).sum().item() / len(y)
+    return mean_loss, accuracy
+
+
+def _mean_loss(losses: list[torch.Tensor], batch_size: int, seen: int) -> float:
+    """Mean per-row loss over the first ``seen`` rows, from per-batch means (the last batch may be short)."""
+    sizes = torch.full((len(losses),), float(batch_size), dtype=torch.float64)
+    sizes[-1] = seen - batch_size * (len(losses) - 1)
+    return float((torch.stack(losses).double() * sizes).sum().item() / seen)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on (x, y), in eval mode."""
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    with torch.no_grad():
+        for begin in range(0, len(y), _EVAL_BATCH):
+            inputs, targets = x[begin:begin + _EVAL_BATCH], y[begin:begin + _EVAL_BATCH]
+            logits = model(inputs)
+            total_loss += F.cross_entropy(logits, targets, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == targets).sum()
+    return float(total_loss.item() / len(y)), float(correct.item() / len(y))
+
+
+def _save_checkpoint(path: Path, params: TorchTrainerParams, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: Any, generator: torch.Generator, progress: _Progress) -> None:
+    """Write everything a resumed run needs, as tensors and plain values (``weights_only`` loadable)."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "params": params.model_dump(mode="json"),
+        "epoch": progress.epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": progress.history,
+        "best_state": progress.best_state,
+        "best_epoch": progress.best_epoch,
+        "best_val_loss": progress.best_val_loss,
+        "bad_epochs": progress.bad_epochs,
+        "stopped_early": progress.stopped_early,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _restore(path: Path, params: TorchTrainerParams, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, generator: torch.Generator) -> _Progress:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a checkpoint of the aios torch trainer (expected format {CHECKPOINT_FORMAT!r})")
+    saved = {k: v for k, v in payload["params"].items() if k not in _RESUMABLE_CHANGES}
+    current = {k: v for k, v in params.model_dump(mode="json").items() if k not in _RESUMABLE_CHANGES}
+    if saved != current:
+        changed = sorted(k for k in current if saved.get(k) != current[k])
+        raise ValueError(
+            f"{path}: cannot resume, trainer parameters changed since the checkpoint "
+            + ", ".join(f"trainer.{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+            + "; restore them, or start a new run"
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(payload["scheduler"])
+    generator.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    return _Progress(epoch=payload["epoch"], history=list(payload["history"]), best_state=payload["best_state"],
+                     best_epoch=payload["best_epoch"], best_val_loss=payload["best_val_loss"],
+                     bad_epochs=payload["bad_epochs"], stopped_early=payload["stopped_early"])
