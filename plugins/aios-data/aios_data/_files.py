@@ -207,9 +207,8 @@ def _without_gz(name: str) -> str:
 
 
 def _stem(path: Path) -> str:
-    """The file's name without ``.gz`` and its format suffix: ``train.csv.gz`` -> ``train``."""
-    base = _without_gz(path.name)
-    return Path(base).stem if Path(base).suffix.lower() in _SUFFIX_FORMATS else base
+    """The file's name without ``.gz`` and its suffix: ``train.csv.gz`` -> ``train``."""
+    return Path(_without_gz(path.name)).stem
 
 
 def _first_line(error: BaseException) -> str:
