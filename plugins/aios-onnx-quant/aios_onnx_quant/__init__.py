@@ -25,7 +25,7 @@ class OnnxQuantParams(Params):
         "auto", description="static: calibrated QDQ int8; dynamic: int8 weights, activations quantized at run "
                             "time; auto: build both and keep the fastest within max_accuracy_drop.")
     calibration_samples: PositiveInt = Field(
-        256, description="Rows of the training split used to calibrate static quantization.")
+        256, description="Training rows (drawn with the run's seed) used to calibrate static quantization.")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="How static quantization picks activation ranges from the calibration rows.")
     per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor.")
@@ -46,7 +46,7 @@ class OnnxQuantCompressor(Compressor):
         super().__init__(params, name or "onnx-quant")
 
     @hookimpl
-    def aios_compress(self, artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> ModelArtifact | None:
+    def aios_compress(self, artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> ModelArtifact:
         """Write ``run.artifacts_dir / "model.int8.onnx"`` and report fp32 and int8 size, accuracy and latency."""
         if artifact.format not in self.input_formats:
             raise ValueError(

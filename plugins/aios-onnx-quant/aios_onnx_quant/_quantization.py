@@ -62,7 +62,7 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
             paths[mode] = scratch / f"{mode}.onnx"
             run.log.info("onnx-quant: building the %s int8 model", mode)
             if mode == "static":
-                quantize_static_model(prepared, paths[mode], dataset.x_train[: params.calibration_samples],
+                quantize_static_model(prepared, paths[mode], _calibration_rows(dataset, params, run.seed),
                                       method=params.calibration_method, per_channel=params.per_channel, log=run.log)
             else:
                 quantize_dynamic_model(prepared, paths[mode], per_channel=params.per_channel, log=run.log)
@@ -83,6 +83,13 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
             "size_ratio": variants[chosen]["size_bytes"] / variants["fp32"]["size_bytes"],
         },
     )
+
+
+def _calibration_rows(dataset: Dataset, params: OnnxQuantParams, seed: int) -> np.ndarray:
+    """``calibration_samples`` training rows drawn with ``seed``, so a split sorted by class still calibrates on all."""
+    count = min(params.calibration_samples, len(dataset.x_train))
+    rows = np.sort(np.random.default_rng(seed).choice(len(dataset.x_train), size=count, replace=False))
+    return dataset.x_train[rows]
 
 
 def choose_variant(variants: dict[str, dict[str, Any]], max_accuracy_drop: float, log: logging.Logger) -> str:
@@ -110,8 +117,18 @@ def quantize_static_model(model: Path, output: Path, calibration_rows: np.ndarra
     uint8 activations (U8S8) is ONNX Runtime's x86 default; int8 activations measured the
     same accuracy and latency on the digits CNN, so the default stays.
     """
-    proto, input_name, batch = _load_for_quantization(model)
-    reader = _RowReader(input_name, np.ascontiguousarray(calibration_rows, dtype=np.float32), batch)
+    proto, input_name, fixed_batch = _load_for_quantization(model)
+    rows = np.ascontiguousarray(calibration_rows, dtype=np.float32)
+    if fixed_batch:
+        if len(rows) < fixed_batch:
+            raise ValueError(f"{model} takes batches of exactly {fixed_batch} rows; calibration has only "
+                             f"{len(rows)}: raise calibration_samples to at least {fixed_batch}.")
+        batch, rows = fixed_batch, rows[: len(rows) // fixed_batch * fixed_batch]
+    else:
+        # The histogram calibrators (entropy, percentile) fail on batches of unequal size
+        # (numpy "inhomogeneous shape"), so split the rows into equal batches.
+        batch = max(size for size in range(1, _CALIBRATION_BATCH + 1) if len(rows) % size == 0)
+    reader = _RowReader(input_name, rows, batch)
     with _quiet(log):
         quantize_static(proto, output, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -127,7 +144,7 @@ def quantize_dynamic_model(model: Path, output: Path, *, per_channel: bool, log:
 
 
 class _RowReader(CalibrationDataReader):
-    """Feeds calibration rows to the quantizer in batches the model accepts."""
+    """Feeds calibration rows to the quantizer, ``batch`` rows at a time."""
 
     def __init__(self, input_name: str, rows: np.ndarray, batch: int) -> None:
         self._batches = iter([{input_name: rows[start:start + batch]} for start in range(0, len(rows), batch)])
@@ -148,7 +165,7 @@ def _prepare(model: Path, output: Path, log: logging.Logger) -> Path:
 
 
 def _load_for_quantization(model: Path) -> tuple[onnx.ModelProto, str, int]:
-    """The model with every node named (so nodes can be excluded), its input name and a batch size it accepts."""
+    """The model with every node named (so nodes can be excluded), its input name and fixed batch size (0: any)."""
     proto = onnx.load(str(model))
     for index, node in enumerate(proto.graph.node):
         if not node.name:
@@ -160,7 +177,7 @@ def _load_for_quantization(model: Path) -> tuple[onnx.ModelProto, str, int]:
         raise ValueError(f"onnx-quant expects a model with one float32 input (n, features); {model} has {found}")
     dims = inputs[0].type.tensor_type.shape.dim
     fixed_batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") else 0
-    return proto, inputs[0].name, fixed_batch or _CALIBRATION_BATCH
+    return proto, inputs[0].name, fixed_batch
 
 
 def _float_heads(proto: onnx.ModelProto) -> list[str]:

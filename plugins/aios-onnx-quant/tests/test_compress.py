@@ -94,14 +94,30 @@ def test_auto_with_no_tolerance_keeps_a_variant_that_loses_no_validation_accurac
 
 
 @pytest.mark.parametrize("options", [
-    {"calibration_method": "entropy"},
-    {"calibration_method": "percentile", "per_channel": True, "calibration_samples": 32},
+    {"calibration_method": "entropy", "calibration_samples": 100},  # not a multiple of the calibration batch
+    {"calibration_method": "percentile", "per_channel": True, "calibration_samples": 97},  # prime: batches of 1
 ])
 def test_static_calibration_options_produce_valid_models(options: dict, compress: Callable,
                                                          fp32_artifact: ModelArtifact, digits: Dataset) -> None:
     out, _ = compress(mode="static", latency_runs=5, **options)
     onnx.checker.check_model(str(out.path))
     assert _test_accuracy(out.path, digits) >= _test_accuracy(fp32_artifact.path, digits) - 0.01
+
+
+def test_static_quantization_is_reproducible_for_a_seed(fp32_artifact: ModelArtifact, digits: Dataset,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from aios_core import RunContext
+    from aios_core.plugins import new_plugin_manager
+    from aios_onnx_quant import OnnxQuantCompressor
+
+    outputs = []
+    for attempt in range(2):
+        pm = new_plugin_manager()
+        pm.register(OnnxQuantCompressor(OnnxQuantCompressor.Params(mode="static", latency_runs=5)), name="onnx-quant")
+        run = RunContext(name="t", seed=7, threads=1, dir=tmp_path_factory.mktemp(f"seed{attempt}"), stack={},
+                         hook=pm.hook)
+        outputs.append(pm.hook.aios_compress(artifact=fp32_artifact, dataset=digits, run=run).path.read_bytes())
+    assert outputs[0] == outputs[1]
 
 
 def test_no_temporary_files_are_left_in_the_artifacts_directory(compress: Callable) -> None:
