@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,11 @@ def fp32_artifact(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> 
 
     path = tmp_path_factory.mktemp("fp32") / "model.onnx"
     sample = x[:2]
-    torch.onnx.export(model, (sample,), str(path), dynamo=True, external_data=False,
-                      input_names=["input"], output_names=["probabilities"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecation, raised inside export
+        torch.onnx.export(model, (sample,), str(path), dynamo=True, external_data=False,
+                          input_names=["input"], output_names=["probabilities"],
+                          dynamic_shapes=({0: torch.export.Dim("batch")},))
     return ModelArtifact(name="onnx", path=path, format="onnx", producer="test-fixture")
 
 
