@@ -117,6 +117,8 @@ def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, re
 def validate(stack: str, overrides: tuple[str, ...]) -> None:
     """Check STACK without running it: fields, plugins, parameters, and that the components fit."""
     loaded = _load(stack, overrides)
+    for warning in loaded.skipped:
+        click.echo(f"warning: skipped monitor: {warning}", err=True)
     roles = ", ".join(f"{role}={component.name}" for role, component in loaded.components.items())
     click.echo(f"{stack}: ok ({roles})")
 

@@ -52,7 +52,7 @@ class ConsoleMonitor(Monitor):
         return self.params.progress == "bar" or (self.params.progress == "auto" and self.console.is_terminal)
 
     def _print(self, text: str) -> None:
-        (self._progress.console if self._progress else self.console).print(text)
+        (self._progress.console if self._progress else self.console).print(text, soft_wrap=True)
 
     @hookimpl
     def aios_on_run_start(self, run: RunContext) -> None:

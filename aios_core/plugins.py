@@ -84,10 +84,13 @@ class ComponentEntry:
 
 
 def _core_range(dist: metadata.Distribution) -> str | None:
-    from packaging.requirements import Requirement
+    from packaging.requirements import InvalidRequirement, Requirement
 
     for line in dist.requires or ():
-        requirement = Requirement(line)
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:  # a broken plugin's metadata must not break discovery
+            continue
         if canonical_name(requirement.name) == CORE_DISTRIBUTION and not requirement.marker:
             return str(requirement.specifier)
     return None
@@ -111,20 +114,22 @@ def discover() -> tuple[ComponentEntry, ...]:
     groups = {group: kind for kind, group in KIND_GROUPS.items()}
     entries: list[ComponentEntry] = []
     ranges: dict[str, str | None] = {}
-    for entry_point in metadata.entry_points():
-        kind = groups.get(entry_point.group)
-        if kind is None:
-            continue
-        dist = entry_point.dist
-        distribution = canonical_name(dist.name) if dist else "unknown"
-        if distribution not in ranges:
-            ranges[distribution] = _core_range(dist) if dist else None
-        problem = _compatibility_problem(distribution, ranges[distribution])
-        if canonical_name(entry_point.name) in disabled or distribution in disabled:
-            problem = "disabled: blocked by AIOS_DISABLE_PLUGINS"
-        entries.append(ComponentEntry(kind=kind, name=entry_point.name, value=entry_point.value,
-                                      distribution=distribution, version=dist.version if dist else "?",
-                                      core_range=ranges[distribution], problem=problem))
+    seen: set[tuple[str, str]] = set()
+    for dist in metadata.distributions():
+        for entry_point in dist.entry_points:
+            kind = groups.get(entry_point.group)
+            if kind is None or (kind, entry_point.name) in seen:  # the first on sys.path wins, as for imports
+                continue
+            seen.add((kind, entry_point.name))
+            distribution = canonical_name(dist.name)
+            if distribution not in ranges:
+                ranges[distribution] = _core_range(dist)
+            problem = _compatibility_problem(distribution, ranges[distribution])
+            if canonical_name(entry_point.name) in disabled or distribution in disabled:
+                problem = "disabled: blocked by AIOS_DISABLE_PLUGINS"
+            entries.append(ComponentEntry(kind=kind, name=entry_point.name, value=entry_point.value,
+                                          distribution=distribution, version=dist.version,
+                                          core_range=ranges[distribution], problem=problem))
     entries.sort(key=lambda e: (list(KIND_GROUPS).index(e.kind), e.name))
     return tuple(entries)
 

@@ -46,7 +46,12 @@ class GateFailed(Exception):
 
 @contextmanager
 def _run_log(path: Path, debug: bool) -> Iterator[None]:
-    """Send library and plugin logs (and warnings) to ``run.log`` instead of the console."""
+    """Send logs, warnings and anything libraries print to stderr into ``run.log``.
+
+    Monitors own the console (stdout). With ``debug``, stderr is left alone.
+    """
+    import sys
+
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -54,9 +59,18 @@ def _run_log(path: Path, debug: bool) -> Iterator[None]:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     logging.captureWarnings(True)
+    saved_stderr = None
+    if not debug:
+        sys.stderr.flush()
+        saved_stderr = os.dup(2)
+        os.dup2(handler.stream.fileno(), 2)
     try:
         yield
     finally:
+        if saved_stderr is not None:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
         logging.captureWarnings(False)
         root.removeHandler(handler)
         root.setLevel(previous_level)

@@ -221,6 +221,18 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _expected(item: dict[str, Any]) -> str:
+    """Pydantic's message, phrased as what was expected."""
+    if item["type"] == "string_pattern_mismatch":
+        return f"a string matching the pattern {item['ctx']['pattern']}"
+    message = item["msg"]
+    for prefix, replacement in (("Input should be ", ""), ("Value error, ", ""), ("String should ", "a string that should "),
+                                ("List should ", "a list that should "), ("Dictionary should ", "a mapping that should ")):
+        if message.startswith(prefix):
+            return replacement + message[len(prefix):]
+    return message
+
+
 def _expected_fields(model: type[BaseModel], selector: str | None) -> list[str]:
     names = [selector] if selector else []
     return names + [n for n in model.model_fields if n != selector]
@@ -253,10 +265,11 @@ def _validation_problems(error: ValidationError, data: Any, prefix: tuple, posit
                 container = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else container
             allowed = _expected_fields(container, selector if container is model else None)
             close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
-            message = f"unknown field; expected one of: {', '.join(allowed)}"
+            message = (f"unknown field; expected one of: {', '.join(allowed)}" if allowed
+                       else "unknown field; this component takes no parameters")
             message += f"; did you mean '{close[0]}'?" if close else ""
         else:
-            expected = item["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+            expected = _expected(item)
             message = f"found {_describe(item.get('input'))}, expected {expected}"
         problems.append(positions.problem(full, message))
     return problems
@@ -294,17 +307,29 @@ class Stack:
         }}
 
 
-def _select(role: str, section: dict[str, Any], selector: str, positions: _Positions,
-            problems: list[Problem]) -> tuple[ComponentEntry, Component] | None:
-    """Find, import and configure the component a section names."""
+def _select(role: str, section: dict[str, Any], selector: str, positions: _Positions, problems: list[Problem],
+            skipped: list[str]) -> tuple[ComponentEntry, Component] | None:
+    """Find, import and configure the component a section names.
+
+    A monitor whose plugin is installed but broken is skipped (noted in ``skipped``)
+    unless AIOS_STRICT_PLUGINS is set: watching a run must never stop it.
+    """
     kind = ROLE_KINDS[role.split(".")[0]]
-    path = tuple(int(p) if p.isdigit() else p for p in role.split("."))
+    path = _path(role)
     name = section[selector]
     try:
         entry = find_entry(kind, name)
-        cls = load_component(entry)
     except PluginError as error:
         problems.append(positions.problem(path + (selector,), f"found '{name}': {error}"))
+        return None
+    try:
+        cls = load_component(entry)
+    except PluginError as error:
+        problem = positions.problem(path + (selector,), f"found '{name}': {error}")
+        if kind == "monitor" and not strict_mode():
+            skipped.append(str(problem))
+        else:
+            problems.append(problem)
         return None
     raw = {k: v for k, v in section.items() if k != selector}
     try:
@@ -401,15 +426,9 @@ def load_stack(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[s
     entries: dict[str, ComponentEntry] = {}
     skipped: list[str] = []
     for role, (section, selector) in sections.items():
-        found: list[Problem] = []
-        selected = _select(role, section, selector, positions, found)
-        if selected is None:
-            if role.startswith("monitors.") and not strict_mode():
-                skipped.extend(str(p) for p in found)  # a broken monitor must not stop the run
-            else:
-                problems.extend(found)
-            continue
-        entries[role], components[role] = selected
+        selected = _select(role, section, selector, positions, problems, skipped)
+        if selected is not None:
+            entries[role], components[role] = selected
 
     resolved: dict[str, Any] = {"name": settings.name, "description": settings.description,
                                 "seed": settings.seed, "threads": settings.threads}
