@@ -146,7 +146,7 @@ def test_components_that_do_not_fit_are_named(tmp_path: Path, site: Path) -> Non
             output_format = "keras"
     """})
     stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("  epochs: 2\n", "").replace("plugin: torch", "plugin: other").replace("plugin: onnx-quant", "plugin: prune-native"))
+    stack.write_text(VALID.replace("  epochs: 2\n", "").replace("    mode: static\n", "").replace("plugin: torch", "plugin: other").replace("plugin: onnx-quant", "plugin: prune-native"))
     result = run_aios("validate", str(stack), env=aios_env(site))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
