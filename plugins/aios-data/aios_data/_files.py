@@ -6,6 +6,7 @@ import difflib
 import gzip
 import math
 import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,11 +81,12 @@ def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
     Image batches (n, h, w) get image_shape (1, h, w); (n, c, h, w) keep their layout, and
     channels-last batches (n, h, w, c) with 1 or 3 channels become channels-first.
     """
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: not a zip archive of arrays "
+                         f"(as numpy.savez writes)")
     try:
         archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an archive of named arrays")
-    except Exception as error:  # numpy raises several types for one cause: not an npz archive
+    except Exception as error:  # numpy and zipfile raise several types for one cause: a damaged archive
         raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: {_first_line(error)}") from None
     with archive:
         keys = list(archive.files)

@@ -6,9 +6,9 @@ split and the same record of what was applied.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,8 @@ FIELD = "data"
 """The stack key of the datastore; error messages start with ``data.<field>``."""
 
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
+_BLOCK_ROWS = 8192
+"""Rows processed at a time, so a large image set is never copied whole in float64."""
 
 
 @dataclass
@@ -90,7 +92,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     image_shape = _check_image_shape(raw, x.shape[1])
 
     train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
-    scaling = _fit_scaling(x[train], params)
+    scaling = _fit_scaling(x, train, params)
     preprocessing.update(scaling.record)
     preprocessing["dropped_missing"] = dropped_missing
     preprocessing["dropped_duplicates"] = dropped_duplicates
@@ -101,9 +103,9 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  dropped_duplicates, x.shape[1], len(class_names), len(train), len(val), len(test))
     return Dataset(
         name=raw.name,
-        x_train=scaling.apply(x[train]), y_train=y[train],
-        x_val=scaling.apply(x[val]), y_val=y[val],
-        x_test=scaling.apply(x[test]), y_test=y[test],
+        x_train=scaling.apply(x, train), y_train=y[train],
+        x_val=scaling.apply(x, val), y_val=y[val],
+        x_test=scaling.apply(x, test), y_test=y[test],
         class_names=class_names,
         content_hash=content_hash,
         image_shape=image_shape,
@@ -196,7 +198,9 @@ def _encode_labels(values: np.ndarray, raw: RawData) -> tuple[np.ndarray, list[s
 
 # ---------------------------------------------------------------- cleaning
 def _as_matrix(features: np.ndarray) -> np.ndarray:
-    return np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    """Rows of floats; float32 when it holds the values exactly (8-bit images: half the memory)."""
+    exact = features.dtype.kind in "bui" and features.dtype.itemsize <= 2 or features.dtype == np.float32
+    return np.asarray(features, dtype=np.float32 if exact else np.float64).reshape(len(features), -1)
 
 
 def _missing_feature_rows(features: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -210,12 +214,17 @@ def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np
     if isinstance(features, pd.DataFrame):
         frame = features.set_axis(range(features.shape[1]), axis=1).assign(label=keys)
         return frame.duplicated(keep="first").to_numpy()
-    # one opaque value per row, so np.unique compares whole rows at once; + 0.0 makes -0.0 equal 0.0
-    rows = np.ascontiguousarray(np.column_stack([features + 0.0, keys.astype(np.float64)]))
-    opaque = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
-    _, first = np.unique(opaque, return_index=True)
-    duplicate = np.ones(len(rows), dtype=bool)
-    duplicate[first] = False
+    # a digest per row keeps memory flat for large image sets; 128 bits make a collision negligible
+    seen: set[bytes] = set()
+    duplicate = np.zeros(len(features), dtype=bool)
+    for start in range(0, len(features), _BLOCK_ROWS):
+        block = np.ascontiguousarray(features[start:start + _BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
+        for offset, (row, key) in enumerate(zip(block, keys[start:start + _BLOCK_ROWS].tolist())):
+            digest = hashlib.blake2b(row.tobytes(), digest_size=16, person=key.to_bytes(8, "little", signed=True))
+            if digest.digest() in seen:
+                duplicate[start + offset] = True
+            else:
+                seen.add(digest.digest())
     return duplicate
 
 
@@ -270,16 +279,24 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
         raise ValueError(f"{FIELD}.split: class {class_names[fewest]!r} has only {counts[fewest]} row(s) in {source} "
                          f"after cleaning; a stratified train/validation/test split needs at least "
                          f"{_MIN_ROWS_PER_CLASS} per class")
+    # sizes as train_test_split computes them; each split needs a row of every class
+    validation = params.split.validation / (1.0 - params.split.test)
+    n_test = math.ceil(params.split.test * len(y))
+    n_val = math.ceil(validation * (len(y) - n_test))
+    sizes = {"train": len(y) - n_test - n_val, "validation": n_val, "test": n_test}
+    for part, size in sizes.items():
+        if size < len(class_names):
+            raise ValueError(f"{FIELD}.split: the {part} split of {source} would hold {size} rows for "
+                             f"{len(class_names)} classes; a stratified split needs at least one row per class in "
+                             f"each split: use more rows or change data.split.validation and data.split.test")
     state = seed % 2**32
     rows = np.arange(len(y))
     try:
         rest, test = train_test_split(rows, test_size=params.split.test, stratify=y, random_state=state)
-        validation = params.split.validation / (1.0 - params.split.test)
         train, val = train_test_split(rest, test_size=validation, stratify=y[rest], random_state=state)
     except ValueError as error:
-        raise ValueError(f"{FIELD}.split: too few rows per class in {source} for a stratified split of "
-                         f"{len(y)} rows into {len(class_names)} classes ({error}); raise data.split.validation "
-                         f"and data.split.test or use more data") from None
+        raise ValueError(f"{FIELD}.split: cannot split the {len(y)} rows of {source} into stratified "
+                         f"train/validation/test parts: {error}") from None
     return train, val, test
 
 
@@ -292,25 +309,52 @@ class _Scaling:
     divisor: np.ndarray | float
     record: dict[str, Any]
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.shift) / self.divisor).astype(np.float32)
+    def apply(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The scaled float32 rows ``x[rows]``, computed in float64."""
+        out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
+            out[start:start + _BLOCK_ROWS] = (block - self.shift) / self.divisor
+        return out
 
 
-def _fit_scaling(x_train: np.ndarray, params: DataParams) -> _Scaling:
+def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams) -> _Scaling:
+    """The scaling ``params`` asks for, with statistics of the train rows only."""
     scaling = params.preprocess.scaling
     if scaling == "none":
         return _Scaling(0.0, 1.0, {"scaling": "none"})
     if scaling == "scale":
         factor = params.preprocess.scale_factor
         return _Scaling(0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor})
-    with warnings.catch_warnings():  # an all-missing column (drop_missing off) has no statistics: kept as is
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if scaling == "standardize":
-            shift, divisor = np.nanmean(x_train, axis=0), np.nanstd(x_train, axis=0)
-        else:
-            shift = np.nanmin(x_train, axis=0)
-            divisor = np.nanmax(x_train, axis=0) - shift
+    mean, std, low, high = _column_statistics(x, train)
+    shift, divisor = (mean, std) if scaling == "standardize" else (low, high - low)
+    # a column without values (all missing, drop_missing off) is left as it is; a constant one is only shifted
     shift = np.where(np.isfinite(shift), shift, 0.0)
     divisor = np.where(np.isfinite(divisor) & (divisor > 0), divisor, 1.0)
     names = ("mean", "std") if scaling == "standardize" else ("min", "range")
     return _Scaling(shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()})
+
+
+def _column_statistics(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mean, population std, min and max of each column of ``x[rows]``, ignoring NaN (nan if none).
+
+    Block by block, merging means and squared deviations as Chan, Golub and LeVeque do.
+    """
+    width = x.shape[1]
+    count, mean, squares = np.zeros(width), np.zeros(width), np.zeros(width)
+    low, high = np.full(width, np.nan), np.full(width, np.nan)
+    for start in range(0, len(rows), _BLOCK_ROWS):
+        block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
+        present = ~np.isnan(block)
+        block_count = present.sum(axis=0)
+        block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
+        block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
+        total = count + block_count
+        delta = block_mean - mean
+        mean = mean + delta * block_count / np.maximum(total, 1)
+        squares = squares + block_squares + delta**2 * count * block_count / np.maximum(total, 1)
+        count = total
+        low = np.fmin(low, np.fmin.reduce(block, axis=0))
+        high = np.fmax(high, np.fmax.reduce(block, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, mean, np.nan), np.sqrt(squares / count), low, high
