@@ -81,8 +81,11 @@ def aios_export_model(model: Any, fmt: str, path: Path, dataset: Dataset) -> Mod
 
 
 @hookspec(firstresult=True)
-def aios_load_predictor(artifact: ModelArtifact) -> Predictor | None:
+def aios_load_predictor(artifact: ModelArtifact, threads: int) -> Predictor | None:
     """Return a function mapping a float32 batch to class probabilities, or ``None``.
+
+    ``threads`` is the number of intra-op threads the predictor should use (the stack's
+    ``threads``), so measured latencies match the run's setting.
 
     Any component may implement it for the formats it can run (a framework for its
     native format, an ONNX plugin for ``onnx``); the first non-``None`` result wins.

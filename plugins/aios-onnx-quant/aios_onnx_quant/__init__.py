@@ -57,13 +57,13 @@ class OnnxQuantCompressor(Compressor):
         return _quantization.compress(artifact, dataset, run, self.params)
 
     @hookimpl
-    def aios_load_predictor(self, artifact: ModelArtifact) -> Predictor | None:
+    def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
         """A predictor backed by an ONNX Runtime session, for ``onnx`` artifacts; ``None`` for other formats."""
         if artifact.format != "onnx":
             return None
         from aios_onnx_quant import _quantization
 
-        return _quantization.load_predictor(artifact.path)
+        return _quantization.load_predictor(artifact.path, threads)
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:

@@ -247,9 +247,9 @@ def _probabilities(sess: ort.InferenceSession, rows: np.ndarray) -> np.ndarray:
     return sess.run([sess.get_outputs()[0].name], {sess.get_inputs()[0].name: rows})[0]
 
 
-def load_predictor(path: Path) -> Predictor:
+def load_predictor(path: Path, threads: int = 0) -> Predictor:
     """A function mapping a float32 batch (n, features) to the model's first output, class probabilities."""
-    sess = session(path)
+    sess = session(path, threads)
     input_name, output_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
     def predict(batch: np.ndarray) -> np.ndarray:

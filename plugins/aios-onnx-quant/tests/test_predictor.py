@@ -24,7 +24,7 @@ def test_predictor_maps_a_float_batch_to_probabilities(which: str, pm, fp32_arti
                                                        compressed: Callable[[str], ModelArtifact],
                                                        digits: Dataset) -> None:
     artifact = fp32_artifact if which == "fp32" else compressed(which)
-    predict = pm.hook.aios_load_predictor(artifact=artifact)
+    predict = pm.hook.aios_load_predictor(artifact=artifact, threads=1)
     probabilities = predict(digits.x_test)
     assert probabilities.shape == (len(digits.x_test), digits.num_classes)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
@@ -34,4 +34,4 @@ def test_predictor_maps_a_float_batch_to_probabilities(which: str, pm, fp32_arti
 
 def test_predictor_is_none_for_other_formats(pm, tmp_path: Path) -> None:
     native = ModelArtifact(name="native", path=tmp_path / "model.pt", format="torch", producer="torch")
-    assert pm.hook.aios_load_predictor(artifact=native) is None
+    assert pm.hook.aios_load_predictor(artifact=native, threads=1) is None
