@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
 from aios_core import Datastore, Params, hookimpl
 
@@ -50,14 +50,21 @@ class PreprocessParams(Params):
     one_hot: list[str] = Field(default_factory=list)
     """Text or category columns of a CSV or Parquet file to one-hot encode before scaling."""
 
-    @model_validator(mode="after")
-    def _consistent(self) -> PreprocessParams:
-        if self.scale_factor != 1.0 and self.scaling != "scale":
-            raise ValueError(f"scale_factor is used only with scaling 'scale', not {self.scaling!r}")
-        repeated = sorted({name for name in self.one_hot if self.one_hot.count(name) > 1})
+    @field_validator("scale_factor")
+    @classmethod
+    def _factor_needs_scale(cls, factor: float, info: ValidationInfo) -> float:
+        scaling = info.data.get("scaling", "scale")
+        if factor != 1.0 and scaling != "scale":
+            raise ValueError(f"1.0, since scaling is {scaling!r} (scale_factor applies only with scaling 'scale')")
+        return factor
+
+    @field_validator("one_hot")
+    @classmethod
+    def _each_column_once(cls, columns: list[str]) -> list[str]:
+        repeated = sorted({name for name in columns if columns.count(name) > 1})
         if repeated:
-            raise ValueError(f"one_hot names {', '.join(map(repr, repeated))} more than once")
-        return self
+            raise ValueError(f"each column named once ({', '.join(map(repr, repeated))} repeated)")
+        return columns
 
 
 class SplitParams(Params):

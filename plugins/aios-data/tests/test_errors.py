@@ -195,3 +195,9 @@ def test_idx_broken_gzip(failure: Callable[..., str], tmp_path: Path) -> None:
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(bytes(100))[:20])
     assert failure(path=path).startswith(f"data.path: cannot decompress {path} (gzip): ")
+
+
+def test_idx_named_labels_file_missing(failure: Callable[..., str], tmp_path: Path,
+                                       write_idx: Callable[..., Path]) -> None:
+    images = write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((12, 2, 2), dtype=np.uint8))
+    assert failure(path=images, labels_path=tmp_path / "answers") == f"data.labels_path: no such file: {tmp_path}/answers"

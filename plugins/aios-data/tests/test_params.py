@@ -63,12 +63,12 @@ def test_values_out_of_range_are_rejected(params: dict) -> None:
 
 
 def test_scale_factor_without_scaling_scale_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="scale_factor is used only with scaling 'scale'"):
+    with pytest.raises(ValidationError, match=r"scale_factor\n.*1.0, since scaling is 'standardize'"):
         SklearnDatastore.Params(preprocess={"scale_factor": 16})
 
 
 def test_one_hot_column_named_twice_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="one_hot names 'color' more than once"):
+    with pytest.raises(ValidationError, match=r"one_hot\n.*each column named once \('color' repeated\)"):
         FilesDatastore.Params(path="x.csv", preprocess={"one_hot": ["color", "color"]})
 
 
