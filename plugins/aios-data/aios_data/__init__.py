@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, PositiveInt, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
 
 from aios_core import Datastore, Params, hookimpl
 
@@ -32,7 +32,13 @@ _LOCATION_FIELDS = {"path", "labels_path"}
 """Where a file lies is not part of what it holds: moving it keeps its content hash."""
 
 
-class CleanParams(Params):
+class _DocumentedParams(Params):
+    """Parameters whose attribute docstrings become descriptions in the stack JSON Schema."""
+
+    model_config = ConfigDict(**Params.model_config, use_attribute_docstrings=True)
+
+
+class CleanParams(_DocumentedParams):
     """Which rows to drop before splitting."""
 
     drop_missing: bool = True
@@ -41,10 +47,11 @@ class CleanParams(Params):
     """Drop repeated rows (identical features and label), keeping the first."""
 
 
-class PreprocessParams(Params):
+class PreprocessParams(_DocumentedParams):
     """How features are encoded and scaled; the statistics come from the train split only."""
 
     scaling: Literal["none", "scale", "standardize", "minmax"] = "standardize"
+    """``scale``: x / scale_factor; ``standardize``: (x - mean) / std; ``minmax``: (x - min) / (max - min)."""
     scale_factor: float = Field(1.0, gt=0, allow_inf_nan=False)
     """The divisor when ``scaling`` is ``scale`` (16 for digits, 255 for 8-bit images)."""
     one_hot: list[str] = Field(default_factory=list)
@@ -67,14 +74,16 @@ class PreprocessParams(Params):
         return columns
 
 
-class SplitParams(Params):
+class SplitParams(_DocumentedParams):
     """Fractions of the rows held out, per class (stratified), chosen by the run's seed."""
 
     validation: float = Field(0.15, gt=0, lt=0.5)
+    """Fraction of all rows held out for validation."""
     test: float = Field(0.15, gt=0, lt=0.5)
+    """Fraction of all rows held out for the test."""
 
 
-class DataParams(Params):
+class DataParams(_DocumentedParams):
     """Parameters every AIOS datastore of this distribution shares."""
 
     clean: CleanParams = Field(default_factory=CleanParams)
@@ -87,6 +96,7 @@ class SklearnDatastore(Datastore):
 
     class Params(DataParams):
         dataset: Literal["digits", "iris", "wine", "breast_cancer"] = "digits"
+        """Which of scikit-learn's bundled loaders to use (no download)."""
 
     params: Params
 
@@ -115,7 +125,9 @@ class FilesDatastore(Datastore):
         target: str = Field("target", min_length=1)
         """The label column of a CSV or Parquet file."""
         x_key: str = Field("x", min_length=1)
+        """The NPZ array of features, one row (or image) per sample."""
         y_key: str = Field("y", min_length=1)
+        """The NPZ array of labels, one per sample."""
         labels_path: Path | None = None
         """The IDX labels file; by default the images file's name with ``labels-idx1-ubyte``."""
         image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
