@@ -36,15 +36,12 @@ class TorchFramework(Framework):
 
     def __init__(self, params: ModelParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "torch")
-        # Thread count for ONNX Runtime predictors; learned from the run that builds the model.
-        self._threads = 1
 
     @hookimpl
     def aios_build_model(self, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> Any:
         from aios_torch import _models
 
         params = ModelParams.model_validate({**self.params.model_dump(), **(overrides or {})})
-        self._threads = max(1, int(run.threads))
         return _models.build_model(params, dataset, seed=run.seed, threads=run.threads)
 
     @hookimpl
@@ -72,15 +69,15 @@ class TorchFramework(Framework):
         return ModelArtifact(name="onnx", path=Path(path), format="onnx", producer="torch", metrics=metrics)
 
     @hookimpl
-    def aios_load_predictor(self, artifact: ModelArtifact) -> Predictor | None:
+    def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
         if artifact.format == self.native_format:
             from aios_torch import _models
 
-            return _models.torch_predictor(_models.load_model(Path(artifact.path)))
+            return _models.torch_predictor(_models.load_model(Path(artifact.path)), threads=threads)
         if artifact.format == "onnx":
             from aios_torch import _onnx
 
-            return _onnx.onnx_predictor(Path(artifact.path), threads=self._threads)
+            return _onnx.onnx_predictor(Path(artifact.path), threads=threads)
         return None
 
 

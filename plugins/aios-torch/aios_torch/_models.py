@@ -148,8 +148,13 @@ def load_model(path: Path) -> nn.Module:
     return module.eval()
 
 
-def torch_predictor(model: nn.Module) -> Predictor:
-    """A function mapping a float32 batch to class probabilities with ``model`` in eval mode."""
+def torch_predictor(model: nn.Module, *, threads: int = 1) -> Predictor:
+    """A function mapping a float32 batch to class probabilities with ``model`` in eval mode.
+
+    torch's intra-op thread count is process-wide; it is set to ``threads`` here, as the
+    run's build and training already did.
+    """
+    torch.set_num_threads(max(1, int(threads)))
     model.eval()
 
     def predict(batch: np.ndarray) -> np.ndarray:

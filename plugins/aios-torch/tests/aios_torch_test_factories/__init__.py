@@ -1,0 +1,1 @@
+"""User model factories for the tests (``architecture: aios_torch_test_factories.models:<name>``)."""

@@ -1,0 +1,237 @@
+"""aios_train: learning, reporting, determinism, checkpoints and resume, early stopping, parameters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pydantic
+import pytest
+import torch
+
+from aios_core import Dataset, TrainResult
+from aios_torch import TorchTrainerParams
+
+HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+
+
+def _without_seconds(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Everything in a history except wall time, which no two runs share."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for name in sa:
+        assert torch.equal(sa[name], sb[name]), name
+
+
+def _test_accuracy(model: torch.nn.Module, dataset: Dataset) -> float:
+    with torch.no_grad():
+        predictions = model.eval()(torch.from_numpy(dataset.x_test)).argmax(dim=1).numpy()
+    return float(np.mean(predictions == dataset.y_test))
+
+
+def test_mlp_loss_goes_down(torch_stack, digits) -> None:
+    result = torch_stack(model={"architecture": "mlp"}, trainer={"epochs": 4}).build_and_train(digits)
+    losses = [row["loss"] for row in result.history]
+    val_losses = [row["val_loss"] for row in result.history]
+    assert isinstance(result, TrainResult)
+    assert losses == sorted(losses, reverse=True) and losses[-1] < 0.5 * losses[0]
+    assert val_losses[-1] < val_losses[0]
+
+
+def test_cnn_reaches_095_validation_accuracy_in_10_epochs(torch_stack, digits) -> None:
+    result = torch_stack(model={"architecture": "cnn"}, trainer={"epochs": 10}).build_and_train(digits)
+    assert result.final_metrics["val_accuracy"] >= 0.95
+
+
+def test_default_digits_stack_reaches_097_test_accuracy(torch_stack, digits) -> None:
+    """The settings of the bundled digits stack: cnn [16, 32], hidden [128], adam 1e-3, batch 64, 20 epochs."""
+    stack = torch_stack(model={"architecture": "cnn", "conv_channels": [16, 32], "hidden_units": [128],
+                               "dropout": 0.1},
+                        trainer={"epochs": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3,
+                                 "early_stopping_patience": 5},
+                        seed=42)
+    result = stack.build_and_train(digits)
+    assert _test_accuracy(result.model, digits) >= 0.97
+
+
+def test_each_epoch_is_reported_with_the_documented_metrics(torch_stack, digits, epoch_recorder) -> None:
+    recorder = epoch_recorder()
+    result = torch_stack(trainer={"epochs": 3}, monitors=(recorder,)).build_and_train(digits)
+    assert [epoch for epoch, _ in recorder.epochs] == [1, 2, 3]
+    assert [metrics for _, metrics in recorder.epochs] == result.history
+    for number, row in enumerate(result.history, start=1):
+        assert set(row) == HISTORY_KEYS and row["epoch"] == number
+        assert all(isinstance(value, (int, float)) and math.isfinite(value) for value in row.values())
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["val_accuracy"] <= 1.0
+        assert row["lr"] == 1e-3 and row["seconds"] > 0
+
+
+@pytest.mark.parametrize("updates", [0, 1, 4])
+def test_progress_is_reported_the_requested_number_of_times_per_epoch(torch_stack, digits, epoch_recorder,
+                                                                        updates) -> None:
+    recorder = epoch_recorder()
+    torch_stack(trainer={"epochs": 2, "progress_updates": updates}, monitors=(recorder,)).build_and_train(digits)
+    total = math.ceil(len(digits.y_train) / 64)
+    assert len(recorder.steps) == 2 * updates
+    assert all(total_steps == total and 1 <= step <= total for _, step, total_steps in recorder.steps)
+    if updates:
+        assert recorder.steps[updates - 1] == (1, total, total)  # the last report of an epoch is its last step
+
+
+def test_the_same_seed_gives_the_same_history_and_weights(torch_stack, digits, tmp_path) -> None:
+    params = {"model": {"architecture": "mlp", "dropout": 0.2}, "trainer": {"epochs": 3}}
+    first = torch_stack(**params, seed=5, run_dir=tmp_path / "a").build_and_train(digits)
+    second = torch_stack(**params, seed=5, run_dir=tmp_path / "b").build_and_train(digits)
+    other = torch_stack(**params, seed=6, run_dir=tmp_path / "c").build_and_train(digits)
+    assert _without_seconds(first.history) == _without_seconds(second.history)
+    _assert_same_weights(first.model, second.model)
+    assert _without_seconds(first.history) != _without_seconds(other.history)
+
+
+@pytest.mark.parametrize("trainer", [
+    {"optimizer": "adam", "lr_schedule": "none"},
+    {"optimizer": "sgd", "learning_rate": 0.05, "lr_schedule": "step", "lr_step_size": 2},
+    {"optimizer": "adam", "lr_schedule": "cosine", "weight_decay": 1e-4, "early_stopping_patience": 3},
+], ids=["adam", "sgd-step", "adam-cosine"])
+def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digits, epoch_recorder, tmp_path,
+                                                               trainer) -> None:
+    model_params = {"architecture": "mlp", "hidden_units": [32], "dropout": 0.3}  # dropout draws from the RNG
+    trainer = {**trainer, "epochs": 4, "batch_size": 128}
+    uninterrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits)
+
+    interrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "b",
+                              monitors=(epoch_recorder(interrupt_at_epoch=3),))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.build_and_train(digits)
+    checkpoint = interrupted.run.checkpoint_dir / "last.pt"
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+
+    recorder = epoch_recorder()
+    resumed_stack = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "b", resume=True,
+                                monitors=(recorder,))
+    model = resumed_stack.build(digits)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()  # everything must come from the checkpoint
+    torch.manual_seed(1234)
+    resumed = resumed_stack.train(model, digits)
+
+    assert [epoch for epoch, _ in recorder.epochs] == [3, 4]
+    assert _without_seconds(resumed.history) == _without_seconds(uninterrupted.history)
+    assert (resumed.best_epoch, resumed.stopped_early) == (uninterrupted.best_epoch, uninterrupted.stopped_early)
+    _assert_same_weights(resumed.model, uninterrupted.model)
+
+
+def test_a_finished_run_resumes_to_the_same_result(torch_stack, digits, tmp_path) -> None:
+    first = torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+    again = torch_stack(trainer={"epochs": 2}, resume=True)
+    model = again.build(digits)
+    result = again.train(model, digits)
+    assert result.history == first.history  # nothing retrained: even the seconds are the recorded ones
+    _assert_same_weights(result.model, first.model)
+
+
+def test_resume_refuses_changed_trainer_params(torch_stack, digits) -> None:
+    torch_stack(trainer={"epochs": 1}).build_and_train(digits)
+    resumed = torch_stack(trainer={"epochs": 1, "learning_rate": 0.01}, resume=True)
+    with pytest.raises(ValueError, match=r"cannot resume.*trainer\.learning_rate: 0\.001 -> 0\.01"):
+        resumed.build_and_train(digits)
+
+
+def test_without_resume_an_old_checkpoint_is_ignored(torch_stack, digits, tmp_path) -> None:
+    first = torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+    again = torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+    assert _without_seconds(again.history) == _without_seconds(first.history)
+
+
+def test_checkpoint_holds_everything_needed_to_resume(torch_stack, digits) -> None:
+    stack = torch_stack(trainer={"epochs": 2, "lr_schedule": "step"})
+    stack.build_and_train(digits)
+    checkpoint = torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)
+    assert {"epoch", "model", "optimizer", "scheduler", "generator", "torch_rng", "history", "best_state",
+            "best_epoch", "best_val_loss", "bad_epochs", "stopped_early"} <= checkpoint.keys()
+    assert checkpoint["epoch"] == 2 and len(checkpoint["history"]) == 2
+    assert [p.name for p in stack.run.checkpoint_dir.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(torch_stack, digits, tmp_path) -> None:
+    # A min_delta no epoch can beat: epoch 1 is the best, epochs 2 and 3 use up the patience.
+    trainer = {"epochs": 10, "early_stopping_patience": 2, "early_stopping_min_delta": 100.0}
+    result = torch_stack(trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits)
+    one_epoch = torch_stack(trainer={"epochs": 1}, run_dir=tmp_path / "b").build_and_train(digits)
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+    _assert_same_weights(result.model, one_epoch.model)
+    assert result.final_metrics == result.history[0]
+
+
+def test_the_returned_model_holds_the_lowest_val_loss_weights(torch_stack, digits) -> None:
+    # A learning rate this high makes validation loss jump around, so the best epoch is rarely the last.
+    stack = torch_stack(trainer={"epochs": 6, "optimizer": "sgd", "learning_rate": 0.5})
+    result = stack.build_and_train(digits)
+    val_losses = [row["val_loss"] for row in result.history]
+    assert not result.stopped_early
+    assert result.best_epoch == 1 + int(np.argmin(val_losses))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with torch.no_grad():
+        val_loss = loss_fn(result.model(torch.from_numpy(digits.x_val)), torch.from_numpy(digits.y_val)).item()
+    assert val_loss == pytest.approx(min(val_losses), rel=1e-5)
+    assert not result.model.training
+
+
+def test_step_schedule_decays_the_learning_rate(torch_stack, digits) -> None:
+    trainer = {"epochs": 4, "learning_rate": 0.01, "lr_schedule": "step", "lr_step_size": 2, "lr_gamma": 0.5}
+    result = torch_stack(trainer=trainer).build_and_train(digits)
+    assert [row["lr"] for row in result.history] == pytest.approx([0.01, 0.01, 0.005, 0.005])
+
+
+def test_overrides_take_precedence_over_trainer_params(torch_stack, digits) -> None:
+    stack = torch_stack(trainer={"epochs": 5})
+    result = stack.train(stack.build(digits), digits, epochs=1)
+    assert len(result.history) == 1 and stack.trainer.params.epochs == 5
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    assert TorchTrainerParams().model_dump() == {
+        "epochs": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3, "momentum": 0.9,
+        "weight_decay": 0.0, "lr_schedule": "none", "lr_step_size": 10, "lr_gamma": 0.5,
+        "early_stopping_patience": None, "early_stopping_min_delta": 0.0, "progress_updates": 4,
+    }
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"epochs": 0}, "epochs"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"momentum": 1.5}, "momentum"),
+    ({"lr_schedule": "linear"}, "lr_schedule"),
+    ({"lr_gamma": 0.0}, "lr_gamma"),
+    ({"early_stopping_patience": 0}, "early_stopping_patience"),
+    ({"progress_updates": -1}, "progress_updates"),
+    ({"epoch": 3}, "epoch"),
+])
+def test_bad_trainer_params_are_validation_errors_naming_the_field(torch_stack, digits, overrides,
+                                                                    field) -> None:
+    with pytest.raises(pydantic.ValidationError, match=field):
+        TorchTrainerParams(**overrides)
+    stack = torch_stack(model={"architecture": "mlp"})
+    with pytest.raises(pydantic.ValidationError, match=field):
+        stack.train(stack.build(digits), digits, **overrides)
+
+
+def test_empty_validation_split_is_a_clear_error(torch_stack, digits) -> None:
+    no_val = Dataset(name="no-val", x_train=digits.x_train, y_train=digits.y_train,
+                     x_val=digits.x_val[:0], y_val=digits.y_val[:0], x_test=digits.x_test, y_test=digits.y_test,
+                     class_names=digits.class_names, content_hash="x", image_shape=digits.image_shape)
+    with pytest.raises(ValueError, match="empty validation split"):
+        torch_stack().build_and_train(no_val)
+
+
+def test_training_leaves_deterministic_mode_as_it_found_it(torch_stack, digits) -> None:
+    assert not torch.are_deterministic_algorithms_enabled()
+    torch_stack(trainer={"epochs": 1}).build_and_train(digits)
+    assert not torch.are_deterministic_algorithms_enabled()
