@@ -169,16 +169,16 @@ def plugins_list(kind: str | None) -> None:
 @click.option("--kind", help="The kind, when NAME is a component of several kinds.")
 def plugins_info(name: str, kind: str | None) -> None:
     """A component's distribution, compatibility, capabilities and parameters (imports it)."""
-    from rich.console import Console
     from rich.table import Table
 
     from aios_core.plugins import PluginError, canonical_name, discover, load_component
+    from aios_core.terminal import make_console
 
     entries = [e for e in discover() if (e.name == name or e.distribution == canonical_name(name))
                and kind in (None, e.kind)]
     if not entries:
         _fail(f"no installed component or distribution named '{name}'; see aios plugins list", EXIT_USAGE)
-    console = Console(highlight=False)
+    console = make_console()
     for entry in entries:
         console.print(f"[bold]{entry.kind} {entry.name}[/]  {entry.distribution} {entry.version}  "
                       f"requires aios-core{entry.core_range or ' (no range declared)'}  status: {entry.problem or 'ok'}")
@@ -227,10 +227,10 @@ def runs() -> None:
 @runs_dir_option
 def runs_list(runs_dir: str | None) -> None:
     """Every run under the runs directory, newest first."""
-    from rich.console import Console
     from rich.table import Table
 
     from aios_core.rundir import list_runs
+    from aios_core.terminal import make_console
 
     root = _runs_root(runs_dir)
     found = list_runs(root)
@@ -244,7 +244,7 @@ def runs_list(runs_dir: str | None) -> None:
         accuracy = evaluation.get("test_accuracy")
         table.add_row(run_dir.name, state.get("status", "?"), state.get("started", ""),
                       f"{accuracy:.4f}" if accuracy is not None else "", evaluation.get("final", ""))
-    Console(highlight=False).print(table)
+    make_console().print(table)
 
 
 @runs.command("show")
@@ -252,17 +252,17 @@ def runs_list(runs_dir: str | None) -> None:
 @runs_dir_option
 def runs_show(run_ref: str, runs_dir: str | None) -> None:
     """A run's stack, per-epoch metrics, artifacts (with sizes) and evaluation."""
-    from rich.console import Console
     from rich.syntax import Syntax
     from rich.table import Table
 
     from aios_core.rundir import resolve_run
+    from aios_core.terminal import make_console
 
     try:
         run_dir = resolve_run(_runs_root(runs_dir), run_ref)
     except ValueError as error:
         _fail(str(error), EXIT_USAGE)
-    console = Console(highlight=False)
+    console = make_console()
     state = run_dir.read_state()
     console.print(f"[bold]{run_dir.name}[/]  status: {state.get('status')}  started: {state.get('started')}  "
                   f"finished: {state.get('finished', '')}  resumed: {state.get('resumed', 0)} time(s)")

@@ -56,6 +56,10 @@ class RunContext:
         self._hook.aios_on_step(run=self, phase=self.phase, epoch=epoch, step=step,
                                 total_steps=total_steps, metrics=metrics or {})
 
+    def load_predictor(self, artifact: Any) -> Any:
+        """A predictor for ``artifact`` from whichever selected component runs its format, or None."""
+        return self._hook.aios_load_predictor(artifact=artifact, threads=self.threads)
+
     def for_trial(self, number: int) -> RunContext:
         """A context for one tuner trial: its own checkpoints, never resumed."""
         trial = RunContext(name=self.name, seed=self.seed, threads=self.threads, dir=self.dir,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import Any, Literal
 
@@ -13,6 +12,7 @@ from aios_core.context import RunContext
 from aios_core.hookspecs import hookimpl
 from aios_core.records import ModelArtifact
 from aios_core.rundir import RunDirectory
+from aios_core.terminal import make_console
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -43,9 +43,7 @@ class ConsoleMonitor(Monitor):
     @property
     def console(self) -> Any:
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+            self._console = make_console()
         return self._console
 
     def _use_bar(self) -> bool:

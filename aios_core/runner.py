@@ -224,9 +224,8 @@ class StackRun:
 
         with self._phase("evaluate") as summary:
             history = self.state["phases"]["train"]["history"]
-            report = evaluate(artifacts, dataset,
-                              lambda a: self.pm.hook.aios_load_predictor(artifact=a, threads=self.context.threads),
-                              self.stack.settings.evaluate, history, self.dir.report)
+            report = evaluate(artifacts, dataset, self.context.load_predictor, self.stack.settings.evaluate,
+                              history, self.dir.report)
             summary.update(report)
         failed = [gate["message"] for gate in report["gates"] if not gate["passed"]]
         if failed:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the `aios` CLI in a subprocess, and plugin distributions made on the fly.
+"""Test support: the `aios` CLI in a subprocess, and plugin distributions made on the fly.
 
 A made-up distribution is a real one as far as discovery goes: a ``*.dist-info`` folder
 with METADATA and entry_points.txt on PYTHONPATH, found by importlib.metadata.
@@ -11,8 +11,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_PLUGINS = Path(__file__).resolve().parent / "fixture_plugins"
@@ -39,7 +37,7 @@ def make_distribution(site: Path, name: str, entry_points: dict[str, dict[str, s
     return site
 
 
-def test_plugins_site(site: Path) -> Path:
+def install_test_plugins(site: Path) -> Path:
     """Install aios-test-plugins (tuner `random`, deployer `bundle`, monitor `recorder`) into ``site``."""
     make_distribution(site, "aios-test-plugins", {
         "aios.tuners": {"random": "aios_test_plugins:RandomSearchTuner"},
@@ -62,8 +60,3 @@ def run_aios(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     """Run the real CLI in a subprocess (the installed console script's code path)."""
     return subprocess.run([sys.executable, "-m", "aios_core", *args], env=env or aios_env(), cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    return tmp_path / "site"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import aios_env
+from support import aios_env
 
 HEAVY = ("torch", "tensorflow", "ray", "onnxruntime", "onnx", "sklearn", "pandas", "matplotlib",
          "aios_torch", "aios_data", "aios_onnx_quant")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import DEFAULT_STACK, aios_env, make_distribution, run_aios
+from support import DEFAULT_STACK, aios_env, make_distribution, run_aios
 
 GOOD_MONITOR = """
     from aios_core import Monitor, hookimpl

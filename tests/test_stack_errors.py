@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import aios_env, run_aios
+from support import aios_env, run_aios
 
 VALID = """\
 name: digits

@@ -44,7 +44,7 @@ class BundleDeployer(Deployer):
         bundle.mkdir(exist_ok=True)
         shutil.copy2(artifact.path, bundle / artifact.path.name)
         write_json(bundle / "classes.json", dataset.class_names)
-        predict = run._hook.aios_load_predictor(artifact=artifact)
+        predict = run.load_predictor(artifact)
         predicted = predict(dataset.x_test[: self.params.rows]).argmax(axis=1)
         return {"bundle": str(bundle), "smoke_rows": self.params.rows,
                 "smoke_accuracy": float((predicted == dataset.y_test[: self.params.rows]).mean())}
