@@ -169,6 +169,8 @@ def plugins_list(kind: str | None) -> None:
 @click.option("--kind", help="The kind, when NAME is a component of several kinds.")
 def plugins_info(name: str, kind: str | None) -> None:
     """A component's distribution, compatibility, capabilities and parameters (imports it)."""
+    import json
+
     from rich.table import Table
 
     from aios_core.plugins import PluginError, canonical_name, discover, load_component
@@ -194,8 +196,11 @@ def plugins_info(name: str, kind: str | None) -> None:
             console.print(f"  {key}: {value}")
         table = Table("parameter", "type", "default", "description", title_justify="left")
         for field_name, info in cls.Params.model_fields.items():
-            default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
-            annotation = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
+            default = "required" if info.is_required() else info.get_default(call_default_factory=True)
+            default = default if isinstance(default, str) else json.dumps(
+                default.model_dump() if hasattr(default, "model_dump") else default, default=str)
+            annotation = str(info.annotation).replace("typing.", "")
+            annotation = getattr(info.annotation, "__name__", annotation) if "[" not in annotation else annotation
             table.add_row(field_name, annotation, default, info.description or "")
         if cls.Params.model_fields:
             console.print(table)

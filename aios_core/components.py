@@ -120,10 +120,13 @@ class ModelParams(Params):
     ``package.module:function`` that receives ``(dataset, **options)``.
     """
 
-    architecture: str = Field("mlp", pattern=r"^(mlp|cnn|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
-    hidden_units: list[PositiveInt] = Field(default_factory=lambda: [128], min_length=1)
-    conv_channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1)
-    kernel_size: int = Field(3, ge=1, le=11)
-    activation: Literal["relu", "tanh", "gelu"] = "relu"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    options: dict[str, Any] = Field(default_factory=dict)
+    architecture: str = Field("mlp", pattern=r"^(mlp|cnn|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
+                              description="mlp, cnn (image data) or a factory package.module:function.")
+    hidden_units: list[PositiveInt] = Field(default_factory=lambda: [128], min_length=1,
+                                            description="Units of each hidden dense layer.")
+    conv_channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1,
+                                             description="Channels of each convolution (cnn only).")
+    kernel_size: int = Field(3, ge=1, le=11, description="Convolution kernel size (cnn only).")
+    activation: Literal["relu", "tanh", "gelu"] = Field("relu", description="Activation after each hidden layer.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the output layer.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for a factory.")
