@@ -53,19 +53,19 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
     return module
 
 
-def _hidden_layers(params: ModelParams, width: int) -> tuple[list[nn.Module], int]:
+def _head(params: ModelParams, width: int, num_classes: int) -> list[nn.Module]:
+    """Hidden dense layers with their activation, dropout (ModelParams: before the output layer), output layer."""
     layers: list[nn.Module] = []
     for units in params.hidden_units:
         layers += [nn.Linear(width, units), _ACTIVATIONS[params.activation]()]
-        if params.dropout > 0:
-            layers.append(nn.Dropout(params.dropout))
         width = units
-    return layers, width
+    if params.dropout > 0:
+        layers.append(nn.Dropout(params.dropout))
+    return [*layers, nn.Linear(width, num_classes)]
 
 
 def _mlp(params: ModelParams, num_features: int, num_classes: int) -> nn.Module:
-    layers, width = _hidden_layers(params, num_features)
-    return nn.Sequential(*layers, nn.Linear(width, num_classes))
+    return nn.Sequential(*_head(params, num_features, num_classes))
 
 
 def _cnn(params: ModelParams, num_features: int, num_classes: int, image_shape: list[int] | None) -> nn.Module:
@@ -88,8 +88,7 @@ def _cnn(params: ModelParams, num_features: int, num_classes: int, image_shape: 
                    _ACTIVATIONS[params.activation]()]
         channels = out_channels
     layers += [nn.MaxPool2d(2), nn.Flatten()]
-    hidden, width = _hidden_layers(params, channels * (height // 2) * (width // 2))
-    return nn.Sequential(*layers, *hidden, nn.Linear(width, num_classes))
+    return nn.Sequential(*layers, *_head(params, channels * (height // 2) * (width // 2), num_classes))
 
 
 def _from_factory(params: ModelParams, dataset: Dataset) -> nn.Module:

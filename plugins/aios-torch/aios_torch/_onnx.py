@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,7 @@ def export_onnx(model: nn.Module, path: Path, dataset: Dataset) -> dict[str, Any
         with atomic_path(path) as tmp:
             sample = torch.from_numpy(rows[:2])  # batch > 1 so the exporter keeps the batch dimension symbolic
             batch = torch.export.Dim("batch", min=1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's notes on its own internals are not the user's concern
+            with _exporter_notes_silenced():
                 torch.onnx.export(
                     wrapper, (sample,), tmp, dynamo=True, external_data=False, verbose=False,
                     input_names=["input"], output_names=["probabilities"], dynamic_shapes=({0: batch},),
@@ -60,6 +62,20 @@ def export_onnx(model: nn.Module, path: Path, dataset: Dataset) -> dict[str, Any
     finally:
         model.train(was_training)
     return metrics
+
+
+@contextmanager
+def _exporter_notes_silenced() -> Iterator[None]:
+    """Hide the exporter's notes about its own internals (e.g. "torchvision is not installed"); errors still raise."""
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        registry_log.setLevel(level)
 
 
 def _parity_rows(dataset: Dataset) -> np.ndarray:
@@ -89,8 +105,7 @@ def _parity(wrapper: nn.Module, path: Path, rows: np.ndarray) -> dict[str, Any]:
             f"ONNX export: ONNX Runtime and PyTorch probabilities differ by up to {worst:.3g} "
             f"(allowed {MAX_ABS_DIFF:g}); the model uses an operation the exporter translates inexactly"
         )
-    return {"max_abs_diff": worst, "parity_batch_sizes": list(PARITY_BATCH_SIZES),
-            "opset": _opset(path), "inputs": [input_name], "outputs": ["probabilities"]}
+    return {"max_abs_diff": worst, "parity_batch_sizes": list(PARITY_BATCH_SIZES), "opset": _opset(path)}
 
 
 def _opset(path: Path) -> int:

@@ -38,10 +38,20 @@ def test_cnn_unflattens_rows_to_the_image_shape(torch_stack, digits) -> None:
     assert model(torch.from_numpy(digits.x_test[:3])).shape == (3, 10)
 
 
-def test_dropout_and_activation_are_applied(torch_stack, digits) -> None:
-    model = torch_stack(model={"architecture": "mlp", "activation": "gelu", "dropout": 0.25}).build(digits)
-    assert any(isinstance(m, nn.GELU) for m in model.modules())
-    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.25]
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_dropout_sits_before_the_output_layer(torch_stack, digits, architecture) -> None:
+    model = torch_stack(model={"architecture": architecture, "hidden_units": [32, 16], "dropout": 0.25}).build(digits)
+    layers = list(model.children())
+    assert [m.p for m in layers if isinstance(m, nn.Dropout)] == [0.25]
+    assert isinstance(layers[-2], nn.Dropout) and isinstance(layers[-1], nn.Linear)
+    assert not any(isinstance(m, nn.Dropout) for m in torch_stack(model={"architecture": architecture}).build(digits).modules())
+
+
+def test_activation_follows_every_convolution_and_hidden_layer(torch_stack, digits) -> None:
+    model = torch_stack(model={"architecture": "cnn", "activation": "gelu", "hidden_units": [32, 16]}).build(digits)
+    layers = list(model.children())
+    weighted = [i for i, m in enumerate(layers[:-1]) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == 4 and all(isinstance(layers[i + 1], nn.GELU) for i in weighted)
 
 
 def test_the_same_seed_builds_the_same_weights(torch_stack, digits) -> None:
