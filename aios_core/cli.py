@@ -65,8 +65,16 @@ def _load(path: str, overrides: tuple[str, ...], locked: bool = False) -> Any:
         _fail([str(p) for p in error.problems], EXIT_USAGE)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _execute(stack_run: Any) -> None:
+    import signal
+
     from aios_core.runner import RunFailed, RunInterrupted
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: state saved, resumable
 
     for warning in stack_run.stack.skipped:
         click.echo(f"warning: skipped monitor: {warning}", err=True)
@@ -107,6 +115,8 @@ def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, re
         if stack and lock_file:
             _fail("give either STACK or --lock, not both", EXIT_USAGE)
         loaded = _load(lock_file or stack or str(DEFAULT_STACK), overrides, locked=bool(lock_file))
+        if serve and loaded.role("deployer") is None:
+            _fail(f"--serve keeps the deployed model serving, but {loaded.source} has no deployer section", EXIT_USAGE)
         stack_run = start_run(loaded, _runs_root(runs_dir), options)
     _execute(stack_run)
 

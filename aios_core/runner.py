@@ -283,5 +283,8 @@ def resume_run(run_dir: RunDirectory, options: RunOptions | None = None) -> Stac
     """Continue an interrupted run from its lock file, state and checkpoints."""
     from aios_core.stack import load_stack
 
+    status = run_dir.read_state().get("status")
+    if status == "completed":
+        raise ValueError(f"{run_dir.path}: this run already completed; to run it again: aios run --lock {run_dir.lock_file}")
     stack = load_stack(run_dir.lock_file, locked=True)
     return StackRun(stack, run_dir, options or RunOptions(), resume=True)

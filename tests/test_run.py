@@ -102,12 +102,21 @@ def _wait_for_epoch(metrics: Path, epoch: int, process: subprocess.Popen, limit:
     raise AssertionError("no progress")
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
-def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, how: signal.Signals) -> None:
-    stack = _stack(tmp_path, SMALL.replace("epochs: 12", "epochs: 40"))
-    straight = tmp_path / "straight"
-    assert run_aios("run", str(stack), "--runs-dir", str(straight)).returncode == 0
+LONG = SMALL.replace("epochs: 12", "epochs: 40")
 
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The long stack run without interruption, to compare resumed runs with."""
+    tmp = tmp_path_factory.mktemp("straight")
+    result = run_aios("run", str(_stack(tmp, LONG)), "--runs-dir", str(tmp / "runs"))
+    assert result.returncode == 0, result.stderr
+    return _only_run(tmp / "runs")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "sigterm"])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, straight_run: Path, how: signal.Signals) -> None:
+    stack = _stack(tmp_path, LONG)
     runs = tmp_path / "interrupted"
     process = subprocess.Popen([sys.executable, "-m", "aios_core", "run", str(stack), "--runs-dir", str(runs)],
                                env=aios_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,17 +129,23 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, how: signal.
     _, stderr = process.communicate(timeout=60)
     state = json.loads((run_dir / "state.json").read_text())
     assert "evaluate" not in state["phases"]
-    if how == signal.SIGINT:
+    if how == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
         assert process.returncode == 130
         assert f"continue with: aios run --resume {run_dir}" in stderr
         assert state["status"] == "interrupted"
-    else:
-        assert process.returncode == -signal.SIGKILL
 
     resumed = run_aios("run", "--resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout
-    assert _outcome(run_dir) == _outcome(_only_run(straight))
+    assert _outcome(run_dir) == _outcome(straight_run)
+
+
+def test_a_completed_run_is_not_resumed(straight_run: Path) -> None:
+    result = run_aios("run", "--resume", str(straight_run))
+    assert result.returncode == 2
+    assert "this run already completed; to run it again: aios run --lock" in result.stderr
 
 
 def test_lock_file_reproduces_the_run(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def test_uninstalled_component_of_a_known_plugin_names_the_pip_command(tmp_path:
 
 
 def test_components_that_do_not_fit_are_named(tmp_path: Path, site: Path) -> None:
-    from conftest import make_distribution
+    from support import make_distribution
 
     make_distribution(site, "aios-fit", {
         "aios.trainers": {"other": "aios_fit:OtherTrainer"},
