@@ -40,9 +40,8 @@ def export_onnx(model: nn.Module, path: Path, dataset: Dataset) -> dict[str, Any
     more than ``MAX_ABS_DIFF``; ``path`` is then left untouched.
     """
     rows = _parity_rows(dataset)
-    wrapper = _Probabilities(model)
     was_training = model.training
-    model.eval()
+    wrapper = _Probabilities(model).eval()  # puts model in eval mode too; restored below
     try:
         with atomic_path(path) as tmp:
             sample = torch.from_numpy(rows[:2])  # batch > 1 so the exporter keeps the batch dimension symbolic
@@ -72,7 +71,8 @@ def _exporter_notes_silenced() -> Iterator[None]:
     registry_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            # torch's exporter calling its own deprecated pytree API; nothing a model author can change.
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
             yield
     finally:
         registry_log.setLevel(level)
