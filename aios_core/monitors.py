@@ -92,15 +92,20 @@ class ConsoleMonitor(Monitor):
         else:
             self._print(f"  {'trial ' if phase == 'tune' else ''}{line}")
 
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
     @hookimpl
     def aios_on_artifact(self, artifact: ModelArtifact) -> None:
+        self._stop_progress()
         self._print(f"  wrote {artifact.name} ({artifact.format}, {_size(artifact.size_bytes)}): {artifact.path}")
 
     @hookimpl
     def aios_on_phase_end(self, run: RunContext, phase: str, summary: dict[str, Any]) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._stop_progress()
         if phase == "data":
             sizes = summary["sizes"]
             self._print(f"  {summary['name']}: {sizes['train']}/{sizes['val']}/{sizes['test']} rows (train/val/test), "
@@ -144,16 +149,12 @@ class ConsoleMonitor(Monitor):
 
     @hookimpl
     def aios_on_error(self, phase: str, error: BaseException) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._stop_progress()
         self._print(f"[red]✗ {phase} failed:[/] {type(error).__name__}: {error}")
 
     @hookimpl
     def aios_on_run_end(self, run: RunContext, status: str) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._stop_progress()
         colour = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
         self._print(f"[{colour}]{status}[/] {run.dir}")
 
