@@ -67,7 +67,7 @@ def test_default_stack_runs_end_to_end(default_run: tuple[subprocess.CompletedPr
                  "artifacts/model.torch", "artifacts/model.onnx", "artifacts/model.int8.onnx",
                  "report/evaluation.json", "report/training_curves.png", "report/confusion_matrix.png"):
         assert (run_dir / name).is_file(), name
-    assert not list(run_dir.rglob("*.tmp")), "a temporary file was left behind"
+    assert not list(run_dir.rglob(".*")), "a temporary file was left behind"
     report = json.loads((run_dir / "report/evaluation.json").read_text())
     assert report["final"] == "int8" and report["test_accuracy"] >= 0.97
     assert report["comparison"]["size_ratio"] <= 0.35 and report["comparison"]["accuracy_drop"] <= 0.01
