@@ -308,3 +308,41 @@ def runs_show(run_ref: str, runs_dir: str | None) -> None:
         console.print(table)
         if evaluation.get("comparison"):
             console.print(f"comparison: {evaluation['comparison']}")
+
+
+# ---------------------------------------------------------------- templates
+def plugin_template() -> Path:
+    """The cookiecutter plugin template: packaged in the wheel, or the repository's copy."""
+    packaged = Path(__file__).with_name("plugin_template")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "cookiecutter-plugin"
+
+
+@main.group()
+def new() -> None:
+    """Create projects from AIOS templates."""
+
+
+@new.command("plugin")
+@click.argument("answers", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--output-dir", "-o", default=".", type=click.Path(file_okay=False), show_default=True)
+@click.option("--no-input", is_flag=True, help="Use the defaults and KEY=VALUE answers without asking.")
+def new_plugin(answers: tuple[str, ...], output_dir: str, no_input: bool) -> None:
+    """Create a plugin distribution from the template (asks for its name, kinds and author)."""
+    try:
+        from cookiecutter.exceptions import CookiecutterException, FailedHookException
+        from cookiecutter.main import cookiecutter
+    except ImportError:
+        _fail("aios new plugin needs cookiecutter: pip install 'aios-core[new]'", EXIT_USAGE)
+    context = {}
+    for answer in answers:
+        key, sep, value = answer.partition("=")
+        if not sep:
+            _fail(f"{answer}: expected KEY=VALUE, e.g. plugin_name=hello kinds=monitor", EXIT_USAGE)
+        context[key] = value
+    try:
+        created = cookiecutter(str(plugin_template()), no_input=no_input, extra_context=context, output_dir=output_dir)
+    except FailedHookException as error:
+        _fail(f"the template refused the answers: {error}", EXIT_USAGE)
+    except CookiecutterException as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo(f"created {created}; next steps are in {Path(created) / 'README.md'}")
