@@ -11,4 +11,6 @@ PLUGINS=(plugins/aios-data plugins/aios-torch plugins/aios-onnx-quant)
 args=(-e .)
 for plugin in "${PLUGINS[@]}"; do args+=(-e "$plugin"); done
 echo "setup: installing aios-core, ${PLUGINS[*]##*/} and test tools into .venv (first time: a few minutes)" >&2
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt "${args[@]}" -r requirements-dev.txt
+# This machine's pip configuration names local mirrors that may be absent; drop pip's warnings about them.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt "${args[@]}" -r requirements-dev.txt \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
