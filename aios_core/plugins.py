@@ -83,26 +83,29 @@ class ComponentEntry:
         return f"{self.kind} '{self.name}' ({self.distribution} {self.version})"
 
 
-def _core_range(dist: metadata.Distribution) -> str | None:
-    from packaging.requirements import InvalidRequirement, Requirement
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*\(?([^;()]*)\)?\s*(;.*)?$")
+"""A PEP 508 requirement's name, version specifier and marker. Parsed with a regular expression
+rather than packaging.requirements, whose import alone costs ``aios plugins list`` a fifth of its time."""
 
+
+def _core_range(dist: metadata.Distribution) -> str | None:
     for line in dist.requires or ():
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:  # a broken plugin's metadata must not break discovery
-            continue
-        if canonical_name(requirement.name) == CORE_DISTRIBUTION and not requirement.marker:
-            return str(requirement.specifier)
+        match = _REQUIREMENT.match(line)
+        if match and canonical_name(match.group(1)) == CORE_DISTRIBUTION and not match.group(3):
+            return match.group(2).strip().replace(" ", "") or None
     return None
 
 
 def _compatibility_problem(distribution: str, core_range: str | None) -> str | None:
     if distribution == CORE_DISTRIBUTION or core_range is None:
         return None
-    from packaging.specifiers import SpecifierSet
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    if SpecifierSet(core_range).contains(__version__, prereleases=True):
-        return None
+    try:
+        if SpecifierSet(core_range).contains(__version__, prereleases=True):
+            return None
+    except InvalidSpecifier:
+        return f"incompatible: {distribution} declares an invalid aios-core range '{core_range}'"
     return (f"incompatible: {distribution} requires aios-core{core_range}, "
             f"but aios-core {__version__} is installed; upgrade or downgrade one of them")
 
