@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_core import __version__
+from aios_core.plugins import KIND_GROUPS
 
 __all__ = ["BUNDLED_INDEX", "CatalogError", "Index", "IndexSource", "IndexedPlugin", "Release",
            "cached_index_path", "distribution_providing", "index_source", "load_index", "read_index", "update_cache"]
@@ -27,7 +28,6 @@ SCHEMA_VERSION = 1
 STATUSES = ("active", "deprecated", "withdrawn")
 TIERS = ("first-party", "reviewed", "community")
 REVIEWED_TIERS = ("first-party", "reviewed")
-_KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -225,8 +225,8 @@ def _parse_plugin(entry: Any, where: str, problems: list[str]) -> IndexedPlugin 
         problems.append(f"{where}.components: expected an object of kind -> names, found {raw_components!r}")
         raw_components = {}
     for kind, names in raw_components.items():
-        if kind not in _KINDS:
-            problems.append(f"{where}.components.{kind}: unknown kind; expected one of {', '.join(_KINDS)}")
+        if kind not in KIND_GROUPS:
+            problems.append(f"{where}.components.{kind}: unknown kind; expected one of {', '.join(KIND_GROUPS)}")
         components[kind] = _strings(names, f"{where}.components.{kind}", problems)
     releases: list[Release] = []
     raw_releases = entry.get("releases", [])

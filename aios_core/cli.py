@@ -153,7 +153,12 @@ def schema(output: str | None) -> None:
 # ---------------------------------------------------------------- plugins
 @main.group()
 def plugins() -> None:
-    """Installed plugin components."""
+    """Plugin components: the installed ones, and the index of those that can be installed."""
+
+
+index_option = click.option("--index", "index_location", metavar="PATH_OR_URL",
+                            help="The plugin index to read (default: the plugins.index setting or $AIOS_INDEX, "
+                                 "then the cache aios plugins update-index wrote, then the bundled snapshot).")
 
 
 @plugins.command("list")
@@ -177,20 +182,39 @@ def plugins_list(kind: str | None) -> None:
 @plugins.command("info")
 @click.argument("name")
 @click.option("--kind", help="The kind, when NAME is a component of several kinds.")
-def plugins_info(name: str, kind: str | None) -> None:
-    """A component's distribution, compatibility, capabilities and parameters (imports it)."""
+@index_option
+def plugins_info(name: str, kind: str | None, index_location: str | None) -> None:
+    """A plugin's index entry (releases, compatibility, install command) and, if installed, its
+    components' capabilities and parameters (imports them)."""
     import json
 
     from rich.table import Table
 
+    from aios_core.catalog import CatalogError, read_index
     from aios_core.plugins import PluginError, canonical_name, discover, load_component
+    from aios_core.settings import SettingsError
     from aios_core.terminal import make_console
 
+    try:
+        index = read_index(index_location)
+    except (CatalogError, SettingsError) as error:
+        if index_location:
+            _fail(str(error), EXIT_USAGE)
+        click.echo(f"warning: {error}", err=True)
+        index = None
+    listed = []
+    if index is not None:
+        found = index.find(name)
+        listed = [found] if found else index.providing(kind, name)
     entries = [e for e in discover() if (e.name == name or e.distribution == canonical_name(name))
                and kind in (None, e.kind)]
-    if not entries:
-        _fail(f"no installed component or distribution named '{name}'; see aios plugins list", EXIT_USAGE)
+    if not entries and not listed:
+        where = f" or in the index {index.source}" if index else ""
+        _fail(f"no installed component or distribution named '{name}'{where}; "
+              f"see aios plugins list and aios plugins search", EXIT_USAGE)
     console = make_console()
+    for plugin in listed:
+        _print_index_entry(console, plugin, index)
     for entry in entries:
         console.print(f"[bold]{entry.kind} {entry.name}[/]  {entry.distribution} {entry.version}  "
                       f"requires aios-core{entry.core_range or ' (no range declared)'}  status: {entry.problem or 'ok'}")
@@ -230,6 +254,272 @@ def plugins_doctor() -> None:
     click.echo(f"{len(discover()) - problems} ok, {problems} with problems")
     if problems:
         sys.exit(EXIT_FAILED)
+
+
+def _read_index(location: str | None) -> Any:
+    """The index for a command (``--index`` or the resolution order); a bad one is a usage error."""
+    from aios_core.catalog import CatalogError, read_index
+    from aios_core.settings import SettingsError
+
+    try:
+        return read_index(location)
+    except (CatalogError, SettingsError) as error:
+        _fail(str(error), EXIT_USAGE)
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, only --yes goes ahead."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail(f"{question} needs an answer, but standard input is not a terminal; pass --yes to go ahead", EXIT_USAGE)
+    click.confirm(question, abort=True)
+
+
+def _print_index_entry(console: Any, plugin: Any, index: Any) -> None:
+    """What the index says about one plugin; its strings are the index's, so they are printed without markup."""
+    from importlib import metadata
+
+    from rich.markup import escape
+
+    status = plugin.status
+    if plugin.status == "withdrawn":
+        status += f": {plugin.withdrawn_reason or 'no reason given'}"
+    elif plugin.deprecated_by:
+        status += f": use {plugin.deprecated_by}"
+    try:
+        installed = metadata.version(plugin.distribution)
+    except metadata.PackageNotFoundError:
+        installed = "not installed"
+    compatible = "incompatible with" if plugin.incompatibility() else "compatible with"
+    console.print(f"[bold]{escape(plugin.distribution)}[/]  {escape(plugin.summary)}")
+    lines = [("index", str(index.source)), ("status", status), ("tier", plugin.tier),
+             ("aios-core", f"{plugin.aios_core or '(no range declared)'}: {compatible} the installed {__version__}"),
+             ("components", plugin.kinds_text), ("repository", plugin.repository), ("license", plugin.license),
+             ("maintainers", ", ".join(plugin.maintainers)), ("tags", ", ".join(plugin.tags)), ("installed", installed)]
+    for key, value in lines:
+        if value:
+            console.print(f"  {key}: {escape(value)}")
+    releases = sorted(plugin.releases, key=lambda r: _version_key(r.version), reverse=True)
+    if releases:
+        console.print("  releases:")
+    for release in releases:
+        review = "reviewed" if plugin.is_reviewed(release) else "unreviewed"
+        console.print(f"    {escape(release.version)}  {review}  sha256:{release.sha256 or '(none)'}"
+                      + (f"  {escape(release.wheel)}" if release.wheel else ""))
+    newest = plugin.newest_release() or plugin.newest_release(reviewed_only=False)
+    if plugin.status != "withdrawn" and not plugin.incompatibility():
+        pin = f"{plugin.distribution}=={newest.version}" if newest else plugin.distribution
+        console.print(f"  install: aios plugins install {escape(pin)}  (checked; plain pip: pip install {escape(pin)})")
+
+
+def _version_key(version: str) -> Any:
+    from packaging.version import Version
+
+    return Version(version)
+
+
+@plugins.command("search")
+@click.argument("text", required=False)
+@click.option("--kind", type=click.Choice(["framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor"]),
+              help="Only plugins providing a component of this kind.")
+@click.option("--tier", type=click.Choice(["first-party", "reviewed", "community"]))
+@click.option("--status", type=click.Choice(["active", "deprecated", "withdrawn"]))
+@index_option
+def plugins_search(text: str | None, kind: str | None, tier: str | None, status: str | None,
+                   index_location: str | None) -> None:
+    """Plugins in the index matching TEXT (name, summary, tags, component names); imports nothing."""
+    from importlib import metadata
+
+    from rich.table import Table
+
+    from aios_core.terminal import make_console
+
+    index = _read_index(index_location)
+    needle = (text or "").lower()
+    found = []
+    for plugin in index.plugins:
+        words = [plugin.name, plugin.distribution, plugin.summary, *plugin.tags,
+                 *(name for names in plugin.components.values() for name in names)]
+        if needle in " ".join(words).lower() and (kind is None or kind in plugin.components) \
+                and tier in (None, plugin.tier) and status in (None, plugin.status):
+            found.append(plugin)
+    if not found:
+        click.echo(f"no plugin in the index {index.source} matches")
+        return
+    table = Table(caption=f"index: {index.source}", caption_justify="left")
+    for column in ("name", "components", "tier", "status", f"aios-core {__version__}", "installed"):
+        table.add_column(column, no_wrap=column != "components")
+    table.add_column("summary")
+    for plugin in found:
+        try:
+            installed = metadata.version(plugin.distribution)
+        except metadata.PackageNotFoundError:
+            installed = ""
+        table.add_row(plugin.name, plugin.kinds_text, plugin.tier, plugin.status, plugin.compatibility_text(),
+                      installed, plugin.summary)
+    make_console().print(table)
+
+
+@plugins.command("update-index")
+@click.option("--index", "index_location", metavar="PATH_OR_URL",
+              help="Where to fetch the index from (default: the plugins.index setting or $AIOS_INDEX).")
+def plugins_update_index(index_location: str | None) -> None:
+    """Fetch the index (a file or an http(s) URL) into the cache that search, info and install read."""
+    from aios_core.catalog import CatalogError, update_cache
+    from aios_core.settings import SettingsError, config_path, load_settings
+
+    try:
+        location = index_location or load_settings().index
+        if not location:
+            _fail(f"no index to fetch: give --index PATH_OR_URL, or set index in the [plugins] table of "
+                  f"{config_path()} (or AIOS_INDEX)", EXIT_USAGE)
+        path, index = update_cache(location)
+    except (CatalogError, SettingsError) as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo(f"cached {len(index.plugins)} plugins from {location} in {path}")
+
+
+@plugins.command("install")
+@click.argument("request", metavar="NAME[==VERSION]")
+@click.option("--allow-unlisted", is_flag=True, help="Install a plugin the index does not list (unreviewed).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Run every check and show what would change; install nothing.")
+@index_option
+def plugins_install(request: str, allow_unlisted: bool, yes: bool, dry_run: bool, index_location: str | None) -> None:
+    """Install a plugin with pip, checked against the index and the allow/block lists, then verify it loads.
+
+    Refuses blocked, unlisted, withdrawn and incompatible plugins and wheels whose sha256
+    differs from the index's; warns on unreviewed versions. Exit 2: refused; 1: a check
+    or pip failed, or the installed plugin does not load.
+    """
+    import tempfile
+
+    from rich.table import Table
+
+    from aios_core import installer
+    from aios_core.settings import SettingsError, load_settings
+    from aios_core.terminal import make_console
+
+    index = _read_index(index_location)
+    try:
+        plan = installer.plan_install(request, index, load_settings(), allow_unlisted=allow_unlisted)
+    except (installer.InstallRefused, SettingsError) as error:
+        _fail(str(error), EXIT_USAGE)
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    with tempfile.TemporaryDirectory(prefix="aios-install-") as workdir:
+        try:
+            if plan.sha256:
+                wheel = installer.check_wheel_hash(plan, Path(workdir))
+                click.echo(f"sha256 ok: {wheel.name} is the reviewed wheel")
+            changes = installer.planned_changes(plan, Path(workdir))
+            if not changes:
+                click.echo(f"{plan.requirement} is already installed; nothing to do")
+                return
+            table = Table("distribution", "version", "action", title="pip would change", title_justify="left")
+            for change in changes:
+                table.add_row(change.name, change.version, change.action)
+            make_console().print(table)
+            if dry_run:
+                click.echo("dry run: nothing was installed")
+                return
+            _confirm(f"Install {plan.requirement}?", yes)
+            installer.install(plan, changes, Path(workdir))
+        except installer.InstallFailed as error:
+            _fail(str(error), EXIT_FAILED)
+    _verify_installed(plan.distribution, plan.version)
+
+
+def _verify_installed(distribution: str, version: str | None) -> None:
+    """Step 7 of install: a fresh interpreter imports and checks each component; exit 1 if any fails."""
+    from aios_core import installer
+
+    try:
+        found, components = installer.verify(distribution)
+    except installer.InstallFailed as error:
+        _fail(str(error), EXIT_FAILED)
+    if found is None or (version and _version_key(found) != _version_key(version)):
+        _fail(f"pip reported success, but {distribution} {version or ''} is not what is installed "
+              f"(found: {found or 'nothing'})", EXIT_FAILED)
+    click.echo(f"installed {distribution} {found}")
+    if not components:
+        _fail(f"{distribution} {found} provides no aios components (no entry points in the aios.* groups); "
+              f"remove it with aios plugins uninstall or pip uninstall {distribution}", EXIT_FAILED)
+    for label, problem in components:
+        click.echo(f"{'ok  ' if problem is None else 'FAIL'}  {label}" + (f"\n      {problem}" if problem else ""))
+    if any(problem for _, problem in components):
+        _fail(f"{distribution} is installed, but some of its components cannot be used; "
+              f"see above, or remove it with aios plugins uninstall {distribution}", EXIT_FAILED)
+
+
+@plugins.command("uninstall")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def plugins_uninstall(name: str, yes: bool) -> None:
+    """Uninstall a plugin distribution with pip and check that its components are gone."""
+    from aios_core import installer
+
+    try:
+        distribution, version, components = installer.uninstall_target(name)
+    except installer.InstallRefused as error:
+        _fail(str(error), EXIT_USAGE)
+    click.echo(f"{distribution} {version} provides: {', '.join(components)}")
+    _confirm(f"Uninstall {distribution} {version}?", yes)
+    try:
+        installer.uninstall(distribution)
+    except installer.InstallFailed as error:
+        _fail(str(error), EXIT_FAILED)
+    click.echo(f"uninstalled {distribution} {version}")
+
+
+@plugins.command("outdated")
+@index_option
+def plugins_outdated(index_location: str | None) -> None:
+    """Installed plugin distributions against the index's newest reviewed releases (imports nothing)."""
+    from rich.table import Table
+
+    from aios_core.installer import outdated
+    from aios_core.terminal import make_console
+
+    index = _read_index(index_location)
+    rows = outdated(index)
+    if not rows:
+        click.echo("no plugin distributions installed")
+        return
+    table = Table("distribution", "installed", "newest reviewed", "status",
+                  caption=f"index: {index.source}", caption_justify="left")
+    for row in rows:
+        table.add_row(row.distribution, row.installed, row.newest or "", row.status)
+    make_console().print(table)
+
+
+# ---------------------------------------------------------------- stack files
+@main.group("stack")
+def stack_group() -> None:
+    """Stack files: what they need installed."""
+
+
+@stack_group.command("requirements")
+@click.argument("stack_file", metavar="STACK.yaml", type=click.Path(dir_okay=False))
+@index_option
+def stack_requirements(stack_file: str, index_location: str | None) -> None:
+    """Print the distributions STACK.yaml needs, with version ranges, as pip requirements.
+
+    Nothing is loaded, so the stack's plugins need not be installed:
+    aios stack requirements STACK.yaml > requirements.txt && pip install -r requirements.txt
+    """
+    from aios_core.installer import stack_requirements as requirements_of
+    from aios_core.stack import StackError
+
+    index = _read_index(index_location)
+    try:
+        lines, notes = requirements_of(stack_file, index)
+    except StackError as error:
+        _fail([str(p) for p in error.problems], EXIT_USAGE)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo("\n".join(lines))
 
 
 # ---------------------------------------------------------------- runs
