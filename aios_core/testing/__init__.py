@@ -1,0 +1,51 @@
+"""The AIOS contract test kit: one test class per kind, for plugin authors' own test suites.
+
+Subclass the class of your component's kind and name the component::
+
+    import pytest
+    from aios_core.testing import TrainerContract
+
+    class TestMyTrainer(TrainerContract):
+        @pytest.fixture
+        def component_name(self):
+            return "my-trainer"
+
+pytest then checks the installed component as AIOS uses it: entry point, parameters,
+hooks, light import, aios-core range, and what its kind promises, on a tiny real data
+set. The fixtures come from ``aios_core.testing.plugin``, which pytest loads by itself
+(entry point ``pytest11``). Names load on first use, so pytest's loading of the plugin
+stays cheap. See docs/testing-plugins.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ComponentContract": "aios_core.testing.contracts",
+    "FrameworkContract": "aios_core.testing.contracts",
+    "DatastoreContract": "aios_core.testing.contracts",
+    "TrainerContract": "aios_core.testing.contracts",
+    "TunerContract": "aios_core.testing.contracts",
+    "CompressorContract": "aios_core.testing.contracts",
+    "DeployerContract": "aios_core.testing.contracts",
+    "MonitorContract": "aios_core.testing.contracts",
+    "HEAVY_MODULES": "aios_core.testing.contracts",
+    "tiny_dataset": "aios_core.testing._data",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aios_core.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

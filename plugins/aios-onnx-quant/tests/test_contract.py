@@ -1,0 +1,25 @@
+"""The aios-core contract kit: the onnx-quant compressor passes it in static and dynamic mode.
+
+Its input is the kit's default: a small model of an installed framework that exports ONNX
+(aios-torch, which the test extra brings), trained briefly on the kit's tiny data set.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aios_core.testing import CompressorContract
+
+
+class TestOnnxQuantCompressor(CompressorContract):
+    @pytest.fixture
+    def component_name(self) -> str:
+        return "onnx-quant"
+
+    @pytest.fixture(params=["static", "dynamic"])
+    def component_params(self, request: pytest.FixtureRequest) -> dict:
+        return {"mode": request.param, "calibration_samples": 64, "latency_runs": 5}
+
+    @pytest.fixture
+    def invalid_params(self) -> list[dict]:
+        return [{"not_a_parameter": 1}, {"mode": "fp4"}, {"max_accuracy_drop": 2.0}, {"calibration_samples": 0}]
