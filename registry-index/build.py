@@ -358,8 +358,8 @@ def _card(plugin: dict[str, Any]) -> str:
                      f'Do not install it.</p>')
     elif status == "deprecated":
         lines.append(f'<p class="note note-deprecated"><strong>Deprecated.</strong>{use}</p>')
-    components = "".join(f'<li><span class="kind">{e(kind)}</span> '
-                         + ", ".join(f'<code>{e(component)}</code>' for component in names) + '</li>'
+    components = "".join(f'<li><span class="kind">{e(kind)}</span> <span>'
+                         + ", ".join(f'<code>{e(component)}</code>' for component in names) + '</span></li>'
                          for kind, names in plugin["components"].items())
     facts = [("Components", f'<ul class="components">{components}</ul>'),
              ("aios-core", f'<code>{e(plugin["aios_core"])}</code>'),
