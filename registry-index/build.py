@@ -28,11 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+try:
+    import jsonschema
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+except ImportError as missing:
+    sys.exit(f"registry-index/build.py needs jsonschema and packaging ({missing}); "
+             f"run it with the project's venv (bash scripts/setup.sh, then .venv/bin/python registry-index/build.py)")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -354,7 +358,7 @@ def _card(plugin: dict[str, Any]) -> str:
     replacement = plugin.get("deprecated_by")
     use = f' Use <a href="#plugin-{e(replacement)}">{e(replacement)}</a> instead.' if replacement else ""
     if status == "withdrawn":
-        lines.append(f'<p class="note note-withdrawn"><strong>Withdrawn:</strong> {e(plugin["withdrawn_reason"])}.{use} '
+        lines.append(f'<p class="note note-withdrawn"><strong>Withdrawn:</strong> {e(plugin["withdrawn_reason"].rstrip("."))}.{use} '
                      f'Do not install it.</p>')
     elif status == "deprecated":
         lines.append(f'<p class="note note-deprecated"><strong>Deprecated.</strong>{use}</p>')
@@ -370,7 +374,8 @@ def _card(plugin: dict[str, Any]) -> str:
     if plugin.get("releases"):
         releases = "".join(f'<li>{e(release["version"])} <code class="hash" title="sha256 {e(release["sha256"])}">'
                            f'sha256:{e(release["sha256"][:12])}…</code></li>' for release in plugin["releases"])
-        facts.append(("Reviewed releases", f'<ul class="releases">{releases}</ul>'))
+        label = "Reviewed releases" if tier in ("first-party", "reviewed") else "Releases"
+        facts.append((label, f'<ul class="releases">{releases}</ul>'))
     lines.append('<dl class="facts">' + "".join(f'<div><dt>{term}</dt><dd>{value}</dd></div>' for term, value in facts)
                  + '</dl>')
     if status != "withdrawn":
