@@ -110,7 +110,8 @@ def _schema_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append((_field(path) or named[0], branch["description"]))
         elif error.validator == "required":
             missing = re.match(r"'(.+)' is a required property", error.message).group(1)
-            problems.append((_field(path + [missing]), "missing; every entry has this field (see registry-index/schema.json)"))
+            problems.append((_field(path + [missing]),
+                             "missing; every entry has this field (see registry-index/schema.json)"))
         elif error.validator == "additionalProperties":
             known = list(error.schema["properties"])
             for key in sorted(set(error.instance) - set(known)):
@@ -152,7 +153,8 @@ def _entry_problems(path: Path, data: dict[str, Any]) -> list[tuple[str, str]]:
         try:
             version = Version(release["version"])
         except InvalidVersion:
-            problems.append((f"{field}.version", f"found '{release['version']}'; expected a PEP 440 version such as '1.2.0'"))
+            problems.append((f"{field}.version",
+                             f"found '{release['version']}'; expected a PEP 440 version such as '1.2.0'"))
             continue
         if version in seen:
             problems.append((f"{field}.version", f"'{release['version']}' is also releases[{seen[version]}]; "
@@ -165,7 +167,8 @@ def _entry_problems(path: Path, data: dict[str, Any]) -> list[tuple[str, str]]:
                 problems.append((f"{field}.wheel", f"found '{release['wheel']}'; expected a wheel file name ({error})"))
                 continue
             if wheel_name != name or wheel_version != version:
-                problems.append((f"{field}.wheel", f"found '{release['wheel']}', a wheel of {wheel_name} {wheel_version}; "
+                problems.append((f"{field}.wheel",
+                                 f"found '{release['wheel']}', a wheel of {wheel_name} {wheel_version}; "
                                                    f"expected a wheel of {name} {version}"))
     return problems
 
@@ -178,7 +181,8 @@ def _cross_entry_problems(entries: list[Entry]) -> list[str]:
     claimed: dict[tuple[str, str], tuple[Entry, str]] = {}
     for entry in entries:
         if entry.name in names:
-            problems.append(f"{_show(entry.path)}: name: '{entry.name}' is also the name of {_show(names[entry.name].path)}")
+            other = _show(names[entry.name].path)
+            problems.append(f"{_show(entry.path)}: name: '{entry.name}' is also the name of {other}")
             continue
         names[entry.name] = entry
     for entry in entries:
@@ -191,7 +195,8 @@ def _cross_entry_problems(entries: list[Entry]) -> list[str]:
                 owner, spelled = claimed[key]
                 same = "" if spelled == component else f" (as '{spelled}': the same name after PEP 503 normalization)"
                 problems.append(f"{_show(entry.path)}: components.{kind}: '{component}' is already a {kind} of "
-                                f"{owner.name}{same} in {_show(owner.path)}; a component name belongs to one plugin per kind")
+                                f"{owner.name}{same} in {_show(owner.path)}; "
+                                f"a component name belongs to one plugin per kind")
         replacement = entry.data.get("deprecated_by")
         if replacement is not None and (replacement == entry.name or replacement not in names):
             problems.append(f"{_show(entry.path)}: deprecated_by: found '{replacement}'; expected the name of another "
@@ -283,7 +288,8 @@ def _declared_problems(entry: Entry, pyproject: Pyproject) -> list[tuple[str, st
             except InvalidSpecifier:
                 same = True  # already reported by the entry's own checks
             if not same:
-                problems.append(("aios_core", f"found '{entry.data['aios_core']}'; expected the range of the dependency "
+                problems.append(("aios_core", f"found '{entry.data['aios_core']}'; "
+                                              f"expected the range of the dependency "
                                               f"'{raw}' in {shown}"))
     license = project.get("license")
     if isinstance(license, str) and license != entry.data["license"]:
@@ -324,7 +330,8 @@ def index_document(entries: list[Entry]) -> dict[str, Any]:
     plugins = []
     for entry in entries:
         plugin = {field: entry.data[field] for field in FIELDS if field in entry.data}
-        plugin["components"] = {kind: entry.data["components"][kind] for kind in KINDS if kind in entry.data["components"]}
+        components = entry.data["components"]
+        plugin["components"] = {kind: components[kind] for kind in KINDS if kind in components}
         if "releases" in plugin:
             plugin["releases"] = [{key: release[key] for key in RELEASE_FIELDS if key in release}
                                   for release in plugin["releases"]]
@@ -358,7 +365,8 @@ def _card(plugin: dict[str, Any]) -> str:
     replacement = plugin.get("deprecated_by")
     use = f' Use <a href="#plugin-{e(replacement)}">{e(replacement)}</a> instead.' if replacement else ""
     if status == "withdrawn":
-        lines.append(f'<p class="note note-withdrawn"><strong>Withdrawn:</strong> {e(plugin["withdrawn_reason"].rstrip("."))}.{use} '
+        reason = e(plugin["withdrawn_reason"].rstrip("."))
+        lines.append(f'<p class="note note-withdrawn"><strong>Withdrawn:</strong> {reason}.{use} '
                      f'Do not install it.</p>')
     elif status == "deprecated":
         lines.append(f'<p class="note note-deprecated"><strong>Deprecated.</strong>{use}</p>')
@@ -454,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="validate, and exit 1 if index.json, catalog.html or the snapshot would change")
     parser.add_argument("--root", type=Path, default=None,
-                        help="the index folder: entries in ROOT/plugins/*.toml, output in ROOT (default: registry-index/)")
+                        help="the index folder: entries in ROOT/plugins/*.toml, output in ROOT "
+                             "(default: registry-index/)")
     parser.add_argument("--repo", type=Path, default=REPO,
                         help="the repository whose pyproject.toml and plugins/*/pyproject.toml are first-party "
                              "(default: this one)")
