@@ -33,7 +33,8 @@ def _toml_value(value: Any) -> str:
 def toml_entry(entry: dict[str, Any]) -> str:
     lines = [f"{key} = {_toml_value(value)}" for key, value in entry.items() if key not in ("components", "releases")]
     if "components" in entry:
-        lines += ["", "[components]"] + [f"{kind} = {_toml_value(names)}" for kind, names in entry["components"].items()]
+        lines += ["", "[components]"]
+        lines += [f"{kind} = {_toml_value(names)}" for kind, names in entry["components"].items()]
     for release in entry.get("releases", []):
         lines += ["", "[[releases]]"] + [f"{key} = {_toml_value(value)}" for key, value in release.items()]
     return "\n".join(lines) + "\n"
@@ -234,10 +235,12 @@ RULES: dict[str, tuple[Mutation, str]] = {
                         "aios-thing.toml: status: found 'retired'; expected one of: active, deprecated, withdrawn"),
     "tier is known": (_set("aios-thing", tier="official"),
                       "aios-thing.toml: tier: found 'official'; expected one of: first-party, reviewed, community"),
-    "fields are known": (_set("aios-thing", summry="typo"), "aios-thing.toml: summry: unknown field; did you mean 'summary'?"),
+    "fields are known": (_set("aios-thing", summry="typo"),
+                         "aios-thing.toml: summry: unknown field; did you mean 'summary'?"),
     "fields are required": (_drop("aios-thing", "license"), "aios-thing.toml: license: missing"),
-    "reviewed entries list a release": (_set("aios-thing", tier="reviewed"),
-                                        "aios-thing.toml: releases: a reviewed entry lists at least one reviewed release"),
+    "reviewed entries list a release": (
+        _set("aios-thing", tier="reviewed"),
+        "aios-thing.toml: releases: a reviewed entry lists at least one reviewed release"),
     "sha256 is 64 hex digits": (
         _set("aios-thing", tier="reviewed", releases=[{"version": "1.0", "sha256": "ABC"}]),
         "aios-thing.toml: releases[0].sha256: found 'ABC'; expected the SHA-256 of the reviewed wheel"),
@@ -251,8 +254,9 @@ RULES: dict[str, tuple[Mutation, str]] = {
         _set("aios-thing", releases=[{"version": "1.0", "sha256": SHA, "wheel": "aios_other-1.0-py3-none-any.whl"}]),
         "aios-thing.toml: releases[0].wheel: found 'aios_other-1.0-py3-none-any.whl', a wheel of aios-other 1.0; "
         "expected a wheel of aios-thing 1.0"),
-    "repository is an https URL": (_set("aios-thing", repository="git@example.org:thing.git"),
-                                   "aios-thing.toml: repository: found 'git@example.org:thing.git'; expected an https://"),
+    "repository is an https URL": (
+        _set("aios-thing", repository="git@example.org:thing.git"),
+        "aios-thing.toml: repository: found 'git@example.org:thing.git'; expected an https://"),
     "entries are TOML": (_add("aios-broken", 'name = "aios-broken'), "aios-broken.toml: not valid TOML: "),
 }
 
