@@ -347,7 +347,7 @@ def plugins_search(text: str | None, kind: str | None, tier: str | None, status:
     if not found:
         click.echo(f"no plugin in the index {index.source} matches")
         return
-    table = Table(caption=f"index: {index.source}", caption_justify="left")
+    table = Table()
     for column in ("name", "components", "tier", "status", f"aios-core {__version__}", "installed"):
         table.add_column(column, no_wrap=column != "components")
     table.add_column("summary")
@@ -359,6 +359,7 @@ def plugins_search(text: str | None, kind: str | None, tier: str | None, status:
         table.add_row(plugin.name, plugin.kinds_text, plugin.tier, plugin.status, plugin.compatibility_text(),
                       installed, plugin.summary)
     make_console().print(table)
+    click.echo(f"index: {index.source}")
 
 
 @plugins.command("update-index")
@@ -487,11 +488,11 @@ def plugins_outdated(index_location: str | None) -> None:
     if not rows:
         click.echo("no plugin distributions installed")
         return
-    table = Table("distribution", "installed", "newest reviewed", "status",
-                  caption=f"index: {index.source}", caption_justify="left")
+    table = Table("distribution", "installed", "newest reviewed", "status")
     for row in rows:
         table.add_row(row.distribution, row.installed, row.newest or "", row.status)
     make_console().print(table)
+    click.echo(f"index: {index.source}")
 
 
 # ---------------------------------------------------------------- stack files
