@@ -1,0 +1,299 @@
+"""The model repository: where served models come from, and the loaded ONNX Runtime sessions.
+
+A model source is either a run directory (its final ONNX model, class names and
+preprocessing) or a bundle model directory written by the ``kserve`` deployer
+(``model.onnx`` next to ``model.json``). Each source becomes one version of one model
+name; a name may have several versions, and the newest loaded one answers requests
+that name no version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+MODEL_JSON = "model.json"
+_ONNX_DATATYPES = {
+    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(int64)": "INT64", "tensor(int32)": "INT32",
+    "tensor(uint8)": "UINT8", "tensor(int8)": "INT8", "tensor(bool)": "BOOL", "tensor(string)": "BYTES",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class RepositoryError(Exception):
+    """A model source that cannot be served; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ModelSpec:
+    """What serving one model version needs: the ONNX file and what the run recorded about it."""
+
+    name: str
+    version: str
+    path: Path
+    class_names: list[str] | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    threads: int = 1
+    source: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``model.json`` of a bundle (the ONNX file sits next to it)."""
+        return {"name": self.name, "version": self.version, "class_names": self.class_names,
+                "preprocessing": self.preprocessing, "threads": self.threads}
+
+
+def check_name(name: str, what: str = "model name") -> str:
+    if not _NAME.match(name):
+        raise RepositoryError(f"{what} {name!r} is not usable in a URL: use letters, digits, '_', '.', '-' "
+                              "(at most 128, starting with a letter or digit)")
+    return name
+
+
+def final_onnx_artifact(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's final ONNX model: the last ONNX artifact of compress, else of export."""
+    phases = state.get("phases", {})
+    for phase in ("compress", "export"):
+        onnx = [a for a in (phases.get(phase) or {}).get("artifacts", []) if a.get("format") == "onnx"]
+        if onnx:
+            return onnx[-1]
+    return None
+
+
+def spec_from_run_dir(path: str | Path, name: str | None = None, version: str | None = None) -> ModelSpec:
+    """The final ONNX model of a run directory, named for its stack and versioned by its timestamp."""
+    import yaml
+
+    run = Path(path).expanduser().resolve()
+    lock = run / "stack.lock.yaml"
+    if not lock.is_file():
+        if (run / MODEL_JSON).is_file():
+            return spec_from_bundle(run)
+        raise RepositoryError(f"{path}: not a run directory (no stack.lock.yaml) nor a bundle model "
+                              f"(no {MODEL_JSON}); see aios runs list", 400)
+    try:
+        stack = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+        state = json.loads((run / "state.json").read_text(encoding="utf-8"))
+        data = json.loads((run / "data.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RepositoryError(f"{run}: cannot read the run's records ({error}); did its data phase finish?") from None
+    artifact = final_onnx_artifact(state)
+    if artifact is None:
+        raise RepositoryError(f"{run}: the run has no ONNX model (state.json phases export/compress); "
+                              "add export_formats: [onnx] to the stack's framework and run it again")
+    model_path = Path(artifact["path"])
+    if not model_path.is_absolute() or not model_path.exists():
+        model_path = run / "artifacts" / Path(artifact["path"]).name  # a run directory that was moved
+    if not model_path.is_file():
+        raise RepositoryError(f"{run}: the final model {artifact['path']} is missing")
+    stack_name = str(stack.get("name") or run.name)
+    threads = int((stack.get("settings") or {}).get("threads") or stack.get("threads") or 1)
+    default_version = run.name.replace(f"-{stack_name}", "", 1) if f"-{stack_name}" in run.name else run.name
+    return ModelSpec(name=check_name(name or stack_name), version=check_name(version or default_version, "version"),
+                     path=model_path, class_names=data.get("class_names"),
+                     preprocessing=data.get("preprocessing") or {}, threads=max(1, threads), source=str(run))
+
+
+def spec_from_bundle(path: str | Path) -> ModelSpec:
+    """A bundle model directory: ``model.onnx`` and ``model.json`` (name, version, class names, preprocessing)."""
+    folder = Path(path)
+    try:
+        meta = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RepositoryError(f"{folder / MODEL_JSON}: cannot read ({error})") from None
+    return ModelSpec(name=check_name(str(meta["name"])), version=check_name(str(meta["version"]), "version"),
+                     path=folder / MODEL_FILE, class_names=meta.get("class_names"),
+                     preprocessing=meta.get("preprocessing") or {}, threads=int(meta.get("threads") or 1),
+                     source=str(folder))
+
+
+def specs_from_repository(root: str | Path) -> list[ModelSpec]:
+    """Every bundle model under a model repository ``root/<name>/<version>/`` (or ``root`` itself)."""
+    root = Path(root)
+    if (root / MODEL_JSON).is_file():
+        return [spec_from_bundle(root)]
+    specs = [spec_from_bundle(p.parent) for p in sorted(root.glob(f"*/*/{MODEL_JSON}"))]
+    if not specs:
+        raise RepositoryError(f"{root}: no models (expected <name>/<version>/{MODEL_JSON})")
+    return specs
+
+
+def specs_from_paths(paths: list[str | Path]) -> list[ModelSpec]:
+    """Run directories, bundle model directories or model repositories, in order."""
+    specs: list[ModelSpec] = []
+    for path in paths:
+        folder = Path(path)
+        if (folder / "stack.lock.yaml").is_file() or (folder / MODEL_JSON).is_file():
+            specs.append(spec_from_run_dir(folder))
+        elif folder.is_dir() and any(folder.glob(f"*/*/{MODEL_JSON}")):
+            specs.extend(specs_from_repository(folder))
+        else:
+            specs.append(spec_from_run_dir(folder))  # raises the run-directory error
+    return specs
+
+
+class LoadedModel:
+    """One model version in memory: its ONNX Runtime session and its protocol metadata."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = spec.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(spec.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise RepositoryError(f"{spec.path}: ONNX Runtime cannot load it ({type(error).__name__}: {error})") from None
+        self.spec = spec
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 2:
+            raise RepositoryError(f"{spec.path}: expected one float32 input of shape (n, features), found "
+                                  f"{[(i.name, i.type, i.shape) for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        features = inputs[0].shape[1]
+        self.num_features = int(features) if isinstance(features, int) else None
+        classes = outputs[0].shape[1] if len(outputs[0].shape) == 2 else None
+        self.num_classes = int(classes) if isinstance(classes, int) else (
+            len(spec.class_names) if spec.class_names else None)
+        self.labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
+        self.scaling = _raw_scaling(spec.preprocessing, self.num_features)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, classes) for a float32 batch (n, features)."""
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def metadata(self, versions: list[str]) -> dict[str, Any]:
+        """The protocol's model metadata response."""
+        outputs = [{"name": self.output_name, "datatype": "FP32", "shape": [-1, self.num_classes or -1]}]
+        if self.labels is not None:
+            outputs.append({"name": "label", "datatype": "BYTES", "shape": [-1]})
+        return {
+            "name": self.name, "versions": versions, "platform": "onnxruntime_onnx",
+            "inputs": [{"name": self.input_name, "datatype": "FP32", "shape": [-1, self.num_features or -1]}],
+            "outputs": outputs,
+            "parameters": {"version": self.version, "class_names": self.spec.class_names,
+                           "preprocessing": self.spec.preprocessing,
+                           "raw_input": self.scaling is not None},
+        }
+
+
+def _raw_scaling(preprocessing: dict[str, Any], width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(shift, divisor)`` turning a raw row into the model's input, when the record says how."""
+    kind = preprocessing.get("scaling")
+    pairs = {"standardize": ("mean", "std"), "minmax": ("min", "range")}
+    if kind == "none":
+        return np.zeros(1, np.float64), np.ones(1, np.float64)
+    if kind == "scale" and preprocessing.get("factor"):
+        return np.zeros(1, np.float64), np.asarray([float(preprocessing["factor"])])
+    if kind in pairs and all(k in preprocessing for k in pairs[kind]):
+        shift = np.asarray(preprocessing[pairs[kind][0]], dtype=np.float64)
+        divisor = np.asarray(preprocessing[pairs[kind][1]], dtype=np.float64)
+        if width is None or shift.size in (1, width):
+            return shift, divisor
+    return None
+
+
+class ModelRepository:
+    """Known model versions (loaded or not), by name and version; safe to change while serving."""
+
+    def __init__(self) -> None:
+        self._specs: dict[tuple[str, str], ModelSpec] = {}
+        self._loaded: dict[tuple[str, str], LoadedModel] = {}
+        self._reasons: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, spec: ModelSpec, load: bool = True) -> LoadedModel | None:
+        """Register ``spec``; load it now unless ``load`` is false. Replaces the same name and version."""
+        key = (spec.name, spec.version)
+        with self._lock:
+            self._specs[key] = spec
+        return self.load(spec.name, spec.version) if load else None
+
+    def load(self, name: str, version: str | None = None) -> LoadedModel:
+        """Load a known model version (the newest known one when ``version`` is None)."""
+        spec = self.spec(name, version)
+        key = (spec.name, spec.version)
+        try:
+            model = LoadedModel(spec)
+        except RepositoryError as error:
+            self._reasons[key] = str(error)
+            raise
+        with self._lock:
+            self._loaded[key] = model
+            self._reasons.pop(key, None)
+        return model
+
+    def unload(self, name: str, version: str | None = None) -> list[str]:
+        """Unload one version, or every version of ``name``; returns the versions unloaded."""
+        with self._lock:
+            keys = [k for k in self._loaded if k[0] == name and (version is None or k[1] == version)]
+            if not keys and not any(k[0] == name for k in self._specs):
+                raise RepositoryError(f"unknown model {name!r}", 404)
+            for key in keys:
+                self._loaded.pop(key)
+                self._reasons[key] = "unloaded"
+        return [k[1] for k in keys]
+
+    def spec(self, name: str, version: str | None = None) -> ModelSpec:
+        with self._lock:
+            versions = sorted(v for (n, v) in self._specs if n == name)
+            if not versions:
+                raise RepositoryError(f"unknown model {name!r}; GET /v2/repository/index lists the models", 404)
+            if version is None:
+                version = versions[-1]
+            if (name, version) not in self._specs:
+                raise RepositoryError(f"model {name!r} has no version {version!r} (versions: {versions})", 404)
+            return self._specs[(name, version)]
+
+    def get(self, name: str, version: str | None = None) -> LoadedModel:
+        """A loaded model version, the newest loaded one when ``version`` is None."""
+        with self._lock:
+            if version is None:
+                loaded = sorted(v for (n, v) in self._loaded if n == name)
+                if loaded:
+                    return self._loaded[(name, loaded[-1])]
+            elif (name, version) in self._loaded:
+                return self._loaded[(name, version)]
+        self.spec(name, version)  # unknown name or version: 404
+        raise RepositoryError(f"model {name!r}" + (f" version {version!r}" if version else "")
+                              + " is not loaded; POST /v2/repository/models/{name}/load loads it", 400)
+
+    def versions(self, name: str) -> list[str]:
+        with self._lock:
+            return sorted(v for (n, v) in self._specs if n == name)
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._loaded.values())
+
+    def index(self) -> list[dict[str, Any]]:
+        """The repository extension's index: every known version and its state."""
+        with self._lock:
+            rows = []
+            for key in sorted(self._specs):
+                row = {"name": key[0], "version": key[1], "state": "READY" if key in self._loaded else "UNAVAILABLE"}
+                if key not in self._loaded:
+                    row["reason"] = self._reasons.get(key, "not loaded")
+                rows.append(row)
+            return rows
