@@ -259,7 +259,7 @@ class ModelRepository:
         with self._lock:
             versions = sorted(v for (n, v) in self._specs if n == name)
             if not versions:
-                raise RepositoryError(f"unknown model {name!r}; GET /v2/repository/index lists the models", 404)
+                raise RepositoryError(f"unknown model {name!r}; POST /v2/repository/index lists the models", 404)
             if version is None:
                 version = versions[-1]
             if (name, version) not in self._specs:

@@ -1,0 +1,186 @@
+"""Running the server: in the foreground until SIGTERM/Ctrl-C (``serve``), or in a thread (``BackgroundServer``).
+
+uvicorn runs the app. On SIGTERM or SIGINT it stops accepting connections, lets the
+requests in flight finish (at most ``drain_seconds``), runs the app's shutdown and
+returns; ``serve`` then returns normally, so ``aios run --serve`` ends as completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from aios_serve._app import ServerSettings, create_app
+from aios_serve._repository import ModelRepository, ModelSpec, RepositoryError, specs_from_paths
+
+__all__ = ["BackgroundServer", "ServerSettings", "build_repository", "main", "serve"]
+
+log = logging.getLogger("aios.serve")
+
+
+def _version() -> str:
+    from aios_serve import __version__
+
+    return __version__
+
+
+def build_repository(sources: list[str | Path] | list[ModelSpec]) -> ModelRepository:
+    """A repository holding, loaded, the models of run directories, bundles or ready ``ModelSpec``s."""
+    repository = ModelRepository()
+    specs = [s for s in sources if isinstance(s, ModelSpec)]
+    paths = [s for s in sources if not isinstance(s, ModelSpec)]
+    for spec in specs + specs_from_paths(paths):
+        repository.add(spec)
+    return repository
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stopping signal: a drained server is a normal end."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        import signal
+
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def _config(repository: ModelRepository, host: str, port: int, settings: ServerSettings,
+            drain_seconds: float, log_level: str) -> uvicorn.Config:
+    app = create_app(repository, settings, _version())
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
+                          timeout_graceful_shutdown=drain_seconds, server_header=False, date_header=False)
+
+
+def serve(run_dirs: list[str | Path] | list[ModelSpec], host: str = "127.0.0.1", port: int = 8080, *,
+          settings: ServerSettings | None = None, drain_seconds: float = 30.0, log_level: str = "info",
+          on_started: Any = None) -> None:
+    """Serve the final models of ``run_dirs`` (or bundles) until SIGTERM/SIGINT, then drain and return.
+
+    ``on_started(url)`` is called once the socket listens (``port`` 0 picks a free port).
+    """
+    repository = build_repository(run_dirs)
+    server = _Server(_config(repository, host, port, settings or ServerSettings(), drain_seconds, log_level))
+    if on_started is not None:
+        threading.Thread(target=_announce, args=(server, on_started), daemon=True).start()
+    server.run()
+
+
+def _announce(server: uvicorn.Server, on_started: Any) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.02)
+    if server.started:
+        on_started(_url(server))
+
+
+def _url(server: uvicorn.Server) -> str:
+    socket = server.servers[0].sockets[0]
+    host, port = socket.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+class BackgroundServer:
+    """The server in a thread of this process, for smoke tests and tests: ``with BackgroundServer(...) as s: s.url``."""
+
+    def __init__(self, sources: list[str | Path] | list[ModelSpec] | ModelRepository, host: str = "127.0.0.1",
+                 port: int = 0, settings: ServerSettings | None = None, drain_seconds: float = 10.0) -> None:
+        self.repository = sources if isinstance(sources, ModelRepository) else build_repository(sources)
+        self.settings = settings or ServerSettings()
+        self._server = uvicorn.Server(_config(self.repository, host, port, self.settings, drain_seconds, "warning"))
+        self._thread = threading.Thread(target=self._server.run, name="aios-serve", daemon=True)
+        self.url = ""
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._server.should_exit = True
+                raise RuntimeError("the inference server did not start (see the log above)")
+            time.sleep(0.01)
+        self.url = _url(self._server)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting, drain the requests in flight, and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------- the aios-serve command
+def _parser() -> argparse.ArgumentParser:
+    defaults = ServerSettings()
+    parser = argparse.ArgumentParser(prog="aios-serve", description="Serve AIOS models with the Open Inference "
+                                     "Protocol (KServe v2 REST). Same server as `aios serve`.")
+    parser.add_argument("paths", nargs="+", help="run directories, bundle model directories or a model repository "
+                        "(<name>/<version>/model.json)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port; default 8080)")
+    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
+                        help="rows per batch; 1 turns batching off")
+    parser.add_argument("--max-delay-ms", type=float, default=defaults.max_delay_ms,
+                        help="longest wait for more requests to batch")
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="request body limit")
+    parser.add_argument("--token-env", default=None, metavar="NAME",
+                        help="require 'Authorization: Bearer <token>' with the token read from this variable")
+    parser.add_argument("--no-repository-api", action="store_true", help="refuse load/unload requests")
+    return parser
+
+
+def settings_from(token_env: str | None, **fields: Any) -> ServerSettings:
+    """Server settings, reading the bearer token from the environment variable ``token_env``."""
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise RepositoryError(f"token_env names {token_env!r}, but that environment variable is empty; "
+                                  f"export {token_env}=<token> or drop token_env")
+    return replace(ServerSettings(), token=token, **fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``aios-serve PATH... [--host H] [--port P]``: serve until SIGTERM or Ctrl-C."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        settings = settings_from(args.token_env, max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
+                                 max_body_bytes=args.max_body_bytes, repository_api=not args.no_repository_api)
+        serve(args.paths, args.host, args.port, settings=settings,
+              on_started=lambda url: print(f"aios-serve: serving on {url} (Ctrl-C stops)", file=sys.stderr))
+    except RepositoryError as error:
+        print(f"aios-serve: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
