@@ -1,0 +1,84 @@
+"""AIOS Ray Train plugin: the ``ray-train`` trainer, distributed data-parallel training of ``torch`` models.
+
+A stack changes ``trainer: {plugin: torch}`` to ``trainer: {plugin: ray-train,
+num_workers: N}`` and nothing else: the training parameters are the ``torch``
+trainer's, and Ray Train's ``TorchTrainer`` runs the loop on N workers (DDP, gloo on
+CPU, NCCL on GPUs). This module is what the entry point names, so it stays light:
+ray and torch load inside ``aios_train``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, field_validator
+
+from aios_core import Trainer, TrainResult, hookimpl
+from aios_torch import TorchTrainerParams
+
+if TYPE_CHECKING:
+    from aios_core import Dataset, RunContext
+
+__version__ = "0.1.0"
+__all__ = ["RayTrainParams", "RayTrainer", "__version__"]
+
+_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
+
+
+class RayTrainParams(TorchTrainerParams):
+    """The ``torch`` trainer's parameters plus where and how wide to run (a stack's ``trainer:`` section)."""
+
+    num_workers: int = Field(2, ge=1, description="Training processes (DDP ranks); each trains on its shard.")
+    cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs Ray reserves per worker; also its torch threads.")
+    use_gpu: bool = Field(False, description="One GPU per worker and NCCL; false: CPU and gloo.")
+    address: str | None = Field(
+        None, description="null: start a local Ray on 127.0.0.1 for the run and stop it after; "
+                          "auto, host:port or ray://host:port: use that existing cluster.")
+    max_failures: int = Field(0, ge=-1, description="Worker-group restarts from the last checkpoint; -1: no limit.")
+    checkpoint_frequency: int = Field(1, ge=1, description="Checkpoint every this many epochs (and the last).")
+    storage_path: str | None = Field(
+        None, description="Where Ray Train persists checkpoints (a path every node can reach, or s3://...); "
+                          "null: the run's checkpoints/ray directory.")
+    start_timeout_s: float = Field(30.0, gt=0.0, description="Longest wait for the cluster and the worker group.")
+    health_check_interval_s: float = Field(
+        0.1, gt=0.0, description="How often Ray Train polls its workers; Ray's default, 2 s, adds up to 2 s per epoch.")
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, value: str | None) -> str | None:
+        if value is not None and not _ADDRESS.match(value):
+            raise ValueError(f"expected null, auto, host:port or ray://host:port, got {value!r}")
+        return value
+
+
+class RayTrainer(Trainer):
+    """Trains a ``torch`` framework model on Ray Train workers, with the ``torch`` trainer's semantics.
+
+    Each worker takes its share of every batch (the global batch stays ``batch_size``,
+    so results track the single-process trainer); rank 0's epoch metrics reach the
+    monitors as each epoch ends; checkpoints go through Ray Train every
+    ``checkpoint_frequency`` epochs, so ``aios run --resume`` and ``max_failures``
+    continue from the last one. The returned model holds the weights of the epoch with
+    the lowest ``val_loss``.
+    """
+
+    Params = RayTrainParams
+    frameworks = ("torch",)
+    # Keras would need Ray Train's TensorflowTrainer and TensorFlow in every worker; it is
+    # not offered, so a stack with framework keras is refused before anything starts.
+
+    def __init__(self, params: RayTrainParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or "ray-train")
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {**super().capabilities(), "distributed": "ray-train (DDP: gloo on CPU, nccl on GPU)"}
+
+    @hookimpl
+    def aios_train(self, model: Any, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> TrainResult:
+        from aios_ray_train import _driver
+
+        params = RayTrainParams.model_validate({**self.params.model_dump(), **(overrides or {})})
+        return _driver.train(model, dataset, run, params)
+
