@@ -1,0 +1,125 @@
+"""AIOS TensorFlow / Keras plugin: the ``keras`` framework (MLP, CNN, user factories, ONNX export) and trainer.
+
+This module is what the entry points name, so it stays light: it defines the
+components and their parameters, and imports TensorFlow, Keras, tf2onnx, onnx and
+onnxruntime only inside the hooks that need them (``aios plugins list`` and stacks
+that do not name this plugin never pay for them). The models, parameters, metrics and
+ONNX contract mirror the ``torch`` plugin, so a stack swaps frameworks in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from aios_core import Framework, ModelArtifact, ModelParams, Params, Trainer, TrainResult, hookimpl
+
+if TYPE_CHECKING:
+    from aios_core import Dataset, Predictor, RunContext
+
+__version__ = "0.1.0"
+__all__ = ["KerasFramework", "KerasTrainer", "KerasTrainerParams", "__version__"]
+
+
+class KerasFramework(Framework):
+    """Builds Keras models (TensorFlow backend) that map flat float32 rows to class probabilities.
+
+    ``architecture`` is ``mlp``, ``cnn`` (needs ``dataset.image_shape``) or a user
+    factory ``package.module:function`` called as ``function(dataset, **options)`` that
+    returns a ``keras.Model`` ending in softmax. Native files are ``.keras`` archives
+    loaded with ``safe_mode=True``; ``onnx`` exports (tf2onnx) output probabilities.
+    """
+
+    Params = ModelParams
+    native_format = "keras"
+    export_formats = ("onnx",)
+
+    def __init__(self, params: ModelParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or "keras")
+
+    @hookimpl
+    def aios_build_model(self, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> Any:
+        from aios_tf import _models
+
+        params = ModelParams.model_validate({**self.params.model_dump(), **(overrides or {})})
+        return _models.build_model(params, dataset, seed=run.seed, threads=run.threads)
+
+    @hookimpl
+    def aios_save_model(self, model: Any, path: Path) -> ModelArtifact:
+        from aios_tf import _models
+
+        _models.save_model(model, Path(path))
+        return ModelArtifact(name="native", path=Path(path), format=self.native_format, producer="keras")
+
+    @hookimpl
+    def aios_load_model(self, artifact: ModelArtifact) -> Any:
+        if artifact.format != self.native_format:
+            return None
+        from aios_tf import _models
+
+        return _models.load_model(Path(artifact.path))
+
+    @hookimpl
+    def aios_export_model(self, model: Any, fmt: str, path: Path, dataset: Dataset) -> ModelArtifact:
+        if fmt not in self.export_formats:
+            raise ValueError(f"the keras framework exports {list(self.export_formats)}, not {fmt!r}")
+        from aios_tf import _onnx
+
+        metrics = _onnx.export_onnx(model, Path(path), dataset)
+        return ModelArtifact(name="onnx", path=Path(path), format="onnx", producer="keras", metrics=metrics)
+
+    @hookimpl
+    def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
+        if artifact.format == self.native_format:
+            from aios_tf import _models
+
+            return _models.keras_predictor(_models.load_model(Path(artifact.path)), threads=threads)
+        if artifact.format == "onnx":
+            from aios_tf import _onnx
+
+            return _onnx.onnx_predictor(Path(artifact.path), threads=threads)
+        return None
+
+
+class KerasTrainerParams(Params):
+    """Parameters of the ``keras`` trainer: the same names and meaning as the ``torch`` trainer's."""
+
+    epochs: int = Field(20, ge=1, description="Maximum number of passes over the training split.")
+    batch_size: int = Field(64, ge=1, description="Rows per optimizer step.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Initial learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam).")
+    weight_decay: float = Field(0.0, ge=0.0, description="Weight decay (Keras' decoupled form).")
+    lr_schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule per epoch.")
+    lr_step_size: int = Field(10, ge=1, description="Epochs between decays (lr_schedule: step).")
+    lr_gamma: float = Field(0.5, gt=0.0, le=1.0, description="Decay factor (lr_schedule: step).")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without val_loss improvement; null: never."
+    )
+    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="Smallest val_loss decrease that counts.")
+    progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")
+
+
+class KerasTrainer(Trainer):
+    """Trains a ``keras`` framework model with ``model.fit``, deterministically and resumably.
+
+    A callback reports every epoch to the run's monitors, writes ``last.npz`` under
+    ``run.checkpoint_dir`` and applies early stopping; with ``run.resume`` training
+    continues from that file and the result equals an uninterrupted run. The returned
+    model holds the weights of the epoch with the lowest ``val_loss``.
+    """
+
+    Params = KerasTrainerParams
+    frameworks = ("keras",)
+
+    def __init__(self, params: KerasTrainerParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or "keras")
+
+    @hookimpl
+    def aios_train(self, model: Any, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> TrainResult:
+        from aios_tf import _training
+
+        params = KerasTrainerParams.model_validate({**self.params.model_dump(), **(overrides or {})})
+        return _training.train(model, dataset, run, params)

@@ -1,0 +1,112 @@
+"""ONNX export with tf2onnx and a parity check against Keras, and the ONNX Runtime predictor.
+
+The Keras model is traced as a ``tf.function`` with a dynamic batch dimension and
+converted by ``tf2onnx.convert.from_function``; its graph input is named ``input`` and
+its output renamed ``probabilities``, as the torch framework's exports are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aios_core import Dataset, Predictor, atomic_path
+from aios_tf import _runtime
+
+MAX_ABS_DIFF = 1e-4
+"""Largest difference between ONNX Runtime and Keras probabilities an export may show."""
+PARITY_BATCH_SIZES = (1, 256)
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "probabilities"
+
+
+def export_onnx(model: Any, path: Path, dataset: Dataset) -> dict[str, Any]:
+    """Export ``model`` to ``path`` as one ONNX file and check it against Keras.
+
+    Raises ``ValueError`` when ONNX Runtime's probabilities differ from Keras' by more
+    than ``MAX_ABS_DIFF``; ``path`` is then left untouched.
+    """
+    import onnx
+
+    proto = _convert(model, dataset.num_features)
+    onnx.checker.check_model(proto, full_check=True)
+    rows = _parity_rows(dataset)
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+        metrics = _parity(model, tmp, rows)
+    return metrics
+
+
+def _convert(model: Any, num_features: int) -> Any:
+    tf = _runtime.tensorflow()
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # per-op INFO notes; errors still raise
+    import tf2onnx
+
+    function = tf.function(lambda x: model(x, training=False))
+    signature = [tf.TensorSpec((None, num_features), tf.float32, name=INPUT_NAME)]
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
+    if len(proto.graph.output) != 1:
+        raise ValueError(f"ONNX export: the model has {len(proto.graph.output)} outputs; expected one (probabilities)")
+    _rename_output(proto, proto.graph.output[0].name, OUTPUT_NAME)
+    return proto
+
+
+def _rename_output(proto: Any, old: str, new: str) -> None:
+    for node in proto.graph.node:
+        node.output[:] = [new if name == old else name for name in node.output]
+        node.input[:] = [new if name == old else name for name in node.input]
+    proto.graph.output[0].name = new
+
+
+def _parity_rows(dataset: Dataset) -> np.ndarray:
+    """Up to 256 rows from the first non-empty split of test, val, train (repeated to fill 256)."""
+    for split in (dataset.x_test, dataset.x_val, dataset.x_train):
+        if len(split):
+            rows = np.ascontiguousarray(split[: max(PARITY_BATCH_SIZES)], dtype=np.float32)
+            repeats = -(-max(PARITY_BATCH_SIZES) // len(rows))
+            return np.ascontiguousarray(np.tile(rows, (repeats, 1))[: max(PARITY_BATCH_SIZES)])
+    raise ValueError("ONNX export needs sample rows, but the dataset's test, val and train splits are empty")
+
+
+def _parity(model: Any, path: Path, rows: np.ndarray) -> dict[str, Any]:
+    session = _session(path, threads=1)
+    worst = 0.0
+    for size in PARITY_BATCH_SIZES:
+        batch = rows[:size]
+        expected = np.asarray(model(batch, training=False))
+        actual = session.run(None, {INPUT_NAME: batch})[0]
+        if actual.shape != expected.shape:
+            raise ValueError(f"ONNX export: batch {size} gave output shape {actual.shape}, expected {expected.shape}")
+        worst = max(worst, float(np.max(np.abs(actual - expected))))
+    if worst > MAX_ABS_DIFF:
+        raise ValueError(
+            f"ONNX export: ONNX Runtime and Keras probabilities differ by up to {worst:.3g} "
+            f"(allowed {MAX_ABS_DIFF:g}); the model uses an operation tf2onnx translates inexactly"
+        )
+    return {"max_abs_diff": worst, "parity_batch_sizes": list(PARITY_BATCH_SIZES), "opset": OPSET,
+            "exporter": "tf2onnx"}
+
+
+def _session(path: Path, *, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def onnx_predictor(path: Path, *, threads: int = 1) -> Predictor:
+    """A function mapping a float32 batch to the ONNX model's first output (class probabilities)."""
+    session = _session(path, threads=threads)
+    input_name = session.get_inputs()[0].name
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return predict
