@@ -247,10 +247,12 @@ def _parse_plugin(entry: Any, where: str, problems: list[str]) -> IndexedPlugin 
         if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256.lower())):
             problems.append(f"{at}.sha256: found {sha256!r}, expected 64 hexadecimal digits")
             sha256 = None
-        releases.append(Release(release["version"], sha256.lower() if sha256 else None, _text(release, "wheel", at, problems)))
+        wheel = _text(release, "wheel", at, problems)
+        releases.append(Release(release["version"], sha256.lower() if sha256 else None, wheel))
     return IndexedPlugin(
         name=_text(entry, "name", where, problems) or distribution, distribution=distribution,
-        summary=_text(entry, "summary", where, problems) or "", repository=_text(entry, "repository", where, problems) or "",
+        summary=_text(entry, "summary", where, problems) or "",
+        repository=_text(entry, "repository", where, problems) or "",
         license=_text(entry, "license", where, problems) or "",
         maintainers=_strings(entry.get("maintainers"), f"{where}.maintainers", problems),
         tags=_strings(entry.get("tags"), f"{where}.tags", problems), status=status, tier=tier, aios_core=core_range,

@@ -267,13 +267,11 @@ def _read_index(location: str | None) -> Any:
         _fail(str(error), EXIT_USAGE)
 
 
-def _confirm(question: str, yes: bool) -> None:
-    """Ask on a terminal; without one, only --yes goes ahead."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        _fail(f"{question} needs an answer, but standard input is not a terminal; pass --yes to go ahead", EXIT_USAGE)
-    click.confirm(question, abort=True)
+def _need_terminal_or_yes(action: str, yes: bool) -> None:
+    """Checked before any work: without a terminal to ask on, only --yes goes ahead."""
+    if not yes and not sys.stdin.isatty():
+        _fail(f"{action} asks for confirmation, but standard input is not a terminal; pass --yes to go ahead",
+              EXIT_USAGE)
 
 
 def _print_index_entry(console: Any, plugin: Any, index: Any) -> None:
@@ -321,8 +319,8 @@ def _version_key(version: str) -> Any:
 
 @plugins.command("search")
 @click.argument("text", required=False)
-@click.option("--kind", type=click.Choice(["framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor"]),
-              help="Only plugins providing a component of this kind.")
+@click.option("--kind", help="Only plugins providing a component of this kind.",
+              type=click.Choice(["framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor"]))
 @click.option("--tier", type=click.Choice(["first-party", "reviewed", "community"]))
 @click.option("--status", type=click.Choice(["active", "deprecated", "withdrawn"]))
 @index_option
@@ -407,6 +405,7 @@ def plugins_install(request: str, allow_unlisted: bool, yes: bool, dry_run: bool
         plan = installer.plan_install(request, index, load_settings(), allow_unlisted=allow_unlisted)
     except (installer.InstallRefused, SettingsError) as error:
         _fail(str(error), EXIT_USAGE)
+    _need_terminal_or_yes(f"aios plugins install {request}", yes or dry_run)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     with tempfile.TemporaryDirectory(prefix="aios-install-") as workdir:
@@ -425,7 +424,8 @@ def plugins_install(request: str, allow_unlisted: bool, yes: bool, dry_run: bool
             if dry_run:
                 click.echo("dry run: nothing was installed")
                 return
-            _confirm(f"Install {plan.requirement}?", yes)
+            if not yes:
+                click.confirm(f"Install {plan.requirement}?", abort=True)
             installer.install(plan, changes, Path(workdir))
         except installer.InstallFailed as error:
             _fail(str(error), EXIT_FAILED)
@@ -461,12 +461,14 @@ def plugins_uninstall(name: str, yes: bool) -> None:
     """Uninstall a plugin distribution with pip and check that its components are gone."""
     from aios_core import installer
 
+    _need_terminal_or_yes(f"aios plugins uninstall {name}", yes)
     try:
         distribution, version, components = installer.uninstall_target(name)
     except installer.InstallRefused as error:
         _fail(str(error), EXIT_USAGE)
     click.echo(f"{distribution} {version} provides: {', '.join(components)}")
-    _confirm(f"Uninstall {distribution} {version}?", yes)
+    if not yes:
+        click.confirm(f"Uninstall {distribution} {version}?", abort=True)
     try:
         installer.uninstall(distribution)
     except installer.InstallFailed as error:

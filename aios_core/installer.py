@@ -127,8 +127,8 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
         raise InstallRefused(f"{distribution} is withdrawn from the index {index.source}: "
                              f"{plugin.withdrawn_reason or 'no reason given'}")
     if plugin.incompatibility():
-        raise InstallRefused(f"{distribution} requires aios-core{plugin.aios_core}, but aios-core {__version__} "
-                             f"is installed (index {index.source}); upgrade aios-core or wait for a compatible release")
+        raise InstallRefused(f"{distribution} requires aios-core{plugin.aios_core}, but aios-core {__version__} is "
+                             f"installed; upgrade aios-core or wait for a compatible release (index: {index.source})")
 
     warnings = []
     if plugin.status == "deprecated":
@@ -166,8 +166,8 @@ def check_wheel_hash(plan: InstallPlan, workdir: Path) -> Path:
     wheel = files[0]
     actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if actual != plan.sha256:
-        raise InstallFailed(f"{wheel.name}: sha256 {actual} does not match the reviewed sha256 {plan.sha256} "
-                            f"in the index {plan.index.source}; this is not the reviewed wheel, so it was not installed")
+        raise InstallFailed(f"{wheel.name}: sha256 {actual} does not match the reviewed sha256 {plan.sha256} in "
+                            f"the index {plan.index.source}; this is not the reviewed wheel, so it was not installed")
     return wheel
 
 
@@ -365,8 +365,9 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
         if providers:
             plugin = providers[0]
             if plugin.status == "withdrawn":
-                problems.append(Problem(path, None, field_path, f"{kind} '{name}' is provided by {plugin.distribution}, "
-                                        f"which is withdrawn from the index: {plugin.withdrawn_reason or 'no reason given'}"))
+                reason = plugin.withdrawn_reason or "no reason given"
+                problems.append(Problem(path, None, field_path, f"{kind} '{name}' is provided by "
+                                        f"{plugin.distribution}, which is withdrawn from the index: {reason}"))
                 continue
             if plugin.canonical == CORE_DISTRIBUTION:  # the kernel's own components (console, jsonl)
                 continue

@@ -19,6 +19,7 @@ import sysconfig
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -56,8 +57,8 @@ def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monito
         dependencies = {json.dumps(list(dependencies))}
         """) + entry_points)
     (project / module / "__init__.py").write_text(MONITOR.format(cls="Hello") if monitor else "WORDS = ['hello']\n")
-    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels), str(project)],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels),
+                             str(project)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     wheel = wheels / f"{module}-{version}-py2.py3-none-any.whl"
     if not wheel.exists():
@@ -67,14 +68,15 @@ def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monito
 
 def entry(name: str, *, status: str = "active", tier: str = "reviewed", aios_core: str = ">=0.1,<0.2",
           releases: list[dict[str, str]] | None = None, **extra: object) -> dict[str, object]:
-    return {"name": name, "distribution": name, "summary": f"{name} says hello", "repository": f"https://example.org/{name}",
-            "license": "MIT", "maintainers": ["Test Maintainer"], "tags": ["greeting"], "status": status, "tier": tier,
-            "aios_core": aios_core, "components": {"monitor": [name.removeprefix("aios-")]}, "releases": releases or [],
-            **extra}
+    """An index entry of a monitor plugin, as registry-index/build.py writes them."""
+    return {"name": name, "distribution": name, "summary": f"{name} says hello",
+            "repository": f"https://example.org/{name}", "license": "MIT", "maintainers": ["Test Maintainer"],
+            "tags": ["greeting"], "status": status, "tier": tier, "aios_core": aios_core,
+            "components": {"monitor": [name.removeprefix("aios-")]}, "releases": releases or [], **extra}
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A wheel directory and a local index describing those wheels (and a few that must be refused)."""
     root = tmp_path_factory.mktemp("registry")
     projects, wheels = root / "projects", root / "wheels"
@@ -103,180 +105,187 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"index": index, "wheels": wheels, "hashes": hashes, "plugins": plugins}
 
 
-@pytest.fixture
-def venv(tmp_path: Path) -> Path:
-    """A new virtual environment whose interpreter also sees this environment's packages (after its own)."""
-    target = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
-    python = target / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    parent = sysconfig.get_paths()["purelib"]
-    (Path(purelib) / "_aios_parent_env.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
-    return python
+class Sandbox:
+    """A new virtual environment that also sees this one's packages, and the CLI's environment there.
+
+    pip sees only the local wheels; the settings file and the cache live in the test's tmp_path.
+    """
+
+    def __init__(self, tmp_path: Path, registry: dict[str, Any]) -> None:
+        target = tmp_path / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
+        self.python = target / "bin" / "python"
+        purelib = subprocess.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        parent = sysconfig.get_paths()["purelib"]  # after the new environment's own, as for --system-site-packages
+        (Path(purelib) / "_aios_parent_env.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
+        self.index: Path = registry["index"]
+        self.hashes: dict[str, str] = registry["hashes"]
+        self.config = tmp_path / "config.toml"
+        self.cache = tmp_path / "cache"
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("AIOS_", "PIP_", "PYTHON")) and k.lower() not in ("http_proxy", "https_proxy")}
+        self.env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(registry["wheels"]), PIP_DISABLE_PIP_VERSION_CHECK="1",
+                        PIP_CONFIG_FILE=os.devnull, AIOS_CONFIG=str(self.config), AIOS_CACHE_DIR=str(self.cache),
+                        no_proxy="127.0.0.1,localhost")
+
+    def aios(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        """The CLI in the sandbox, with no terminal on standard input."""
+        return subprocess.run([str(self.python), "-m", "aios_core", *args], env={**self.env, **extra_env},
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+    def install(self, request: str, *options: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return self.aios("plugins", "install", request, *options, "--index", str(self.index), **extra_env)
+
+    def components(self) -> set[tuple[str, str]]:
+        """(component, distribution) pairs that aios plugins list shows."""
+        result = self.aios("plugins", "list")
+        assert result.returncode == 0, result.stderr
+        return {(row.split()[1], row.split()[2]) for row in result.stdout.splitlines()[1:]}
 
 
 @pytest.fixture
-def env(tmp_path: Path, registry: dict[str, object]) -> dict[str, str]:
-    """The CLI's environment: pip sees only the local wheels; settings and cache live in tmp_path."""
-    variables = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("AIOS_", "PIP_", "PYTHON")) and k.lower() not in ("http_proxy", "https_proxy")}
-    variables.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(registry["wheels"]), PIP_DISABLE_PIP_VERSION_CHECK="1",
-                     PIP_CONFIG_FILE=os.devnull, AIOS_CONFIG=str(tmp_path / "config.toml"),
-                     AIOS_CACHE_DIR=str(tmp_path / "cache"), no_proxy="127.0.0.1,localhost")
-    return variables
+def sandbox(tmp_path: Path, registry: dict[str, Any]) -> Sandbox:
+    return Sandbox(tmp_path, registry)
 
 
-def aios_in(python: Path, env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(python), "-m", "aios_core", *args], env={**env, **extra}, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=300)
-
-
-def installed_components(python: Path, env: dict[str, str]) -> set[tuple[str, str]]:
-    result = aios_in(python, env, "plugins", "list")
-    assert result.returncode == 0, result.stderr
-    return {(row.split()[1], row.split()[2]) for row in result.stdout.splitlines()[1:]}
+def table_rows(output: str, columns: int) -> dict[str, str]:
+    """The rows of a rich table by their first cell."""
+    return {line.split("│")[1].strip(): line for line in output.splitlines() if line.count("│") == columns + 1}
 
 
 # ---------------------------------------------------------------- install
-def test_install_checks_the_hash_shows_the_changes_and_verifies_the_plugin(venv: Path, env: dict[str, str],
-                                                                          registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-hello", "--yes", "--index", str(registry["index"]))
+def test_install_checks_the_hash_shows_the_changes_and_verifies_the_plugin(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-hello", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sha256 ok: aios_hello-0.2.0-py2.py3-none-any.whl is the reviewed wheel" in result.stdout
-    assert "greeting-words" in result.stdout and "aios-hello" in result.stdout  # the dry run's table
+    changes = table_rows(result.stdout, 3)  # the dry run's report: the plugin and its dependency
+    assert "0.2.0" in changes["aios-hello"] and "1.0.0" in changes["greeting-words"]
     assert "installed aios-hello 0.2.0" in result.stdout
     assert "ok    monitor 'hello' (aios-hello 0.2.0)" in result.stdout
     assert "warning" not in result.stderr
-    assert ("hello", "aios-hello") in installed_components(venv, env)
+    assert ("hello", "aios-hello") in sandbox.components()
 
 
-def test_uninstall_removes_the_plugin(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    assert aios_in(venv, env, "plugins", "install", "aios-hello==0.1.0", "-y", "--index", str(registry["index"])).returncode == 0
-    result = aios_in(venv, env, "plugins", "uninstall", "AIOS_Hello", "--yes")
+def test_uninstall_removes_the_plugin(sandbox: Sandbox) -> None:
+    assert sandbox.install("aios-hello==0.1.0", "-y").returncode == 0
+    result = sandbox.aios("plugins", "uninstall", "AIOS_Hello", "--yes")
     assert result.returncode == 0, result.stderr
     assert "uninstalled aios-hello 0.1.0" in result.stdout
-    assert ("hello", "aios-hello") not in installed_components(venv, env)
+    assert ("hello", "aios-hello") not in sandbox.components()
 
 
-def test_uninstall_refuses_aios_core_and_non_plugins(venv: Path, env: dict[str, str]) -> None:
-    core = aios_in(venv, env, "plugins", "uninstall", "aios_core", "--yes")
+def test_uninstall_refuses_aios_core_and_non_plugins(sandbox: Sandbox) -> None:
+    core = sandbox.aios("plugins", "uninstall", "aios_core", "--yes")
     assert core.returncode == 2 and "aios-core is the kernel" in core.stderr
-    library = aios_in(venv, env, "plugins", "uninstall", "packaging", "--yes")
+    library = sandbox.aios("plugins", "uninstall", "packaging", "--yes")
     assert library.returncode == 2 and "provides no aios components" in library.stderr
 
 
-def test_dry_run_shows_what_would_change_and_installs_nothing(venv: Path, env: dict[str, str],
-                                                               registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-hello", "--dry-run", "--index", str(registry["index"]))
+def test_dry_run_shows_what_would_change_and_installs_nothing(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-hello", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "pip would change" in result.stdout and "dry run: nothing was installed" in result.stdout
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") == 4}
-    assert "0.2.0" in rows["aios-hello"] and "install" in rows["aios-hello"]
-    assert "1.0.0" in rows["greeting-words"]
-    assert ("hello", "aios-hello") not in installed_components(venv, env)
+    changes = table_rows(result.stdout, 3)
+    assert "0.2.0" in changes["aios-hello"] and "install" in changes["aios-hello"]
+    assert "1.0.0" in changes["greeting-words"]
+    assert ("hello", "aios-hello") not in sandbox.components()
 
 
-def test_without_a_terminal_install_needs_yes(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-hello", "--index", str(registry["index"]))
+def test_without_a_terminal_install_needs_yes(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-hello")
     assert result.returncode == 2
-    assert "standard input is not a terminal; pass --yes" in result.stderr
-    assert ("hello", "aios-hello") not in installed_components(venv, env)
+    assert ("aios plugins install aios-hello asks for confirmation, but standard input is not a terminal; "
+            "pass --yes") in result.stderr
+    assert ("hello", "aios-hello") not in sandbox.components()
 
 
-def test_withdrawn_plugin_is_refused_with_the_reason(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-old", "--yes", "--index", str(registry["index"]))
+def test_withdrawn_plugin_is_refused_with_the_reason(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-old", "--yes")
     assert result.returncode == 2
     assert "aios-old is withdrawn from the index" in result.stderr
     assert "sends metrics to a third party" in result.stderr
 
 
-def test_incompatible_range_is_refused_naming_both_versions(venv: Path, env: dict[str, str],
-                                                            registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-future", "--yes", "--index", str(registry["index"]))
+def test_incompatible_range_is_refused_naming_both_versions(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-future", "--yes")
     assert result.returncode == 2
     assert "aios-future requires aios-core>=0.2,<0.3, but aios-core 0.1.0 is installed" in result.stderr
 
 
-def test_unlisted_plugin_is_refused_naming_the_index(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-unlisted", "--yes", "--index", str(registry["index"]))
+def test_unlisted_plugin_is_refused_naming_the_index(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-unlisted", "--yes")
     assert result.returncode == 2
-    assert f"aios-unlisted is not in the index {registry['index']} (--index)" in result.stderr
+    assert f"aios-unlisted is not in the index {sandbox.index} (--index)" in result.stderr
     assert "--allow-unlisted" in result.stderr
 
 
-def test_allow_unlisted_installs_with_a_warning(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-unlisted", "--allow-unlisted", "--yes",
-                     "--index", str(registry["index"]))
+def test_allow_unlisted_installs_with_a_warning(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-unlisted", "--allow-unlisted", "--yes")
     assert result.returncode == 0, result.stderr
     assert "warning: unlisted: aios-unlisted is not in the index" in result.stderr
     assert "ok    monitor 'unlisted'" in result.stdout
 
 
-def test_hash_mismatch_is_refused_naming_both_hashes(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-tampered", "--yes", "--index", str(registry["index"]))
+def test_hash_mismatch_is_refused_naming_both_hashes(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-tampered", "--yes")
     assert result.returncode == 1
-    assert f"sha256 {registry['hashes']['tampered']} does not match the reviewed sha256 {'3' * 64}" in result.stderr
-    assert ("tampered", "aios-tampered") not in installed_components(venv, env)
+    assert (f"sha256 {sandbox.hashes['tampered']} does not match the reviewed sha256 {'3' * 64}"
+            in result.stderr)
+    assert ("tampered", "aios-tampered") not in sandbox.components()
 
 
-def test_deprecated_and_unreviewed_versions_warn(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "install", "aios-legacy", "--dry-run", "--index", str(registry["index"]))
+def test_deprecated_and_unreviewed_versions_warn(sandbox: Sandbox) -> None:
+    result = sandbox.install("aios-legacy", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "warning: deprecated: aios-legacy is deprecated; use aios-hello instead" in result.stderr
     assert "warning: unreviewed: aios-legacy 0.1.0 is not a reviewed release (its tier is community)" in result.stderr
 
 
 @pytest.mark.parametrize("spelling", ["AIOS_Hello", "aios.hello", "Aios-HELLO==0.1.0"])
-def test_other_spellings_resolve_to_the_canonical_name(venv: Path, env: dict[str, str], registry: dict[str, object],
-                                                       spelling: str) -> None:
-    result = aios_in(venv, env, "plugins", "install", spelling, "--dry-run", "--index", str(registry["index"]))
+def test_other_spellings_resolve_to_the_canonical_name(sandbox: Sandbox, spelling: str) -> None:
+    result = sandbox.install(spelling, "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "sha256 ok: aios_hello-" in result.stdout
+    assert "sha256 ok: aios_hello-" in result.stdout and "aios-hello" in table_rows(result.stdout, 3)
 
 
 @pytest.mark.parametrize("spelling", ["AIOS_Hello", "aios.hello", "aios-hello"])
-def test_block_list_refuses_every_spelling(venv: Path, env: dict[str, str], registry: dict[str, object],
-                                           spelling: str) -> None:
-    result = aios_in(venv, env, "plugins", "install", spelling, "--yes", "--index", str(registry["index"]),
-                     AIOS_BLOCK_PLUGINS="aios-hello")
+def test_block_list_refuses_every_spelling(sandbox: Sandbox, spelling: str) -> None:
+    result = sandbox.install(spelling, "--yes", AIOS_BLOCK_PLUGINS="aios-hello")
     assert result.returncode == 2
     assert "aios-hello is blocked by the pattern 'aios-hello' in AIOS_BLOCK_PLUGINS" in result.stderr
 
 
-def test_allow_list_in_the_settings_file_refuses_other_plugins(venv: Path, env: dict[str, str],
-                                                               registry: dict[str, object]) -> None:
-    Path(env["AIOS_CONFIG"]).write_text('[plugins]\nallow = ["aios-data", "AIOS_Torch"]\n')
-    result = aios_in(venv, env, "plugins", "install", "AIOS_Hello", "--yes", "--index", str(registry["index"]))
+def test_allow_list_in_the_settings_file_refuses_other_plugins(sandbox: Sandbox) -> None:
+    sandbox.config.write_text('[plugins]\nallow = ["aios-data", "AIOS_Torch"]\n')
+    result = sandbox.install("AIOS_Hello", "--yes")
     assert result.returncode == 2
     assert "aios-hello is not allowed: it matches none of 'aios-data', 'aios-torch'" in result.stderr
-    assert env["AIOS_CONFIG"] in result.stderr
+    assert str(sandbox.config) in result.stderr
 
 
-def test_block_list_wins_over_allow_unlisted(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    Path(env["AIOS_CONFIG"]).write_text('[plugins]\nblock = ["aios-un*"]\n')
-    result = aios_in(venv, env, "plugins", "install", "aios_unlisted", "--allow-unlisted", "--yes",
-                     "--index", str(registry["index"]))
+def test_block_list_applies_to_unlisted_plugins_too(sandbox: Sandbox) -> None:
+    sandbox.config.write_text('[plugins]\nblock = ["aios-un*"]\n')
+    result = sandbox.install("aios_unlisted", "--allow-unlisted", "--yes")
     assert result.returncode == 2 and "blocked by the pattern 'aios-un*'" in result.stderr
 
 
 # ---------------------------------------------------------------- search, info, outdated
-def test_search_reads_the_index_and_marks_compatibility(venv: Path, env: dict[str, str],
-                                                        registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "search", "--index", str(registry["index"]))
+def test_search_reads_the_index_and_marks_compatibility(sandbox: Sandbox) -> None:
+    result = sandbox.aios("plugins", "search", "--index", str(sandbox.index))
     assert result.returncode == 0, result.stderr
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") == 8}
+    rows = table_rows(result.stdout, 7)
     assert set(rows) == {"aios-hello", "aios-old", "aios-future", "aios-legacy", "aios-tampered"}
     assert "needs aios-core>=0.2,<0.3" in rows["aios-future"]
-    assert "compatible" in rows["aios-hello"] and "reviewed" in rows["aios-hello"] and "monitor: hello" in rows["aios-hello"]
+    assert all(cell in rows["aios-hello"] for cell in ("monitor: hello", "reviewed", "active", "compatible"))
     assert "withdrawn" in rows["aios-old"] and "deprecated" in rows["aios-legacy"]
-    by_text = aios_in(venv, env, "plugins", "search", "FUTURE", "--index", str(registry["index"])).stdout
-    assert "aios-future" in by_text and "aios-hello" not in by_text
-    by_tier = aios_in(venv, env, "plugins", "search", "--tier", "community", "--index", str(registry["index"])).stdout
-    assert "aios-legacy" in by_tier and "aios-hello" not in by_tier
+    by_text = sandbox.aios("plugins", "search", "FUTURE", "--index", str(sandbox.index)).stdout
+    assert set(table_rows(by_text, 7)) == {"aios-future"}
+    by_tier = sandbox.aios("plugins", "search", "--tier", "community", "--index", str(sandbox.index)).stdout
+    assert set(table_rows(by_tier, 7)) == {"aios-legacy"}
 
 
-def test_search_shows_the_installed_version_without_importing_plugins(registry: dict[str, object]) -> None:
+def test_search_shows_installed_versions_without_importing_plugins(registry: dict[str, Any]) -> None:
     code = ("import sys, json\nfrom aios_core.cli import main\n"
             f"try:\n    main(['plugins', 'search', '--index', {str(registry['index'])!r}], prog_name='aios')\n"
             "except SystemExit:\n    pass\n"
@@ -284,87 +293,87 @@ def test_search_shows_the_installed_version_without_importing_plugins(registry: 
     result = subprocess.run([sys.executable, "-c", code], env=aios_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
-    bundled = run_aios("plugins", "search", "torch")
-    row = next(line for line in bundled.stdout.splitlines() if "aios-torch" in line)
+    row = table_rows(run_aios("plugins", "search", "torch").stdout, 7)["aios-torch"]  # the bundled snapshot
     assert "0.1.0" in row and "framework: torch; trainer: torch" in row
 
 
-def test_info_shows_the_index_entry_of_a_plugin_that_is_not_installed(venv: Path, env: dict[str, str],
-                                                                      registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "info", "AIOS_Hello", "--index", str(registry["index"]))
+def test_info_shows_the_index_entry_of_a_plugin_that_is_not_installed(sandbox: Sandbox) -> None:
+    result = sandbox.aios("plugins", "info", "AIOS_Hello", "--index", str(sandbox.index))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "aios-hello  aios-hello says hello" in out and "tier: reviewed" in out and "installed: not installed" in out
     assert "aios-core: >=0.1,<0.2: compatible with the installed 0.1.0" in out
-    assert f"0.2.0  reviewed  sha256:{registry['hashes']['hello-0.2.0']}  aios_hello-0.2.0-py2.py3-none-any.whl" in out
+    assert (f"0.2.0  reviewed  sha256:{sandbox.hashes['hello-0.2.0']}  aios_hello-0.2.0-py2.py3-none-any.whl"
+            in out)
     assert "install: aios plugins install aios-hello==0.2.0" in out and "pip install aios-hello==0.2.0" in out
-    future = aios_in(venv, env, "plugins", "info", "aios-future", "--index", str(registry["index"]))
+
+
+def test_info_shows_why_a_plugin_cannot_be_installed(sandbox: Sandbox) -> None:
+    future = sandbox.aios("plugins", "info", "aios-future", "--index", str(sandbox.index))
     assert "incompatible with the installed 0.1.0" in future.stdout and "install:" not in future.stdout
-    old = aios_in(venv, env, "plugins", "info", "aios-old", "--index", str(registry["index"]))
+    old = sandbox.aios("plugins", "info", "aios-old", "--index", str(sandbox.index))
     assert "status: withdrawn: sends metrics to a third party" in old.stdout
-    assert aios_in(venv, env, "plugins", "info", "nothing-like-this", "--index", str(registry["index"])).returncode == 2
+    assert sandbox.aios("plugins", "info", "nothing-like-this", "--index", str(sandbox.index)).returncode == 2
 
 
-def test_outdated_shows_newer_reviewed_releases_and_marks_incompatible_ones(
-        venv: Path, env: dict[str, str], registry: dict[str, object], tmp_path: Path) -> None:
-    assert aios_in(venv, env, "plugins", "install", "aios-hello==0.1.0", "-y", "--index", str(registry["index"])).returncode == 0
-    result = aios_in(venv, env, "plugins", "outdated", "--index", str(registry["index"]))
+def test_outdated_shows_newer_reviewed_releases_and_marks_incompatible_ones(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert sandbox.install("aios-hello==0.1.0", "-y").returncode == 0
+    result = sandbox.aios("plugins", "outdated", "--index", str(sandbox.index))
     assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if "aios-hello" in line)
-    assert "0.1.0" in row and "0.2.0" in row and "update available: aios plugins install aios-hello==0.2.0" in row
-    assert "not in the index" in next(line for line in result.stdout.splitlines() if "aios-torch" in line)
+    rows = table_rows(result.stdout, 4)
+    assert "0.1.0" in rows["aios-hello"] and "0.2.0" in rows["aios-hello"]
+    assert "update available: aios plugins install aios-hello==0.2.0" in rows["aios-hello"]
+    assert "not in the index" in rows["aios-torch"]
 
-    moved_on = json.loads(Path(registry["index"]).read_text())
+    moved_on = json.loads(sandbox.index.read_text())
     moved_on["plugins"][0]["aios_core"] = ">=0.2,<0.3"
     later = tmp_path / "later-index.json"
     later.write_text(json.dumps(moved_on))
-    row = next(line for line in aios_in(venv, env, "plugins", "outdated", "--index", str(later)).stdout.splitlines()
-               if "aios-hello" in line)
-    assert "newer release needs aios-core>=0.2,<0.3 (installed: 0.1.0)" in row
+    rows = table_rows(sandbox.aios("plugins", "outdated", "--index", str(later)).stdout, 4)
+    assert "newer release needs aios-core>=0.2,<0.3 (installed: 0.1.0)" in rows["aios-hello"]
 
 
 # ---------------------------------------------------------------- the index cache
-def test_update_index_from_a_file_becomes_the_default_index(venv: Path, env: dict[str, str],
-                                                            registry: dict[str, object]) -> None:
-    result = aios_in(venv, env, "plugins", "update-index", "--index", str(registry["index"]))
+def test_update_index_from_a_file_becomes_the_default_index(sandbox: Sandbox) -> None:
+    result = sandbox.aios("plugins", "update-index", "--index", str(sandbox.index))
     assert result.returncode == 0, result.stderr
-    assert "cached 5 plugins" in result.stdout
-    assert (Path(env["AIOS_CACHE_DIR"]) / "index.json").is_file()
-    search = aios_in(venv, env, "plugins", "search")
-    assert "aios-hello" in search.stdout and f"cached copy of {registry['index']}" in search.stdout
-    install = aios_in(venv, env, "plugins", "install", "aios-old", "--yes")
+    assert "cached 5 plugins" in result.stdout and (sandbox.cache / "index.json").is_file()
+    search = sandbox.aios("plugins", "search")
+    assert "aios-hello" in table_rows(search.stdout, 7) and f"cached copy of {sandbox.index}" in search.stdout
+    install = sandbox.aios("plugins", "install", "aios-old", "--yes")
     assert install.returncode == 2 and "withdrawn" in install.stderr
 
 
-def test_update_index_refuses_a_file_that_is_not_an_index(venv: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_update_index_refuses_a_file_that_is_not_an_index(sandbox: Sandbox, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"plugins": [{"distribution": "aios-x", "status": "gone"}]}')
-    result = aios_in(venv, env, "plugins", "update-index", "--index", str(bad))
+    result = sandbox.aios("plugins", "update-index", "--index", str(bad))
     assert result.returncode == 2
     assert "plugins[0] (aios-x).status: found 'gone', expected one of active, deprecated, withdrawn" in result.stderr
-    assert not (Path(env["AIOS_CACHE_DIR"]) / "index.json").exists()
-    assert aios_in(venv, env, "plugins", "update-index").returncode == 2  # nothing configured to fetch from
+    assert not (sandbox.cache / "index.json").exists()
+    nothing_configured = sandbox.aios("plugins", "update-index")
+    assert nothing_configured.returncode == 2 and "give --index PATH_OR_URL" in nothing_configured.stderr
 
 
-def test_update_index_from_http_and_from_the_setting(venv: Path, env: dict[str, str], registry: dict[str, object]) -> None:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(Path(registry["index"]).parent))
+def test_update_index_fetches_the_url_in_the_settings_over_http(sandbox: Sandbox) -> None:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(sandbox.index.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/index.json"
-        Path(env["AIOS_CONFIG"]).write_text(f'[plugins]\nindex = "{url}"\n')
-        before = aios_in(venv, env, "plugins", "search", "hello")
+        sandbox.config.write_text(f'[plugins]\nindex = "{url}"\n')
+        before = sandbox.aios("plugins", "search", "hello")
         assert "bundled snapshot" in before.stdout and "aios plugins update-index" in before.stdout
-        result = aios_in(venv, env, "plugins", "update-index")
+        result = sandbox.aios("plugins", "update-index")
         assert result.returncode == 0, result.stderr
         assert f"cached 5 plugins from {url}" in result.stdout
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
-    after = aios_in(venv, env, "plugins", "search", "hello")  # offline now: read from the cache
-    assert "aios-hello" in after.stdout and f"cached copy of {url}" in after.stdout
+    after = sandbox.aios("plugins", "search", "hello")  # the server is gone: read from the cache
+    assert "aios-hello" in table_rows(after.stdout, 7) and f"cached copy of {url}" in after.stdout
 
 
 # ---------------------------------------------------------------- stack requirements
@@ -373,7 +382,8 @@ def test_stack_requirements_lists_the_distributions_with_ranges(tmp_path: Path) 
     index.write_text(json.dumps({"schema_version": 1, "plugins": [
         entry("aios-data", tier="first-party", components={"datastore": ["sklearn"]},
               releases=[{"version": "0.1.0", "sha256": "a" * 64}, {"version": "0.1.2", "sha256": "b" * 64}]),
-        entry("aios-torch", tier="first-party", aios_core=">=0.1,<0.3", components={"framework": ["torch"], "trainer": ["torch"]},
+        entry("aios-torch", tier="first-party", aios_core=">=0.1,<0.3",
+              components={"framework": ["torch"], "trainer": ["torch"]},
               releases=[{"version": "0.1.0", "sha256": "c" * 64}]),
         entry("aios-onnx-quant", tier="first-party", components={"compressor": ["onnx-quant"]}),
     ]}))
@@ -389,4 +399,5 @@ def test_stack_requirements_names_unknown_components(tmp_path: Path) -> None:
     stack.write_text(DEFAULT_STACK.read_text().replace("plugin: onnx-quant", "plugin: prune-magic"))
     result = run_aios("stack", "requirements", str(stack), "--index", str(REPO / "aios_core" / "index.json"))
     assert result.returncode == 2
-    assert "compressors.0.plugin: no compressor named 'prune-magic' is installed or listed in the index" in result.stderr
+    assert ("compressors.0.plugin: no compressor named 'prune-magic' is installed or listed in the index"
+            in result.stderr)
