@@ -307,8 +307,13 @@ def _print_index_entry(console: Any, plugin: Any, index: Any) -> None:
                       + (f"  {escape(release.wheel)}" if release.wheel else ""))
     newest = plugin.newest_release() or plugin.newest_release(reviewed_only=False)
     if plugin.status != "withdrawn" and not plugin.incompatibility():
-        pin = f"{plugin.distribution}=={newest.version}" if newest else plugin.distribution
-        console.print(f"  install: aios plugins install {escape(pin)}  (checked; plain pip: pip install {escape(pin)})")
+        pin = escape(f"{plugin.distribution}=={newest.version}" if newest else plugin.distribution)
+        console.print(f"  install: aios plugins install {pin}")
+        if newest and newest.sha256:
+            console.print(f"  with pip: {pin} --hash=sha256:{newest.sha256}  "
+                          f"(a requirements line for pip install --require-hashes -r FILE)")
+        else:
+            console.print(f"  with pip: pip install {pin}")
 
 
 def _version_key(version: str) -> Any:
@@ -408,6 +413,8 @@ def plugins_install(request: str, allow_unlisted: bool, yes: bool, dry_run: bool
     _need_terminal_or_yes(f"aios plugins install {request}", yes or dry_run)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for note in plan.notes:
+        click.echo(f"note: {note}", err=True)
     with tempfile.TemporaryDirectory(prefix="aios-install-") as workdir:
         try:
             if plan.sha256:

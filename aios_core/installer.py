@@ -76,7 +76,7 @@ def _installed_version(distribution: str) -> str | None:
 # ---------------------------------------------------------------- install: steps 1-3
 @dataclass
 class InstallPlan:
-    """What ``install`` will ask pip for, and the warnings the user must see first."""
+    """What ``install`` will ask pip for, and the warnings (and notes) the user must see first."""
 
     distribution: str
     version: str | None
@@ -84,6 +84,7 @@ class InstallPlan:
     plugin: IndexedPlugin | None
     index: Index
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def requirement(self) -> str:
@@ -120,8 +121,8 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
             raise InstallRefused(f"{distribution} is not in the index {index.source}; nothing about it was reviewed. "
                                  f"Check the name (aios plugins search), use another index (--index), "
                                  f"or install it anyway with --allow-unlisted")
-        return InstallPlan(distribution, version, None, None, index, [
-            f"unlisted: {distribution} is not in the index {index.source}; installing it unreviewed"])
+        return InstallPlan(distribution, version, None, None, index,
+                           [f"unlisted: {distribution} is not in the index {index.source}; installing it unreviewed"])
     distribution = plugin.canonical
     if plugin.status == "withdrawn":
         raise InstallRefused(f"{distribution} is withdrawn from the index {index.source}: "
@@ -130,27 +131,29 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
         raise InstallRefused(f"{distribution} requires aios-core{plugin.aios_core}, but aios-core {__version__} is "
                              f"installed; upgrade aios-core or wait for a compatible release (index: {index.source})")
 
-    warnings = []
+    warnings, notes = [], []
     if plugin.status == "deprecated":
         warnings.append(f"deprecated: {distribution} is deprecated"
                         + (f"; use {plugin.deprecated_by} instead" if plugin.deprecated_by else ""))
-    if version is not None:
+    if version:
         release = plugin.release(version)
-        if release is None:
-            warnings.append(f"unreviewed: {distribution} {version} is not a release listed in the index "
-                            f"{index.source}")
     else:
         release = plugin.newest_release() or plugin.newest_release(reviewed_only=False)
-        if release is None:
-            warnings.append(f"unreviewed: the index {index.source} lists no release of {distribution}; "
-                            f"pip will choose the version")
-    if release is not None:
+    if release is None and plugin.tier == "first-party":
+        # first-party entries list no releases: their trust is being built and tested with aios-core
+        notes.append(f"{distribution} is first-party; the index records no wheel hash for it, so none is checked")
+    elif release is None and version:
+        warnings.append(f"unreviewed: {distribution} {version} is not a release listed in the index {index.source}")
+    elif release is None:
+        warnings.append(f"unreviewed: the index {index.source} lists no release of {distribution}; "
+                        f"pip will choose the version")
+    else:
         version = release.version
         if not plugin.is_reviewed(release):
             why = (f"its tier is {plugin.tier}" if plugin.tier not in ("first-party", "reviewed")
                    else "the index has no sha256 for its wheel")
             warnings.append(f"unreviewed: {distribution} {version} is not a reviewed release ({why})")
-    return InstallPlan(distribution, version, release.sha256 if release else None, plugin, index, warnings)
+    return InstallPlan(distribution, version, release.sha256 if release else None, plugin, index, warnings, notes)
 
 
 # ---------------------------------------------------------------- install: steps 4-7

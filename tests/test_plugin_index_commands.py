@@ -242,6 +242,16 @@ def test_deprecated_and_unreviewed_versions_warn(sandbox: Sandbox) -> None:
     assert "warning: unreviewed: aios-legacy 0.1.0 is not a reviewed release (its tier is community)" in result.stderr
 
 
+def test_first_party_plugins_without_hashes_install_with_a_note(sandbox: Sandbox, tmp_path: Path) -> None:
+    index = tmp_path / "first-party.json"
+    index.write_text(json.dumps({"schema_version": 1, "plugins": [entry("aios-hello", tier="first-party")]}))
+    result = sandbox.aios("plugins", "install", "aios-hello", "--dry-run", "--index", str(index))
+    assert result.returncode == 0, result.stderr
+    assert "note: aios-hello is first-party; the index records no wheel hash for it" in result.stderr
+    assert "warning" not in result.stderr and "sha256 ok" not in result.stdout
+    assert "0.2.0" in table_rows(result.stdout, 3)["aios-hello"]  # no pin: pip's newest
+
+
 @pytest.mark.parametrize("spelling", ["AIOS_Hello", "aios.hello", "Aios-HELLO==0.1.0"])
 def test_other_spellings_resolve_to_the_canonical_name(sandbox: Sandbox, spelling: str) -> None:
     result = sandbox.install(spelling, "--dry-run")
@@ -305,7 +315,8 @@ def test_info_shows_the_index_entry_of_a_plugin_that_is_not_installed(sandbox: S
     assert "aios-core: >=0.1,<0.2: compatible with the installed 0.1.0" in out
     assert (f"0.2.0  reviewed  sha256:{sandbox.hashes['hello-0.2.0']}  aios_hello-0.2.0-py2.py3-none-any.whl"
             in out)
-    assert "install: aios plugins install aios-hello==0.2.0" in out and "pip install aios-hello==0.2.0" in out
+    assert "install: aios plugins install aios-hello==0.2.0" in out
+    assert f"with pip: aios-hello==0.2.0 --hash=sha256:{sandbox.hashes['hello-0.2.0']}" in out
 
 
 def test_info_shows_why_a_plugin_cannot_be_installed(sandbox: Sandbox) -> None:
