@@ -1,0 +1,1 @@
+"""Model factories the tests name as architecture package.module:function."""
