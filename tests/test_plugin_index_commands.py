@@ -280,6 +280,13 @@ def test_block_list_applies_to_unlisted_plugins_too(sandbox: Sandbox) -> None:
     assert result.returncode == 2 and "blocked by the pattern 'aios-un*'" in result.stderr
 
 
+def test_a_broken_settings_file_is_named(sandbox: Sandbox) -> None:
+    sandbox.config.write_text('[plugins]\nallow = "aios-*"\n')
+    result = sandbox.install("aios-hello", "--yes")
+    assert result.returncode == 2
+    assert f"{sandbox.config}: plugins.allow: expected a list of name patterns" in result.stderr
+
+
 # ---------------------------------------------------------------- search, info, outdated
 def test_search_reads_the_index_and_marks_compatibility(sandbox: Sandbox) -> None:
     result = sandbox.aios("plugins", "search", "--index", str(sandbox.index))
