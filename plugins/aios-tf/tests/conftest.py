@@ -110,3 +110,9 @@ def factories_importable(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def epoch_recorder() -> type[EpochRecorder]:
     return EpochRecorder
+
+
+@pytest.fixture(scope="session")
+def make_keras_stack() -> type[KerasStack]:
+    """The KerasStack class, for module-scoped fixtures: ``make_keras_stack(run_dir, model, trainer, seed, resume, monitors)``."""
+    return KerasStack
