@@ -87,8 +87,13 @@ print(json.dumps(report))
 
 
 def _fail(message: str) -> NoReturn:
-    """Fail the check with ``message`` alone: the message says what is wrong and what to do."""
-    pytest.fail(message, pytrace=False)
+    """Fail the check with ``message`` alone: the message says what is wrong and what to do.
+
+    Raised ``from None``: called while handling a kernel error, the message already says
+    what that error said, and a chained repeat of it would only bury the advice.
+    """
+    __tracebackhide__ = True
+    raise pytest.fail.Exception(message, pytrace=False) from None
 
 
 def _fail_raised(message: str, error: BaseException) -> NoReturn:
