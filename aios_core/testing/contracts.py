@@ -170,69 +170,95 @@ def _manager(*components: Any) -> pluggy.PluginManager:
     return pm
 
 
+def _loadable(kind: str) -> list[tuple[ComponentEntry, type[Component]]]:
+    """Every installed component of ``kind`` that imports; the others' own tests say what is wrong."""
+    found = []
+    for entry in installed(kind):
+        if entry.problem:
+            continue
+        try:
+            found.append((entry, load_component(entry)))
+        except PluginError:
+            continue
+    return found
+
+
+def _default_instance(entry: ComponentEntry, cls: type[Component]) -> Component | None:
+    try:
+        return cls(name=entry.name)
+    except Exception:  # needs parameters the kit cannot guess
+        return None
+
+
 def _frameworks_for(formats: set[str]) -> list[Framework]:
     """Every installed, loadable framework that writes one of ``formats``, with default parameters."""
-    frameworks = []
-    for entry in installed("framework"):
-        if entry.problem:
-            continue
-        try:
-            framework = load_component(entry)(name=entry.name)
-            if formats & set(framework.formats):
-                frameworks.append(framework)
-        except Exception:  # a framework that cannot be used cannot help; its own tests say why
-            continue
-    return frameworks
+    frameworks = [_default_instance(entry, cls) for entry, cls in _loadable("framework")]
+    return [framework for framework in frameworks
+            if framework is not None and formats & set(framework.formats)]
 
 
-def _trainer_for(framework: str) -> Component | None:
-    """An installed trainer of ``framework`` set to train for 2 epochs, or None."""
-    for entry in installed("trainer"):
-        if entry.problem:
-            continue
+def _trainer_for(framework: ComponentEntry) -> Component | None:
+    """An installed trainer of ``framework`` set to train for 2 epochs, or None.
+
+    A trainer from the framework's own distribution comes first (``torch`` before
+    ``ray-train`` for the torch framework), then the others by name.
+    """
+    candidates = [(entry, cls) for entry, cls in _loadable("trainer") if framework.name in cls.frameworks]
+    candidates.sort(key=lambda pair: (pair[0].distribution != framework.distribution, pair[0].name))
+    for entry, cls in candidates:
+        params = {"epochs": 2} if "epochs" in cls.Params.model_fields else {}
         try:
-            cls = load_component(entry)
-            if framework in cls.frameworks:
-                params = {"epochs": 2} if "epochs" in cls.Params.model_fields else {}
-                return cls(cls.Params.model_validate(params), name=entry.name)
+            return cls(cls.Params.model_validate(params), name=entry.name)
         except Exception:
             continue
     return None
 
 
 def _input_model(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory, accepted: tuple[str, ...],
-                 dataset: Dataset, label: str) -> ModelArtifact:
+                 dataset: Dataset, consumer: ComponentEntry, framework_name: str | None) -> ModelArtifact:
     """A small model in the first of ``accepted`` formats an installed framework writes, made once per session.
 
-    The framework builds it for ``dataset``; an installed trainer of that framework, if
-    any, trains it for two epochs; then the framework saves or exports it.
+    The framework is ``framework_name`` if given, else one from the consumer's own
+    distribution, else the first by name that writes an accepted format. It builds the
+    model for ``dataset``; an installed trainer of that framework, if any, trains it for
+    two epochs; then the framework saves or exports it.
     """
+    label = _label(consumer.kind, consumer.name)
+    candidates = [(entry, cls) for entry, cls in _loadable("framework") if framework_name in (None, entry.name)]
+    if framework_name is not None and not candidates:
+        _fail(f"input_framework is {framework_name!r}, which is not an installed, loadable framework "
+              f"(installed: {', '.join(entry.name for entry in installed('framework')) or 'none'})")
+    candidates.sort(key=lambda pair: (pair[0].distribution != consumer.distribution, pair[0].name))
     cache = config.stash.setdefault(_INPUT_MODELS, {})
-    frameworks = _frameworks_for(set(accepted))
     for fmt in accepted:
-        for framework in frameworks:
-            if fmt not in framework.formats:
+        for entry, cls in candidates:
+            framework = _default_instance(entry, cls)
+            if framework is None or fmt not in framework.formats:
                 continue
-            key = (framework.name, fmt, dataset.content_hash)
+            key = (entry.name, fmt, dataset.content_hash)
             if key not in cache:
-                trainer = _trainer_for(framework.name)
-                pm = _manager(framework, *([trainer] if trainer else []))
-                from aios_core.context import RunContext
-
-                run_dir = tmp_path_factory.mktemp(f"aios-input-{framework.name}-{fmt}")
-                run = RunContext(name="contract-input", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook)
-                model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
-                if trainer is not None:
-                    run.phase = "train"
-                    model = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={}).model
-                path = run.artifacts_dir / f"model.{fmt}"
-                if fmt == framework.native_format:
-                    cache[key] = pm.hook.aios_save_model(model=model, path=path)
-                else:
-                    cache[key] = pm.hook.aios_export_model(model=model, fmt=fmt, path=path, dataset=dataset)
+                cache[key] = _make_model(framework, _trainer_for(entry), fmt, dataset,
+                                         tmp_path_factory.mktemp(f"aios-input-{entry.name}-{fmt}"))
             return cache[key]
-    pytest.skip(f"{label} accepts {list(accepted)}, and no installed framework writes any of them; "
+    which = f"framework '{framework_name}'" if framework_name else "no installed framework"
+    pytest.skip(f"{label} accepts {list(accepted)}, and {which} writes any of them; "
                 "install a framework that does, or provide an `input_artifact` fixture")
+
+
+def _make_model(framework: Framework, trainer: Component | None, fmt: str, dataset: Dataset,
+                run_dir: Path) -> ModelArtifact:
+    from aios_core.context import RunContext
+
+    pm = _manager(framework, *([trainer] if trainer else []))
+    run = RunContext(name="contract-input", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook)
+    model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
+    if trainer is not None:
+        run.phase = "train"
+        model = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={}).model
+    path = run.artifacts_dir / f"model.{fmt}"
+    if fmt == framework.native_format:
+        return pm.hook.aios_save_model(model=model, path=path)
+    return pm.hook.aios_export_model(model=model, fmt=fmt, path=path, dataset=dataset)
 
 
 def _predictor(pm: pluggy.PluginManager, artifact: ModelArtifact, who: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -847,10 +873,16 @@ class _ModelConsumerContract(ComponentContract):
         return tiny_dataset
 
     @pytest.fixture
-    def input_artifact(self, request: pytest.FixtureRequest, component_class: type[Component], component_name: str,
-                       dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
+    def input_framework(self) -> str | None:
+        """The framework that makes the default ``input_artifact``; None: any installed one that fits."""
+        return None
+
+    @pytest.fixture
+    def input_artifact(self, request: pytest.FixtureRequest, component_entry: ComponentEntry,
+                       component_class: type[Component], input_framework: str | None, dataset: Dataset,
+                       tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
         accepted = tuple(getattr(component_class, self.accepted_formats_attribute, ()))
-        return _input_model(request.config, tmp_path_factory, accepted, dataset, _label(self.kind, component_name))
+        return _input_model(request.config, tmp_path_factory, accepted, dataset, component_entry, input_framework)
 
     @pytest.fixture
     def supporting_components(self, input_artifact: ModelArtifact,

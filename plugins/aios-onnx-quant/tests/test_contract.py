@@ -1,7 +1,7 @@
 """The aios-core contract kit: the onnx-quant compressor passes it in static and dynamic mode.
 
-Its input is the kit's default: a small model of an installed framework that exports ONNX
-(aios-torch, which the test extra brings), trained briefly on the kit's tiny data set.
+Its input is made the kit's way: a small torch model (aios-torch, which the test extra
+brings), trained briefly on the kit's tiny data set and exported to ONNX.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ class TestOnnxQuantCompressor(CompressorContract):
     @pytest.fixture
     def component_name(self) -> str:
         return "onnx-quant"
+
+    @pytest.fixture
+    def input_framework(self) -> str:
+        return "torch"
 
     @pytest.fixture(params=["static", "dynamic"])
     def component_params(self, request: pytest.FixtureRequest) -> dict:
