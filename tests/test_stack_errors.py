@@ -121,14 +121,14 @@ def test_trainer_defaults_to_the_frameworks_own(tmp_path: Path) -> None:
 
 def test_uninstalled_component_of_a_known_plugin_names_the_pip_command(tmp_path: Path) -> None:
     index = tmp_path / "index.json"
-    index.write_text('{"plugins": [{"distribution": "aios-tf", "components": {"framework": ["keras"]}}]}')
+    index.write_text('{"plugins": [{"distribution": "aios-jax", "components": {"framework": ["jax"]}}]}')
     stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("framework: torch", "framework: keras"))
+    stack.write_text(VALID.replace("framework: torch", "framework: jax"))
     result = run_aios("validate", str(stack), env=aios_env(AIOS_INDEX=str(index)))
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
-        "model.framework: found 'keras': no framework named 'keras' is installed; "
-        "it is provided by aios-tf: pip install aios-tf")
+        "model.framework: found 'jax': no framework named 'jax' is installed; "
+        "it is provided by aios-jax: pip install aios-jax")
 
 
 def test_components_that_do_not_fit_are_named(tmp_path: Path, site: Path) -> None:
