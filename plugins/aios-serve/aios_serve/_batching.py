@@ -1,10 +1,19 @@
 """Adaptive micro-batching: concurrent requests to one model run as one ONNX Runtime call.
 
-Like Triton's dynamic batcher, requests wait at most ``max_delay_ms`` and a batch holds
-at most ``max_batch_size`` rows. The wait is adaptive: the batcher waits only while
-more requests for the model are on their way (received by the server, still being
-parsed); a lone request runs at once, so batching costs nothing at one client. While a
-batch runs, new requests queue and form the next batch.
+Like Triton's dynamic batcher, a batch holds at most ``max_batch_size`` rows and a
+request waits at most ``max_delay_ms``. The wait is adaptive:
+
+- a request that finds no other request queued or arriving runs at once, so batching
+  costs nothing at one client;
+- the batcher waits for more rows only while more requests for the model have arrived
+  and are still being read, and never longer than one model call takes (waiting longer
+  than running the batch already gathered would cost more than it saves);
+- requests that arrive while a batch runs form the next batch.
+
+Calls of models whose one-row call (timed when loaded) is faster than ``INLINE_SECONDS``
+run in the event loop: handing them to a thread
+costs about as much as the call. Slower ones run in the server's thread pool, so the
+loop keeps reading requests meanwhile.
 """
 
 from __future__ import annotations
@@ -20,6 +29,11 @@ if TYPE_CHECKING:
     from aios_serve._metrics import ModelMetrics
     from aios_serve._repository import LoadedModel
 
+INLINE_SECONDS = 0.0003
+"""A model call expected to take less than this runs in the event loop instead of a thread."""
+_INLINE_ROWS = 64
+"""Larger requests always run in the thread pool, whatever the model's one-row time."""
+
 
 class Batcher:
     """Gathers the requests of one loaded model version; lives in the server's event loop."""
@@ -32,8 +46,11 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay_ms / 1000.0
         self.incoming = 0
+        self.inline = model.call_seconds < INLINE_SECONDS
+        self.wait = min(self.max_delay, model.call_seconds)
         self._queue: collections.deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = collections.deque()
         self._rows = 0
+        self._busy = False
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
@@ -42,17 +59,17 @@ class Batcher:
         self.incoming += 1
 
     def abandon(self) -> None:
-        """An announced request will not come (bad input): stop waiting for it."""
+        """An announced request will not come (bad input, client gone): stop waiting for it."""
         self.incoming -= 1
         self._wakeup.set()
 
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for ``batch``, computed alone or together with concurrent requests."""
         self.incoming -= 1
+        alone = not self._queue and not self._busy and self.incoming == 0
+        if self.max_batch_size <= 1 or len(batch) >= self.max_batch_size or alone:
+            return await self._run(batch)
         loop = asyncio.get_running_loop()
-        if self.max_batch_size <= 1 or len(batch) >= self.max_batch_size:
-            self.metrics.batch_size.observe(len(batch))
-            return await loop.run_in_executor(self.executor, self.model.predict, batch)
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._queue.append((batch, future))
         self._rows += len(batch)
@@ -62,20 +79,34 @@ class Batcher:
             self._worker = loop.create_task(self._work())
         return await future
 
-    async def _work(self) -> None:
+    async def _run(self, batch: np.ndarray) -> np.ndarray:
+        """One model call, inline when it is quick and small, else in the thread pool."""
+        self.metrics.batch_size.observe(len(batch))
+        if self.inline and len(batch) <= _INLINE_ROWS:
+            return self.model.predict(batch)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.model.predict, batch)
+
+    async def _gather(self) -> None:
+        """Wait for announced requests, at most ``max_delay`` and one model call's time."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while self._rows < self.max_batch_size and self.incoming > 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _work(self) -> None:
         while self._queue:
             if self._rows < self.max_batch_size and self.incoming > 0:
-                deadline = loop.time() + self.max_delay
-                while self._rows < self.max_batch_size and self.incoming > 0:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    except TimeoutError:
-                        break
+                if self.wait < INLINE_SECONDS:
+                    await asyncio.sleep(0)  # one turn of the loop: requests already read queue up
+                else:
+                    await self._gather()
             parts, futures, rows = [], [], 0
             while self._queue and rows + len(self._queue[0][0]) <= self.max_batch_size:
                 part, future = self._queue.popleft()
@@ -84,15 +115,17 @@ class Batcher:
                 rows += len(part)
             self._rows -= rows
             self.metrics.queue_depth.dec(len(parts))
-            self.metrics.batch_size.observe(rows)
             batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self._busy = True
             try:
-                probabilities = await loop.run_in_executor(self.executor, self.model.predict, batch)
+                probabilities = await self._run(batch)
             except Exception as error:  # the requests of this batch fail; the batcher goes on
                 for future in futures:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            finally:
+                self._busy = False
             start = 0
             for part, future in zip(parts, futures, strict=True):
                 if not future.done():  # a client that went away cancels its future

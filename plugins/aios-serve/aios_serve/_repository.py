@@ -170,6 +170,22 @@ class LoadedModel:
             len(spec.class_names) if spec.class_names else None)
         self.labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
         self.scaling = _raw_scaling(spec.preprocessing, self.num_features)
+        self.call_seconds = self._warm_up()
+
+    def _warm_up(self) -> float:
+        """Run one row a few times (ONNX Runtime initializes lazily); the median time of a one-row call."""
+        import time
+
+        row = np.zeros((1, self.num_features or 1), dtype=np.float32)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            try:
+                self.predict(row)
+            except Exception:  # a model whose width is unknown: the first request tells
+                return 0.001
+            times.append(time.perf_counter() - start)
+        return sorted(times)[2]
 
     @property
     def name(self) -> str:
