@@ -46,6 +46,7 @@ def _convert(model: Any, num_features: int) -> Any:
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # per-op INFO notes; errors still raise
     import tf2onnx
 
+    _patch_tf2onnx_for_numpy2()
     function = tf.function(lambda x: model(x, training=False))
     signature = [tf.TensorSpec((None, num_features), tf.float32, name=INPUT_NAME)]
     proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
@@ -53,6 +54,20 @@ def _convert(model: Any, num_features: int) -> Any:
         raise ValueError(f"ONNX export: the model has {len(proto.graph.output)} outputs; expected one (probabilities)")
     _rename_output(proto, proto.graph.output[0].name, OUTPUT_NAME)
     return proto
+
+
+def _patch_tf2onnx_for_numpy2() -> None:
+    """Apply the patch Keras applies before its own ``model.export(format="onnx")``.
+
+    tf2onnx 1.17 still uses numpy 1 names in a few rewrites (``np.object`` in constant
+    folding); Keras ships a fix (a private module, hence the guard). Without it those
+    rewrites fail on numpy 2 for some graphs; the built-in architectures do not need them.
+    """
+    try:
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:
+        return
+    patch_tf2onnx()
 
 
 def _rename_output(proto: Any, old: str, new: str) -> None:
