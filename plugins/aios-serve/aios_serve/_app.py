@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +69,7 @@ class _Server:
         self.executor: ThreadPoolExecutor | None = None
         self.batchers: dict[tuple[str, str], Batcher] = {}
         for model in repository.loaded():
-            self.metrics.loaded.labels(model.name, model.version).set(1)
+            self.metrics.set_loaded(model.name, model.version, True)
 
     def batcher(self, model: LoadedModel) -> Batcher:
         key = (model.name, model.version)
@@ -178,6 +179,8 @@ def _parse_request(body: Any, model: LoadedModel) -> tuple[np.ndarray, list[str]
     if values is None:
         try:
             values = np.asarray(data)
+            if values.dtype.kind in "iu":
+                values = values.astype(np.float64)
         except (ValueError, TypeError, RecursionError, OverflowError):
             raise ProtocolError(f"input {name!r}: \"data\" is not a regular array of numbers") from None
     if values.dtype.kind not in "iuf":
@@ -186,15 +189,15 @@ def _parse_request(body: Any, model: LoadedModel) -> tuple[np.ndarray, list[str]
     expected = shape[0] * shape[1]
     if values.size != expected:
         raise ProtocolError(f"input {name!r}: \"data\" holds {values.size} values, shape {shape} needs {expected}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        rows = values.astype(np.float32).reshape(shape)
-        if _flag(body, "raw"):
-            if model.scaling is None:
-                raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
-            shift, divisor = model.scaling
-            rows = ((rows - shift) / divisor).astype(np.float32)
-    if not np.isfinite(rows).all():
+    rows = values.reshape(shape)
+    if _flag(body, "raw"):
+        if model.scaling is None:
+            raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
+        shift, divisor = model.scaling
+        rows = (rows - shift) / divisor
+    if not np.abs(rows).max() <= _FLOAT32_MAX:  # false for NaN too
         raise ProtocolError(f"input {name!r} holds NaN, infinity or values beyond float32's range")
+    rows = rows.astype(np.float32)
     known = [model.output_name] + (["label"] if model.labels is not None else [])
     wanted = body.get("outputs")
     if wanted is None:
@@ -212,15 +215,17 @@ def _parse_request(body: Any, model: LoadedModel) -> tuple[np.ndarray, list[str]
     return np.ascontiguousarray(rows), outputs, request_id
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _flat_numbers(data: list[Any]) -> np.ndarray | None:
-    """``data`` as float32 when it is a flat list of JSON numbers (the common case, checked cheaply), else None."""
+    """``data`` as float64 when it is a flat list of JSON numbers (the common case, checked cheaply), else None."""
     for value in data:
         kind = type(value)
         if kind is not float and kind is not int:
             return None
     try:
-        with np.errstate(over="ignore"):
-            return np.array(data, dtype=np.float32)
+        return np.array(data, dtype=np.float64)
     except (OverflowError, ValueError):
         return None
 
@@ -257,28 +262,26 @@ async def _infer(server: _Server, declared_length: str | None, stream: AsyncIter
     try:
         model = server.repository.get(name, version)
     except RepositoryError as error:
-        server.metrics.errors.labels(UNKNOWN_MODEL if error.status == 404 else name, str(error.status)).inc()
+        server.metrics.error(UNKNOWN_MODEL if error.status == 404 else name, error.status)
         raise
     batcher = server.batcher(model)
     metrics = batcher.metrics
-    metrics.requests.inc()
+    metrics.requests += 1
     batcher.arriving()
     queued = False
     try:
         body = await server.read_json_from(declared_length, stream)
         rows, outputs, request_id = _parse_request(body, model)
         queued = True
-        queued_at = time.perf_counter()
         probabilities = await batcher.infer(rows)
-        metrics.inference.observe(time.perf_counter() - queued_at)
-        if not np.isfinite(probabilities).all():
+        if not math.isfinite(float(probabilities.sum())):
             log.error("model %s version %s produced NaN or infinity", model.name, model.version)
             raise ProtocolError("the model produced NaN or infinity for these rows", 500)
     except ProtocolError as error:
-        server.metrics.errors.labels(name, str(error.status)).inc()
+        server.metrics.error(name, error.status)
         raise
     except Exception:
-        server.metrics.errors.labels(name, "500").inc()
+        server.metrics.error(name, 500)
         raise
     finally:
         if not queued:
@@ -418,7 +421,7 @@ async def repository_load(server: _Server, request: Request, name: str) -> Respo
     else:
         model = await loop.run_in_executor(server.executor, server.repository.load, name, version)
     assert model is not None
-    server.metrics.loaded.labels(model.name, model.version).set(1)
+    server.metrics.set_loaded(model.name, model.version, True)
     log.info("loaded model %s version %s from %s", model.name, model.version, model.spec.source)
     return JSONResponse({"name": model.name, "version": model.version, "state": "READY"})
 
@@ -433,7 +436,7 @@ async def repository_unload(server: _Server, request: Request, name: str) -> Res
         raise ProtocolError("parameter version must be a string")
     versions = server.repository.unload(name, version)
     for unloaded in versions:
-        server.metrics.loaded.labels(name, unloaded).set(0)
+        server.metrics.set_loaded(name, unloaded, False)
         server.batchers.pop((name, unloaded), None)
     log.info("unloaded model %s versions %s", name, versions)
     return JSONResponse({"name": name, "unloaded": versions})
