@@ -25,6 +25,8 @@ log = logging.getLogger("aios.ray-train")
 
 TRAIN_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
 """Set for every run (unless the user set them): no usage reporting, workers' print stays theirs."""
+LOCAL_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0"}
+"""Set for a local Ray: one machine is never preempted, and without a dashboard nobody reads the metrics."""
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Ray's single-machine mode: the node address is 127.0.0.1 and every server binds to it.
 
@@ -65,14 +67,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _host(address: str) -> str:
+    return address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+
+
 def _check_reachable(address: str, timeout: float) -> None:
     """Fail fast on a host:port nobody listens on, instead of Ray's long connection retries."""
     if address == "auto":
         return
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
+    port = address.rpartition(":")[2]
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 10.0)):
+        with socket.create_connection((_host(address), int(port)), timeout=min(timeout, 10.0)):
             pass
     except OSError as error:
         raise ClusterError(
@@ -88,23 +93,24 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
     used and left running.
     """
     local = address is None
-    variables = {**TRAIN_ENV, **env}
+    loopback = local or _host(address) in ("127.0.0.1", "localhost", "::1")
+    variables = {**TRAIN_ENV, **env, **(LOOPBACK_ENV if loopback else {})}
     if local:
         # A random token in the environment: the local Ray's processes inherit it, and
         # nothing is written to ~/.ray/auth_token (Ray's default for a new token).
-        variables.update(LOOPBACK_ENV, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        variables.update({**LOCAL_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
     with _environment(variables):
         import ray
 
         if ray.is_initialized():
             yield Session(address=address or "existing", owned=False, temp_dir=None)
             return
-        if local:
-            from ray._private import ray_constants
+        from ray._private import ray_constants
 
-            # The variable is read when ray is first imported; it may have been imported earlier.
+        cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+        if loopback:  # the variable is read when ray is first imported, which may have been earlier
             ray_constants.ENABLE_RAY_CLUSTER = False
-        else:
+        if not local:
             _check_reachable(address, timeout)
         temp_dir = tempfile.mkdtemp(prefix="aios-ray-", dir="/tmp") if local else None
         started = time.perf_counter()
@@ -116,6 +122,7 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
             else:
                 ray.init(address=address, **options)
         except Exception as error:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             where = "a local Ray" if local else f"the Ray cluster at {address!r}"
@@ -129,6 +136,7 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
         finally:
             stopping = time.perf_counter()
             ray.shutdown()
+            ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
             session.stop_seconds = time.perf_counter() - stopping
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)

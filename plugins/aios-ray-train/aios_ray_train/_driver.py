@@ -123,6 +123,7 @@ class _Relay:
     def __init__(self, run: RunContext, reported: int) -> None:
         self.run = run
         self.reported = reported  # epochs shown before this call (a resumed run's earlier ones)
+        self.started = time.perf_counter()
 
     def forward(self, items: list[tuple[Any, ...]]) -> None:
         for item in items:
@@ -130,6 +131,7 @@ class _Relay:
                 _, epoch, metrics = item
                 if epoch == self.reported + 1:  # after a restart, epochs already shown come again
                     self.reported = epoch
+                    log.debug("ray-train: epoch %d reached the driver at %.2f s", epoch, time.perf_counter() - self.started)
                     self.run.report_epoch(epoch, dict(metrics))
             elif item[0] == "step":
                 _, epoch, step, steps, loss = item
