@@ -100,6 +100,8 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
         # nothing is written to ~/.ray/auth_token (Ray's default for a new token).
         variables.update({**LOCAL_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
     with _environment(variables):
+        if not local:
+            _check_reachable(address, timeout)
         import ray
 
         if ray.is_initialized():
@@ -110,8 +112,6 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
         cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
         if loopback:  # the variable is read when ray is first imported, which may have been earlier
             ray_constants.ENABLE_RAY_CLUSTER = False
-        if not local:
-            _check_reachable(address, timeout)
         temp_dir = tempfile.mkdtemp(prefix="aios-ray-", dir="/tmp") if local else None
         started = time.perf_counter()
         try:

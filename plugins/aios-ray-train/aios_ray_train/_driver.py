@@ -42,6 +42,7 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams)
         raise ValueError(f"dataset {dataset.name!r} has an empty validation split; the ray-train trainer validates "
                          "every epoch (early stopping and best weights use val_loss): give the datastore a val split")
     storage = Path(params.storage_path) if params.storage_path else Path(run.checkpoint_dir) / "ray"
+    # The name is the run's (and trial's): a new run starts fresh, aios run --resume finds its checkpoints.
     name = f"{Path(run.dir).name}-{Path(run.checkpoint_dir).name}"
     latest = _latest_checkpoint(storage / name) if run.resume else None
     if latest is not None:
@@ -78,8 +79,7 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
         run_config=RunConfig(name=name, storage_path=str(storage),
                              failure_config=FailureConfig(max_failures=params.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
-        resume_from_checkpoint=ray.train.Checkpoint.from_directory(str(latest)) if latest else None,
-    )
+    )  # resuming needs nothing more: Ray Train restores a run with the same name and storage path
     outcome: dict[str, Any] = {}
 
     def fit() -> None:
