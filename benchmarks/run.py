@@ -278,8 +278,14 @@ def _startup_markdown(result: StartupResult) -> str:
 
 
 # ---------------------------------------------------------------- (b) trainer overhead
-_TRAINER_PARTS = ("_train_epoch", "evaluate", "_save_checkpoint")
-"""The functions of ``aios_torch._training`` timed inside every trainer run (three calls per epoch)."""
+_TIMED_FUNCTIONS = ("_train_epoch", "evaluate", "_checkpoint_payload", "_save_checkpoint")
+"""Functions of ``aios_torch._training`` timed inside every trainer run (the trainer looks them up as module globals)."""
+_TIMED_WRITER_METHODS = ("submit", "wait")
+"""Methods of ``aios_torch._training._CheckpointWriter`` timed likewise: the hand-off and the wait for a write."""
+_CHECKPOINT_PARTS = ("_checkpoint_payload", "submit", "wait", "_save_checkpoint")
+"""What the training thread spends on the checkpoint: the snapshot, the hand-off to the writer thread, waiting
+for the previous write, and ``_save_checkpoint`` itself when it runs on the training thread (the synchronous
+diagnostic variant)."""
 
 
 @dataclass
@@ -291,6 +297,8 @@ class VariantRuns:
     validation: list[float] = field(default_factory=list)
     checkpoint: list[float] = field(default_factory=list)
     rest: list[float] = field(default_factory=list)
+    background_write: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
     per_repeat: list[float] = field(default_factory=list)
     final_weights: list[dict[str, Any]] = field(default_factory=list)
     test_accuracy_last: list[float] = field(default_factory=list)
@@ -316,6 +324,10 @@ class TrainingResult:
         return _median(self.trainer.epoch) / _median(self.plain.epoch)
 
     @property
+    def total_ratio(self) -> float:
+        return _median(self.trainer.total) / _median(self.plain.total)
+
+    @property
     def ratio_without_checkpoint(self) -> float:
         return (_median(self.trainer.epoch) - _median(self.trainer.checkpoint)) / _median(self.plain.epoch)
 
@@ -336,11 +348,23 @@ def _epoch_marks(pm: Any) -> Iterator[list[float]]:
         undo()
 
 
+@dataclass(frozen=True)
+class _Span:
+    name: str
+    start: float
+    end: float
+    training_thread: bool
+
+
 @contextmanager
-def _timed_parts(module: Any, names: tuple[str, ...]) -> Iterator[dict[str, list[float]]]:
-    """Time each call of ``module.<name>`` (the trainer looks them up as module globals); a few microseconds a call."""
-    originals = {name: getattr(module, name) for name in names}
-    spent: dict[str, list[float]] = {name: [] for name in names}
+def _timed_calls(targets: list[tuple[Any, str]]) -> Iterator[list[_Span]]:
+    """Record the start and end of every call of ``owner.<name>`` (module functions or class methods), and on
+    which thread it ran; a few microseconds a call. The trainer runs on the thread that enters this."""
+    import threading
+
+    main = threading.get_ident()
+    spans: list[_Span] = []
+    originals = [(owner, name, getattr(owner, name)) for owner, name in targets]
 
     def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -348,51 +372,62 @@ def _timed_parts(module: Any, names: tuple[str, ...]) -> Iterator[dict[str, list
             try:
                 return function(*args, **kwargs)
             finally:
-                spent[name].append(time.perf_counter() - start)
+                spans.append(_Span(name, start, time.perf_counter(), threading.get_ident() == main))
         return wrapper
 
-    for name, function in originals.items():
-        setattr(module, name, timed(name, function))
+    for owner, name, function in originals:
+        setattr(owner, name, timed(name, function))
     try:
-        yield spent
+        yield spans
     finally:
-        for name, function in originals.items():
-            setattr(module, name, function)
+        for owner, name, function in originals:
+            setattr(owner, name, function)
+
+
+def _busy_time(spans: list[_Span], names: tuple[str, ...], begin: float, end: float) -> float:
+    """Wall time covered by the training thread's calls of ``names`` that start in [begin, end) (nested calls
+    counted once)."""
+    covered, reach = 0.0, begin
+    for span in sorted((s for s in spans if s.training_thread and s.name in names and begin <= s.start < end),
+                       key=lambda s: s.start):
+        start = max(span.start, reach)
+        if span.end > start:
+            covered += span.end - start
+            reach = span.end
+    return covered
 
 
 CHECKPOINT_VARIANTS = {
-    "as shipped": "`torch.save` through `aios_core.atomic_path`: temp file, fsync, rename",
-    "no fsync": "`torch.save` to a temp file, rename (the trainer's `atomic_path` swapped for one without fsync)",
-    "none": "no checkpoint (the trainer's `_save_checkpoint` swapped for a no-op)",
+    "as shipped": "snapshot on the training thread, `torch.save` through `aios_core.atomic_path` on the writer thread",
+    "synchronous": "the same snapshot, written on the training thread (`_CheckpointWriter.submit` swapped for a "
+                   "direct `_save_checkpoint` call), as before the writer thread",
+    "none": "no checkpoint (`_checkpoint_payload` and `_CheckpointWriter.submit` swapped for no-ops)",
 }
 
 
 @contextmanager
-def _atomic_path_without_fsync(target: Any) -> Iterator[Path]:
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextmanager
 def _checkpoint_variant(module: Any, variant: str) -> Iterator[None]:
-    """A diagnostic: run the trainer with its checkpoint write changed (the plugin's files are untouched)."""
+    """A diagnostic: run the trainer with its checkpoint changed (the plugin's files are untouched)."""
     if variant == "as shipped":
         yield
         return
-    name, replacement = {"no fsync": ("atomic_path", _atomic_path_without_fsync),
-                         "none": ("_save_checkpoint", lambda *args, **kwargs: None)}[variant]
-    original = getattr(module, name)
-    setattr(module, name, replacement)
+    writer = module._CheckpointWriter
+
+    def synchronous(self: Any, payload: Any) -> None:
+        self.wait()
+        module._save_checkpoint(self.path, payload)
+
+    swaps = {"synchronous": [(writer, "submit", synchronous)],
+             "none": [(module, "_checkpoint_payload", lambda *args, **kwargs: None),
+                      (writer, "submit", lambda self, payload: None)]}[variant]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in swaps]
+    for owner, name, replacement in swaps:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        setattr(module, name, original)
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 class _TrainingBench:
@@ -445,8 +480,8 @@ class _TrainingBench:
                     checkpoint: str = "as shipped", overrides: dict[str, Any] | None = None) -> None:
         """The trainer through ``pm.hook.aios_train``; epochs are timed between ``aios_on_epoch_end`` calls.
 
-        ``checkpoint`` other than "as shipped" swaps the trainer's checkpoint write for a
-        diagnostic variant (see ``_checkpoint_variant``); ``overrides`` are trainer parameters.
+        ``checkpoint`` other than "as shipped" swaps the trainer's checkpoint for a diagnostic
+        variant (see ``_checkpoint_variant``); ``overrides`` are trainer parameters.
         """
         import torch
         from aios_torch import _training
@@ -454,23 +489,33 @@ class _TrainingBench:
         model = self.build(architecture)
         run = self.context("train")
         overrides = {"epochs": epochs, "early_stopping_patience": None, **(overrides or {})}
+        targets = [(_training, name) for name in _TIMED_FUNCTIONS]
+        targets += [(_training._CheckpointWriter, name) for name in _TIMED_WRITER_METHODS]
         with _checkpoint_variant(_training, checkpoint), _epoch_marks(self.pm) as marks, \
-                _timed_parts(_training, _TRAINER_PARTS) as spent:
+                _timed_calls(targets) as spans:
+            started = time.perf_counter()
             result = self.pm.hook.aios_train(model=model, dataset=self.dataset, run=run, overrides=overrides)
+            total = time.perf_counter() - started  # the trainer waits for its last write before it returns
         if into is None:
             return
-        # Interval i (epochs 2..n) holds the checkpoint write of epoch i-1, then epoch i's
-        # training pass, validation and bookkeeping.
-        intervals = [b - a for a, b in zip(marks, marks[1:])]
-        trains, evals, checkpoints = (spent[name] for name in _TRAINER_PARTS)
+        # Window i (epochs 2..n) runs from one epoch report to the next: the snapshot and hand-off of
+        # epoch i-1's checkpoint, epoch i's training pass, validation and bookkeeping, and the wait
+        # for epoch i-1's write to finish (the trainer waits for it before it reports epoch i).
+        windows = list(zip(marks, marks[1:]))
+        intervals = [end - begin for begin, end in windows]
+        trains = [_busy_time(spans, ("_train_epoch",), begin, end) for begin, end in windows]
+        evals = [_busy_time(spans, ("evaluate",), begin, end) for begin, end in windows]
+        checkpoints = [_busy_time(spans, _CHECKPOINT_PARTS, begin, end) for begin, end in windows]
         into.epoch += intervals
         into.per_repeat.append(_median(intervals))
-        into.train_pass += trains[1:]
-        into.validation += evals[1:]
-        if checkpoints:
-            into.checkpoint += checkpoints[:-1]
-            into.rest += [interval - train - valid - write for interval, train, valid, write
-                          in zip(intervals, trains[1:], evals[1:], checkpoints[:-1])]
+        into.total.append(total)
+        into.train_pass += trains
+        into.validation += evals
+        into.checkpoint += checkpoints
+        into.rest += [interval - train - valid - write
+                      for interval, train, valid, write in zip(intervals, trains, evals, checkpoints)]
+        into.background_write += [s.end - s.start for s in spans
+                                  if s.name == "_save_checkpoint" and not s.training_thread]
         if checkpoint != "as shipped":
             return
         self.last_checkpoint = run.checkpoint_dir / _training.CHECKPOINT_NAME
@@ -488,6 +533,7 @@ class _TrainingBench:
 
         params = self.trainer_params
         model = self.build(architecture)
+        began = time.perf_counter()  # as the trainer's total: from its tensors and optimizer to the last epoch
         x = torch.from_numpy(self.dataset.x_train.astype("float32"))
         y = torch.from_numpy(self.dataset.y_train.astype("int64"))
         x_val = torch.from_numpy(self.dataset.x_val.astype("float32"))
@@ -522,7 +568,9 @@ class _TrainingBench:
             epoch_times.append(finished - started)
             train_times.append(trained - started)
             val_times.append(finished - trained)
+        total = time.perf_counter() - began
         if into is not None:
+            into.total.append(total)
             into.epoch += epoch_times[1:]
             into.per_repeat.append(_median(epoch_times[1:]))
             into.train_pass += train_times[1:]
@@ -601,24 +649,25 @@ def bench_training(architecture: str, epochs: int, repeats: int, scratch: Path) 
     checkpoint_bytes = bench.last_checkpoint.stat().st_size if bench.last_checkpoint else 0
     result = TrainingResult(architecture, epochs, repeats, trainer, plain, checkpoint_bytes,
                             bench.checkpoint_anatomy(), difference)
+    _say(f"  {architecture}: the trainer with its checkpoint and progress reports varied, interleaved ...")
+    result.ablation_epochs = min(epochs, 12)
+    result.ablation = _ablation(bench, architecture, result.ablation_epochs, repeats=3)
     if result.ratio > TRAINER_TARGET_RATIO:
-        _say(f"  {architecture}: over target; timing the trainer with its checkpoint and progress reports varied ...")
-        result.ablation_epochs = min(epochs, 12)
-        result.ablation = _ablation(bench, architecture, result.ablation_epochs, repeats=3)
+        _say(f"  {architecture}: over target; profiling one more trainer run ...")
         result.profile = bench.profile(architecture, epochs)
     return result
 
 
 ABLATION = {
-    "trainer as shipped": ("as shipped", {}),
-    "trainer, checkpoint without fsync": ("no fsync", {}),
+    "trainer as shipped (checkpoint written on the writer thread)": ("as shipped", {}),
+    "trainer, checkpoint written on the training thread": ("synchronous", {}),
     "trainer, no checkpoint": ("none", {}),
     "trainer, no checkpoint, `progress_updates: 0`": ("none", {"progress_updates": 0}),
 }
 
 
 def _ablation(bench: _TrainingBench, architecture: str, epochs: int, repeats: int) -> dict[str, VariantRuns]:
-    """The trainer with parts of its per-epoch work removed, and the plain loop, all interleaved."""
+    """The trainer with parts of its per-epoch work changed or removed, and the plain loop, all interleaved."""
     runs = {name: VariantRuns() for name in [*ABLATION, "plain PyTorch loop"]}
     for _ in range(repeats):
         for name, (checkpoint, overrides) in ABLATION.items():
@@ -636,72 +685,91 @@ def _training_markdown(results: list[TrainingResult], stack_summary: str) -> str
         "`aios_build_model` hook (same seed, so the same initial weights), shuffle with a "
         "`torch.Generator` seeded alike, train with Adam (lr 1e-3), batch 64, cross-entropy, 1 thread, "
         "and validate every epoch. The trainer runs through `pm.hook.aios_train` with a real `RunContext` "
-        "in a temporary run directory and **no monitors registered**; its epochs are timed between its "
-        "`aios_on_epoch_end` hook calls (observed with pluggy's `add_hookcall_monitoring`), so each trainer "
-        "epoch includes one checkpoint write (`last.pt`: `torch.save` through `aios_core.atomic_path`, i.e. "
-        "temp file, fsync, rename). Inside the same runs `_train_epoch`, `evaluate` and `_save_checkpoint` "
-        "of `aios_torch._training` are timed (three calls per epoch, microseconds each). The plain loop "
-        "writes no checkpoint. Early stopping is off so both run every epoch. Epoch 1 of every run is left "
-        "out (warm-up); medians pool the other epochs of all repeats, run trainer, plain, trainer, plain, ...",
+        "in a temporary run directory and **no monitors registered**. Its epoch is the wall time between two "
+        "of its `aios_on_epoch_end` hook calls (observed with pluggy's `add_hookcall_monitoring`): everything "
+        "the training thread does per epoch, including its checkpoint work (the snapshot of `last.pt`'s "
+        "contents, the hand-off to the writer thread and, before the next report, waiting until the previous "
+        "write is on disk); the write itself (`torch.save` through `aios_core.atomic_path`: temp file, fsync, "
+        "rename) runs on the writer thread, overlapping the next epoch. Its total is the wall time of the "
+        "whole `aios_train` call, which returns only after the last write is on disk; the plain loop's total "
+        "runs from making its tensors and optimizer to the end of its last epoch. Inside the trainer runs, "
+        "`_train_epoch`, `evaluate`, `_checkpoint_payload`, `_save_checkpoint` and the writer's `submit` and "
+        "`wait` are timed (microseconds each) to split each epoch. The plain loop writes no checkpoint. Early "
+        "stopping is off so both run every epoch. Epoch 1 of every run is left out of the per-epoch figures "
+        "(warm-up); medians pool the other epochs of all repeats, run trainer, plain, trainer, plain, ...",
         "",
     ]
     for result in results:
         trainer, plain = result.trainer, result.plain
         verdict = "within" if result.ratio <= TRAINER_TARGET_RATIO else "**over**"
+        total_verdict = "within" if result.total_ratio <= TRAINER_TARGET_RATIO else "**over**"
         per_repeat = [t / p for t, p in zip(trainer.per_repeat, plain.per_repeat)]
+        per_repeat_total = [t / p for t, p in zip(trainer.total, plain.total)]
         same = ("identical" if result.max_weight_difference == 0
                 else f"equal to within {result.max_weight_difference:.1e} (largest absolute difference)")
         epoch = _median(trainer.epoch)
         rows = [
             ["torch trainer (`aios_train`)", _ms(epoch), _ms(_median(trainer.train_pass)),
              _ms(_median(trainer.validation)), _ms(_median(trainer.checkpoint)), _ms(_median(trainer.rest)),
-             f"{statistics.mean(trainer.test_accuracy_last):.4f}",
+             _ms(_median(trainer.total)), f"{statistics.mean(trainer.test_accuracy_last):.4f}",
              f"{statistics.mean(trainer.test_accuracy_returned):.4f}"],
             ["plain PyTorch loop", _ms(_median(plain.epoch)), _ms(_median(plain.train_pass)),
-             _ms(_median(plain.validation)), "-", "-", f"{statistics.mean(plain.test_accuracy_last):.4f}", "-"],
+             _ms(_median(plain.validation)), "-", "-", _ms(_median(plain.total)),
+             f"{statistics.mean(plain.test_accuracy_last):.4f}", "-"],
         ]
         anatomy = [[name, _ms(seconds)] for name, seconds in result.checkpoint_anatomy.items()]
         parts += [
             f"### {result.architecture.upper()} ({result.epochs} epochs x {result.repeats} repeats per variant)",
             "",
-            _table(["variant", "epoch ms", "training pass ms", "validation ms", "checkpoint ms", "rest ms",
-                    "test acc. (last epoch)", "test acc. (returned model)"], rows),
+            _table(["variant", "epoch ms", "training pass ms", "validation ms", "checkpoint ms (training thread)",
+                    "rest ms", f"total ms ({result.epochs} epochs)", "test acc. (last epoch)",
+                    "test acc. (returned model)"], rows),
             "",
             f"**Ratio trainer / plain (median epoch): {result.ratio:.3f}** (target <= {TRAINER_TARGET_RATIO}: "
-            f"{verdict} target); per repeat: {', '.join(f'{r:.3f}' for r in per_repeat)}. Training pass alone: "
+            f"{verdict} target); per repeat: {', '.join(f'{r:.3f}' for r in per_repeat)}. "
+            f"**Total fit time: {result.total_ratio:.3f}** ({total_verdict} target; per repeat: "
+            f"{', '.join(f'{r:.3f}' for r in per_repeat_total)}; it includes epoch 1, the trainer's set-up and the "
+            f"wait for its last write). Training pass alone: "
             f"{_median(trainer.train_pass) / _median(plain.train_pass):.3f}; validation alone: "
-            f"{_median(trainer.validation) / _median(plain.validation):.3f}. Without its checkpoint write the "
-            f"trainer's epoch is {result.ratio_without_checkpoint:.3f} x the plain loop's. All columns are medians "
-            "over epochs, so they need not add up exactly; \"rest\" is the per-epoch remainder (best-weights copy "
-            "when val_loss improves, metrics, `report_epoch`, loop).",
+            f"{_median(trainer.validation) / _median(plain.validation):.3f}. Without its checkpoint work the "
+            f"trainer's epoch would be {result.ratio_without_checkpoint:.3f} x the plain loop's. The checkpoint "
+            f"write on the writer thread took {_ms(_median(trainer.background_write))} ms (median), overlapping "
+            "the next epoch. All columns are medians over epochs, so they need not add up exactly; \"rest\" is "
+            "the per-epoch remainder (best-weights copy when val_loss improves, metrics, `report_epoch`, loop).",
             "",
             f"Final weights of the two variants: {same}. The returned model holds the weights of the trainer's "
             "lowest-val_loss epoch; the last-epoch figure loads its `last.pt` checkpoint.",
             "",
             f"The checkpoint (`last.pt`, {result.checkpoint_bytes / 1024:.0f} KiB: model, Adam state, best "
-            "weights, generator and RNG states), written again here, interleaved, median of 15:",
+            "weights (stored once when the last epoch is the best), generator and RNG states), written again "
+            "here on the main thread, interleaved, median of 15; this is the writer thread's work per epoch:",
             "",
             _table(["write", "ms"], anatomy),
             "",
         ]
         if result.ablation:
-            plain_epoch = _median(result.ablation["plain PyTorch loop"].epoch)
+            plain_runs = result.ablation["plain PyTorch loop"]
+            plain_epoch, plain_total = _median(plain_runs.epoch), _median(plain_runs.total)
             rows = [[name, _ms(_median(runs.epoch)), _ms(_median(runs.train_pass)),
                      _ms(_median(runs.checkpoint)) if runs.checkpoint and "no checkpoint" not in name else "-",
-                     f"{_median(runs.epoch) / plain_epoch:.3f}"] for name, runs in result.ablation.items()]
+                     _ms(_median(runs.total)), f"{_median(runs.epoch) / plain_epoch:.3f}",
+                     f"{_median(runs.total) / plain_total:.3f}"] for name, runs in result.ablation.items()]
             parts += [
-                f"Over target, so the trainer was run again with parts of its per-epoch work taken out, all "
-                f"variants interleaved ({result.ablation_epochs} epochs x 3 repeats each). The swaps are made "
-                "in this process only, to locate the cost; `progress_updates: 0` is an ordinary trainer "
-                "parameter (no `run.report_step` calls):",
+                f"The trainer again with its checkpoint and progress reports varied, all variants interleaved "
+                f"({result.ablation_epochs} epochs x 3 repeats each). The swaps are made in this process only; "
+                "\"written on the training thread\" is the trainer before the writer thread (the same snapshot, "
+                "then `torch.save` + fsync + rename before the next epoch starts); `progress_updates: 0` is an "
+                "ordinary trainer parameter (no `run.report_step` calls):",
                 "",
-                _table(["variant", "epoch ms", "training pass ms", "checkpoint ms", "x plain"], rows),
+                _table(["variant", "epoch ms", "training pass ms", "checkpoint ms (training thread)",
+                        f"total ms ({result.ablation_epochs} epochs)", "x plain (epoch)", "x plain (total)"], rows),
                 "",
             ]
         if result.profile:
             parts += [
-                "cProfile of one more trainer run: the trainer's own functions and the checkpoint's parts "
-                "(cumulative ms per epoch; profiling inflates Python-level calls):",
+                "Over target, so cProfile of one more trainer run (training thread only): the trainer's own "
+                "functions and the checkpoint's parts (cumulative ms per epoch; profiling inflates Python-level "
+                "calls):",
                 "",
                 _table(["function", "calls", "cumulative ms/epoch"],
                        [[f"`{name}`", calls, f"{seconds * 1000:.3f}"] for name, calls, seconds in result.profile]),
@@ -953,11 +1021,15 @@ def main(argv: list[str] | None = None) -> int:
                  f"{statistics.mean(result.trainer.test_accuracy_returned):.4f}), plain "
                  f"{statistics.mean(result.plain.test_accuracy_last):.4f}")
             trainer = result.trainer
+            _say(f"    total fit time: trainer {_ms(_median(trainer.total))} ms, plain {_ms(_median(result.plain.total))} "
+                 f"ms, ratio {result.total_ratio:.3f}")
             _say(f"    trainer parts (median ms): training pass {_ms(_median(trainer.train_pass))}, validation "
-                 f"{_ms(_median(trainer.validation))}, checkpoint {_ms(_median(trainer.checkpoint))}, rest "
-                 f"{_ms(_median(trainer.rest))}; plain: training pass {_ms(_median(result.plain.train_pass))}, "
-                 f"validation {_ms(_median(result.plain.validation))}; ratio without the checkpoint "
-                 f"{result.ratio_without_checkpoint:.3f}; final weights differ by <= {result.max_weight_difference:.1e}")
+                 f"{_ms(_median(trainer.validation))}, checkpoint on the training thread "
+                 f"{_ms(_median(trainer.checkpoint))}, rest {_ms(_median(trainer.rest))}; write on the writer thread "
+                 f"{_ms(_median(trainer.background_write))}; plain: training pass "
+                 f"{_ms(_median(result.plain.train_pass))}, validation {_ms(_median(result.plain.validation))}; "
+                 f"ratio without the checkpoint {result.ratio_without_checkpoint:.3f}; final weights differ by "
+                 f"<= {result.max_weight_difference:.1e}")
             for name, seconds in result.checkpoint_anatomy.items():
                 _say(f"    checkpoint payload, {name}: {_ms(seconds)} ms")
         _say("(c) default stack: aios run, then fp32 vs int8 latency re-measured ...")
@@ -1013,25 +1085,28 @@ def _findings(startup: StartupResult, training: list[TrainingResult], quantizati
         lines.append(
             f"- (b) {result.architecture.upper()}: trainer {_ms(_median(result.trainer.epoch))} ms/epoch vs plain "
             f"{_ms(_median(result.plain.epoch))} ms/epoch: ratio **{result.ratio:.3f}** (target <= "
-            f"{TRAINER_TARGET_RATIO}{', over' if result.ratio > TRAINER_TARGET_RATIO else ', met'}); its checkpoint "
-            f"write costs {_ms(checkpoint)} ms/epoch (without it: {result.ratio_without_checkpoint:.3f}); test accuracy {statistics.mean(result.trainer.test_accuracy_last):.4f} "
-            f"(trainer, last epoch; returned best-val model {statistics.mean(result.trainer.test_accuracy_returned):.4f}) vs "
+            f"{TRAINER_TARGET_RATIO}{', over' if result.ratio > TRAINER_TARGET_RATIO else ', met'}); total fit time "
+            f"{_ms(_median(result.trainer.total))} vs {_ms(_median(result.plain.total))} ms: **{result.total_ratio:.3f}**. "
+            f"Its checkpoint costs the training thread {_ms(checkpoint)} ms/epoch (snapshot, hand-off, waiting for "
+            f"the previous write; without it: {result.ratio_without_checkpoint:.3f}); the write itself, "
+            f"{_ms(_median(result.trainer.background_write))} ms, runs on the writer thread. Test accuracy "
+            f"{statistics.mean(result.trainer.test_accuracy_last):.4f} (trainer, last epoch; returned best-val model "
+            f"{statistics.mean(result.trainer.test_accuracy_returned):.4f}) vs "
             f"{statistics.mean(result.plain.test_accuracy_last):.4f} (plain).")
         if result.ablation:
-            ratios = {name: _median(runs.epoch) / _median(result.ablation["plain PyTorch loop"].epoch)
-                      for name, runs in result.ablation.items()}
+            plain_runs = result.ablation["plain PyTorch loop"]
+            ratios = {name: _median(runs.epoch) / _median(plain_runs.epoch) for name, runs in result.ablation.items()}
+            totals = {name: _median(runs.total) / _median(plain_runs.total) for name, runs in result.ablation.items()}
             names = list(ABLATION)
             anatomy = list(result.checkpoint_anatomy.values())
             lines.append(
-                f"  - Cause: the checkpoint `aios_torch/_training.py` writes every epoch (`_save_checkpoint`: "
-                f"`last.pt`, {result.checkpoint_bytes / 1024:.0f} KiB with the Adam state and a second copy of the "
-                f"best weights, via `aios_core.atomic_path`, i.e. temp file + fsync + rename). Rewriting that payload "
-                f"costs {_ms(anatomy[0])} ms to serialize, {_ms(anatomy[1])} ms to a file, {_ms(anatomy[2])} ms "
-                f"atomically. Re-run with parts removed: as shipped {ratios[names[0]]:.3f}x plain, checkpoint without "
-                f"fsync {ratios[names[1]]:.3f}x, no checkpoint {ratios[names[2]]:.3f}x, no checkpoint and "
-                f"`progress_updates: 0` {ratios[names[3]]:.3f}x (the difference between the last two is the 4 progress "
-                f"reports per epoch, `_mean_loss` + `run.report_step`; what remains is the trainer's other per-epoch "
-                f"work and noise).")
+                f"  - Interleaved re-run (x plain, per epoch / total): as shipped {ratios[names[0]]:.3f} / "
+                f"{totals[names[0]]:.3f}; the same checkpoint written on the training thread (before the writer "
+                f"thread) {ratios[names[1]]:.3f} / {totals[names[1]]:.3f}; no checkpoint {ratios[names[2]]:.3f} / "
+                f"{totals[names[2]]:.3f}; no checkpoint and `progress_updates: 0` {ratios[names[3]]:.3f} / "
+                f"{totals[names[3]]:.3f}. The write (`last.pt`, {result.checkpoint_bytes / 1024:.0f} KiB) costs "
+                f"{_ms(anatomy[0])} ms to serialize, {_ms(anatomy[1])} ms to a file, {_ms(anatomy[2])} ms atomically "
+                f"with fsync.")
     by_name = {artifact["name"]: artifact for artifact in quantization.evaluation["artifacts"]}
     fp32, int8 = by_name["onnx"], by_name["int8"]
     ours = {name: {size: _median(values) * 1000 for size, values in per_size.items()}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydantic
 import pytest
 import torch
 
-from aios_core import Dataset, TrainResult
+from aios_core import Dataset, TrainResult, hookimpl
 from aios_torch import TorchTrainerParams
 
 HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
@@ -156,6 +159,110 @@ def test_checkpoint_holds_everything_needed_to_resume(torch_stack, digits) -> No
             "best_epoch", "best_val_loss", "bad_epochs", "stopped_early"} <= checkpoint.keys()
     assert checkpoint["epoch"] == 2 and len(checkpoint["history"]) == 2
     assert [p.name for p in stack.run.checkpoint_dir.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+class _CheckpointReader:
+    """A monitor that reads ``last.pt`` whenever an epoch is reported."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = checkpoint
+        self.seen: list[dict[str, Any] | None] = []
+
+    @hookimpl
+    def aios_on_epoch_end(self, epoch: int) -> None:
+        exists = self.checkpoint.exists()
+        self.seen.append(torch.load(self.checkpoint, weights_only=True) if exists else None)
+
+
+def test_each_reported_epoch_finds_the_previous_checkpoint_on_disk(torch_stack, digits, tmp_path) -> None:
+    # Checkpoints are written in the background, but the trainer waits for epoch N-1's write
+    # before it reports epoch N, so a run killed at any point has lost at most one epoch.
+    checkpoint = tmp_path / "a" / "checkpoints" / "last.pt"
+    reader = _CheckpointReader(checkpoint)
+    trainer = {"epochs": 3, "optimizer": "sgd", "learning_rate": 0.5}
+    stack = torch_stack(model={"architecture": "mlp"}, trainer=trainer, run_dir=tmp_path / "a", monitors=(reader,))
+    stack.build_and_train(digits)
+    assert reader.seen[0] is None and [seen["epoch"] for seen in reader.seen[1:]] == [1, 2]
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 3  # on disk when aios_train returns
+
+    # The snapshot of epoch 2, written while epoch 3 trained, holds epoch 2's weights exactly.
+    two = torch_stack(model={"architecture": "mlp"}, trainer={**trainer, "epochs": 2}, run_dir=tmp_path / "b")
+    two.build_and_train(digits)
+    epoch_two = torch.load(two.run.checkpoint_dir / "last.pt", weights_only=True)
+    for name, value in epoch_two["model"].items():
+        assert torch.equal(reader.seen[2]["model"][name], value), name
+    assert reader.seen[2]["optimizer"]["state"].keys() == epoch_two["optimizer"]["state"].keys()
+    for index, state in epoch_two["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(reader.seen[2]["optimizer"]["state"][index][key], value), (index, key)
+
+
+def test_the_best_weights_are_stored_once_when_the_last_epoch_is_the_best(torch_stack, digits) -> None:
+    stack = torch_stack(model={"architecture": "mlp"}, trainer={"epochs": 1})
+    stack.build_and_train(digits)
+    checkpoint = torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)
+    assert checkpoint["best_epoch"] == checkpoint["epoch"] == 1
+    for name, value in checkpoint["model"].items():
+        best = checkpoint["best_state"][name]
+        assert torch.equal(best, value) and best.untyped_storage().data_ptr() == value.untyped_storage().data_ptr()
+
+
+def test_a_failed_checkpoint_write_fails_the_training(torch_stack, digits, monkeypatch) -> None:
+    from aios_torch import _training
+
+    def fail(path: Path, payload: dict[str, Any]) -> None:
+        raise OSError(f"no space left on device: {path.name}")
+
+    monkeypatch.setattr(_training, "_save_checkpoint", fail)
+    with pytest.raises(OSError, match="no space left on device: last.pt"):
+        torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+
+
+class _InterruptInEpoch:
+    """A monitor that interrupts like Ctrl-C at the first progress report of an epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @hookimpl
+    def aios_on_step(self, epoch: int) -> None:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_waits_for_the_write_in_flight(torch_stack, digits, monkeypatch) -> None:
+    from aios_torch import _training
+
+    save = _training._save_checkpoint
+
+    def slow(path: Path, payload: dict[str, Any]) -> None:
+        time.sleep(0.3)  # still writing epoch 2 when epoch 3 is interrupted
+        save(path, payload)
+
+    monkeypatch.setattr(_training, "_save_checkpoint", slow)
+    stack = torch_stack(trainer={"epochs": 4}, monitors=(_InterruptInEpoch(3),))
+    with pytest.raises(KeyboardInterrupt):
+        stack.build_and_train(digits)
+    assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 2
+    assert [p.name for p in stack.run.checkpoint_dir.iterdir()] == ["last.pt"]
+
+
+def test_an_interrupt_wins_over_a_failed_checkpoint_write(torch_stack, digits, monkeypatch, caplog) -> None:
+    from aios_torch import _training
+
+    save = _training._save_checkpoint
+
+    def fail_at_epoch_two(path: Path, payload: dict[str, Any]) -> None:
+        if payload["epoch"] == 2:
+            raise OSError("no space left on device")
+        save(path, payload)
+
+    monkeypatch.setattr(_training, "_save_checkpoint", fail_at_epoch_two)
+    stack = torch_stack(trainer={"epochs": 4}, monitors=(_InterruptInEpoch(3),))
+    with pytest.raises(KeyboardInterrupt):
+        stack.build_and_train(digits)
+    assert "writing the checkpoint" in caplog.text and "no space left on device" in caplog.text
+    assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 1
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(torch_stack, digits, tmp_path) -> None:
