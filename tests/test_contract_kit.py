@@ -325,18 +325,10 @@ def run_kit(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Pa
     return run
 
 
-def _assert_outcomes(result: pytest.RunResult, **outcomes: int) -> None:
-    counts = result.parseoutcomes()
-    expected = {key: value for key, value in outcomes.items() if value}
-    found = {key.rstrip("s") if key in ("errors", "warnings") else key: value for key, value in counts.items()
-             if key in ("passed", "failed", "skipped", "errors", "error")}
-    assert found == expected, result.stdout.str()
-
-
 # ---------------------------------------------------------------- good plugins pass
 def test_a_good_component_of_every_kind_passes(run_kit) -> None:
     result = run_kit(GOOD_TESTS)
-    _assert_outcomes(result, passed=65, skipped=1)
+    result.assert_outcomes(passed=65, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no export_formats*"])
 
 
@@ -351,7 +343,7 @@ def test_behaviour_checks_skip_when_no_installed_framework_writes_an_accepted_fo
     class TestTfliteDeployer(DeployerContract):
         component_name = named("tflite")
     ''')
-    _assert_outcomes(result, passed=7, skipped=2)
+    result.assert_outcomes(passed=7, skipped=2)
     result.stdout.fnmatch_lines(["SKIPPED*deployer 'tflite' accepts [[]'tflite'[]], and no installed "
                                  "framework writes any of them; install a framework that does, or provide an "
                                  "`input_artifact` fixture"])
@@ -370,7 +362,7 @@ def test_a_trainer_that_never_lowers_the_loss_fails(run_kit, site: Path) -> None
     class TestStuckTrainer(TrainerContract):
         component_name = named("stuck")
     ''')
-    _assert_outcomes(result, failed=1, passed=10)
+    result.assert_outcomes(failed=1, passed=10)
     result.stdout.re_match_lines([r"trainer 'stuck' did not lower the training loss: "
                                   r"epoch 1 loss=(1\.\d+), epoch 5 loss=\1$",
                                   r"FAILED test_plugin.py::TestStuckTrainer::test_training_lowers_the_loss"])
@@ -392,7 +384,7 @@ def test_a_monitor_with_a_misspelt_hook_fails(run_kit, site: Path) -> None:
     class TestTypoMonitor(MonitorContract):
         component_name = named("typo")
     ''')
-    _assert_outcomes(result, failed=3, passed=6)
+    result.assert_outcomes(failed=3, passed=6)
     result.stdout.fnmatch_lines(["FAILED test_plugin.py::TestTypoMonitor::test_hooks_match_the_specs*"])
     result.stdout.fnmatch_lines(["*monitor 'typo' implements hooks that aios_core.hookspecs does not define: "
                                  "aios_on_epoch_ended (aios_on_epoch_ended: did you mean aios_on_epoch_end?)"])
@@ -414,7 +406,7 @@ def test_a_plugin_importing_torch_at_module_top_fails_naming_torch(run_kit, site
     class TestHeavyMonitor(MonitorContract):
         component_name = named("heavy")
     ''')
-    _assert_outcomes(result, failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8)
     result.stdout.fnmatch_lines([
         "*importing aios_kit_heavy (the entry point of monitor 'heavy': aios_kit_heavy:HeavyMonitor) imported "
         "torch; move `import torch` inside the hook methods that use it (or into a module they import), so "
@@ -432,7 +424,7 @@ def test_a_plugin_requiring_another_aios_core_fails_showing_both_versions(run_ki
     class TestFutureMonitor(MonitorContract):
         component_name = named("future")
     ''')
-    _assert_outcomes(result, failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8)
     result.stdout.fnmatch_lines([
         "*aios-kit-future 0.1.0 requires aios-core>=9.0, but the running aios-core is 0.1.0; widen the range in its "
         "pyproject.toml (e.g. \"aios-core>=0.1,<0.2\") or test against a matching aios-core",
@@ -454,7 +446,7 @@ def test_params_that_accept_anything_fail(run_kit, site: Path) -> None:
     class TestLenientDatastore(DatastoreContract):
         component_name = named("lenient")
     ''')
-    _assert_outcomes(result, failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8)
     result.stdout.fnmatch_lines([
         "*the Params of datastore 'lenient' must reject invalid parameters with a ValidationError naming the field:",
         "*{'not_a_parameter': 1} was accepted",
@@ -475,7 +467,7 @@ def test_a_deployer_that_reports_no_smoke_test_fails(run_kit, site: Path) -> Non
     class TestQuietDeployer(DeployerContract):
         component_name = named("quiet")
     ''')
-    _assert_outcomes(result, failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8)
     result.stdout.fnmatch_lines([
         "*the report of deployer 'quiet' has no \"smoke_test\": {\"passed\": ...} entry (keys: [[]'endpoint'[]])*",
         "FAILED test_plugin.py::TestQuietDeployer::test_answers_its_smoke_test_request*",
@@ -498,7 +490,7 @@ def test_a_tuner_that_returns_its_last_trial_fails(run_kit, site: Path) -> None:
         def tuner_params(self):
             return {"space": {"trainer.learning_rate": [0.1, 0.5, 1.0]}}
     ''')
-    _assert_outcomes(result, failed=1, passed=9)
+    result.assert_outcomes(failed=1, passed=9)
     result.stdout.fnmatch_lines([
         "*tuner 'last' returned best_value=0.*, but the lowest value the objective returned over its 3 call(s) "
         "was 0.* (lower is better)",
@@ -528,8 +520,7 @@ def test_a_missing_fixture_is_an_error_that_shows_what_to_write(run_kit) -> None
     class TestTunerWithoutSpace(TunerContract):
         component_name = named("grid")
     ''')
-    outcomes = result.parseoutcomes()
-    assert (outcomes["errors"], outcomes["passed"]) == (9 + 7, 3)  # the tuner's metadata checks need no params
+    result.assert_outcomes(errors=9 + 7, passed=3)  # the tuner's metadata checks need no tuner_params
     result.stdout.fnmatch_lines([
         "*TestUnnamed must provide a `component_name` fixture returning the component's entry-point name "
         "(its key under [[]project.entry-points.\"aios.monitors\"[]]), e.g.",
