@@ -5,17 +5,19 @@ batches: epoch ``e`` visits the training rows in the order of a permutation draw
 ``(seed, e)`` alone, so an epoch's batches do not depend on the epochs before it and a
 resumed run sees exactly the batches an uninterrupted one does. ``_RunCallback`` feeds
 the run's monitors each epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds),
-applies the learning-rate schedule and early stopping, and writes the checkpoint
-``last.npz``: every model variable (weights and dropout seed states), every optimizer
+applies the learning-rate schedule and early stopping, and snapshots the checkpoint
+``last.npz`` (every model variable, including the dropout seed states, every optimizer
 variable, the best weights so far and the history, as plain arrays loaded with
-``allow_pickle=False``.
+``allow_pickle=False``), which one background thread writes while the next epoch trains.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from aios_tf import _runtime
 
 if TYPE_CHECKING:
     from aios_tf import KerasTrainerParams
+
+_log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.npz"
 CHECKPOINT_FORMAT = "aios-keras-checkpoint/1"
@@ -70,16 +74,22 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerPar
 
     steps = math.ceil(len(dataset.y_train) / params.batch_size)
     if progress.epoch < params.epochs and not progress.stopped_early:
-        callbacks = [_RunCallback(run, params, progress, checkpoint)]
+        writer = _CheckpointWriter(checkpoint)
+        callbacks = [_RunCallback(run, params, progress, writer)]
         if params.progress_updates:
             callbacks.append(_StepReporter(run, steps, params.progress_updates))
-        model.fit(
-            _batches(dataset, run.seed, params.batch_size, first_epoch=progress.epoch, epochs=params.epochs),
-            epochs=params.epochs, initial_epoch=progress.epoch, steps_per_epoch=steps,
-            validation_data=(np.ascontiguousarray(dataset.x_val, dtype=np.float32),
-                             np.ascontiguousarray(dataset.y_val, dtype=np.int64)),
-            validation_batch_size=_EVAL_BATCH, callbacks=callbacks, shuffle=False, verbose=0,
-        )
+        try:
+            model.fit(
+                _batches(dataset, run.seed, params.batch_size, first_epoch=progress.epoch, epochs=params.epochs),
+                epochs=params.epochs, initial_epoch=progress.epoch, steps_per_epoch=steps,
+                validation_data=(np.ascontiguousarray(dataset.x_val, dtype=np.float32),
+                                 np.ascontiguousarray(dataset.y_val, dtype=np.int64)),
+                validation_batch_size=_EVAL_BATCH, callbacks=callbacks, shuffle=False, verbose=0,
+            )
+        except BaseException:
+            writer.close(raise_errors=False)  # the interrupt (or error) wins; the write in flight still completes
+            raise
+        writer.close()
     if progress.best_weights is not None:
         model.set_weights(progress.best_weights)
     best_epoch = progress.best_epoch or progress.epoch  # no finite val_loss: keep the last weights
@@ -144,10 +154,11 @@ def _callback_classes() -> dict[str, type]:
     class RunCallback(keras.callbacks.Callback):
         """Per epoch: set the scheduled lr, time the training pass, track the best, checkpoint, report."""
 
-        def __init__(self, run: RunContext, params: KerasTrainerParams, progress: _Progress, checkpoint: Path) -> None:
+        def __init__(self, run: RunContext, params: KerasTrainerParams, progress: _Progress,
+                     writer: _CheckpointWriter) -> None:
             super().__init__()
             # not self.params: keras sets that to fit's own parameters
-            self.run, self.settings, self.progress, self.checkpoint = run, params, progress, checkpoint
+            self.run, self.settings, self.progress, self.writer = run, params, progress, writer
             self.saved_params = params.model_dump(mode="json")
             self.started = self.trained = 0.0
 
@@ -177,10 +188,13 @@ def _callback_classes() -> dict[str, type]:
                 progress.bad_epochs += 1
                 patience = params.early_stopping_patience
                 progress.stopped_early = patience is not None and progress.bad_epochs >= patience
-            # Written before the epoch is reported: a run killed at any point resumes from
-            # the last epoch it reported, or a later one.
-            _save_checkpoint(self.checkpoint, self.saved_params, self.model, progress)
+            # The previous epoch's checkpoint is on disk before this epoch is reported, as in the
+            # torch trainer: a run killed at any point resumes from the epoch before the last one
+            # it reported, or from the last one. This epoch's is written while the next one trains.
+            arrays = _checkpoint_arrays(self.saved_params, self.model, progress)
+            self.writer.wait()
             self.run.report_epoch(number, dict(metrics))
+            self.writer.submit(arrays)
             if progress.stopped_early:
                 self.model.stop_training = True
 
@@ -206,8 +220,8 @@ def _callback_classes() -> dict[str, type]:
     return _CLASSES
 
 
-def _save_checkpoint(path: Path, saved_params: dict[str, Any], model: Any, progress: _Progress) -> None:
-    """Write everything a resumed run needs to ``path`` atomically (temporary file, fsync, rename)."""
+def _checkpoint_arrays(saved_params: dict[str, Any], model: Any, progress: _Progress) -> dict[str, np.ndarray]:
+    """Everything a resumed run needs, as of now, as copies that later training steps leave alone."""
     state = {
         "format": CHECKPOINT_FORMAT, "params": saved_params, "epoch": progress.epoch,
         "history": progress.history, "best_epoch": progress.best_epoch,
@@ -217,14 +231,60 @@ def _save_checkpoint(path: Path, saved_params: dict[str, Any], model: Any, progr
     }
     arrays: dict[str, np.ndarray] = {"state": np.array(json.dumps(state))}
     for number, variable in enumerate(model.variables):
-        arrays[f"model_{number}"] = np.asarray(variable.numpy())
+        arrays[f"model_{number}"] = np.array(variable.numpy(), copy=True)
     for number, variable in enumerate(model.optimizer.variables):
-        arrays[f"optimizer_{number}"] = np.asarray(variable.numpy())
+        arrays[f"optimizer_{number}"] = np.array(variable.numpy(), copy=True)
     for number, weight in enumerate(progress.best_weights or []):
-        arrays[f"best_{number}"] = weight
+        arrays[f"best_{number}"] = weight  # never changed after get_weights() made it
+    return arrays
+
+
+def _save_checkpoint(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically (temporary file, fsync, rename): the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+class _CheckpointWriter:
+    """Writes the checkpoints of one training run on one background thread, one at a time.
+
+    ``submit`` hands a snapshot (``_checkpoint_arrays``) to the thread and returns; writing
+    and fsync overlap the next epoch. ``wait`` blocks until the previous write is on disk
+    and re-raises its error on the training thread. A write cut short by the process dying
+    leaves the previous checkpoint intact (``atomic_path``); the thread is not a daemon, so
+    on an exception the interpreter still lets the write in flight finish.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def submit(self, arrays: dict[str, np.ndarray]) -> None:
+        self.wait()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-keras-checkpoint")
+        self._pending = self._executor.submit(_save_checkpoint, self.path, arrays)
+
+    def wait(self) -> None:
+        """Block until the write in flight, if any, is done; re-raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, raise_errors: bool = True) -> None:
+        """Wait for the last write and stop the thread; with ``raise_errors=False`` a failed write is only logged."""
+        try:
+            self.wait()
+        except Exception:
+            if raise_errors:
+                raise
+            _log.exception("keras trainer: writing the checkpoint %s failed", self.path)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
 
 
 def _numbered(data: Any, prefix: str) -> list[np.ndarray]:
