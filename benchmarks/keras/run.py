@@ -254,7 +254,8 @@ def _markdown(machine: dict, trainer_rows: list[dict], stack_rows: list[dict], a
         "# Keras benchmarks",
         "",
         f"Written by `benchmarks/keras/run.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
-        f"{seconds:.0f} s (`--epochs {args.epochs} --repeats {args.repeats} --rows {args.rows}`).",
+        f"{seconds:.0f} s (`--epochs {args.epochs} --repeats {args.repeats} --rows {args.rows} "
+        f"--stack-repeats {args.stack_repeats}`).",
         "",
         "| machine | |", "|---|---|", *[f"| {k} | {v} |" for k, v in machine.items()],
         "",
@@ -269,7 +270,8 @@ def _markdown(machine: dict, trainer_rows: list[dict], stack_rows: list[dict], a
         "shuffle=True, verbose=0)`: the trainer validates in batches of 4096, so the plain run does too and the "
         "ratio measures what the trainer adds, not a validation batch size. "
         "The trainer runs as shipped: its `tf.data` pipeline of seeded per-epoch permutations, 4 progress reports "
-        "per epoch, the monitor report and the checkpoint `last.npz` (fsync'd) every epoch. Epoch time is the "
+        "per epoch, the monitor report and the checkpoint `last.npz` (snapshot on the training thread, written and fsync'd "
+        "by a background thread) every epoch. Epoch time is the "
         "median time between successive epoch ends (training pass + validation + what each does per epoch), "
         "epoch 1 (graph tracing) left out. Test accuracy: the trainer's returned (best-val_loss) model, the plain "
         "run's last epoch.",
@@ -315,6 +317,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run in (a)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per comparison")
     parser.add_argument("--rows", type=int, default=12000, help="training rows of the MNIST-shaped data in (a)")
+    parser.add_argument("--stack-repeats", type=int, default=2, help="aios runs per stack and framework in (b)")
     parser.add_argument("--skip-stacks", action="store_true", help="only part (a)")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = parser.parse_args()
@@ -325,7 +328,7 @@ def main() -> None:
         digits = _digits()
         trainer_rows = bench_trainer({"digits": digits, "mnist-like": _mnist_like(digits, args.rows)},
                                      args.epochs, args.repeats, scratch)
-        stack_rows = [] if args.skip_stacks else bench_stacks(scratch, max(1, args.repeats - 1))
+        stack_rows = [] if args.skip_stacks else bench_stacks(scratch, args.stack_repeats)
     machine["load average at end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     from aios_core import write_text
 
