@@ -54,6 +54,13 @@ def listening_sockets(pids: set[int]) -> list[tuple[str, int]]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def stop_processes(pids: set[int], grace: float = 10.0) -> None:
     """SIGTERM the processes ``pids`` (only those), then SIGKILL what is left after ``grace`` seconds."""
     for pid in pids:
@@ -62,7 +69,7 @@ def stop_processes(pids: set[int], grace: float = 10.0) -> None:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.2)
     for pid in pids:
         try:
