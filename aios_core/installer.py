@@ -26,7 +26,6 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -314,50 +313,19 @@ def outdated(index: Index) -> list[Outdated]:
 
 
 # ---------------------------------------------------------------- stack requirements
-def _stack_selectors(data: dict[str, Any], positions: Any) -> tuple[list[tuple[str, str, str]], list[Any]]:
-    """``(field path, kind, component name)`` for each component a stack file names, without loading any."""
-    from aios_core.stack import DEFAULT_MONITORS
-
-    selected: list[tuple[str, str, str]] = []
-    problems: list[Any] = []
-
-    def select(section: object, path: tuple, selector: str, kind: str, default: str | None = None) -> None:
-        value = section.get(selector, default) if isinstance(section, dict) else None
-        if not isinstance(value, str) or not value:
-            problems.append(positions.problem(path + (selector,), f"found {value!r}, expected the name of a {kind}"))
-            return
-        selected.append((".".join(str(p) for p in path + (selector,)), kind, value))
-
-    select(data.get("data"), ("data",), "plugin", "datastore")
-    select(data.get("model"), ("model",), "framework", "framework")
-    framework = data.get("model", {}).get("framework") if isinstance(data.get("model"), dict) else None
-    select(data.get("trainer") or {}, ("trainer",), "plugin", "trainer", framework)
-    for role, kind in (("tuner", "tuner"), ("deployer", "deployer")):
-        if data.get(role):
-            select(data[role], (role,), "plugin", kind)
-    for role, kind in (("compressors", "compressor"), ("monitors", "monitor")):
-        items = data.get(role, DEFAULT_MONITORS if role == "monitors" else [])
-        if not isinstance(items, list):
-            problems.append(positions.problem((role,), f"found {items!r}, expected a list of {{plugin: NAME}}"))
-            continue
-        for number, item in enumerate(items):
-            select(item, (role, number), "plugin", kind)
-    return selected, problems
-
-
 def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
     """pip requirement lines for every distribution a stack file needs, and notes for the user.
 
     Reads the stack's component names only (nothing is loaded, so uninstalled components
     are fine); StackError lists components that neither the index nor the environment knows.
     """
-    # The stack module's reader, so line numbers and ${ENV} work as in aios validate.
     from aios_core.plugins import discover
-    from aios_core.stack import Problem, StackError, _interpolate, _Positions, _read_yaml
+    from aios_core.stack import ROLE_KINDS, Problem, StackError, read_stack_file
 
-    positions = _Positions(path)
-    data = _interpolate(_read_yaml(Path(path), positions), (), positions, [])
-    selected, problems = _stack_selectors(data, positions)
+    contents = read_stack_file(path)
+    selected = [((role, selector), ROLE_KINDS[role.split(".")[0]], section[selector])
+                for role, (section, selector) in contents.sections().items()]
+    problems: list[Problem] = []
     installed = discover()
     needed: dict[str, IndexedPlugin | None] = {}
     core_ranges: list[str] = []
@@ -369,7 +337,7 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
             plugin = providers[0]
             if plugin.status == "withdrawn":
                 reason = plugin.withdrawn_reason or "no reason given"
-                problems.append(Problem(path, None, field_path, f"{kind} '{name}' is provided by "
+                problems.append(contents.problem(*field_path, f"{kind} '{name}' is provided by "
                                         f"{plugin.distribution}, which is withdrawn from the index: {reason}"))
                 continue
             if plugin.canonical == CORE_DISTRIBUTION:  # the kernel's own components (console, jsonl)
@@ -386,7 +354,7 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
                 if entry.core_range:
                     core_ranges.append(entry.core_range)
         else:
-            problems.append(Problem(path, None, field_path, f"no {kind} named '{name}' is installed or listed in the "
+            problems.append(contents.problem(*field_path, f"no {kind} named '{name}' is installed or listed in the "
                                                             f"index {index.source}"))
     if problems:
         raise StackError(problems)

@@ -162,7 +162,7 @@ def unknown_component_message(kind: str, name: str) -> str:
     close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
     if close:
         message += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-    return message + (f" (installed: {', '.join(available)})" if available else f" (none installed)")
+    return message + (f" (installed: {', '.join(available)})" if available else " (none installed)")
 
 
 def load_component(entry: ComponentEntry) -> type[Component]:

@@ -383,13 +383,39 @@ def _check_lock(lock: Any, stack: Stack, positions: _Positions, problems: list[P
                 f"pip install {distribution}=={version}")))
 
 
-def load_stack(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[str] = (), *,
-               locked: bool = False) -> Stack:
-    """Read, interpolate, override and validate a stack file; raise StackError listing every problem.
+@dataclass
+class StackFileContents:
+    """A stack file read and checked for structure, before any component is loaded."""
 
-    With ``locked``, the file is a lock file written by a run: the installed plugin
-    versions must equal the locked ones.
-    """
+    data: dict[str, Any]
+    settings: StackFile
+    positions: _Positions
+    lock: Any = None
+
+    def sections(self) -> dict[str, tuple[dict[str, Any], str]]:
+        """Each role (``data``, ``compressors.0``, ...) with its section and the key naming its component."""
+        sections: dict[str, tuple[dict[str, Any], str]] = {
+            "data": (self.data["data"], "plugin"), "model": (self.data["model"], "framework")}
+        trainer = dict(self.data.get("trainer") or {})
+        trainer.setdefault("plugin", self.settings.model.framework)
+        sections["trainer"] = (trainer, "plugin")
+        for role in ("tuner", "deployer"):
+            if self.data.get(role):
+                sections[role] = (self.data[role], "plugin")
+        for role in ("compressors", "monitors"):
+            items = self.data.get(role, DEFAULT_MONITORS if role == "monitors" else [])
+            for index, item in enumerate(items):
+                sections[f"{role}.{index}"] = (item, "plugin")
+        return sections
+
+    def problem(self, role: str, key: str, message: str) -> Problem:
+        """A problem located at ``role.key`` (e.g. ``compressors.0``, ``plugin``)."""
+        return self.positions.problem((*_path(role), key), message)
+
+
+def read_stack_file(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[str] = (), *,
+                    locked: bool = False) -> StackFileContents:
+    """Read, interpolate, override and check the structure of a stack file; no plugin is loaded."""
     path = Path(path)
     positions = _Positions(str(path))
     data = _read_yaml(path, positions)
@@ -408,19 +434,20 @@ def load_stack(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[s
         settings = StackFile.model_validate(data)
     except ValidationError as error:
         raise StackError(_validation_problems(error, data, (), positions, StackFile)) from None
+    return StackFileContents(data, settings, positions, lock)
 
-    sections: dict[str, tuple[dict[str, Any], str]] = {
-        "data": (data["data"], "plugin"), "model": (data["model"], "framework")}
-    trainer = dict(data.get("trainer") or {})
-    trainer.setdefault("plugin", settings.model.framework)
-    sections["trainer"] = (trainer, "plugin")
-    for role in ("tuner", "deployer"):
-        if data.get(role):
-            sections[role] = (data[role], "plugin")
-    for role in ("compressors", "monitors"):
-        items = data.get(role, DEFAULT_MONITORS if role == "monitors" else [])
-        for index, item in enumerate(items):
-            sections[f"{role}.{index}"] = (item, "plugin")
+
+def load_stack(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[str] = (), *,
+               locked: bool = False) -> Stack:
+    """Read and validate a stack file and configure its components; raise StackError listing every problem.
+
+    With ``locked``, the file is a lock file written by a run: the installed plugin
+    versions must equal the locked ones.
+    """
+    contents = read_stack_file(path, overrides, locked=locked)
+    settings, positions, lock = contents.settings, contents.positions, contents.lock
+    sections = contents.sections()
+    problems: list[Problem] = []
 
     components: dict[str, Component] = {}
     entries: dict[str, ComponentEntry] = {}
