@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from aios_torch import TorchTrainerParams
 from pydantic import Field, field_validator
 
 from aios_core import Trainer, TrainResult, hookimpl
-from aios_torch import TorchTrainerParams
 
 if TYPE_CHECKING:
     from aios_core import Dataset, RunContext

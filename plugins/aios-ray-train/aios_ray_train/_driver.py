@@ -85,7 +85,7 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
     def fit() -> None:
         try:
             outcome["result"] = trainer.fit()
-        except BaseException as error:  # re-raised on the calling thread
+        except BaseException as error:  # noqa: BLE001 - re-raised on the calling thread
             outcome["error"] = error
 
     thread = threading.Thread(target=fit, name="aios-ray-train-fit", daemon=True)
@@ -131,7 +131,8 @@ class _Relay:
                 _, epoch, metrics = item
                 if epoch == self.reported + 1:  # after a restart, epochs already shown come again
                     self.reported = epoch
-                    log.debug("ray-train: epoch %d reached the driver at %.2f s", epoch, time.perf_counter() - self.started)
+                    log.log(logging.INFO if epoch == 1 else logging.DEBUG, "ray-train: epoch %d reached the driver "
+                            "%.1f s after fit started", epoch, time.perf_counter() - self.started)
                     self.run.report_epoch(epoch, dict(metrics))
             elif item[0] == "step":
                 _, epoch, step, steps, loss = item

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aios_ray_train import _cluster
 
 from aios_core import Dataset, hash_arrays
-from aios_ray_train import _cluster
 
 sys.path.insert(0, str(Path(__file__).parent))  # ray_train_helpers (pytest runs with --import-mode=importlib)
 

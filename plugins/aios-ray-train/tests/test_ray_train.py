@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from aios_core import ModelParams, RunContext
-from aios_core.plugins import new_plugin_manager
 from aios_ray_train import RayTrainer, RayTrainParams
 from aios_ray_train._cluster import ClusterError
 from aios_torch import TorchFramework
-
 from ray_train_helpers import EpochRecorder, listening_sockets, ray_pids
+
+from aios_core import ModelParams, RunContext
+from aios_core.plugins import new_plugin_manager
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 

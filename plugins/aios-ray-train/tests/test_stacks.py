@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from ray_train_helpers import AIOS, listening_sockets, ray_pids, stop_processes
 
 STACKS = Path(__file__).parent / "stacks"
@@ -24,7 +23,7 @@ RAY_NOISE = re.compile(r"ray::|\(pid=|raylet|gcs_server|RayTrainWorker|Started a
 
 def _aios_run(runs: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> tuple[dict, str]:
     """Run ``aios run`` and return the run's state and what it printed; fail with both outputs on error."""
-    done = subprocess.run([str(AIOS), "run", *args, "--runs-dir", str(runs)], capture_output=True, text=True,
+    done = subprocess.run([str(AIOS), "run", *args, "--runs-dir", str(runs)], capture_output=True, text=True, check=False,
                           timeout=timeout, env={**os.environ, **(env or {})})
     assert done.returncode == 0, f"aios run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     run_dir = Path(re.findall(r"^completed (\S+)$", done.stdout, re.MULTILINE)[-1])
@@ -58,7 +57,8 @@ def ray_cluster() -> Iterator[tuple[str, str]]:
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     started = subprocess.run([str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                               f"--temp-dir={temp_dir}", "--num-cpus=2", "--include-dashboard=false",
-                              "--disable-usage-stats"], capture_output=True, text=True, timeout=120, env=env)
+                              "--disable-usage-stats"], capture_output=True, text=True, timeout=120, env=env,
+                             check=False)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         os.environ.update({k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
@@ -74,7 +74,7 @@ def test_a_stack_trains_on_an_existing_cluster_given_its_address(tmp_path: Path,
     address, temp_dir = ray_cluster
     sockets = listening_sockets(ray_pids(temp_dir))
     assert sockets and [a for a, _ in sockets if not a.startswith(LOOPBACK)] == []
-    state, printed = _aios_run(tmp_path, str(STACKS / "digits-mlp-ray.yaml"), "--set", f"trainer.address={address}")
+    state, _ = _aios_run(tmp_path, str(STACKS / "digits-mlp-ray.yaml"), "--set", f"trainer.address={address}")
     assert [row["epoch"] for row in state["phases"]["train"]["history"]] == [1, 2, 3]
     assert state["phases"]["evaluate"]["test_accuracy"] > 0.85
     assert ray_pids(temp_dir), "the run stopped the cluster it only joined"
