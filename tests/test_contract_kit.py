@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import make_distribution
 
 from aios_core.rundir import RunDirectory
 from aios_core.testing import tiny_dataset
-from support import make_distribution
 
 pytest_plugins = ["pytester"]
 
@@ -344,9 +344,9 @@ def test_behaviour_checks_skip_when_no_installed_framework_writes_an_accepted_fo
         component_name = named("tflite")
     ''')
     result.assert_outcomes(passed=7, skipped=2)
-    result.stdout.fnmatch_lines(["SKIPPED*deployer 'tflite' accepts [[]'tflite'[]], and no installed "
-                                 "framework writes any of them; install a framework that does, or provide an "
-                                 "`input_artifact` fixture"])
+    result.stdout.fnmatch_lines([("SKIPPED*deployer 'tflite' accepts [[]'tflite'[]], and no installed "
+                                  "framework writes any of them; install a framework that does, or provide an "
+                                  "`input_artifact` fixture")])
 
 
 # ---------------------------------------------------------------- broken plugins fail, saying why
@@ -363,8 +363,8 @@ def test_a_trainer_that_never_lowers_the_loss_fails(run_kit, site: Path) -> None
         component_name = named("stuck")
     ''')
     result.assert_outcomes(failed=1, passed=10)
-    result.stdout.re_match_lines([r"trainer 'stuck' did not lower the training loss: "
-                                  r"epoch 1 loss=(1\.\d+), epoch 5 loss=\1$",
+    result.stdout.re_match_lines([(r"trainer 'stuck' did not lower the training loss: "
+                                   r"epoch 1 loss=(1\.\d+), epoch 5 loss=\1$"),
                                   r"FAILED test_plugin.py::TestStuckTrainer::test_training_lowers_the_loss"])
 
 
@@ -386,8 +386,8 @@ def test_a_monitor_with_a_misspelt_hook_fails(run_kit, site: Path) -> None:
     ''')
     result.assert_outcomes(failed=3, passed=6)
     result.stdout.fnmatch_lines(["FAILED test_plugin.py::TestTypoMonitor::test_hooks_match_the_specs*"])
-    result.stdout.fnmatch_lines(["*monitor 'typo' implements hooks that aios_core.hookspecs does not define: "
-                                 "aios_on_epoch_ended (aios_on_epoch_ended: did you mean aios_on_epoch_end?)"])
+    result.stdout.fnmatch_lines([("*monitor 'typo' implements hooks that aios_core.hookspecs does not define: "
+                                  "aios_on_epoch_ended (aios_on_epoch_ended: did you mean aios_on_epoch_end?)")])
 
 
 def test_a_plugin_importing_torch_at_module_top_fails_naming_torch(run_kit, site: Path) -> None:
@@ -408,9 +408,9 @@ def test_a_plugin_importing_torch_at_module_top_fails_naming_torch(run_kit, site
     ''')
     result.assert_outcomes(failed=1, passed=8)
     result.stdout.fnmatch_lines([
-        "*importing aios_kit_heavy (the entry point of monitor 'heavy': aios_kit_heavy:HeavyMonitor) imported "
+        ("*importing aios_kit_heavy (the entry point of monitor 'heavy': aios_kit_heavy:HeavyMonitor) imported "
         "torch; move `import torch` inside the hook methods that use it (or into a module they import), so "
-        "`aios plugins list` and stack validation do not pay for it",
+        "`aios plugins list` and stack validation do not pay for it"),
         "FAILED test_plugin.py::TestHeavyMonitor::test_entry_point_module_imports_no_heavy_library*",
     ])
 
@@ -426,8 +426,8 @@ def test_a_plugin_requiring_another_aios_core_fails_showing_both_versions(run_ki
     ''')
     result.assert_outcomes(failed=1, passed=8)
     result.stdout.fnmatch_lines([
-        "*aios-kit-future 0.1.0 requires aios-core>=9.0, but the running aios-core is 0.1.0; widen the range in its "
-        "pyproject.toml (e.g. \"aios-core>=0.1,<0.2\") or test against a matching aios-core",
+        ("*aios-kit-future 0.1.0 requires aios-core>=9.0, but the running aios-core is 0.1.0; widen the range in its "
+        "pyproject.toml (e.g. \"aios-core>=0.1,<0.2\") or test against a matching aios-core"),
         "FAILED test_plugin.py::TestFutureMonitor::test_declared_aios_core_range_includes_the_running_version*",
     ])
 
@@ -492,8 +492,8 @@ def test_a_tuner_that_returns_its_last_trial_fails(run_kit, site: Path) -> None:
     ''')
     result.assert_outcomes(failed=1, passed=9)
     result.stdout.fnmatch_lines([
-        "*tuner 'last' returned best_value=0.*, but the lowest value the objective returned over its 3 call(s) "
-        "was 0.* (lower is better)",
+        ("*tuner 'last' returned best_value=0.*, but the lowest value the objective returned over its 3 call(s) "
+        "was 0.* (lower is better)"),
         "FAILED test_plugin.py::TestLastTuner::test_best_value_is_the_lowest_value_seen*",
     ])
 
@@ -505,9 +505,9 @@ def test_a_component_registered_under_another_kinds_group_fails(run_kit, site: P
         component_name = named("misfiled")
     ''')
     result.stdout.fnmatch_lines([
-        "*trainer 'misfiled' (aios-kit-misfiled 0.1.0): aios_kit_demo:LogMonitor is not a subclass of "
+        ("*trainer 'misfiled' (aios-kit-misfiled 0.1.0): aios_kit_demo:LogMonitor is not a subclass of "
         "aios_core.Trainer; it is a Monitor, so register it under [[]project.entry-points.\"aios.monitors\"[]] or "
-        "make it subclass aios_core.Trainer",
+        "make it subclass aios_core.Trainer"),
     ])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
@@ -522,15 +522,15 @@ def test_a_missing_fixture_is_an_error_that_shows_what_to_write(run_kit) -> None
     ''')
     result.assert_outcomes(errors=9 + 7, passed=3)  # the tuner's metadata checks need no tuner_params
     result.stdout.fnmatch_lines([
-        "*TestUnnamed must provide a `component_name` fixture returning the component's entry-point name "
-        "(its key under [[]project.entry-points.\"aios.monitors\"[]]), e.g.",
+        ("*TestUnnamed must provide a `component_name` fixture returning the component's entry-point name "
+        "(its key under [[]project.entry-points.\"aios.monitors\"[]]), e.g."),
         "",
         "    @pytest.fixture",
         "    def component_name(self):",
         "        return \"my-monitor\"",
     ])
-    result.stdout.fnmatch_lines(["*TestTunerWithoutSpace must provide a `tuner_params` fixture: the tuner's "
-                                 "parameters with a small search space over model.<field> / trainer.<field> keys*"])
+    result.stdout.fnmatch_lines([("*TestTunerWithoutSpace must provide a `tuner_params` fixture: the tuner's "
+                                  "parameters with a small search space over model.<field> / trainer.<field> keys*")])
 
 
 # ---------------------------------------------------------------- the data set and fixtures

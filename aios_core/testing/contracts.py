@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEAVY_MODULES",
-    "CompressorContract",
     "ComponentContract",
+    "CompressorContract",
     "DatastoreContract",
     "DeployerContract",
     "FrameworkContract",
@@ -451,13 +451,13 @@ class ComponentContract:
         argv = [sys.executable, "-c", _IMPORT_PROBE, module_name, attribute, json.dumps(self.heavy_modules),
                 json.dumps(self.contract_params(component_class, component_params), default=str),
                 component_entry.name]
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
         if result.returncode != 0:
             _fail(f"importing {module_name} in a fresh interpreter failed:\n{result.stderr[-3000:]}")
         report = json.loads(result.stdout.strip().splitlines()[-1])
         label = _label(self.kind, component_entry.name)
-        for stage, what in (("import", f"importing {module_name} (the entry point of {label}: "
-                                        f"{component_entry.value})"),
+        for stage, what in (("import", (f"importing {module_name} (the entry point of {label}: "
+                                         f"{component_entry.value})")),
                             ("create", f"creating {label} (its Params, capabilities() and __init__)")):
             heavy = report[stage] or []
             if heavy:
