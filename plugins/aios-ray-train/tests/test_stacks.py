@@ -80,3 +80,16 @@ def test_a_stack_trains_on_an_existing_cluster_given_its_address(tmp_path: Path,
     assert ray_pids(temp_dir), "the run stopped the cluster it only joined"
     run_log = Path(state["phases"]["train"]["artifact"]["path"]).parent.parent / "run.log"
     assert "joined Ray" in run_log.read_text()
+
+
+def test_a_keras_stack_with_ray_train_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    from aios_core.plugins import installed
+
+    if not any(entry.name == "keras" for entry in installed("framework")):
+        pytest.skip("no keras framework installed (aios-tf)")
+    done = subprocess.run([str(AIOS), "run", "--set", "model.framework=keras", "--set", "trainer.plugin=ray-train",
+                           "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert ("trainer.plugin: trainer 'ray-train' cannot train models of framework 'keras' (model.framework); "
+            "it trains: torch") in done.stdout + done.stderr
+    assert not any(tmp_path.iterdir()), "a run directory was made for a stack that cannot run"
