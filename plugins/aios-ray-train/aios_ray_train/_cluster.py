@@ -9,6 +9,7 @@ characters, which a deep run directory may not), removed when the run ends.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import secrets
@@ -133,6 +134,10 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
                  ray.__version__, session.start_seconds, temp_dir or "-")
         try:
             yield session
+        except BaseException:
+            if temp_dir:
+                _log_ray_errors(temp_dir)
+            raise
         finally:
             stopping = time.perf_counter()
             ray.shutdown()
@@ -141,6 +146,20 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             log.info("ray-train: %s Ray in %.1f s", "stopped" if local else "left", session.stop_seconds)
+
+
+def _log_ray_errors(temp_dir: str, lines: int = 40) -> None:
+    """Copy the tail of the local Ray's non-empty error and Ray Train logs into the run log before they are removed."""
+    logs = os.path.join(temp_dir, "session_latest", "logs")
+    names = sorted(glob.glob(os.path.join(logs, "worker-*.err")) + glob.glob(os.path.join(logs, "train", "*.log")))
+    for name in names:
+        try:
+            with open(name, encoding="utf-8", errors="replace") as file:
+                tail = file.readlines()[-lines:]
+        except OSError:
+            continue
+        if "".join(tail).strip():
+            log.error("ray-train: %s (last %d lines):\n%s", os.path.relpath(name, logs), len(tail), "".join(tail))
 
 
 def check_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool, address: str) -> None:

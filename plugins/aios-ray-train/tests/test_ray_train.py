@@ -71,6 +71,8 @@ def test_the_local_ray_listens_on_loopback_only(local_ray: Any) -> None:
     assert not (Path.home() / ".ray" / "auth_token").exists(), "the local Ray wrote a token under the home directory"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_a_killed_worker_is_replaced_and_training_continues(tmp_path: Path, digits: Any) -> None:
     killed: list[int] = []
 
@@ -89,6 +91,8 @@ def test_a_killed_worker_is_replaced_and_training_continues(tmp_path: Path, digi
     pytest.fault_tolerant_history = result.history  # compared with the resumed run below
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path, digits: Any) -> None:
     def interrupt() -> None:
         raise KeyboardInterrupt
@@ -107,6 +111,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path, dig
         assert [row["loss"] for row in result.history] == pytest.approx([row["loss"] for row in other], rel=1e-5)
 
 
+@pytest.mark.timeout(60)
 def test_more_workers_than_the_cluster_has_cpus_fails_at_once(tmp_path: Path, digits: Any) -> None:
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"trainer\.num_workers: 64 workers .* need 64 CPUs"):
@@ -114,6 +119,7 @@ def test_more_workers_than_the_cluster_has_cpus_fails_at_once(tmp_path: Path, di
     assert time.monotonic() - started < 15
 
 
+@pytest.mark.timeout(60)
 def test_an_unreachable_address_fails_at_once(tmp_path: Path, digits: Any) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -30,6 +30,8 @@ def _aios_run(runs: Path, *args: str, env: dict[str, str] | None = None, timeout
     return json.loads((run_dir / "state.json").read_text()), done.stdout + done.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_digits_on_two_local_workers_matches_the_single_process_trainer(tmp_path: Path) -> None:
     """The bundled stack with one line changed (trainer plugin and num_workers), against the stack as it is."""
     common = ["--set", "evaluate.min_accuracy=0.9", "--set", "evaluate.latency_runs=5"]
@@ -70,6 +72,8 @@ def ray_cluster() -> Iterator[tuple[str, str]]:
         subprocess.run(["rm", "-rf", temp_dir], check=False)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_a_stack_trains_on_an_existing_cluster_given_its_address(tmp_path: Path, ray_cluster: tuple[str, str]) -> None:
     address, temp_dir = ray_cluster
     sockets = listening_sockets(ray_pids(temp_dir))
