@@ -143,8 +143,9 @@ def deploy_oip(artifact: ModelArtifact, dataset: Dataset, run: RunContext, param
 
         def started(address: str) -> None:
             served["url"] = address
-            print(f"\naios-serve: serving {spec.name} (version {spec.version}) on {address}/v2/models/{spec.name}"
-                  " (Ctrl-C stops)", file=sys.stderr, flush=True)
+            # stdout: during a run, stderr goes to run.log, and this line is for the person at the console
+            print(f"  serving {spec.name} (version {spec.version}) on {address}/v2/models/{spec.name}"
+                  " (Ctrl-C stops)", file=sys.stdout, flush=True)
             run.log.info("serving %s on %s", spec.name, address)
 
         serve([spec], params.host, params.port, settings=settings, on_started=started, log_level="warning")
