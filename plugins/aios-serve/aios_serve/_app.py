@@ -8,7 +8,6 @@ and answered with a bare 500 ``{"error": "internal error"}``, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hmac
 import logging
 import math
@@ -483,10 +482,6 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         server.executor = ThreadPoolExecutor(max(1, settings.inference_threads), thread_name_prefix="aios-serve")
-        # Start-up objects (modules, sessions, metadata) live as long as the server: keep them out of
-        # the cyclic collector's scans, which otherwise grow with every library imported.
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:
