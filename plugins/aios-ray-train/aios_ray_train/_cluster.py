@@ -149,15 +149,15 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
 
 
 def _log_ray_errors(temp_dir: str, lines: int = 40) -> None:
-    """Copy the tail of the local Ray's non-empty error and Ray Train logs into the run log before they are removed."""
+    """Copy the tails of the local Ray's worker error logs (tracebacks, Ray Train's) into the run log before they go."""
     logs = os.path.join(temp_dir, "session_latest", "logs")
-    names = sorted(glob.glob(os.path.join(logs, "worker-*.err")) + glob.glob(os.path.join(logs, "train", "*.log")))
-    for name in names:
+    for name in sorted(glob.glob(os.path.join(logs, "worker-*.err"))):
         try:
             with open(name, encoding="utf-8", errors="replace") as file:
-                tail = file.readlines()[-lines:]
+                tail = [line for line in file if not line.startswith((":job_id:", ":actor_name:", ":task_name:"))]
         except OSError:
             continue
+        tail = tail[-lines:]
         if "".join(tail).strip():
             log.error("ray-train: %s (last %d lines):\n%s", os.path.relpath(name, logs), len(tail), "".join(tail))
 
