@@ -119,24 +119,24 @@ def write_results(results: dict[str, list[dict[str, Any]]], epochs: int, load: l
         "",
         "## What the figures mean",
         "",
-        f"- The single-process trainer's train phase takes about {torch_train:.1f} s here; with 2 Ray workers it "
+        (f"- The single-process trainer's train phase takes about {torch_train:.1f} s here; with 2 Ray workers it "
         f"takes about {overhead:.0f} s more. Nearly all of that is paid once per run, before the first batch and "
         f"after the last: Ray start-up ({_cell(_median(two, 'ray_start'))} s), then the Ray Train controller and "
         "worker processes, each importing ray.train and torch, and the gloo process group "
         f"({_cell(_median(two, 'first_epoch'))} s from fit() to the first epoch), and Ray shut-down "
-        f"({_cell(_median(two, 'ray_stop'))} s).",
-        f"- Once running, the remaining epochs took {_cell(_median(two, 'after_first'))} s in all with 2 workers "
+        f"({_cell(_median(two, 'ray_stop'))} s)."),
+        (f"- Once running, the remaining epochs took {_cell(_median(two, 'after_first'))} s in all with 2 workers "
         "(including a checkpoint through Ray Train every epoch and the worker group's shut-down). With Ray's "
         f"default health-check interval of 2 s this part took {_cell(_median(slow_check, 'after_first'))} s: "
         "ray.train.report() waits for the controller's next poll, so the trainer's `health_check_interval_s` "
-        "defaults to 0.1 s.",
-        "- Two workers on two cores do not train this model faster: an epoch is a fraction of a second, "
+        "defaults to 0.1 s."),
+        ("- Two workers on two cores do not train this model faster: an epoch is a fraction of a second, "
         "gradients are all-reduced every step, and the two processes compete with each other and with everything "
         "else on the machine. Data parallelism pays when an epoch takes minutes and there are cores, machines "
-        "or GPUs to spare.",
-        "- Accuracy: each worker takes its share of every batch of the same shuffled order and DDP averages the "
+        "or GPUs to spare."),
+        ("- Accuracy: each worker takes its share of every batch of the same shuffled order and DDP averages the "
         "gradients, so a run makes the single-process trainer's optimizer steps on the same batches; test "
-        "accuracy stays within a point of the torch trainer's (dropout draws differ per worker).",
+        "accuracy stays within a point of the torch trainer's (dropout draws differ per worker)."),
     ]
     RESULTS.write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
