@@ -41,10 +41,11 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams)
     if len(dataset.y_val) == 0:
         raise ValueError(f"dataset {dataset.name!r} has an empty validation split; the ray-train trainer validates "
                          "every epoch (early stopping and best weights use val_loss): give the datastore a val split")
-    storage = Path(params.storage_path) if params.storage_path else Path(run.checkpoint_dir) / "ray"
+    storage = params.storage_path or str(Path(run.checkpoint_dir) / "ray")  # a path, or a URI such as s3://...
     # The name is the run's (and trial's): a new run starts fresh, aios run --resume finds its checkpoints.
     name = f"{Path(run.dir).name}-{Path(run.checkpoint_dir).name}"
-    latest = _latest_checkpoint(storage / name) if run.resume else None
+    local_storage = "://" not in storage
+    latest = _latest_checkpoint(Path(storage) / name) if run.resume and local_storage else None
     if latest is not None:
         _check_resumable(latest, params)
     env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": str(params.health_check_interval_s),
@@ -61,7 +62,7 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams)
     return TrainResult(model=model, history=history, best_epoch=best_epoch, stopped_early=payload["stopped_early"])
 
 
-def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, storage: Path, name: str,
+def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, storage: str, name: str,
          latest: Path | None) -> tuple[dict[str, Any], list[dict[str, float]]]:
     import ray
     import torch
@@ -76,7 +77,7 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
         torch_config=TorchConfig(backend="nccl" if params.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=params.num_workers, use_gpu=params.use_gpu,
                                      resources_per_worker={"CPU": params.cpus_per_worker}),
-        run_config=RunConfig(name=name, storage_path=str(storage),
+        run_config=RunConfig(name=name, storage_path=storage,
                              failure_config=FailureConfig(max_failures=params.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )  # resuming needs nothing more: Ray Train restores a run with the same name and storage path
@@ -140,6 +141,8 @@ class _Relay:
                     self.run.report_step(epoch, step, steps, {"loss": loss})
             elif item[0] == "resumed":
                 log.info("ray-train: workers continue after epoch %d (rank 0 pid %d)", item[1], item[2])
+                if self.reported == 0:  # resumed from checkpoints this driver did not scan (remote storage)
+                    self.reported = int(item[1])
 
     def complete(self, history: list[dict[str, float]]) -> None:
         """Report epochs the channel missed (a worker lost after checkpointing, before sending)."""
