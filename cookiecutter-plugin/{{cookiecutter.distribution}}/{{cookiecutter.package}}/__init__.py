@@ -293,7 +293,7 @@ class {{ P }}Deployer(Deployer):
     component of the stack runs its format (``run.load_predictor``).
     """
 
-    formats = ("onnx",{% if 'framework' in kinds %} NATIVE_FORMAT{% endif %})
+    formats = {% if 'framework' in kinds %}(NATIVE_FORMAT, "onnx"){% else %}("onnx",){% endif %}
     Params = {{ P }}DeployerParams
     params: {{ P }}DeployerParams
 
@@ -327,41 +327,41 @@ class {{ P }}Monitor(Monitor):
     def __init__(self, params: {{ P }}MonitorParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or NAME)
 
-    def _write(self, run: RunContext, event: str, **fields: Any) -> None:
+    def _write(self, run: RunContext, event: str, fields: dict[str, Any]) -> None:
         from {{ pkg }} import _events
 
         _events.append(run.dir / self.params.filename, event, fields)
 
     @hookimpl
     def aios_on_run_start(self, run: RunContext) -> None:
-        self._write(run, "run_start", name=run.name, seed=run.seed, resume=run.resume)
+        self._write(run, "run_start", {"name": run.name, "seed": run.seed, "resume": run.resume})
 
     @hookimpl
     def aios_on_phase_start(self, run: RunContext, phase: str) -> None:
-        self._write(run, "phase_start", phase=phase)
+        self._write(run, "phase_start", {"phase": phase})
 
     @hookimpl
     def aios_on_step(self, run: RunContext, phase: str, epoch: int, step: int, total_steps: int) -> None:
         if self.params.steps:
-            self._write(run, "step", phase=phase, epoch=epoch, step=f"{step}/{total_steps}")
+            self._write(run, "step", {"phase": phase, "epoch": epoch, "step": f"{step}/{total_steps}"})
 
     @hookimpl
     def aios_on_epoch_end(self, run: RunContext, phase: str, epoch: int, metrics: dict[str, float]) -> None:
-        self._write(run, "epoch_end", phase=phase, epoch=epoch, **metrics)
+        self._write(run, "epoch_end", {"phase": phase, **metrics, "epoch": epoch})
 
     @hookimpl
     def aios_on_artifact(self, run: RunContext, artifact: ModelArtifact) -> None:
-        self._write(run, "artifact", name=artifact.name, format=artifact.format, path=artifact.path)
+        self._write(run, "artifact", {"name": artifact.name, "format": artifact.format, "path": artifact.path})
 
     @hookimpl
     def aios_on_phase_end(self, run: RunContext, phase: str, summary: dict[str, Any]) -> None:
-        self._write(run, "phase_end", phase=phase, seconds=summary.get("seconds"))
+        self._write(run, "phase_end", {"phase": phase, "seconds": summary.get("seconds")})
 
     @hookimpl
     def aios_on_error(self, run: RunContext, phase: str, error: BaseException) -> None:
-        self._write(run, "error", phase=phase, error=f"{type(error).__name__}: {error}")
+        self._write(run, "error", {"phase": phase, "error": f"{type(error).__name__}: {error}"})
 
     @hookimpl
     def aios_on_run_end(self, run: RunContext, status: str) -> None:
-        self._write(run, "run_end", status=status)
+        self._write(run, "run_end", {"status": status})
 {%- endif %}
