@@ -51,7 +51,7 @@ def default_run(runs_root: Path) -> Path:
     aios = Path(sys.executable).with_name("aios")
     print(f"running the default stack into {runs_root} ...", flush=True)
     subprocess.run([str(aios), "run", "--runs-dir", str(runs_root)], check=True, stdout=subprocess.DEVNULL)
-    return sorted(runs_root.iterdir())[-1]
+    return max(runs_root.iterdir())
 
 
 def test_rows(run: Path) -> np.ndarray:
@@ -302,15 +302,15 @@ def _bare(command: list[str], port: int) -> Server:
 
 
 def _versions() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     names = ["onnxruntime", "uvicorn", "starlette", "httptools", "uvloop", "numpy"]
     found = []
     for name in names:
         try:
             found.append(f"{name} {version(name)}")
-        except Exception:
-            pass
+        except PackageNotFoundError:
+            continue
     return ", ".join(found)
 
 
@@ -319,7 +319,7 @@ def report(results: dict[str, Any], seconds: float, repeats: int) -> str:
     lines = [
         "# Serving benchmark: aios-serve (Open Inference Protocol) vs a bare ASGI app, KServe and in-process",
         "",
-        f"One run of `benchmarks/serve/run.py` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores shared by "
+        (f"One run of `benchmarks/serve/run.py` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores shared by "
         f"the servers, the load generator and other work on the machine; Python {platform.python_version()}, "
         f"{_versions()}. Loopback (127.0.0.1), keep-alive connections, one client = one connection sending "
         f"single-row requests back to back; {seconds:g} s measured per point after 1 s of warm-up; every point "
@@ -329,12 +329,12 @@ def report(results: dict[str, Any], seconds: float, repeats: int) -> str:
         "everywhere. Latency is measured at the client, from writing the request to reading the whole answer. "
         f"Load average when the report was written (1, 5, 15 min): {load} on {os.cpu_count()} cores: other "
         "developers' tests ran at the same time, so tail latencies (p99) mostly measure CPU theft, and "
-        "throughput varies between passes by up to 2x.",
+        "throughput varies between passes by up to 2x."),
         "",
-        "(a) aios-serve, micro-batching on (max_batch_size 32, max_delay_ms 2); (b) aios-serve, max_batch_size 1; "
+        ("(a) aios-serve, micro-batching on (max_batch_size 32, max_delay_ms 2); (b) aios-serve, max_batch_size 1; "
         "(c) bare ASGI app, ONNX Runtime inline (the ceiling for HTTP); (d) KServe's Python ModelServer "
         "(kserve package), custom Model with an ONNX Runtime session; (e) in-process ONNX Runtime, one thread per "
-        "client (the floor).",
+        "client (the floor)."),
         "",
     ]
     for precision, table in results.items():
@@ -346,7 +346,7 @@ def report(results: dict[str, Any], seconds: float, repeats: int) -> str:
                              f"{point['p50_ms']:.3f} | {point['p99_ms']:.3f} | {point['errors']} | {point['wrong']} |")
         lines += ["", "Targets:", ""]
         a, c, d = table.get("a", {}), table.get("c", {}), table.get("d", {})
-        key = lambda t, n: t.get(n) or t.get(str(n)) or {}  # noqa: E731
+        key = lambda t, n: t.get(n) or t.get(str(n)) or {}
         if a and c:
             ratio = key(a, 1)["requests_per_s"] / key(c, 1)["requests_per_s"]
             lines.append(f"- (a) / (c) throughput at 1 client: {ratio:.2f}x (target >= 0.8x): "
