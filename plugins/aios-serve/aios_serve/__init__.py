@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from aios_core import Deployer, Params, hookimpl
 from pydantic import Field, PositiveInt
+
+from aios_core import Deployer, Params, hookimpl
 
 if TYPE_CHECKING:
     from aios_core import Dataset, ModelArtifact, RunContext

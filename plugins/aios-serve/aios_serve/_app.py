@@ -459,7 +459,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
     """The ASGI app serving ``repository``'s loaded models with ``settings``."""
     settings = settings or ServerSettings()
     server = _Server(repository, settings, version)
-    r = lambda endpoint, auth=True: _route(server, auth)(endpoint)  # noqa: E731
+    r = lambda endpoint, auth=True: _route(server, auth)(endpoint)
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     routes = [

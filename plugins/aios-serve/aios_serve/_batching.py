@@ -119,7 +119,7 @@ class Batcher:
             self._busy = True
             try:
                 probabilities = await self._run(batch)
-            except Exception as error:  # the requests of this batch fail; the batcher goes on
+            except Exception as error:  # noqa: BLE001 - the requests of this batch fail with it; the batcher goes on
                 for future in futures:
                     if not future.done():
                         future.set_exception(error)

@@ -14,7 +14,6 @@ from aios_serve._repository import LoadedModel, ModelSpec, check_name
 
 if TYPE_CHECKING:
     from aios_core import Dataset, ModelArtifact, RunContext
-
     from aios_serve import OipParams
 
 TOLERANCE = 1e-5

@@ -26,7 +26,6 @@ from aios_serve._repository import MODEL_FILE, MODEL_JSON, ModelSpec, spec_from_
 
 if TYPE_CHECKING:
     from aios_core import Dataset, ModelArtifact, RunContext
-
     from aios_serve import KServeParams
 
 CONTAINER_PORT = 8080

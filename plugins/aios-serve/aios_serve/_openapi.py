@@ -74,7 +74,7 @@ def openapi_document(version: str = "") -> dict[str, Any]:
                              "extensions": {"type": "array", "items": {"type": "string"}}}}
     load_body = {"type": "object", "properties": {"parameters": {"type": "object", "properties": {
         "run_dir": {"type": "string"}, "version": {"type": "string"}}}}}
-    repo_post = lambda summary, ok: {"post": {  # noqa: E731
+    repo_post = lambda summary, ok: {"post": {
         "summary": summary, "parameters": [_NAME],
         "requestBody": {"required": False, "content": {"application/json": {"schema": load_body}}},
         "responses": {"200": _json(ok, "OK"), **_errors(400, 401, 403, 404)}}}

@@ -154,7 +154,7 @@ class LoadedModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(spec.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
             raise RepositoryError(f"{spec.path}: ONNX Runtime cannot load it ({type(error).__name__}: {error})") from None
         self.spec = spec
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -182,7 +182,7 @@ class LoadedModel:
             start = time.perf_counter()
             try:
                 self.predict(row)
-            except Exception:  # a model whose width is unknown: the first request tells
+            except Exception:  # noqa: BLE001 - a model whose width is unknown: the first request tells
                 return 0.001
             times.append(time.perf_counter() - start)
         return sorted(times)[2]

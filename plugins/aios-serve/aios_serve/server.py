@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -118,7 +118,7 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._server.run, name="aios-serve", daemon=True)
         self.url = ""
 
-    def start(self, timeout: float = 30.0) -> BackgroundServer:
+    def start(self, timeout: float = 30.0) -> Self:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -138,7 +138,7 @@ class BackgroundServer:
         self._server.should_exit = True
         self._thread.join(timeout)
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

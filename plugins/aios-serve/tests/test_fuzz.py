@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from aios_serve._openapi import openapi_document
+from aios_serve_test_helpers import FEATURES, MODEL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from aios_serve._openapi import openapi_document
-from conftest import FEATURES, MODEL
 
 TIMEOUT = 20.0
 schema = schemathesis.openapi.from_dict(openapi_document())

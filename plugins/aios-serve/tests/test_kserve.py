@@ -18,8 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-
-from conftest import CLASS_NAMES, ServerProcess, write_mlp
+from aios_serve_test_helpers import CLASS_NAMES, ServerProcess, write_mlp
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -27,10 +26,11 @@ DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundle the kserve deployer writes for a run named ``Digits_Torch`` (not DNS-safe on purpose)."""
-    from aios_core import ModelArtifact
     from aios_serve import KServeDeployer
     from aios_serve._kserve import write_bundle
     from aios_serve._repository import ModelSpec
+
+    from aios_core import ModelArtifact
 
     root = tmp_path_factory.mktemp("kserve")
     write_mlp(root / "model.onnx")

@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
-from conftest import MODEL, ServerProcess
+from aios_serve_test_helpers import MODEL, ServerProcess
 
 CLIENTS = 32
 SECONDS = 30.0

@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-
-from conftest import CLASS_NAMES, FEATURES, MODEL, VERSION, make_run_dir
+from aios_serve_test_helpers import CLASS_NAMES, FEATURES, MODEL, VERSION, make_run_dir
 
 DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64",
              "BYTES"}

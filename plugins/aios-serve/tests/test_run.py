@@ -14,8 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import ServerProcess
+from aios_serve_test_helpers import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     aios = Path(sys.executable).with_name("aios")
     result = subprocess.run([str(aios), "run", str(stack), "--runs-dir", str(root / "runs"),
                              "--set", "evaluate.min_accuracy=0.5"],
-                            env={**os.environ, "AIOS_EPOCHS": "3"}, capture_output=True, text=True, timeout=600)
+                            env={**os.environ, "AIOS_EPOCHS": "3"}, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return next((root / "runs").iterdir())
 

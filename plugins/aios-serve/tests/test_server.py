@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
-from conftest import MODEL, ServerProcess
+from aios_serve_test_helpers import MODEL, ServerProcess
 
 
 def body(rows: np.ndarray) -> dict:
@@ -121,8 +120,9 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """``aios serve`` calls the deployer's ``aios_serve`` hook; here in a thread, stopped like SIGTERM does."""
     import aios_serve.server as server_module
-    from aios_core.plugins import new_plugin_manager
     from aios_serve import OipDeployer
+
+    from aios_core.plugins import new_plugin_manager
 
     started: dict = {}
     original = server_module._Server
