@@ -150,6 +150,42 @@ def schema(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it to the network).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: a free one).")
+@click.option("--deployer", "deployer_name", default="oip", show_default=True, help="The deployer whose aios_serve hook serves.")
+@runs_dir_option
+def serve(runs: tuple[str, ...], host: str, port: int, deployer_name: str, runs_dir: str | None) -> None:
+    """Serve the final models of finished runs until Ctrl-C or SIGTERM (Open Inference Protocol with oip)."""
+    import yaml
+
+    from aios_core.plugins import PluginError, find_entry, load_component, new_plugin_manager, register
+    from aios_core.rundir import resolve_run
+
+    try:
+        run_dirs = [resolve_run(_runs_root(runs_dir), ref) for ref in runs]
+        component_class = load_component(find_entry("deployer", deployer_name))
+    except (ValueError, PluginError) as error:
+        _fail(str(error), EXIT_USAGE)
+    # The first run's deployer settings (token_env, limits, ...) apply when it used this deployer.
+    lock = yaml.safe_load(run_dirs[0].lock_file.read_text(encoding="utf-8")) or {}
+    section = dict(lock.get("deployer") or {})
+    params = {k: v for k, v in section.items() if k != "plugin"} if section.get("plugin") == deployer_name else {}
+    try:
+        component = component_class(component_class.Params.model_validate(params), deployer_name)
+    except ValueError as error:
+        _fail(f"{run_dirs[0].lock_file}: deployer: {error}", EXIT_USAGE)
+    pm = new_plugin_manager()
+    register(pm, component, deployer_name)
+    try:
+        pm.hook.aios_serve(run_dirs=[r.path for r in run_dirs], host=host, port=port)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:  # a run the deployer cannot serve: say which and why
+        _fail(f"deployer '{deployer_name}': {error}", EXIT_FAILED)
+
+
 # ---------------------------------------------------------------- plugins
 @main.group()
 def plugins() -> None:

@@ -120,7 +120,25 @@ class ConsoleMonitor(Monitor):
         elif phase == "evaluate":
             self._print_evaluation(summary)
         elif phase == "deploy":
-            self._print(f"  {json.dumps({k: v for k, v in summary.items() if k != 'seconds'}, default=str)[:300]}")
+            self._print_deployment(summary)
+
+    def _print_deployment(self, report: dict[str, Any]) -> None:
+        """The deployer's report: where it serves, and its smoke test (the ``aios_deploy`` contract)."""
+        for key in ("url", "protocol", "bundle"):
+            if report.get(key):
+                self._print(f"  {key}: {report[key]}")
+        smoke = report.get("smoke_test")
+        if isinstance(smoke, dict):
+            mark = "[green]passed[/]" if smoke.get("passed") else "[red]FAILED[/]"
+            details = [f"{smoke[k]} {k.replace('_', ' ')}" for k in ("requests", "rows") if k in smoke]
+            latency = smoke.get("single_row_latency_ms")
+            if isinstance(latency, dict) and "p50" in latency:
+                details.append(f"single-row p50 {latency['p50']:.2f} ms")
+            if "max_abs_diff" in smoke:
+                details.append(f"max |diff| vs in-process {smoke['max_abs_diff']:.2g}")
+            self._print(f"  smoke test {mark}" + (f": {', '.join(details)}" if details else ""))
+            for problem in smoke.get("problems") or []:
+                self._print(f"  [red]{problem}[/]")
 
     def _print_evaluation(self, report: dict[str, Any]) -> None:
         from rich.table import Table

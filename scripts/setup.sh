@@ -7,7 +7,7 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "AIOS needs Python 3.11 or newer (found $("$PYTHON" --version 2>&1)); set PYTHON=python3.11" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-PLUGINS=(plugins/aios-data plugins/aios-torch plugins/aios-onnx-quant)
+PLUGINS=(plugins/aios-data plugins/aios-torch plugins/aios-onnx-quant plugins/aios-serve plugins/aios-tf plugins/aios-ray-train)
 args=(-e .)
 for plugin in "${PLUGINS[@]}"; do args+=(-e "$plugin"); done
 echo "setup: installing aios-core, ${PLUGINS[*]##*/} and test tools into .venv (first time: a few minutes)" >&2

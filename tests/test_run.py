@@ -74,7 +74,9 @@ def test_default_stack_runs_end_to_end(default_run: tuple[subprocess.CompletedPr
     assert (run_dir / "report/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     lock = yaml.safe_load((run_dir / "stack.lock.yaml").read_text())
     assert lock["lock"]["distributions"] == {"aios-core": "0.1.0", "aios-data": "0.1.0", "aios-onnx-quant": "0.1.0",
-                                             "aios-torch": "0.1.0"}
+                                             "aios-serve": "0.1.0", "aios-torch": "0.1.0"}
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phases"]["deploy"]["smoke_test"]["passed"] is True
     assert lock["trainer"]["epochs"] == 20 and lock["trainer"]["batch_size"] == 64
     assert "test accuracy" in result.stdout and "int8 size" in result.stdout and "batch-1 latency" in result.stdout
     assert "torchvision" not in result.stdout + result.stderr, "library noise must go to run.log"
