@@ -40,7 +40,7 @@ class RayTrainParams(TorchTrainerParams):
     storage_path: str | None = Field(
         None, description="Where Ray Train persists checkpoints (a path every node can reach, or s3://...); "
                           "null: the run's checkpoints/ray directory.")
-    start_timeout_s: float = Field(30.0, gt=0.0, description="Longest wait for the cluster and the worker group.")
+    start_timeout_s: float = Field(60.0, gt=0.0, description="Longest wait for the worker group to start (and, up to 10 s, to reach the cluster).")
     health_check_interval_s: float = Field(
         0.1, gt=0.0, description="How often Ray Train polls its workers; Ray's default, 2 s, adds up to 2 s per epoch.")
 
