@@ -272,26 +272,56 @@ def test_aios_plugins_list_shows_every_component_ok(venv: Venv, baked: dict[str,
         assert rows.get((kind, name)) == [kind, name, f"aios-{name}", "0.1.0", "ok"], listed
 
 
+@dataclass
+class Outcome:
+    """What a baked project's generated tests and example stack did."""
+
+    tests: subprocess.CompletedProcess[str] | None = None
+    validate: subprocess.CompletedProcess[str] | None = None
+    stack: subprocess.CompletedProcess[str] | None = None
+    runs: Path | None = None
+
+
+@pytest.fixture(scope="module")
+def outcomes(venv: Venv, baked: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Run every project's generated tests and example stack, as many at a time as there are cores (up to 4)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    found = {name: Outcome(runs=tmp_path_factory.mktemp(f"runs-{name}")) for name in baked}
+
+    def generated_tests(name: str) -> None:
+        # -P: the project folder is not put on sys.path, so the tests import the installed wheel
+        found[name].tests = venv.run(venv.python, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                     cwd=baked[name])
+
+    def example_stack(name: str) -> None:
+        found[name].validate = venv.run(venv.aios, "validate", "examples/stack.yaml", cwd=baked[name])
+        found[name].stack = venv.run(venv.aios, "run", "examples/stack.yaml", "--runs-dir", found[name].runs,
+                                     cwd=baked[name])
+
+    jobs = [(job, name) for name in baked for job in (example_stack, generated_tests)]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for future in [pool.submit(job, name) for job, name in jobs]:
+            future.result()
+    return found
+
+
 @pytest.mark.parametrize("name", BAKES)
-def test_generated_tests_pass(venv: Venv, baked: dict[str, Path], name: str) -> None:
-    # -P: the project folder is not put on sys.path, so the tests import the installed wheel
-    result = check(venv.run(venv.python, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=baked[name]),
-                   f"the generated tests of aios-{name}")
+def test_generated_tests_pass(outcomes: dict[str, Outcome], name: str) -> None:
+    result = check(outcomes[name].tests, f"the generated tests of aios-{name}")
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
 @pytest.mark.parametrize("name", BAKES)
-def test_the_example_stack_runs(venv: Venv, baked: dict[str, Path], name: str, tmp_path: Path) -> None:
-    project = baked[name]
-    check(venv.run(venv.aios, "validate", "examples/stack.yaml", cwd=project), "aios validate")
-    check(venv.run(venv.aios, "run", "examples/stack.yaml", "--runs-dir", tmp_path, cwd=project),
-          f"aios run examples/stack.yaml of aios-{name}")
-    (run_dir,) = tmp_path.iterdir()
+def test_the_example_stack_runs(outcomes: dict[str, Outcome], name: str) -> None:
+    outcome = outcomes[name]
+    check(outcome.validate, f"aios validate examples/stack.yaml of aios-{name}")
+    check(outcome.stack, f"aios run examples/stack.yaml of aios-{name}")
+    (run_dir,) = outcome.runs.iterdir()
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "completed"
+    assert f"aios-{name}: 0.1.0" in (run_dir / "stack.lock.yaml").read_text()
     kinds = _kinds(name)
-    lock = (run_dir / "stack.lock.yaml").read_text()
-    assert f"aios-{name}: 0.1.0" in lock
     if "monitor" in kinds:
         assert (run_dir / "events.log").read_text().splitlines()[-1].endswith("run_end status=completed")
     if "compressor" in kinds:

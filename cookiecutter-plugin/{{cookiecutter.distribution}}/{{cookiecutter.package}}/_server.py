@@ -107,17 +107,22 @@ def smoke_test(url: str, reference: Predictor, rows: np.ndarray, labels: np.ndar
                tolerance: float) -> dict[str, Any]:
     """Ask the server about ``rows``, in one batch and one row alone, and compare with ``reference``."""
     expected = np.asarray(reference(rows), dtype=np.float64)
+    report: dict[str, Any] = {"passed": False, "requests": 2, "rows": len(rows)}
     try:
         batch = np.asarray(post_rows(url, rows)["probabilities"])
         single = np.asarray(post_rows(url, rows[:1])["probabilities"])
     except (urllib.error.URLError, OSError, KeyError, ValueError) as error:
-        return {"passed": False, "rows": len(rows), "error": f"{type(error).__name__}: {error}"}
+        return {**report, "problems": [f"the request failed: {type(error).__name__}: {error}"]}
     if batch.shape != expected.shape or single.shape != expected[:1].shape:
-        return {"passed": False, "rows": len(rows), "error": f"answer shapes {batch.shape} and {single.shape}, "
-                                                             f"expected {expected.shape} and {expected[:1].shape}"}
+        return {**report, "problems": [f"answers of shape {batch.shape} and {single.shape}, "
+                                       f"expected {expected.shape} and {expected[:1].shape}"]}
     difference = float(max(np.abs(batch - expected).max(), np.abs(single - expected[:1]).max()))
-    return {"passed": difference <= tolerance, "rows": len(rows), "max_abs_diff": difference,
-            "accuracy": float((batch.argmax(axis=1) == labels).mean())}
+    report.update(passed=difference <= tolerance, max_abs_diff=difference,
+                  accuracy=float((batch.argmax(axis=1) == labels).mean()))
+    if not report["passed"]:
+        report["problems"] = [f"answers differ from the run's own predictions by {difference:.3g} "
+                              f"(tolerance {tolerance:g})"]
+    return report
 
 
 def deploy(artifact: ModelArtifact, dataset: Dataset, run: RunContext,
@@ -130,7 +135,7 @@ def deploy(artifact: ModelArtifact, dataset: Dataset, run: RunContext,
     rows, labels = _smoke_rows(dataset, params.smoke_rows)
     server = ModelServer(predict, dataset.class_names, params.host, params.port, artifact.format).start()
     try:
-        report = {"url": server.url, "endpoint": f"{server.url}/predict", "artifact": artifact.name,
+        report = {"url": server.url, "protocol": "http", "endpoint": f"{server.url}/predict", "artifact": artifact.name,
                   "format": artifact.format, "smoke_test": smoke_test(server.url, reference, rows, labels,
                                                                       params.tolerance)}
         run.log.info("deployed %s at %s; smoke test: %s", artifact.path, server.url, report["smoke_test"])
