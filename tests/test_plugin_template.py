@@ -44,12 +44,11 @@ BAKES = {  # plugin_name: kinds; one project per kind, and one with every kind
 KIND_FILES = {"framework": "_model.py", "trainer": "_training.py", "datastore": "_data.py", "tuner": "_search.py",
               "compressor": "_compress.py", "deployer": "_server.py", "monitor": "_events.py"}
 
-pytestmark = pytest.mark.slow
-
 
 def run(args: list[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def check(result: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -264,12 +263,23 @@ def _kinds(name: str) -> list[str]:
     return sorted(set(kinds) | ({"framework", "trainer"} if {"framework", "trainer"} & set(kinds) else set()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAKES)
 def test_aios_plugins_list_shows_every_component_ok(venv: Venv, baked: dict[str, Path], name: str) -> None:
     listed = check(venv.run(venv.aios, "plugins", "list"), "aios plugins list").stdout
     rows = {tuple(line.split()[:2]): line.split() for line in listed.splitlines()[1:]}
     for kind in _kinds(name):
         assert rows.get((kind, name)) == [kind, name, f"aios-{name}", "0.1.0", "ok"], listed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BAKES)
+def test_a_project_holds_the_modules_and_tests_of_its_kinds_only(baked: dict[str, Path], name: str) -> None:
+    project, kinds = baked[name], _kinds(name)
+    package = project / f"aios_{name.replace('-', '_')}"
+    assert {p.name for p in package.glob("*.py")} == {"__init__.py", *(KIND_FILES[kind] for kind in kinds)}
+    tests = {p.name for p in (project / "tests").glob("*.py")}
+    assert tests == {"conftest.py", "test_contract.py", *(f"test_{kind}.py" for kind in kinds)}
 
 
 @dataclass
@@ -306,12 +316,14 @@ def outcomes(venv: Venv, baked: dict[str, Path], tmp_path_factory: pytest.TempPa
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAKES)
 def test_generated_tests_pass(outcomes: dict[str, Outcome], name: str) -> None:
     result = check(outcomes[name].tests, f"the generated tests of aios-{name}")
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAKES)
 def test_the_example_stack_runs(outcomes: dict[str, Outcome], name: str) -> None:
     outcome = outcomes[name]
