@@ -669,16 +669,30 @@ def new_plugin(answers: tuple[str, ...], output_dir: str, no_input: bool) -> Non
         from cookiecutter.main import cookiecutter
     except ImportError:
         _fail("aios new plugin needs cookiecutter: pip install 'aios-core[new]'", EXIT_USAGE)
+    import json
+    import logging
+
+    template = plugin_template()
+    questions = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))
     context = {}
     for answer in answers:
         key, sep, value = answer.partition("=")
         if not sep:
             _fail(f"{answer}: expected KEY=VALUE, e.g. plugin_name=hello kinds=monitor", EXIT_USAGE)
+        if key not in questions or key.startswith("_"):
+            import difflib
+
+            known = [q for q in questions if not q.startswith("_")]
+            close = difflib.get_close_matches(key, known, n=1)
+            _fail(f"{answer}: the template asks no '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+                  + f" (it asks: {', '.join(known)})", EXIT_USAGE)
         context[key] = value
+    if not _debug():
+        logging.getLogger("cookiecutter").setLevel(logging.CRITICAL)  # its refusal traceback; the hook says why
     try:
-        created = cookiecutter(str(plugin_template()), no_input=no_input, extra_context=context, output_dir=output_dir)
+        created = cookiecutter(str(template), no_input=no_input, extra_context=context, output_dir=output_dir)
     except FailedHookException as error:
         _fail(f"the template refused the answers: {error}", EXIT_USAGE)
-    except CookiecutterException as error:
+    except (CookiecutterException, ValueError) as error:
         _fail(str(error), EXIT_USAGE)
     click.echo(f"created {created}; next steps are in {Path(created) / 'README.md'}")

@@ -21,11 +21,23 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+_NAME_TUPLES = ("export_formats", "frameworks", "input_formats", "formats")
+"""Capability attributes that list names; a bare string there (``("onnx")``) is a common slip."""
+
+
 class Component:
     """A selected, configured plugin component; its ``@hookimpl`` methods are its behaviour."""
 
     kind: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attribute in _NAME_TUPLES:
+            value = cls.__dict__.get(attribute)
+            if value is not None and not (isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)):
+                raise TypeError(f"{cls.__qualname__}.{attribute} must be a tuple of names, e.g. ('onnx',); "
+                                f"found {value!r}")
 
     def __init__(self, params: Params | None = None, name: str | None = None) -> None:
         self.params = params if params is not None else self.Params()
