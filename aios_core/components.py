@@ -35,7 +35,7 @@ class Component:
         super().__init_subclass__(**kwargs)
         for attribute in _NAME_TUPLES:
             value = cls.__dict__.get(attribute)
-            if value is not None and not (isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)):
+            if value is not None and not isinstance(value, property) and not (isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)):
                 raise TypeError(f"{cls.__qualname__}.{attribute} must be a tuple of names, e.g. ('onnx',); "
                                 f"found {value!r}")
 
