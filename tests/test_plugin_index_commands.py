@@ -408,8 +408,10 @@ def test_stack_requirements_lists_the_distributions_with_ranges(tmp_path: Path) 
     result = run_aios("stack", "requirements", str(DEFAULT_STACK), "--index", str(index))
     assert result.returncode == 0, result.stderr
     requirements = {Requirement(line).name: str(Requirement(line).specifier) for line in result.stdout.splitlines()}
+    # aios-serve (the default stack's deployer) is installed but not in this index: listed without a range
     assert requirements == {"aios-core": "<0.2,<0.3,>=0.1", "aios-data": ">=0.1.2", "aios-torch": ">=0.1.0",
-                            "aios-onnx-quant": ""}
+                            "aios-onnx-quant": "", "aios-serve": ""}
+    assert "aios-serve (installed 0.1.0, provides deployer 'oip') is not in the index" in result.stderr
 
 
 def test_stack_requirements_names_unknown_components(tmp_path: Path) -> None:
