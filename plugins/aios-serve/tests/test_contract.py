@@ -11,7 +11,15 @@ import pytest
 from aios_core.testing import DeployerContract
 
 
-class TestOipDeployer(DeployerContract):
+class TorchInput:
+    """Make the kit's input model with aios-torch (keras would do too, but costs seconds per model)."""
+
+    @pytest.fixture
+    def input_framework(self) -> str:
+        return "torch"
+
+
+class TestOipDeployer(TorchInput, DeployerContract):
     @pytest.fixture
     def component_name(self) -> str:
         return "oip"
@@ -26,7 +34,7 @@ class TestOipDeployer(DeployerContract):
                 {"token_env": "not a variable"}]
 
 
-class TestKServeDeployer(DeployerContract):
+class TestKServeDeployer(TorchInput, DeployerContract):
     @pytest.fixture
     def component_name(self) -> str:
         return "kserve"
