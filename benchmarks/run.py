@@ -279,7 +279,7 @@ def _startup_markdown(result: StartupResult) -> str:
 
 # ---------------------------------------------------------------- (b) trainer overhead
 _TIMED_FUNCTIONS = ("_train_epoch", "evaluate", "_checkpoint_payload", "_save_checkpoint")
-"""Functions of ``aios_torch._training`` timed inside every trainer run (the trainer looks them up as module globals)."""
+"""Functions of ``aios_torch._training`` timed inside every trainer run (it looks them up as module globals)."""
 _TIMED_WRITER_METHODS = ("submit", "wait")
 """Methods of ``aios_torch._training._CheckpointWriter`` timed likewise: the hand-off and the wait for a write."""
 _CHECKPOINT_PARTS = ("_checkpoint_payload", "submit", "wait", "_save_checkpoint")
@@ -668,11 +668,16 @@ ABLATION = {
 
 def _ablation(bench: _TrainingBench, architecture: str, epochs: int, repeats: int) -> dict[str, VariantRuns]:
     """The trainer with parts of its per-epoch work changed or removed, and the plain loop, all interleaved."""
-    runs = {name: VariantRuns() for name in [*ABLATION, "plain PyTorch loop"]}
-    for _ in range(repeats):
-        for name, (checkpoint, overrides) in ABLATION.items():
-            bench.run_trainer(architecture, epochs, runs[name], checkpoint=checkpoint, overrides=overrides)
-        bench.run_plain(architecture, epochs, runs["plain PyTorch loop"])
+    names = [*ABLATION, "plain PyTorch loop"]
+    runs = {name: VariantRuns() for name in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)  # rotate the order, so that no variant always runs first or last
+        for name in names[shift:] + names[:shift]:
+            if name in ABLATION:
+                checkpoint, overrides = ABLATION[name]
+                bench.run_trainer(architecture, epochs, runs[name], checkpoint=checkpoint, overrides=overrides)
+            else:
+                bench.run_plain(architecture, epochs, runs[name])
     return runs
 
 
@@ -756,7 +761,8 @@ def _training_markdown(results: list[TrainingResult], stack_summary: str) -> str
                      f"{_median(runs.total) / plain_total:.3f}"] for name, runs in result.ablation.items()]
             parts += [
                 f"The trainer again with its checkpoint and progress reports varied, all variants interleaved "
-                f"({result.ablation_epochs} epochs x 3 repeats each). The swaps are made in this process only; "
+                f"({result.ablation_epochs} epochs x 3 repeats each, the order rotated each repeat). The swaps are "
+                "made in this process only; "
                 "\"written on the training thread\" is the trainer before the writer thread (the same snapshot, "
                 "then `torch.save` + fsync + rename before the next epoch starts); `progress_updates: 0` is an "
                 "ordinary trainer parameter (no `run.report_step` calls):",
@@ -1086,7 +1092,8 @@ def _findings(startup: StartupResult, training: list[TrainingResult], quantizati
             f"- (b) {result.architecture.upper()}: trainer {_ms(_median(result.trainer.epoch))} ms/epoch vs plain "
             f"{_ms(_median(result.plain.epoch))} ms/epoch: ratio **{result.ratio:.3f}** (target <= "
             f"{TRAINER_TARGET_RATIO}{', over' if result.ratio > TRAINER_TARGET_RATIO else ', met'}); total fit time "
-            f"{_ms(_median(result.trainer.total))} vs {_ms(_median(result.plain.total))} ms: **{result.total_ratio:.3f}**. "
+            f"{_ms(_median(result.trainer.total))} vs {_ms(_median(result.plain.total))} ms: "
+            f"**{result.total_ratio:.3f}**. "
             f"Its checkpoint costs the training thread {_ms(checkpoint)} ms/epoch (snapshot, hand-off, waiting for "
             f"the previous write; without it: {result.ratio_without_checkpoint:.3f}); the write itself, "
             f"{_ms(_median(result.trainer.background_write))} ms, runs on the writer thread. Test accuracy "
@@ -1106,7 +1113,10 @@ def _findings(startup: StartupResult, training: list[TrainingResult], quantizati
                 f"{totals[names[2]]:.3f}; no checkpoint and `progress_updates: 0` {ratios[names[3]]:.3f} / "
                 f"{totals[names[3]]:.3f}. The write (`last.pt`, {result.checkpoint_bytes / 1024:.0f} KiB) costs "
                 f"{_ms(anatomy[0])} ms to serialize, {_ms(anatomy[1])} ms to a file, {_ms(anatomy[2])} ms atomically "
-                f"with fsync.")
+                f"with fsync. On the writer thread it still slows the training pass: "
+                f"{_ms(_median(result.ablation[names[0]].train_pass))} ms as shipped against "
+                f"{_ms(_median(result.ablation[names[2]].train_pass))} ms with no checkpoint (`torch.save` holds the "
+                "GIL while it pickles, and the write and fsync take CPU time from the other core too).")
     by_name = {artifact["name"]: artifact for artifact in quantization.evaluation["artifacts"]}
     fp32, int8 = by_name["onnx"], by_name["int8"]
     ours = {name: {size: _median(values) * 1000 for size, values in per_size.items()}

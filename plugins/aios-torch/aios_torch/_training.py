@@ -259,7 +259,9 @@ class _CheckpointWriter:
 
     ``submit`` hands a snapshot (``_checkpoint_payload``) to the thread and returns at once;
     serializing it, writing the file and fsync (about 4 ms for the default CNN) then overlap
-    the next epoch, since torch's kernels release the GIL. At most one write is in flight:
+    the next epoch as far as the GIL lets them: torch's kernels release it, but ``torch.save``
+    holds it while it pickles, so a loop of long kernels hides most of the write and a loop
+    of tiny ops little of it (``benchmarks/RESULTS.md``). At most one write is in flight:
     ``wait`` blocks until the previous one is on disk and re-raises its error, if any, on
     the training thread; ``submit`` and ``close`` wait first. A write interrupted by the
     process dying leaves the previous checkpoint intact (``atomic_path``); the thread is not
