@@ -19,6 +19,7 @@ _EXPORTS = {
     "Component": "aios_core.components",
     "Params": "aios_core.components",
     "ModelParams": "aios_core.components",
+    "TrainingParams": "aios_core.components",
     "Framework": "aios_core.components",
     "Datastore": "aios_core.components",
     "Trainer": "aios_core.components",

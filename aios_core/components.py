@@ -142,3 +142,25 @@ class ModelParams(Params):
     activation: Literal["relu", "tanh", "gelu"] = Field("relu", description="Activation after each hidden layer.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the output layer.")
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for a factory.")
+
+
+class TrainingParams(Params):
+    """The trainer parameters epoch-based trainers share, so swapping trainers keeps the stack's values.
+
+    A trainer may subclass it to add its own (``ray-train`` adds ``num_workers``, ...).
+    """
+
+    epochs: int = Field(20, ge=1, description="Maximum number of passes over the training split.")
+    batch_size: int = Field(64, ge=1, description="Rows per optimizer step.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Initial learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam).")
+    weight_decay: float = Field(0.0, ge=0.0, description="Weight decay (each trainer's README says in which form).")
+    lr_schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule per epoch.")
+    lr_step_size: int = Field(10, ge=1, description="Epochs between decays (lr_schedule: step).")
+    lr_gamma: float = Field(0.5, gt=0.0, le=1.0, description="Decay factor (lr_schedule: step).")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without val_loss improvement; null: never."
+    )
+    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="Smallest val_loss decrease that counts.")
+    progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")

@@ -397,7 +397,7 @@ def _card(plugin: dict[str, Any]) -> str:
                          f'<pre>{e(plugin["distribution"])}=={e(latest["version"])} '
                          f'--hash=sha256:{e(latest["sha256"])}</pre></details>')
     if plugin["tags"]:
-        lines.append(f'<ul class="tags" aria-label="Tags">'
+        lines.append('<ul class="tags" aria-label="Tags">'
                      + "".join(f'<li>{e(tag)}</li>' for tag in plugin["tags"]) + '</ul>')
     links = [f'<a href="{e(plugin["repository"])}" rel="noopener noreferrer">Source</a>']
     if "homepage" in plugin:

@@ -24,7 +24,7 @@ def make_distribution(site: Path, name: str, entry_points: dict[str, dict[str, s
     site.mkdir(parents=True, exist_ok=True)
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    metadata = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     metadata += [f"Requires-Dist: {r}" for r in requires]
     (info / "METADATA").write_text("\n".join(metadata) + "\n")
     lines = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import DEFAULT_STACK, aios_env, install_test_plugins, run_aios
+from support import aios_env, install_test_plugins, run_aios
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,9 @@ ONNX contract mirror the ``torch`` plugin, so a stack swaps frameworks in one li
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from aios_core import Framework, ModelArtifact, ModelParams, Params, Trainer, TrainResult, hookimpl
+from aios_core import Framework, ModelArtifact, ModelParams, Trainer, TrainingParams, TrainResult, hookimpl
 
 if TYPE_CHECKING:
     from aios_core import Dataset, Predictor, RunContext
@@ -83,24 +81,11 @@ class KerasFramework(Framework):
         return None
 
 
-class KerasTrainerParams(Params):
-    """Parameters of the ``keras`` trainer: the same names and meaning as the ``torch`` trainer's."""
+class KerasTrainerParams(TrainingParams):
+    """Parameters of the ``keras`` trainer: AIOS's shared ``TrainingParams``, as the ``torch`` trainer's.
 
-    epochs: int = Field(20, ge=1, description="Maximum number of passes over the training split.")
-    batch_size: int = Field(64, ge=1, description="Rows per optimizer step.")
-    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
-    learning_rate: float = Field(1e-3, gt=0.0, description="Initial learning rate.")
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam).")
-    weight_decay: float = Field(0.0, ge=0.0, description="Weight decay (Keras' decoupled form).")
-    lr_schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule per epoch.")
-    lr_step_size: int = Field(10, ge=1, description="Epochs between decays (lr_schedule: step).")
-    lr_gamma: float = Field(0.5, gt=0.0, le=1.0, description="Decay factor (lr_schedule: step).")
-    early_stopping_patience: int | None = Field(
-        None, ge=1, description="Stop after this many epochs without val_loss improvement; null: never."
-    )
-    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="Smallest val_loss decrease that counts.")
-    progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")
-
+    ``weight_decay`` is Keras' decoupled form.
+    """
 
 class KerasTrainer(Trainer):
     """Trains a ``keras`` framework model with ``model.fit``, deterministically and resumably.

@@ -8,11 +8,9 @@ inside the hooks that need them (``aios plugins list`` must not pay for them).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from aios_core import Framework, ModelArtifact, ModelParams, Params, Trainer, TrainResult, hookimpl
+from aios_core import Framework, ModelArtifact, ModelParams, Trainer, TrainingParams, TrainResult, hookimpl
 
 if TYPE_CHECKING:
     from aios_core import Dataset, Predictor, RunContext
@@ -81,24 +79,8 @@ class TorchFramework(Framework):
         return None
 
 
-class TorchTrainerParams(Params):
-    """Parameters of the ``torch`` trainer (a stack's ``trainer:`` section)."""
-
-    epochs: int = Field(20, ge=1, description="Maximum number of passes over the training split.")
-    batch_size: int = Field(64, ge=1, description="Rows per optimizer step.")
-    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
-    learning_rate: float = Field(1e-3, gt=0.0, description="Initial learning rate.")
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by adam).")
-    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty.")
-    lr_schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule per epoch.")
-    lr_step_size: int = Field(10, ge=1, description="Epochs between decays (lr_schedule: step).")
-    lr_gamma: float = Field(0.5, gt=0.0, le=1.0, description="Decay factor (lr_schedule: step).")
-    early_stopping_patience: int | None = Field(
-        None, ge=1, description="Stop after this many epochs without val_loss improvement; null: never."
-    )
-    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="Smallest val_loss decrease that counts.")
-    progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")
-
+class TorchTrainerParams(TrainingParams):
+    """Parameters of the ``torch`` trainer (a stack's ``trainer:`` section): AIOS's shared ``TrainingParams``."""
 
 class TorchTrainer(Trainer):
     """Trains a ``torch`` framework model with cross-entropy, deterministically and resumably.
