@@ -1,0 +1,43 @@
+"""The names every layer of AIOS shares: kinds, entry-point groups, stack roles, the core distribution.
+
+This module imports nothing, so any module (the loader, the index, the CLI, the
+template's hooks) can use it without pulling in another layer.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CORE_DISTRIBUTION", "CORE_PACKAGE", "KINDS", "KIND_GROUPS", "LIST_ROLES", "ROLE_KINDS", "canonical_name"]
+
+KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
+"""The seven kinds of component, in the order the docs and listings show them."""
+
+KIND_GROUPS = {kind: f"aios.{kind}s" for kind in KINDS}
+"""The entry-point group a distribution registers each kind's components in (``aios.frameworks``, ...)."""
+
+ROLE_KINDS = {
+    "data": "datastore", "model": "framework", "trainer": "trainer", "tuner": "tuner",
+    "compressors": "compressor", "deployer": "deployer", "monitors": "monitor",
+}
+"""Each stack section (a role) and the kind of component it selects."""
+
+LIST_ROLES = ("compressors", "monitors")
+"""Sections that hold a list of components; their roles are ``compressors.0``, ``compressors.1``, ..."""
+
+CORE_DISTRIBUTION = "aios-core"
+"""The kernel's distribution name on the package index (its import package is ``aios_core``)."""
+
+CORE_PACKAGE = "aios_core"
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normal form, so ``AIOS_Torch`` and ``aios-torch`` are the same name."""
+    out, run = [], False
+    for char in name:
+        if char in "-_.":
+            if not run:
+                out.append("-")
+            run = True
+        else:
+            out.append(char.lower())
+            run = False
+    return "".join(out)
