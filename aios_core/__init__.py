@@ -27,7 +27,7 @@ _EXPORTS = {
     "Compressor": "aios_core.components",
     "Deployer": "aios_core.components",
     "Monitor": "aios_core.components",
-    "KINDS": "aios_core.components",
+    "KINDS": "aios_core.vocabulary",
     "Dataset": "aios_core.records",
     "ModelArtifact": "aios_core.records",
     "Predictor": "aios_core.records",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_core import __version__
-from aios_core.plugins import KIND_GROUPS
+from aios_core.vocabulary import KINDS, canonical_name
 
 __all__ = ["BUNDLED_INDEX", "CatalogError", "Index", "IndexSource", "IndexedPlugin", "Release",
            "cached_index_path", "distribution_providing", "index_source", "load_index", "read_index", "update_cache"]
@@ -33,12 +33,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class CatalogError(Exception):
     """The index cannot be read or is malformed; the message names the index and the field."""
-
-
-def _canonical(name: str) -> str:
-    from packaging.utils import canonicalize_name
-
-    return str(canonicalize_name(name))
 
 
 def _is_url(location: str) -> bool:
@@ -122,7 +116,7 @@ class IndexedPlugin:
 
     @property
     def canonical(self) -> str:
-        return _canonical(self.distribution)
+        return canonical_name(self.distribution)
 
     @property
     def kinds_text(self) -> str:
@@ -169,8 +163,8 @@ class Index:
 
     def find(self, name: str) -> IndexedPlugin | None:
         """The plugin whose name or distribution is ``name`` in canonical form (``AIOS_Torch`` is ``aios-torch``)."""
-        wanted = _canonical(name)
-        return next((p for p in self.plugins if wanted in (p.canonical, _canonical(p.name))), None)
+        wanted = canonical_name(name)
+        return next((p for p in self.plugins if wanted in (p.canonical, canonical_name(p.name))), None)
 
     def providing(self, kind: str | None, name: str) -> list[IndexedPlugin]:
         return [p for p in self.plugins if p.provides(kind, name)]
@@ -225,8 +219,8 @@ def _parse_plugin(entry: Any, where: str, problems: list[str]) -> IndexedPlugin 
         problems.append(f"{where}.components: expected an object of kind -> names, found {raw_components!r}")
         raw_components = {}
     for kind, names in raw_components.items():
-        if kind not in KIND_GROUPS:
-            problems.append(f"{where}.components.{kind}: unknown kind; expected one of {', '.join(KIND_GROUPS)}")
+        if kind not in KINDS:
+            problems.append(f"{where}.components.{kind}: unknown kind; expected one of {', '.join(KINDS)}")
         components[kind] = _strings(names, f"{where}.components.{kind}", problems)
     releases: list[Release] = []
     raw_releases = entry.get("releases", [])

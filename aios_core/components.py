@@ -12,8 +12,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
-
 
 class Params(BaseModel):
     """Base for component parameters: unknown keys are rejected, values are validated."""

@@ -29,13 +29,12 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from aios_core import __version__
 from aios_core.catalog import Index, IndexedPlugin
-from aios_core.plugins import CORE_DISTRIBUTION
 from aios_core.settings import PluginSettings
+from aios_core.vocabulary import CORE_DISTRIBUTION, ROLE_KINDS, canonical_name
 
 __all__ = ["Change", "InstallFailed", "InstallPlan", "InstallRefused", "Outdated", "check_wheel_hash", "install",
            "outdated", "plan_install", "planned_changes", "stack_requirements", "uninstall", "uninstall_target",
@@ -48,10 +47,6 @@ class InstallRefused(Exception):
 
 class InstallFailed(Exception):
     """A check or pip failed on the way (hash mismatch, pip error, plugin still present after uninstall)."""
-
-
-def _canonical(name: str) -> str:
-    return str(canonicalize_name(name))
 
 
 def _pip(*args: str, what: str) -> subprocess.CompletedProcess[str]:
@@ -107,7 +102,7 @@ def _parse_request(request: str) -> tuple[str, str | None]:
 def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_unlisted: bool = False) -> InstallPlan:
     """Steps 1-3: canonical name, allow/block lists, index entry, version; InstallRefused if not allowed."""
     name, version = _parse_request(request)
-    distribution = _canonical(name)
+    distribution = canonical_name(name)
     if distribution == CORE_DISTRIBUTION:
         raise InstallRefused("aios-core is not a plugin; upgrade it with pip install --upgrade aios-core")
     refusal = settings.refusal(distribution)
@@ -205,7 +200,7 @@ def install(plan: InstallPlan, changes: list[Change], workdir: Path) -> None:
     if plan.sha256 is None:
         _pip("install", plan.requirement, what=f"installing {plan.requirement}")
         return
-    dependencies = [f"{c.name}=={c.version}" for c in changes if _canonical(c.name) != plan.distribution]
+    dependencies = [f"{c.name}=={c.version}" for c in changes if canonical_name(c.name) != plan.distribution]
     if dependencies:  # hash-checking mode needs a hash for every requirement, hence two steps
         _pip("install", *dependencies, what=f"installing the dependencies of {plan.requirement}")
     requirements = workdir / "requirements.txt"
@@ -249,7 +244,7 @@ def uninstall_target(name: str) -> tuple[str, str, list[str]]:
     """The canonical name, installed version and components of the plugin ``name``; InstallRefused if not one."""
     from aios_core.plugins import discover
 
-    distribution = _canonical(name)
+    distribution = canonical_name(name)
     if distribution == CORE_DISTRIBUTION:
         raise InstallRefused("aios-core is the kernel every plugin needs; it cannot be uninstalled as a plugin")
     version = _installed_version(distribution)
@@ -320,7 +315,7 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
     are fine); StackError lists components that neither the index nor the environment knows.
     """
     from aios_core.plugins import discover
-    from aios_core.stack import ROLE_KINDS, Problem, StackError, read_stack_file
+    from aios_core.stack import Problem, StackError, read_stack_file
 
     contents = read_stack_file(path)
     selected = [((role, selector), ROLE_KINDS[role.split(".")[0]], section[selector])

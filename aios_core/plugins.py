@@ -19,36 +19,38 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from aios_core import __version__
+from aios_core.vocabulary import CORE_DISTRIBUTION, KIND_GROUPS, KINDS, canonical_name
 
 if TYPE_CHECKING:
     import pluggy
 
     from aios_core.components import Component
 
-KIND_GROUPS = {
-    "framework": "aios.frameworks",
-    "datastore": "aios.datastores",
-    "trainer": "aios.trainers",
-    "tuner": "aios.tuners",
-    "compressor": "aios.compressors",
-    "deployer": "aios.deployers",
-    "monitor": "aios.monitors",
-}
-CORE_DISTRIBUTION = "aios-core"
-
 
 class PluginError(Exception):
     """A component cannot be used: unknown, disabled, incompatible, broken or invalid."""
 
 
-def canonical_name(name: str) -> str:
-    """PEP 503 normal form, so ``AIOS_Torch`` and ``aios-torch`` are the same name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+class UnknownComponent(PluginError):
+    """No installed component of ``kind`` is named ``name``; ``available`` lists those that are.
+
+    The message offers close matches; a layer that knows the plugin index (the stack
+    loader) may add which distribution provides the name.
+    """
+
+    def __init__(self, kind: str, name: str, available: list[str]) -> None:
+        self.kind, self.name, self.available = kind, name, available
+        message = f"no {kind} named '{name}' is installed"
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        if close:
+            message += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        super().__init__(message + (f" (installed: {', '.join(available)})" if available else " (none installed)"))
 
 
 def strict_mode() -> bool:
@@ -133,7 +135,7 @@ def discover() -> tuple[ComponentEntry, ...]:
             entries.append(ComponentEntry(kind=kind, name=entry_point.name, value=entry_point.value,
                                           distribution=distribution, version=dist.version,
                                           core_range=ranges[distribution], problem=problem))
-    entries.sort(key=lambda e: (list(KIND_GROUPS).index(e.kind), e.name))
+    entries.sort(key=lambda e: (KINDS.index(e.kind), e.name))
     return tuple(entries)
 
 
@@ -143,26 +145,11 @@ def installed(kind: str) -> list[ComponentEntry]:
 
 
 def find_entry(kind: str, name: str) -> ComponentEntry:
-    """The entry for a stack's ``kind: {plugin: name}``, or a PluginError that says what to do."""
+    """The entry for a stack's ``kind: {plugin: name}``; ``UnknownComponent`` if none is installed."""
     matches = [entry for entry in installed(kind) if entry.name == name]
     if matches:
         return matches[0]
-    raise PluginError(unknown_component_message(kind, name))
-
-
-def unknown_component_message(kind: str, name: str) -> str:
-    """Why ``name`` is not an installed ``kind``: did-you-mean and, if known, the pip command."""
-    from aios_core.catalog import distribution_providing
-
-    available = [entry.name for entry in installed(kind)]
-    message = f"no {kind} named '{name}' is installed"
-    distribution = distribution_providing(kind, name)
-    if distribution:
-        return f"{message}; it is provided by {distribution}: pip install {distribution}"
-    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-    if close:
-        message += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-    return message + (f" (installed: {', '.join(available)})" if available else " (none installed)")
+    raise UnknownComponent(kind, name, [entry.name for entry in installed(kind)])
 
 
 def load_component(entry: ComponentEntry) -> type[Component]:
@@ -184,42 +171,61 @@ def load_component(entry: ComponentEntry) -> type[Component]:
     return value
 
 
-def new_plugin_manager() -> pluggy.PluginManager:
-    """A plugin manager holding the AIOS hook specs and no plugins; traced if AIOS_TRACE_PLUGINS=1."""
+def new_plugin_manager(builtins: bool = True) -> pluggy.PluginManager:
+    """A plugin manager holding the AIOS hook specs and the kernel's built-in hooks (the ONNX Runtime
+    predictor, ``aios_core.inference``), and no component; traced if AIOS_TRACE_PLUGINS=1."""
     import pluggy
 
     from aios_core import hookspecs
 
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    if builtins:
+        from aios_core.inference import OnnxRuntimePredictors
+
+        pm.register(OnnxRuntimePredictors(), name=OnnxRuntimePredictors.NAME)
     if os.environ.get("AIOS_TRACE_PLUGINS", "") not in ("", "0"):
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     return pm
 
 
-def register(pm: pluggy.PluginManager, component: Component, label: str) -> None:
-    """Register ``component``, refusing hook implementations that do not match the specs."""
+def register(pm: pluggy.PluginManager, component: Component | type[Component], label: str,
+             name: str | None = None) -> None:
+    """Register ``component``, refusing hook implementations that do not match the specs.
+
+    A component class may be registered too: its methods are checked the same way, with
+    no instance (and so no parameters) needed.
+    """
     import pluggy
 
+    name = name or getattr(component, "name", label)
     try:
         pm.register(component, name=label)
     except pluggy.PluginValidationError as error:
-        raise PluginError(f"{component.kind} '{component.name}' has a hook that does not match its spec: {error}") from error
+        raise PluginError(f"{component.kind} '{name}' has a hook that does not match its spec: {error}") from error
     unknown = sorted(caller.name for caller in pm.get_hookcallers(component) or () if not caller.has_spec())
     if unknown:
         pm.unregister(component)
-        raise PluginError(f"{component.kind} '{component.name}' implements hooks that aios_core.hookspecs "
+        raise PluginError(f"{component.kind} '{name}' implements hooks that aios_core.hookspecs "
                           f"does not define: {', '.join(unknown)}")
 
 
+def check_hooks(cls: type[Component], name: str) -> None:
+    """Check a component class's ``@hookimpl`` methods against the specs; PluginError if one does not match."""
+    register(new_plugin_manager(builtins=False), cls, name, name)
+
+
+def build_component(cls: type[Component], params: Mapping[str, Any] | None, name: str) -> Component:
+    """The one way a component is made: ``params`` (a stack section without its selector) validated by
+    ``cls.Params``, then the class. Raises pydantic's ``ValidationError`` for bad parameters."""
+    return cls(cls.Params.model_validate(dict(params or {})), name)
+
+
 def check_component(entry: ComponentEntry) -> str | None:
-    """Import and validate one component without running it; the problem, or None (``plugins doctor``)."""
+    """Import one component and check its hooks against the specs without building it; the problem, or None."""
     try:
-        cls = load_component(entry)
-        component = cls.__new__(cls)  # hooks are checked on the class's methods; no parameters needed
-        component.name = entry.name
-        register(new_plugin_manager(), component, entry.name)
+        check_hooks(load_component(entry), entry.name)
     except PluginError as error:
         return str(error)
     return None
