@@ -7,6 +7,7 @@ partial write, even if the process is killed mid-write.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -50,6 +51,23 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return Path(target)
 
 
+def json_text(data: Any, indent: int | None = None) -> str:
+    """``data`` as strict JSON: NaN and infinities become ``null`` (Python's bare ``NaN`` tokens are not JSON)."""
+    return json.dumps(_finite(data), indent=indent, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return _finite(value.item())  # a numpy scalar
+    return value
+
+
 def write_json(target: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``target`` atomically."""
-    return write_text(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Write ``data`` as indented strict JSON (``json_text``) to ``target`` atomically."""
+    return write_text(target, json_text(data, indent=2) + "\n")

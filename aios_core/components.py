@@ -162,3 +162,6 @@ class TrainingParams(Params):
     )
     early_stopping_min_delta: float = Field(0.0, ge=0.0, description="Smallest val_loss decrease that counts.")
     progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")
+    checkpoint_interval_s: float = Field(
+        10.0, ge=0.0, description="Write a checkpoint when this many seconds have passed since the last one (0: every "
+                                  "epoch); the newest is always written at the end, on Ctrl-C and on SIGTERM.")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aios_core.atomic import atomic_path, write_json
 from aios_core.records import Dataset, ModelArtifact, Predictor
+from aios_core.rundir import final_artifact
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,23 +137,26 @@ def evaluate(artifacts: list[ModelArtifact], dataset: Dataset, predictor_for: Ca
              settings: EvaluateSettings, history: list[dict[str, float]], report_dir: Path) -> dict[str, Any]:
     """Measure every artifact on the test split, compare compressed models with the first
     exported one, check the gates and write the report; returns the report."""
-    results: list[dict[str, Any]] = []
+    results: dict[int, dict[str, Any]] = {}  # by id() of the artifact: names need not be unique
     skipped: list[dict[str, str]] = []
     for artifact in artifacts:
         predict = predictor_for(artifact)
         if predict is None:
             skipped.append({"artifact": artifact.name, "reason": f"no selected component runs format '{artifact.format}'"})
             continue
-        results.append(_measure(artifact, predict, dataset, settings))
-    if not results:
+        results[id(artifact)] = _measure(artifact, predict, dataset, settings)
+    evaluated = final_artifact(a for a in artifacts if id(a) in results)
+    if evaluated is None:
         raise ValueError("no model artifact could be evaluated: no selected component provides aios_load_predictor")
-    final = results[-1]
-    exported = [r for r in results if r["producer"] == results[0]["producer"] and r is not results[0]]
-    baseline = exported[0] if exported else results[0]
+    final = results[id(evaluated)]
+    results_list = list(results.values())
+    first = results_list[0]
+    exported = [r for r in results_list if r["producer"] == first["producer"] and r is not first]
+    baseline = exported[0] if exported else first
     comparison = _compare(final, baseline) if final is not baseline else None
     report = {
         "final": final["name"], "test_accuracy": final["accuracy"], "test_rows": len(dataset.y_test),
-        "artifacts": results, "skipped": skipped, "comparison": comparison,
+        "artifacts": results_list, "skipped": skipped, "comparison": comparison,
         "gates": _gates(settings, final, comparison),
     }
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Literal
 
-from aios_core.atomic import write_text
+from aios_core.atomic import json_text, write_text
 from aios_core.components import Monitor, Params
 from aios_core.context import RunContext
+from aios_core.errors import one_line
 from aios_core.hookspecs import hookimpl
 from aios_core.records import ModelArtifact
 from aios_core.rundir import RunDirectory
@@ -167,8 +167,10 @@ class ConsoleMonitor(Monitor):
 
     @hookimpl
     def aios_on_error(self, phase: str, error: BaseException) -> None:
+        from rich.markup import escape
+
         self._stop_progress()
-        self._print(f"[red]✗ {phase} failed:[/] {type(error).__name__}: {error}")
+        self._print(f"[red]✗ {phase} failed:[/] {escape(one_line(error))}")
 
     @hookimpl
     def aios_on_run_end(self, run: RunContext, status: str) -> None:
@@ -192,11 +194,11 @@ class JsonlMonitor(Monitor):
     def _write(self, record: dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **record}
         with open(self._path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
+            handle.write(json_text(record) + "\n")
 
     @hookimpl
     def aios_on_run_start(self, run: RunContext) -> None:
-        self._path = run.dir / RunDirectory.METRICS
+        self._path = RunDirectory(run.dir).metrics_file
         self._replay_checked = not run.resume
         self._write({"event": "run_start", "name": run.name, "seed": run.seed, "resume": run.resume})
 
@@ -213,7 +215,7 @@ class JsonlMonitor(Monitor):
                              and r.get("phase") == phase and r.get("epoch", 0) >= epoch), None)
             if repeated is not None:  # a resumed run reports this epoch again: keep one record
                 kept = records[:repeated] + [r for r in records[repeated:] if r.get("event") != "epoch"]
-                write_text(self._path, "".join(json.dumps(r, default=str) + "\n" for r in kept))
+                write_text(self._path, "".join(json_text(r) + "\n" for r in kept))
         self._write({"event": "epoch", "phase": phase, **metrics, "epoch": epoch})
 
     @hookimpl
@@ -230,7 +232,7 @@ class JsonlMonitor(Monitor):
 
     @hookimpl
     def aios_on_error(self, phase: str, error: BaseException) -> None:
-        self._write({"event": "error", "phase": phase, "error": f"{type(error).__name__}: {error}"})
+        self._write({"event": "error", "phase": phase, "error": one_line(error)})
 
     @hookimpl
     def aios_on_run_end(self, status: str) -> None:

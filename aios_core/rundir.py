@@ -1,24 +1,145 @@
-"""The run directory: one folder per run, its layout, its state and its listing.
+"""The run record: one directory per run, its layout, its files and what they hold. Public API for plugins.
 
     runs/<YYYYmmdd-HHMMSS>-<name>/
         stack.lock.yaml   resolved stack + plugin versions (aios run --lock reproduces it)
-        state.json        status and the outcome of each finished phase (for --resume)
-        data.json         the dataset's summary and content hash
+        state.json        status and the summary of each finished phase (RunState; --resume reads it)
+        data.json         the dataset's summary and content hash (DataSummary)
         metrics.jsonl     one JSON object per event (jsonl monitor)
-        run.log           plugin and library logs
-        checkpoints/      the trainer's per-epoch checkpoints
+        run.log           plugin and library logs, tracebacks
+        checkpoints/      the trainer's checkpoints
         artifacts/        native model, ONNX, int8 ONNX, ...
         report/           evaluation.json, training_curves.png, confusion_matrix.png
+
+The runner writes it; the CLI (``aios runs``), the monitors, deployers (``aios serve``)
+and orchestrators read it, through ``RunDirectory`` and ``RunState`` only. Artifact
+paths are recorded relative to the run directory, so a run directory can be moved.
+
+The final model of a run is the newest artifact: a compressor's output after the
+exported models after the native one (``final_artifact``); a reader that runs only
+some formats (an ONNX server) takes the newest artifact of those formats.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from aios_core.atomic import write_json, write_text
+from aios_core.records import ModelArtifact
+
+__all__ = ["ArtifactsSummary", "DataSummary", "DeploySummary", "EvaluateSummary", "RunDirectory", "RunState",
+           "TrainSummary", "TuneSummary", "final_artifact", "list_runs", "resolve_run"]
+
+STATUSES = ("created", "running", "completed", "failed", "interrupted")
+
+
+# ---------------------------------------------------------------- phase summaries (state.json "phases")
+class DataSummary(TypedDict, total=False):
+    """``data``: what ``Dataset.summary()`` returns (also ``data.json``), plus ``seconds``."""
+
+    name: str
+    content_hash: str
+    num_features: int
+    num_classes: int
+    class_names: list[str]
+    image_shape: list[int] | None
+    sizes: dict[str, int]
+    preprocessing: dict[str, Any]
+    seconds: float
+
+
+class TuneSummary(TypedDict, total=False):
+    """``tune``: the best parameters (``model.<field>``/``trainer.<field>``), their value and every trial."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    trials: list[dict[str, Any]]
+    seconds: float
+
+
+class TrainSummary(TypedDict, total=False):
+    """``train``: one dict of metrics per epoch, the epoch whose weights were kept, the native model."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    final: dict[str, float]
+    artifact: dict[str, Any]
+    seconds: float
+
+
+class ArtifactsSummary(TypedDict, total=False):
+    """``export`` and ``compress``: the artifacts the phase wrote, in order (``ModelArtifact.to_json()``)."""
+
+    artifacts: list[dict[str, Any]]
+    seconds: float
+
+
+class EvaluateSummary(TypedDict, total=False):
+    """``evaluate``: ``report/evaluation.json``: each artifact's figures on the test split, the comparison of
+    the final model with the first exported one, and the gates."""
+
+    final: str
+    test_accuracy: float
+    test_rows: int
+    artifacts: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    comparison: dict[str, Any] | None
+    gates: list[dict[str, Any]]
+    seconds: float
+
+
+class DeploySummary(TypedDict, total=False):
+    """``deploy``: the deployer's report; ``smoke_test.passed`` false fails the run."""
+
+    url: str
+    protocol: str
+    bundle: str
+    smoke_test: dict[str, Any]
+    seconds: float
+
+
+# ---------------------------------------------------------------- the state
+def final_artifact(artifacts: Iterable[ModelArtifact], formats: Iterable[str] | None = None) -> ModelArtifact | None:
+    """The newest of ``artifacts`` (given in the order they were written), or of those in ``formats``."""
+    wanted = None if formats is None else set(formats)
+    return next((a for a in reversed(list(artifacts)) if wanted is None or a.format in wanted), None)
+
+
+@dataclass
+class RunState:
+    """``state.json``: the run's status, when it started and finished, and each finished phase's summary.
+
+    ``status`` is ``created``, ``running``, ``completed``, ``failed`` or ``interrupted``;
+    ``error`` says why a failed run failed (``phase: message``); ``resumed`` counts
+    ``aios run --resume``. ``phases`` maps a phase name to its summary (the TypedDicts
+    above), in the order the phases finished.
+    """
+
+    status: str = "created"
+    started: str | None = None
+    finished: str | None = None
+    resumed: int = -1
+    error: str | None = None
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunState:
+        return cls(status=str(data.get("status", "created")), started=data.get("started"),
+                   finished=data.get("finished"), resumed=int(data.get("resumed", -1)), error=data.get("error"),
+                   phases=dict(data.get("phases") or {}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "started": self.started, "finished": self.finished, "resumed": self.resumed,
+                "error": self.error, "phases": self.phases}
+
+    def phase(self, name: str) -> dict[str, Any] | None:
+        """The summary of phase ``name`` if it finished."""
+        return self.phases.get(name)
 
 
 class RunDirectory:
@@ -30,7 +151,7 @@ class RunDirectory:
     METRICS = "metrics.jsonl"
     LOG = "run.log"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     @classmethod
@@ -55,55 +176,104 @@ class RunDirectory:
             raise ValueError(f"{path}: not a run directory (no {cls.LOCK}); see aios runs list")
         return run
 
+    # ------------------------------------------------------------ layout
     @property
     def name(self) -> str:
         return self.path.name
 
     @property
-    def artifacts(self) -> Path:
+    def artifacts_dir(self) -> Path:
         return self.path / "artifacts"
 
     @property
-    def checkpoints(self) -> Path:
+    def checkpoints_dir(self) -> Path:
         return self.path / "checkpoints"
 
     @property
-    def report(self) -> Path:
+    def report_dir(self) -> Path:
         return self.path / "report"
 
     @property
     def lock_file(self) -> Path:
         return self.path / self.LOCK
 
+    @property
+    def log_file(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / self.METRICS
+
+    # ------------------------------------------------------------ the lock file
     def write_lock(self, lock: dict[str, Any]) -> None:
         import yaml
 
         header = "# Written by aios run. Reproduce with: aios run --lock " + str(self.lock_file) + "\n"
         write_text(self.lock_file, header + yaml.safe_dump(lock, sort_keys=False))
 
-    def read_state(self) -> dict[str, Any]:
+    def read_lock(self) -> dict[str, Any]:
+        """The resolved stack the run was started with (``name``, ``seed``, each section, ``lock``)."""
+        import yaml
+
+        return yaml.safe_load(self.lock_file.read_text(encoding="utf-8")) or {}
+
+    # ------------------------------------------------------------ state and summaries
+    def read_state(self) -> RunState:
         try:
-            return json.loads((self.path / self.STATE).read_text(encoding="utf-8"))
+            return RunState.from_json(json.loads((self.path / self.STATE).read_text(encoding="utf-8")))
         except FileNotFoundError:
-            return {"status": "created", "phases": {}}
+            return RunState()
 
-    def write_state(self, state: dict[str, Any]) -> None:
-        write_json(self.path / self.STATE, state)
+    def write_state(self, state: RunState) -> None:
+        write_json(self.path / self.STATE, state.to_json())
 
-    def write_data_summary(self, summary: dict[str, Any]) -> None:
+    def read_data_summary(self) -> DataSummary:
+        return json.loads((self.path / self.DATA).read_text(encoding="utf-8"))
+
+    def write_data_summary(self, summary: DataSummary) -> None:
         write_json(self.path / self.DATA, summary)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        path = self.path / self.METRICS
-        if not path.exists():
+        """The events of ``metrics.jsonl``; a line cut short by a killed process is skipped."""
+        if not self.metrics_file.exists():
             return []
         records = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
             try:
                 records.append(json.loads(line))
-            except ValueError:  # a line cut short by a killed process
+            except ValueError:
                 continue
         return records
+
+    # ------------------------------------------------------------ artifacts
+    def artifact_to_json(self, artifact: ModelArtifact) -> dict[str, Any]:
+        """``artifact`` as recorded in ``state.json``: its path relative to the run directory when inside it."""
+        data = artifact.to_json()
+        path = Path(artifact.path)
+        try:
+            data["path"] = str(path.resolve().relative_to(self.path.resolve()))
+        except ValueError:
+            data["path"] = str(path.resolve())
+        return data
+
+    def artifact_from_json(self, data: dict[str, Any]) -> ModelArtifact:
+        """A recorded artifact, its path resolved against the run directory."""
+        artifact = ModelArtifact.from_json(data)
+        artifact.path = self.path / artifact.path  # an absolute recorded path stays as it is
+        return artifact
+
+    def artifacts(self, state: RunState | None = None) -> list[ModelArtifact]:
+        """Every model artifact the run wrote, in order: the native model, the exports, the compressors' outputs."""
+        state = state or self.read_state()
+        recorded = [summary["artifact"] for summary in [state.phase("train")] if summary and "artifact" in summary]
+        for phase in ("export", "compress"):
+            recorded += (state.phase(phase) or {}).get("artifacts", [])
+        return [self.artifact_from_json(data) for data in recorded]
+
+    def final_artifact(self, formats: Iterable[str] | None = None) -> ModelArtifact | None:
+        """The run's final model (see the module docstring), or of ``formats``; None if there is none."""
+        return final_artifact(self.artifacts(), formats)
 
 
 def list_runs(runs_root: Path) -> list[RunDirectory]:

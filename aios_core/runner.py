@@ -1,7 +1,8 @@
 """The stack runner: data -> tune -> train -> export -> compress -> evaluate -> deploy.
 
-Each finished phase is recorded in the run directory's ``state.json``; ``--resume``
-skips finished phases and lets the trainer continue from its last checkpoint.
+The one place that knows the phase order. Each finished phase is recorded in the run
+record (``aios_core.rundir``); ``--resume`` skips finished phases and lets the trainer
+continue from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from aios_core.context import RunContext, RunOptions
+from aios_core.errors import one_line
 from aios_core.plugins import new_plugin_manager, register
 from aios_core.records import Dataset, ModelArtifact
-from aios_core.rundir import RunDirectory
+from aios_core.rundir import RunDirectory, RunState, final_artifact
 from aios_core.stack import Stack
 
-PHASES = ("data", "tune", "train", "export", "compress", "evaluate", "deploy")
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -28,7 +29,7 @@ class RunFailed(Exception):
     """A phase raised; the run directory holds what was done and ``run.log`` the traceback."""
 
     def __init__(self, run_dir: Path, phase: str, error: BaseException) -> None:
-        super().__init__(f"phase '{phase}' failed: {type(error).__name__}: {error} (run directory: {run_dir})")
+        super().__init__(f"phase '{phase}' failed: {one_line(error)} (run directory: {run_dir})")
         self.run_dir, self.phase, self.error = run_dir, phase, error
 
 
@@ -42,6 +43,10 @@ class RunInterrupted(Exception):
 
 class GateFailed(Exception):
     """The evaluation did not meet a gate of the stack's ``evaluate`` section."""
+
+
+class SmokeTestFailed(Exception):
+    """The deployer's smoke test found the deployed model answering differently from the run's model."""
 
 
 @contextmanager
@@ -83,13 +88,13 @@ class StackRun:
     def __init__(self, stack: Stack, run_dir: RunDirectory, options: RunOptions, resume: bool) -> None:
         self.stack = stack
         self.dir = run_dir
-        self.state = run_dir.read_state()
+        self.state: RunState = run_dir.read_state()
         self.pm = new_plugin_manager()
         for role, component in stack.components.items():
             register(self.pm, component, role)
         self.context = RunContext(name=stack.name, seed=stack.settings.seed, threads=stack.settings.threads,
                                   dir=run_dir.path, stack=stack.resolved, hook=self.pm.hook, resume=resume,
-                                  options=options, checkpoint_dir=run_dir.checkpoints)
+                                  options=options, checkpoint_dir=run_dir.checkpoints_dir)
 
     # -------------------------------------------------------------- helpers
     def _call(self, role: str, hook: str, **kwargs: Any) -> Any:
@@ -117,21 +122,22 @@ class StackRun:
             raise
         except Exception as error:
             logging.getLogger("aios.run").exception("phase %s failed", name)
+            self.state.error = f"{name}: {one_line(error)}"
             self.pm.hook.aios_on_error(run=self.context, phase=name, error=error)
             raise RunFailed(self.dir.path, name, error) from error
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        self.state["phases"][name] = summary
+        self.state.phases[name] = summary
         self._save_state()
         self.pm.hook.aios_on_phase_end(run=self.context, phase=name, summary=summary)
 
     def _done(self, name: str) -> dict[str, Any] | None:
-        return self.state["phases"].get(name) if self.context.resume else None
+        return self.state.phase(name) if self.context.resume else None
 
     # -------------------------------------------------------------- phases
     def _data(self) -> Dataset:
         with self._phase("data") as summary:
             dataset = self._call("data", "aios_load_dataset", run=self.context)
-            recorded = (self.state["phases"].get("data") or {}).get("content_hash")
+            recorded = (self.state.phase("data") or {}).get("content_hash")
             if self.context.resume and recorded and recorded != dataset.content_hash:
                 raise ValueError(f"the data changed since the run started (content hash {dataset.content_hash[:12]} "
                                  f"!= {recorded[:12]}); start a new run instead of resuming")
@@ -170,8 +176,7 @@ class StackRun:
     def _train(self, dataset: Dataset, best: dict[str, Any]) -> tuple[Any, ModelArtifact]:
         done = self._done("train")
         if done:
-            artifact = ModelArtifact.from_json(done["artifact"])
-            return None, artifact
+            return None, self.dir.artifact_from_json(done["artifact"])
         with self._phase("train") as summary:
             model_overrides = {k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")}
             trainer_overrides = {k.removeprefix("trainer."): v for k, v in best.items() if k.startswith("trainer.")}
@@ -179,17 +184,17 @@ class StackRun:
                                overrides=model_overrides)
             result = self._call("trainer", "aios_train", model=model, dataset=dataset, run=self.context,
                                 overrides=trainer_overrides)
-            native_path = self.dir.artifacts / f"model.{self.stack.components['model'].native_format}"
+            native_path = self.dir.artifacts_dir / f"model.{self.stack.components['model'].native_format}"
             artifact = self._call("model", "aios_save_model", model=result.model, path=native_path)
             self._artifact_written(artifact)
             summary.update(history=result.history, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
-                           final=result.final_metrics, artifact=artifact.to_json())
+                           final=result.final_metrics, artifact=self.dir.artifact_to_json(artifact))
         return result.model, artifact
 
     def _export(self, model: Any, native: ModelArtifact, dataset: Dataset) -> list[ModelArtifact]:
         done = self._done("export")
         if done:
-            return [ModelArtifact.from_json(a) for a in done["artifacts"]]
+            return [self.dir.artifact_from_json(a) for a in done["artifacts"]]
         framework = self.stack.components["model"]
         with self._phase("export") as summary:
             if model is None and framework.export_formats:
@@ -197,9 +202,9 @@ class StackRun:
             exported = []
             for fmt in framework.export_formats:
                 artifact = self._call("model", "aios_export_model", model=model, fmt=fmt,
-                                      path=self.dir.artifacts / f"model.{fmt}", dataset=dataset)
+                                      path=self.dir.artifacts_dir / f"model.{fmt}", dataset=dataset)
                 exported.append(self._artifact_written(artifact))
-            summary["artifacts"] = [a.to_json() for a in exported]
+            summary["artifacts"] = [self.dir.artifact_to_json(a) for a in exported]
         return exported
 
     def _compress(self, artifacts: list[ModelArtifact], dataset: Dataset) -> list[ModelArtifact]:
@@ -208,49 +213,56 @@ class StackRun:
             return []
         done = self._done("compress")
         if done:
-            return [ModelArtifact.from_json(a) for a in done["artifacts"]]
+            return [self.dir.artifact_from_json(a) for a in done["artifacts"]]
         with self._phase("compress") as summary:
             compressed: list[ModelArtifact] = []
             for role in roles:
                 compressor = self.stack.components[role]
-                source = next(a for a in reversed(artifacts + compressed) if a.format in compressor.input_formats)
+                source = final_artifact(artifacts + compressed, compressor.input_formats)
                 output = self._call(role, "aios_compress", artifact=source, dataset=dataset, run=self.context)
                 compressed.append(self._artifact_written(output))
-            summary["artifacts"] = [a.to_json() for a in compressed]
+            summary["artifacts"] = [self.dir.artifact_to_json(a) for a in compressed]
         return compressed
 
     def _evaluate(self, artifacts: list[ModelArtifact], dataset: Dataset) -> dict[str, Any]:
         from aios_core.evaluation import evaluate
 
         with self._phase("evaluate") as summary:
-            history = self.state["phases"]["train"]["history"]
+            history = self.state.phases["train"]["history"]
             report = evaluate(artifacts, dataset, self.context.load_predictor, self.stack.settings.evaluate,
-                              history, self.dir.report)
+                              history, self.dir.report_dir)
             summary.update(report)
         failed = [gate["message"] for gate in report["gates"] if not gate["passed"]]
         if failed:
-            raise RunFailed(self.dir.path, "evaluate", GateFailed("; ".join(failed)))
+            error = GateFailed("; ".join(failed))
+            self.state.error = f"evaluate: {one_line(error)}"
+            raise RunFailed(self.dir.path, "evaluate", error)
         return report
 
     def _deploy(self, artifacts: list[ModelArtifact], dataset: Dataset) -> None:
         if "deployer" not in self.stack.components:
             return
         deployer = self.stack.components["deployer"]
-        artifact = next(a for a in reversed(artifacts) if a.format in deployer.formats)
+        artifact = final_artifact(artifacts, deployer.formats)
         with self._phase("deploy") as summary:
             summary.update(self._call("deployer", "aios_deploy", artifact=artifact, dataset=dataset,
                                       run=self.context) or {})
+            smoke = summary.get("smoke_test")
+            if isinstance(smoke, dict) and smoke.get("passed") is False:
+                logging.getLogger("aios.run").warning("deploy report: %s", summary)
+                problems = "; ".join(str(p) for p in smoke.get("problems") or []) or "no reason given"
+                raise SmokeTestFailed(f"deployer '{deployer.name}' smoke test failed: {problems}")
 
     # -------------------------------------------------------------- the run
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> RunState:
         """Run every phase; returns the final state. Raises RunFailed or RunInterrupted."""
         for variable in _THREAD_VARIABLES:
             os.environ[variable] = str(self.stack.settings.threads)
-        self.state.setdefault("phases", {})
-        self.state.update(status="running", resumed=self.state.get("resumed", -1) + 1,
-                          started=self.state.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
+        self.state.status, self.state.error = "running", None
+        self.state.resumed += 1
+        self.state.started = self.state.started or time.strftime("%Y-%m-%dT%H:%M:%S")
         self._save_state()
-        with _run_log(self.dir.path / RunDirectory.LOG, self.context.options.debug):
+        with _run_log(self.dir.log_file, self.context.options.debug):
             self.pm.hook.aios_on_run_start(run=self.context)
             status = "failed"
             try:
@@ -266,9 +278,9 @@ class StackRun:
                 status = "interrupted"
                 raise RunInterrupted(self.dir.path) from None
             finally:
-                self.state.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                self.state.status, self.state.finished = status, time.strftime("%Y-%m-%dT%H:%M:%S")
                 self._save_state()
-                self.pm.hook.aios_on_run_end(run=self.context, status=status, summary=self.state)
+                self.pm.hook.aios_on_run_end(run=self.context, status=status, summary=self.state.to_json())
         return self.state
 
 
@@ -283,8 +295,7 @@ def resume_run(run_dir: RunDirectory, options: RunOptions | None = None) -> Stac
     """Continue an interrupted run from its lock file, state and checkpoints."""
     from aios_core.stack import load_stack
 
-    status = run_dir.read_state().get("status")
-    if status == "completed":
+    if run_dir.read_state().status == "completed":
         raise ValueError(f"{run_dir.path}: this run already completed; to run it again: aios run --lock {run_dir.lock_file}")
     stack = load_stack(run_dir.lock_file, locked=True)
     return StackRun(stack, run_dir, options or RunOptions(), resume=True)

@@ -56,6 +56,6 @@ def aios_run_context(tmp_path: Path, aios_plugin_manager: pluggy.PluginManager) 
                             "written_by": "aios_core.testing"})
         manager = pm if pm is not None else aios_plugin_manager
         return RunContext(name=name, seed=seed, threads=threads, dir=run_dir.path, stack=dict(stack or {}),
-                          hook=manager.hook, resume=resume, options=options, checkpoint_dir=run_dir.checkpoints)
+                          hook=manager.hook, resume=resume, options=options, checkpoint_dir=run_dir.checkpoints_dir)
 
     return make

@@ -1,0 +1,191 @@
+"""What every epoch-based trainer needs besides its library: bookkeeping, progress steps, resuming, checkpoints.
+
+A trainer plugin keeps only what is specific to its library (the step, the model's
+state) and uses these for the rest, so a fix here reaches every trainer:
+
+- ``EpochProgress``: the history, the best epoch by ``val_loss``, early stopping, and
+  the refusal of a non-finite loss (``TrainingDiverged``);
+- ``report_steps``: which steps of an epoch report progress;
+- ``check_resume_params``: a resumed run must train with the parameters it started with;
+- ``CheckpointWriter``: writes snapshots on a background thread, following the
+  checkpoint policy (``TrainingParams.checkpoint_interval_s``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aios_core.atomic import atomic_path
+
+__all__ = ["RESUMABLE_CHANGES", "CheckpointWriter", "EpochProgress", "TrainingDiverged", "check_resume_params",
+           "report_steps"]
+
+_log = logging.getLogger(__name__)
+
+RESUMABLE_CHANGES = frozenset({"progress_updates", "checkpoint_interval_s"})
+"""Trainer parameters that may differ between an interrupted run and its resumption: they change how a
+run reports and checkpoints, not what it computes."""
+
+
+class TrainingDiverged(ValueError):
+    """An epoch ended with a loss that is not a finite number; the model is not worth evaluating."""
+
+
+@dataclass
+class EpochProgress:
+    """Where training stands after each epoch: the history, the best epoch by ``val_loss``, early stopping.
+
+    The trainer keeps the weights of the best epoch itself (``record`` says when to); the
+    rest is plain values, saved in a checkpoint with ``state()`` and restored with
+    ``from_state``.
+    """
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+    def record(self, metrics: Mapping[str, float], *, patience: int | None, min_delta: float = 0.0) -> bool:
+        """Add one epoch's metrics (with ``epoch``, ``loss`` and ``val_loss``); True if it is the best so far.
+
+        Raises ``TrainingDiverged`` if the loss or the validation loss is NaN or infinite.
+        """
+        epoch = int(metrics["epoch"])
+        for key in ("loss", "val_loss"):
+            value = float(metrics[key])
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training diverged: epoch {epoch} ended with {key} = {value}; lower trainer.learning_rate, "
+                    "check the data for extreme values (or scale them: data.preprocess.scaling), or use fewer epochs")
+        self.epoch = epoch
+        self.history.append(dict(metrics))
+        if float(metrics["val_loss"]) < self.best_val_loss - min_delta:
+            self.best_val_loss, self.best_epoch, self.bad_epochs = float(metrics["val_loss"]), epoch, 0
+            return True
+        self.bad_epochs += 1
+        self.stopped_early = patience is not None and self.bad_epochs >= patience
+        return False
+
+    def done(self, epochs: int) -> bool:
+        """Whether training is over: ``epochs`` reached or stopped early."""
+        return self.epoch >= epochs or self.stopped_early
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-able copy of everything but the weights, for a checkpoint."""
+        return {"epoch": self.epoch, "history": [dict(row) for row in self.history], "best_epoch": self.best_epoch,
+                "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
+                "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> EpochProgress:
+        best = state.get("best_val_loss")
+        return cls(epoch=int(state["epoch"]), history=[dict(row) for row in state["history"]],
+                   best_epoch=int(state["best_epoch"]), best_val_loss=math.inf if best is None else float(best),
+                   bad_epochs=int(state["bad_epochs"]), stopped_early=bool(state["stopped_early"]))
+
+
+def report_steps(steps: int, updates: int) -> frozenset[int]:
+    """The 1-based steps of an epoch of ``steps`` after which to report progress: ``updates`` of them, evenly spread."""
+    count = min(updates, steps)
+    return frozenset(math.ceil(i * steps / count) for i in range(1, count + 1)) if count else frozenset()
+
+
+def check_resume_params(saved: Mapping[str, Any], current: Mapping[str, Any], source: Path | str) -> None:
+    """Refuse to resume from ``source`` if a trainer parameter that changes the result differs; ValueError naming each."""
+    changed = sorted(key for key in set(saved) | set(current)
+                     if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key))
+    if changed:
+        raise ValueError(
+            f"{source}: cannot resume, trainer parameters changed since the checkpoint "
+            + ", ".join(f"trainer.{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed)
+            + "; restore them, or start a new run")
+
+
+class CheckpointWriter:
+    """Writes one training run's checkpoints to ``path`` on a background thread, following the checkpoint policy.
+
+    The trainer hands it a snapshot at the end of every epoch (``epoch_end``): a payload
+    of copies that later training steps leave alone. The policy: a snapshot is written
+    when ``interval_s`` seconds have passed since the last write began (0: every epoch),
+    and the newest one is always written at the end (``close``) and when training is
+    interrupted or fails (``close(interrupted=True)``: Ctrl-C, SIGTERM, an error), so a
+    process killed outright loses at most ``interval_s`` seconds of training.
+
+    ``save(tmp_path, payload)`` serializes a payload; the writer wraps it in
+    ``atomic_path`` (temporary file, fsync, rename), so the checkpoint on disk is always a
+    whole one. At most one write is in flight; a write's error is raised on the training
+    thread at the next ``epoch_end`` or ``close``. The thread is not a daemon, so on an
+    exception the interpreter still lets the write in flight finish.
+    """
+
+    def __init__(self, path: Path, save: Callable[[Path, Any], None], interval_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path)
+        self.interval_s = interval_s
+        self.written = 0
+        self._save = save
+        self._clock = clock
+        self._last_write = clock()
+        self._unwritten: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def epoch_end(self, payload: Any) -> None:
+        """Hand over this epoch's snapshot; it is written now if the policy says so, else kept for ``close``."""
+        self._unwritten = payload
+        if self._clock() - self._last_write >= self.interval_s:
+            self._submit()
+
+    def _submit(self) -> None:
+        self.wait()
+        payload, self._unwritten = self._unwritten, None
+        if payload is None:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-checkpoint")
+        self._last_write = self._clock()
+        self._pending = self._executor.submit(self._write, payload)
+        self.written += 1
+
+    def _write(self, payload: Any) -> None:
+        with atomic_path(self.path) as tmp:
+            self._save(tmp, payload)
+
+    def wait(self) -> None:
+        """Block until the write in flight, if any, is on disk; re-raise its error."""
+        pending = self._pending
+        if pending is None:
+            return
+        try:
+            pending.result()
+        finally:
+            if pending.done():  # not when the wait itself was interrupted: close waits again
+                self._pending = None
+
+    def close(self, interrupted: bool = False) -> None:
+        """Write the newest snapshot if it is not on disk yet, wait, and stop the thread.
+
+        With ``interrupted`` (the trainer is unwinding from Ctrl-C, SIGTERM or an error), a
+        failed write is logged rather than raised, so the original exception wins.
+        """
+        try:
+            for step in (self.wait, self._submit, self.wait):
+                try:
+                    step()
+                except Exception:
+                    if not interrupted:
+                        raise
+                    _log.exception("writing the checkpoint %s failed", self.path)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
