@@ -33,6 +33,9 @@ _EXPORTS = {
     "MonitorContract": "aios_core.testing.contracts",
     "HEAVY_MODULES": "aios_core.testing.contracts",
     "tiny_dataset": "aios_core.testing._data",
+    "digits_dataset": "aios_core.testing.tools",
+    "plugin_manager": "aios_core.testing.tools",
+    "run_aios": "aios_core.testing.tools",
 }
 
 __all__ = list(_EXPORTS)

@@ -36,6 +36,14 @@ def tiny_dataset() -> Dataset:
     return make()
 
 
+@pytest.fixture(scope="session")
+def digits_dataset() -> Dataset:
+    """``aios_core.testing.digits_dataset()``: scikit-learn's digits, 60/20/20, standardized, made once per session."""
+    from aios_core.testing.tools import digits_dataset as make
+
+    return make()
+
+
 @pytest.fixture
 def aios_run_context(tmp_path: Path, aios_plugin_manager: pluggy.PluginManager) -> Callable[..., RunContext]:
     """Make a RunContext in a new run directory under ``tmp_path``, wired to a plugin manager.
