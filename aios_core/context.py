@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pluggy import HookRelay
 
+    from aios_core.records import DataDescription
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -17,6 +19,22 @@ class RunOptions:
 
     serve: bool = False
     debug: bool = False
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """Passed to ``aios_validate`` and ``aios_describe_data``: the stack as resolved, before any run exists.
+
+    ``stack`` is the resolved stack (every section with its validated parameters);
+    ``source`` is the stack file's path; ``data`` is what the datastore says its data will
+    look like (``None`` while the datastore is being asked, or if it cannot tell).
+    """
+
+    stack: dict[str, Any]
+    seed: int
+    threads: int
+    source: str
+    data: DataDescription | None = None
 
 
 class RunContext:

@@ -26,15 +26,40 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from aios_core.context import RunContext
-    from aios_core.records import Dataset, ModelArtifact, Predictor, TrainResult, TuneResult
+    from aios_core.context import RunContext, ValidationContext
+    from aios_core.records import DataDescription, Dataset, ModelArtifact, Predictor, TrainResult, TuneResult
 
 PROJECT_NAME = "aios"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+# ---------------------------------------------------------------- every kind: before a run
+@hookspec
+def aios_validate(context: ValidationContext) -> list[tuple[str, str]] | None:
+    """Check the component's parameters against the environment; called on every selected component.
+
+    ``aios validate`` and ``aios run`` call it after the parameters validated and the
+    components were found to fit, before a run directory exists. Return ``(field,
+    message)`` pairs for what cannot work: a file that does not exist, a factory that does
+    not import, an architecture the data cannot feed (``context.data``). ``field`` is a
+    dotted path inside the component's own section (``path``, ``options.depth``); the
+    message says what was found and what is expected. Must be quick: no data loading, no
+    model building.
+    """
+
+
 # ---------------------------------------------------------------- datastore
+@hookspec(firstresult=True)
+def aios_describe_data(context: ValidationContext) -> DataDescription | None:
+    """What ``aios_load_dataset`` will return, as far as it is known without loading the data; first result wins.
+
+    Shown to the other components' ``aios_validate`` as ``context.data``, so a framework
+    can refuse a ``cnn`` for rows without an image shape before a run starts. ``None``:
+    unknown until loaded.
+    """
+
+
 @hookspec(firstresult=True)
 def aios_load_dataset(run: RunContext) -> Dataset:
     """Load, clean, preprocess and split the stack's data; first result wins.
@@ -87,9 +112,9 @@ def aios_load_predictor(artifact: ModelArtifact, threads: int) -> Predictor | No
     ``threads`` is the number of intra-op threads the predictor should use (the stack's
     ``threads``), so measured latencies match the run's setting.
 
-    Any component may implement it for the formats it can run (a framework for its
-    native format, an ONNX plugin for ``onnx``); the first non-``None`` result wins.
-    Used by evaluation and deployment smoke tests.
+    A framework implements it for its native format; ``onnx`` artifacts are run by the
+    kernel itself (``aios_core.inference``), whoever wrote them. The first non-``None``
+    result wins. Used by evaluation and deployment smoke tests.
     """
 
 
@@ -99,10 +124,12 @@ def aios_train(model: Any, dataset: Dataset, run: RunContext, overrides: dict[st
     """Train ``model`` on ``dataset.train``, validating on ``dataset.val``; first result wins.
 
     Report each epoch with ``run.report_epoch`` (and, sparingly, ``run.report_step``),
-    write a checkpoint each epoch under ``run.checkpoint_dir``, and, when
-    ``run.resume`` is true, continue from the newest checkpoint there so the result
-    equals an uninterrupted run with the same seed. ``overrides`` holds trainer
-    parameters chosen by a tuner trial.
+    checkpoint under ``run.checkpoint_dir`` by the policy of ``aios_core.CheckpointWriter``
+    (at most every ``checkpoint_interval_s`` seconds, always at the end and when
+    interrupted), and, when ``run.resume`` is true, continue from the newest checkpoint
+    there so the result equals an uninterrupted run with the same seed. A non-finite loss
+    raises ``aios_core.TrainingDiverged``. ``overrides`` holds trainer parameters chosen
+    by a tuner trial.
     """
 
 

@@ -61,6 +61,18 @@ class Dataset:
         }
 
 
+@dataclass(frozen=True)
+class DataDescription:
+    """What a datastore's ``Dataset`` will look like, known before loading it (``aios_describe_data``).
+
+    A field is ``None`` when it is not known until the data is read.
+    """
+
+    num_features: int | None = None
+    num_classes: int | None = None
+    image_shape: tuple[int, int, int] | None = None
+
+
 def hash_arrays(*parts: Any) -> str:
     """A sha256 over numpy arrays (shape, dtype and bytes) and JSON-able values, in order."""
     import json

@@ -178,6 +178,10 @@ def load_stack(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[s
         _check_fit(stack, positions, problems)
         if locked:
             _check_lock(lock, stack, positions, problems)
+    if not problems:
+        from aios_core.stack.environment import check_environment
+
+        check_environment(stack, positions, problems)
     if problems:
         raise StackError(problems)
     return stack
