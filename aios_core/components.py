@@ -8,9 +8,14 @@ kernel check that a stack's components fit together before any work starts.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+if TYPE_CHECKING:
+    from aios_core.records import DataDescription
 
 
 class Params(BaseModel):
@@ -140,6 +145,37 @@ class ModelParams(Params):
     activation: Literal["relu", "tanh", "gelu"] = Field("relu", description="Activation after each hidden layer.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the output layer.")
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for a factory.")
+
+    def load_factory(self) -> Callable[..., Any]:
+        """The user factory ``package.module:function`` that ``architecture`` names; ValueError saying why not."""
+        module_name, _, function_name = self.architecture.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), function_name)
+        except Exception as error:  # an import may fail in any way; the factory's own error says why
+            from aios_core.errors import one_line
+
+            raise ValueError(f"found {self.architecture!r}, but it does not load ({one_line(error)}); expected mlp, "
+                             "cnn or a package.module:function importable here (installed, or on PYTHONPATH)") from error
+        if not callable(factory):
+            raise ValueError(f"found {self.architecture!r}, which is not a function; "  # noqa: TRY004 -- a stack value
+                             "expected package.module:function returning a model")
+        return factory
+
+    def environment_problems(self, data: DataDescription | None) -> list[tuple[str, str]]:
+        """What cannot work before a run starts: a factory that does not load, a cnn for rows with no image shape.
+
+        A framework's ``aios_validate`` returns these (plus its own).
+        """
+        if ":" in self.architecture:
+            try:
+                self.load_factory()
+            except ValueError as error:
+                return [("architecture", str(error))]
+        if self.architecture == "cnn" and data is not None and data.image_shape is None and data.num_features:
+            return [("architecture", (f"found 'cnn', but the data are rows of {data.num_features} features with no "
+                                      "image shape; expected mlp, or a datastore that gives an image shape "
+                                      "(e.g. files with image_shape: [channels, height, width])"))]
+        return []
 
 
 class TrainingParams(Params):
