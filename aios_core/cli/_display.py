@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 from importlib import metadata
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 from rich.markup import escape
 from rich.table import Table
 
 from aios_core import __version__
+
+if TYPE_CHECKING:
+    from aios_core.rundir import RunDirectory
 
 
 def print_index_entry(console: Any, plugin: Any, index: Any) -> None:
@@ -77,13 +79,13 @@ def metrics_table(epochs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def artifacts_table(run_path: Path) -> Table:
+def artifacts_table(run_dir: RunDirectory) -> Table:
     """The files of a run's artifacts and report directories, with their sizes."""
     table = Table("artifact", "format", "size", "path", title="artifacts", title_justify="left")
-    for path in sorted(p for p in run_path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if path.parent.name in ("artifacts", "report"):
+    for folder in (run_dir.artifacts_dir, run_dir.report_dir):
+        for path in sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")):
             table.add_row(path.name, path.suffix.lstrip("."), f"{path.stat().st_size:,} B",
-                          str(path.relative_to(run_path)))
+                          str(path.relative_to(run_dir.path)))
     return table
 
 

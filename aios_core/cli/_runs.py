@@ -16,6 +16,7 @@ def runs() -> None:
 @runs_dir_option
 def runs_list(runs_dir: str | None) -> None:
     """Every run under the runs directory, newest first."""
+    from rich.markup import escape
     from rich.table import Table
 
     from aios_core.rundir import list_runs
@@ -26,13 +27,14 @@ def runs_list(runs_dir: str | None) -> None:
     if not found:
         click.echo(f"no runs under {root}")
         return
-    table = Table("run", "status", "started", "test accuracy", "final model")
+    table = Table("run", "status", "started", "test accuracy", "final model", "error")
     for run_dir in found:
         state = run_dir.read_state()
-        evaluation = state.get("phases", {}).get("evaluate", {})
+        evaluation = state.phase("evaluate") or {}
         accuracy = evaluation.get("test_accuracy")
-        table.add_row(run_dir.name, state.get("status", "?"), state.get("started", ""),
-                      f"{accuracy:.4f}" if accuracy is not None else "", evaluation.get("final", ""))
+        table.add_row(run_dir.name, state.status, state.started or "",
+                      f"{accuracy:.4f}" if accuracy is not None else "", evaluation.get("final", ""),
+                      escape(state.error or ""))
     make_console().print(table)
 
 
@@ -41,6 +43,7 @@ def runs_list(runs_dir: str | None) -> None:
 @runs_dir_option
 def runs_show(run_ref: str, runs_dir: str | None) -> None:
     """A run's stack, per-epoch metrics, artifacts (with sizes) and evaluation."""
+    from rich.markup import escape
     from rich.syntax import Syntax
 
     from aios_core.cli._display import artifacts_table, evaluation_table, metrics_table
@@ -53,14 +56,16 @@ def runs_show(run_ref: str, runs_dir: str | None) -> None:
         fail(str(error), EXIT_USAGE)
     console = make_console()
     state = run_dir.read_state()
-    console.print(f"[bold]{run_dir.name}[/]  status: {state.get('status')}  started: {state.get('started')}  "
-                  f"finished: {state.get('finished', '')}  resumed: {state.get('resumed', 0)} time(s)")
+    console.print(f"[bold]{run_dir.name}[/]  status: {state.status}  started: {state.started}  "
+                  f"finished: {state.finished or ''}  resumed: {max(state.resumed, 0)} time(s)")
+    if state.error:
+        console.print(f"error: {escape(state.error)}")
     console.print(Syntax(run_dir.lock_file.read_text(encoding="utf-8"), "yaml", theme="ansi_dark"))
     epochs = [r for r in run_dir.read_metrics() if r.get("event") == "epoch" and r.get("phase") == "train"]
     if epochs:
         console.print(metrics_table(epochs))
-    console.print(artifacts_table(run_dir.path))
-    evaluation = state.get("phases", {}).get("evaluate")
+    console.print(artifacts_table(run_dir))
+    evaluation = state.phase("evaluate")
     if evaluation:
         console.print(evaluation_table(evaluation))
         if evaluation.get("comparison"):

@@ -124,9 +124,9 @@ def schema(output: str | None) -> None:
 @runs_dir_option
 def serve(runs: tuple[str, ...], host: str, port: int, deployer_name: str, runs_dir: str | None) -> None:
     """Serve the final models of finished runs until Ctrl-C or SIGTERM (Open Inference Protocol with oip)."""
-    import yaml
+    from pydantic import ValidationError
 
-    from aios_core.plugins import PluginError, find_entry, load_component, new_plugin_manager, register
+    from aios_core.plugins import PluginError, build_component, find_entry, load_component, new_plugin_manager, register
     from aios_core.rundir import resolve_run
 
     try:
@@ -135,12 +135,11 @@ def serve(runs: tuple[str, ...], host: str, port: int, deployer_name: str, runs_
     except (ValueError, PluginError) as error:
         fail(str(error), EXIT_USAGE)
     # The first run's deployer settings (token_env, limits, ...) apply when it used this deployer.
-    lock = yaml.safe_load(run_dirs[0].lock_file.read_text(encoding="utf-8")) or {}
-    section = dict(lock.get("deployer") or {})
+    section = dict(run_dirs[0].read_lock().get("deployer") or {})
     params = {k: v for k, v in section.items() if k != "plugin"} if section.get("plugin") == deployer_name else {}
     try:
-        component = component_class(component_class.Params.model_validate(params), deployer_name)
-    except ValueError as error:
+        component = build_component(component_class, params, deployer_name)
+    except ValidationError as error:
         fail(f"{run_dirs[0].lock_file}: deployer: {error}", EXIT_USAGE)
     pm = new_plugin_manager()
     register(pm, component, deployer_name)
