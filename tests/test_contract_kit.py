@@ -349,6 +349,50 @@ def test_behaviour_checks_skip_when_no_installed_framework_writes_an_accepted_fo
                                   "`input_artifact` fixture")])
 
 
+def test_a_subclass_adds_checks_on_the_records_the_fixtures_return(run_kit) -> None:
+    result = run_kit(KIT_TESTS + '''
+    from pathlib import Path
+
+    from aios_core.testing import Built, Compression, Training, Tuning
+
+    class TestFramework(FrameworkContract):
+        component_name = named("softmax")
+
+        def test_builds_weights_for_every_class(self, built: Built, dataset):
+            assert built.model["w"].shape == (dataset.num_features, dataset.num_classes)
+            assert built.run.dir.is_dir() and built.plugin_manager.hook.aios_build_model.get_hookimpls()
+
+    class TestTrainer(TrainerContract):
+        component_name = named("gd")
+
+        def test_reports_each_of_five_epochs_in_the_train_phase(self, training: Training):
+            assert training.run.phase == "train"
+            reported = [(phase, epoch) for phase, epoch, _ in training.recorder.epochs]
+            assert reported == [("train", epoch) for epoch in range(1, 6)]
+            assert training.result.best_epoch == 5 and training.plugin_manager.hook.aios_train.get_hookimpls()
+
+    class TestTuner(TunerContract):
+        component_name = named("grid")
+
+        @pytest.fixture
+        def tuner_params(self):
+            return {"space": {"trainer.learning_rate": [0.1, 0.5]}}
+
+        def test_tries_every_value_once(self, tuning: Tuning):
+            assert [params for params, _ in tuning.objective.calls] == [{"trainer.learning_rate": 0.1},
+                                                                        {"trainer.learning_rate": 0.5}]
+            assert tuning.result.best_value == min(value for _, value in tuning.objective.calls)
+
+    class TestCompressor(CompressorContract):
+        component_name = named("round")
+
+        def test_writes_the_rounded_model_in_the_artifacts_directory(self, compressed: Compression):
+            assert Path(compressed.output.path) == compressed.run.artifacts_dir / "model.rounded.softmax-npz"
+            assert compressed.plugin_manager.hook.aios_compress.get_hookimpls()
+    ''')
+    result.assert_outcomes(passed=38 + 4, skipped=1)  # the four classes' own checks, then the four above
+
+
 # ---------------------------------------------------------------- broken plugins fail, saying why
 def test_a_trainer_that_never_lowers_the_loss_fails(run_kit, site: Path) -> None:
     make_distribution(site, "aios-kit-stuck", {"aios.trainers": {"stuck": "aios_kit_stuck:StuckTrainer"}},
@@ -565,8 +609,10 @@ def test_run_context_fixture_makes_a_run_directory_per_call(aios_run_context, ai
     assert first._hook is aios_plugin_manager.hook
 
 
-def test_plugin_manager_fixture_has_the_specs_and_no_plugins(aios_plugin_manager) -> None:
-    assert aios_plugin_manager.get_plugins() == set()
+def test_plugin_manager_fixture_has_the_specs_and_the_kernels_builtins_only(aios_plugin_manager) -> None:
+    from aios_core.inference import OnnxRuntimePredictors
+
+    assert [name for name, _ in aios_plugin_manager.list_name_plugin()] == [OnnxRuntimePredictors.NAME]
     assert aios_plugin_manager.hook.aios_train.has_spec()
 
 

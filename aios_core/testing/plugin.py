@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def aios_plugin_manager() -> pluggy.PluginManager:
-    """A fresh plugin manager holding the AIOS hook specs and no plugins."""
+    """A fresh plugin manager as a run starts: the AIOS hook specs and the kernel's built-in hooks, no component."""
     from aios_core.plugins import new_plugin_manager
 
     return new_plugin_manager()

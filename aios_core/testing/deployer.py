@@ -1,0 +1,73 @@
+"""``DeployerContract``: a deployer deploys a model, answers a request, and reports it."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from aios_core.context import RunOptions
+from aios_core.testing._harness import fail, label_of, manager_with
+from aios_core.testing._model_consumer import ModelConsumerContract
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aios_core.components import Component
+    from aios_core.context import RunContext
+    from aios_core.records import Dataset, ModelArtifact
+
+__all__ = ["DeployerContract"]
+
+
+class DeployerContract(ModelConsumerContract):
+    """A deployer deploys a model, answers a request, and reports it.
+
+    The contract for "answers a request": with ``run.options.serve`` false,
+    ``aios_deploy`` sends at least one request to what it deployed (rows of
+    ``dataset.test``), compares the answers with ``run.load_predictor(artifact)``, stops,
+    and returns a JSON-able report holding ``"smoke_test": {"passed": True, ...}``.
+    Optional fixtures: ``input_artifact`` (default: a small model in one of the
+    deployer's ``formats`` from an installed framework; the checks skip if none writes
+    one), ``supporting_components`` and ``dataset``, as for compressors.
+    """
+
+    kind = "deployer"
+    required_hooks = ("aios_deploy",)
+    required_attributes = ("formats",)
+    accepted_formats_attribute = "formats"
+    _example_name = "fastapi"
+
+    @pytest.fixture
+    def deployment(self, component: Component, input_artifact: ModelArtifact, dataset: Dataset,
+                   supporting_components: list[Component], aios_run_context: Callable[..., RunContext]) -> Any:
+        """The report ``aios_deploy`` returned for ``input_artifact``, with ``run.options.serve`` false."""
+        label = label_of(self.kind, component.name)
+        if input_artifact.format not in component.formats:
+            fail(f"input_artifact has format {input_artifact.format!r}, which {label} does not deploy "
+                 f"(formats {list(component.formats)})")
+        pm = manager_with(*supporting_components, component)
+        run = aios_run_context(pm, options=RunOptions(serve=False))
+        run.phase = "deploy"
+        return pm.hook.aios_deploy(artifact=input_artifact, dataset=dataset, run=run)
+
+    def test_report_is_json(self, component: Component, deployment: Any) -> None:
+        label = label_of(self.kind, component.name)
+        if not isinstance(deployment, dict):
+            fail(f"aios_deploy of {label} returned {type(deployment).__name__}; it must return a dict (the report)")
+        try:
+            json.dumps(deployment)
+        except (TypeError, ValueError) as error:
+            fail(f"the report of {label} is not JSON-able ({error}); it is recorded in the run's state.json")
+
+    def test_answers_its_smoke_test_request(self, component: Component, deployment: Any) -> None:
+        label = label_of(self.kind, component.name)
+        smoke = deployment.get("smoke_test") if isinstance(deployment, dict) else None
+        if not isinstance(smoke, dict) or "passed" not in smoke:
+            fail(f"the report of {label} has no \"smoke_test\": {{\"passed\": ...}} entry (keys: "
+                 f"{sorted(deployment) if isinstance(deployment, dict) else deployment!r}); a deployer sends rows of "
+                 "dataset.test to what it deployed, compares the answers with run.load_predictor(artifact) and "
+                 "reports {\"smoke_test\": {\"passed\": true, ...}}")
+        if smoke["passed"] is not True:
+            fail(f"{label} reports a failed smoke test: {smoke!r}")
