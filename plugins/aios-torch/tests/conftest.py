@@ -1,4 +1,8 @@
-"""Fixtures: scikit-learn's bundled digits as a Dataset, and real plugin managers and run contexts."""
+"""Fixtures: the torch framework and trainer in a real plugin manager and run context, and test monitors.
+
+The data sets are the contract kit's (``aios_core.testing``): the ``digits_dataset``
+session fixture (scikit-learn's digits as 8x8 images) and ``flat_digits`` below.
+"""
 
 from __future__ import annotations
 
@@ -6,50 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-
-from aios_core import Dataset, ModelParams, RunContext, hash_arrays, hookimpl
-from aios_core.plugins import new_plugin_manager
 from aios_torch import TorchFramework, TorchTrainer, TorchTrainerParams
+
+from aios_core import Dataset, ModelParams, RunContext, hookimpl
+from aios_core.testing import digits_dataset, plugin_manager
 
 TESTS_DIR = Path(__file__).parent
 
 
-def digits_dataset(split_seed: int = 0) -> Dataset:
-    """Digits 8x8, split 70/15/15 (stratified), standardized with the train split's mean and std."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    raw = load_digits()
-    x = raw.data.astype(np.float32)
-    y = raw.target.astype(np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.15, stratify=y, random_state=split_seed)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.15 / 0.85, stratify=y_rest,
-                                                      random_state=split_seed)
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0  # pixels that are always blank in train stay as they are
-
-    def scale(part: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray((part - mean) / std, dtype=np.float32)
-
-    return Dataset(name="digits", x_train=scale(x_train), y_train=y_train, x_val=scale(x_val), y_val=y_val,
-                   x_test=scale(x_test), y_test=y_test, class_names=[str(i) for i in range(10)],
-                   content_hash=hash_arrays(x, y), image_shape=(1, 8, 8))
-
-
 @pytest.fixture(scope="session")
-def digits() -> Dataset:
-    return digits_dataset()
-
-
-@pytest.fixture(scope="session")
-def flat_digits(digits: Dataset) -> Dataset:
-    """The same digits without an image shape, as a tabular datastore would give them."""
-    return Dataset(name="digits-flat", x_train=digits.x_train, y_train=digits.y_train, x_val=digits.x_val,
-                   y_val=digits.y_val, x_test=digits.x_test, y_test=digits.y_test,
-                   class_names=digits.class_names, content_hash=digits.content_hash)
+def flat_digits() -> Dataset:
+    """The kit's digits without an image shape, as a tabular datastore would give them."""
+    return digits_dataset(image=False)
 
 
 class EpochRecorder:
@@ -78,11 +51,7 @@ class TorchStack:
                  resume: bool, monitors: tuple[Any, ...], checkpoint_dir: Path | None) -> None:
         self.framework = TorchFramework(ModelParams(**model))
         self.trainer = TorchTrainer(TorchTrainerParams(**trainer))
-        self.pm = new_plugin_manager()
-        self.pm.register(self.framework, name="torch-framework")
-        self.pm.register(self.trainer, name="torch-trainer")
-        for number, monitor in enumerate(monitors):
-            self.pm.register(monitor, name=f"monitor-{number}")
+        self.pm = plugin_manager(self.framework, self.trainer, *monitors)
         self.run = RunContext(name="t", seed=seed, threads=1, dir=run_dir, stack={}, hook=self.pm.hook,
                               resume=resume, checkpoint_dir=checkpoint_dir)
 

@@ -1,13 +1,21 @@
-"""The aios-core contract kit: the torch framework (MLP and CNN) and the torch trainer pass it."""
+"""The aios-core contract kit: the torch framework (MLP and CNN) and the torch trainer pass it.
+
+The kit's light-import check also covers onnx and onnxscript here: they load only when a
+model is exported.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from aios_core.testing import FrameworkContract, TrainerContract
+from aios_core.testing import HEAVY_MODULES, FrameworkContract, TrainerContract
+
+ML_LIBRARIES = (*HEAVY_MODULES, "onnx", "onnxscript")
 
 
 class TestTorchFramework(FrameworkContract):
+    heavy_modules = ML_LIBRARIES
+
     @pytest.fixture
     def component_name(self) -> str:
         return "torch"
@@ -24,6 +32,8 @@ class TestTorchFramework(FrameworkContract):
 
 
 class TestTorchTrainer(TrainerContract):
+    heavy_modules = ML_LIBRARIES
+
     @pytest.fixture
     def component_name(self) -> str:
         return "torch"
@@ -34,4 +44,5 @@ class TestTorchTrainer(TrainerContract):
 
     @pytest.fixture
     def invalid_params(self) -> list[dict]:
-        return [{"not_a_parameter": 1}, {"epochs": 0}, {"optimizer": "lion"}, {"learning_rate": -1.0}]
+        return [{"not_a_parameter": 1}, {"epochs": 0}, {"optimizer": "lion"}, {"learning_rate": -1.0},
+                {"checkpoint_interval_s": -1.0}]

@@ -22,12 +22,12 @@ class Exported:
 
 
 @pytest.fixture(scope="module")
-def cnn_export(tmp_path_factory: pytest.TempPathFactory, digits: Dataset, make_torch_stack) -> Exported:
+def cnn_export(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Dataset, make_torch_stack) -> Exported:
     """A digits CNN trained for one epoch and exported to ``<export dir>/model.onnx``."""
     stack = make_torch_stack(tmp_path_factory.mktemp("run"), model={"architecture": "cnn"}, trainer={"epochs": 1})
-    model = stack.build_and_train(digits).model
+    model = stack.build_and_train(digits_dataset).model
     path = tmp_path_factory.mktemp("export") / "model.onnx"
-    artifact = stack.pm.hook.aios_export_model(model=model, fmt="onnx", path=path, dataset=digits)
+    artifact = stack.pm.hook.aios_export_model(model=model, fmt="onnx", path=path, dataset=digits_dataset)
     return Exported(stack, model, artifact)
 
 
@@ -61,8 +61,8 @@ def test_exported_graph_takes_input_and_returns_probabilities_for_any_batch(cnn_
 
 
 @pytest.mark.parametrize("batch_size", [1, 256])
-def test_onnx_predictor_matches_torch_softmax(cnn_export: Exported, digits: Dataset, batch_size: int) -> None:
-    rows = digits.x_test[:batch_size]
+def test_onnx_predictor_matches_torch_softmax(cnn_export: Exported, digits_dataset: Dataset, batch_size: int) -> None:
+    rows = digits_dataset.x_test[:batch_size]
     assert len(rows) == batch_size
     predict = cnn_export.stack.pm.hook.aios_load_predictor(artifact=cnn_export.artifact, threads=1)
     probabilities = predict(rows)
@@ -71,20 +71,20 @@ def test_onnx_predictor_matches_torch_softmax(cnn_export: Exported, digits: Data
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_export_accepts_mlp_and_keeps_the_model_training_mode(make_torch_stack, digits: Dataset,
+def test_export_accepts_mlp_and_keeps_the_model_training_mode(make_torch_stack, digits_dataset: Dataset,
                                                                tmp_path: Path) -> None:
     stack = make_torch_stack(tmp_path / "run", model={"architecture": "mlp", "dropout": 0.5})
-    model = stack.build(digits).train()
-    artifact = stack.pm.hook.aios_export_model(model=model, fmt="onnx", path=tmp_path / "mlp.onnx", dataset=digits)
+    model = stack.build(digits_dataset).train()
+    artifact = stack.pm.hook.aios_export_model(model=model, fmt="onnx", path=tmp_path / "mlp.onnx", dataset=digits_dataset)
     assert model.training
     predict = stack.pm.hook.aios_load_predictor(artifact=artifact, threads=2)
     # Dropout is off in the export: the ONNX model equals the torch model in eval mode.
-    np.testing.assert_allclose(predict(digits.x_val), _torch_probabilities(model, digits.x_val), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(predict(digits_dataset.x_val), _torch_probabilities(model, digits_dataset.x_val), atol=1e-4, rtol=0)
 
 
-def test_unknown_export_format_is_a_clear_error(make_torch_stack, digits: Dataset, tmp_path: Path) -> None:
+def test_unknown_export_format_is_a_clear_error(make_torch_stack, digits_dataset: Dataset, tmp_path: Path) -> None:
     stack = make_torch_stack(tmp_path)
     with pytest.raises(ValueError, match=r"exports \['onnx'\], not 'tflite'"):
-        stack.pm.hook.aios_export_model(model=stack.build(digits), fmt="tflite", path=tmp_path / "m.tflite",
-                                        dataset=digits)
+        stack.pm.hook.aios_export_model(model=stack.build(digits_dataset), fmt="tflite", path=tmp_path / "m.tflite",
+                                        dataset=digits_dataset)
     assert not (tmp_path / "m.tflite").exists()

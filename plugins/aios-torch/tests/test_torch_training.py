@@ -11,9 +11,9 @@ import numpy as np
 import pydantic
 import pytest
 import torch
+from aios_torch import TorchTrainerParams
 
 from aios_core import Dataset, TrainResult, hookimpl
-from aios_torch import TorchTrainerParams
 
 HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
 
@@ -36,8 +36,8 @@ def _test_accuracy(model: torch.nn.Module, dataset: Dataset) -> float:
     return float(np.mean(predictions == dataset.y_test))
 
 
-def test_mlp_loss_goes_down(torch_stack, digits) -> None:
-    result = torch_stack(model={"architecture": "mlp"}, trainer={"epochs": 4}).build_and_train(digits)
+def test_mlp_loss_goes_down(torch_stack, digits_dataset) -> None:
+    result = torch_stack(model={"architecture": "mlp"}, trainer={"epochs": 4}).build_and_train(digits_dataset)
     losses = [row["loss"] for row in result.history]
     val_losses = [row["val_loss"] for row in result.history]
     assert isinstance(result, TrainResult)
@@ -45,25 +45,25 @@ def test_mlp_loss_goes_down(torch_stack, digits) -> None:
     assert val_losses[-1] < val_losses[0]
 
 
-def test_cnn_reaches_095_validation_accuracy_in_10_epochs(torch_stack, digits) -> None:
-    result = torch_stack(model={"architecture": "cnn"}, trainer={"epochs": 10}).build_and_train(digits)
+def test_cnn_reaches_095_validation_accuracy_in_10_epochs(torch_stack, digits_dataset) -> None:
+    result = torch_stack(model={"architecture": "cnn"}, trainer={"epochs": 10}).build_and_train(digits_dataset)
     assert result.final_metrics["val_accuracy"] >= 0.95
 
 
-def test_default_digits_stack_reaches_097_test_accuracy(torch_stack, digits) -> None:
+def test_default_digits_stack_reaches_097_test_accuracy(torch_stack, digits_dataset) -> None:
     """The settings of the bundled digits stack: cnn [16, 32], hidden [128], adam 1e-3, batch 64, 20 epochs."""
     stack = torch_stack(model={"architecture": "cnn", "conv_channels": [16, 32], "hidden_units": [128],
                                "dropout": 0.1},
                         trainer={"epochs": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3,
                                  "early_stopping_patience": 5},
                         seed=42)
-    result = stack.build_and_train(digits)
-    assert _test_accuracy(result.model, digits) >= 0.97
+    result = stack.build_and_train(digits_dataset)
+    assert _test_accuracy(result.model, digits_dataset) >= 0.97
 
 
-def test_each_epoch_is_reported_with_the_documented_metrics(torch_stack, digits, epoch_recorder) -> None:
+def test_each_epoch_is_reported_with_the_documented_metrics(torch_stack, digits_dataset, epoch_recorder) -> None:
     recorder = epoch_recorder()
-    result = torch_stack(trainer={"epochs": 3}, monitors=(recorder,)).build_and_train(digits)
+    result = torch_stack(trainer={"epochs": 3}, monitors=(recorder,)).build_and_train(digits_dataset)
     assert [epoch for epoch, _ in recorder.epochs] == [1, 2, 3]
     assert [metrics for _, metrics in recorder.epochs] == result.history
     for number, row in enumerate(result.history, start=1):
@@ -74,22 +74,22 @@ def test_each_epoch_is_reported_with_the_documented_metrics(torch_stack, digits,
 
 
 @pytest.mark.parametrize("updates", [0, 1, 4])
-def test_progress_is_reported_the_requested_number_of_times_per_epoch(torch_stack, digits, epoch_recorder,
+def test_progress_is_reported_the_requested_number_of_times_per_epoch(torch_stack, digits_dataset, epoch_recorder,
                                                                         updates) -> None:
     recorder = epoch_recorder()
-    torch_stack(trainer={"epochs": 2, "progress_updates": updates}, monitors=(recorder,)).build_and_train(digits)
-    total = math.ceil(len(digits.y_train) / 64)
+    torch_stack(trainer={"epochs": 2, "progress_updates": updates}, monitors=(recorder,)).build_and_train(digits_dataset)
+    total = math.ceil(len(digits_dataset.y_train) / 64)
     assert len(recorder.steps) == 2 * updates
     assert all(total_steps == total and 1 <= step <= total for _, step, total_steps in recorder.steps)
     if updates:
         assert recorder.steps[updates - 1] == (1, total, total)  # the last report of an epoch is its last step
 
 
-def test_the_same_seed_gives_the_same_history_and_weights(torch_stack, digits, tmp_path) -> None:
+def test_the_same_seed_gives_the_same_history_and_weights(torch_stack, digits_dataset, tmp_path) -> None:
     params = {"model": {"architecture": "mlp", "dropout": 0.2}, "trainer": {"epochs": 3}}
-    first = torch_stack(**params, seed=5, run_dir=tmp_path / "a").build_and_train(digits)
-    second = torch_stack(**params, seed=5, run_dir=tmp_path / "b").build_and_train(digits)
-    other = torch_stack(**params, seed=6, run_dir=tmp_path / "c").build_and_train(digits)
+    first = torch_stack(**params, seed=5, run_dir=tmp_path / "a").build_and_train(digits_dataset)
+    second = torch_stack(**params, seed=5, run_dir=tmp_path / "b").build_and_train(digits_dataset)
+    other = torch_stack(**params, seed=6, run_dir=tmp_path / "c").build_and_train(digits_dataset)
     assert _without_seconds(first.history) == _without_seconds(second.history)
     _assert_same_weights(first.model, second.model)
     assert _without_seconds(first.history) != _without_seconds(other.history)
@@ -100,28 +100,28 @@ def test_the_same_seed_gives_the_same_history_and_weights(torch_stack, digits, t
     {"optimizer": "sgd", "learning_rate": 0.05, "lr_schedule": "step", "lr_step_size": 2},
     {"optimizer": "adam", "lr_schedule": "cosine", "weight_decay": 1e-4, "early_stopping_patience": 3},
 ], ids=["adam", "sgd-step", "adam-cosine"])
-def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digits, epoch_recorder, tmp_path,
+def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digits_dataset, epoch_recorder, tmp_path,
                                                                trainer) -> None:
     model_params = {"architecture": "mlp", "hidden_units": [32], "dropout": 0.3}  # dropout draws from the RNG
     trainer = {**trainer, "epochs": 4, "batch_size": 128}
-    uninterrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits)
+    uninterrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits_dataset)
 
     interrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "b",
                               monitors=(epoch_recorder(interrupt_at_epoch=3),))
     with pytest.raises(KeyboardInterrupt):
-        interrupted.build_and_train(digits)
+        interrupted.build_and_train(digits_dataset)
     checkpoint = interrupted.run.checkpoint_dir / "last.pt"
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
 
     recorder = epoch_recorder()
     resumed_stack = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "b", resume=True,
                                 monitors=(recorder,))
-    model = resumed_stack.build(digits)
+    model = resumed_stack.build(digits_dataset)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.zero_()  # everything must come from the checkpoint
     torch.manual_seed(1234)
-    resumed = resumed_stack.train(model, digits)
+    resumed = resumed_stack.train(model, digits_dataset)
 
     assert [epoch for epoch, _ in recorder.epochs] == [3, 4]
     assert _without_seconds(resumed.history) == _without_seconds(uninterrupted.history)
@@ -129,31 +129,31 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digi
     _assert_same_weights(resumed.model, uninterrupted.model)
 
 
-def test_a_finished_run_resumes_to_the_same_result(torch_stack, digits, tmp_path) -> None:
-    first = torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+def test_a_finished_run_resumes_to_the_same_result(torch_stack, digits_dataset, tmp_path) -> None:
+    first = torch_stack(trainer={"epochs": 2}).build_and_train(digits_dataset)
     again = torch_stack(trainer={"epochs": 2}, resume=True)
-    model = again.build(digits)
-    result = again.train(model, digits)
+    model = again.build(digits_dataset)
+    result = again.train(model, digits_dataset)
     assert result.history == first.history  # nothing retrained: even the seconds are the recorded ones
     _assert_same_weights(result.model, first.model)
 
 
-def test_resume_refuses_changed_trainer_params(torch_stack, digits) -> None:
-    torch_stack(trainer={"epochs": 1}).build_and_train(digits)
+def test_resume_refuses_changed_trainer_params(torch_stack, digits_dataset) -> None:
+    torch_stack(trainer={"epochs": 1}).build_and_train(digits_dataset)
     resumed = torch_stack(trainer={"epochs": 1, "learning_rate": 0.01}, resume=True)
     with pytest.raises(ValueError, match=r"cannot resume.*trainer\.learning_rate: 0\.001 -> 0\.01"):
-        resumed.build_and_train(digits)
+        resumed.build_and_train(digits_dataset)
 
 
-def test_without_resume_an_old_checkpoint_is_ignored(torch_stack, digits, tmp_path) -> None:
-    first = torch_stack(trainer={"epochs": 2}).build_and_train(digits)
-    again = torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+def test_without_resume_an_old_checkpoint_is_ignored(torch_stack, digits_dataset, tmp_path) -> None:
+    first = torch_stack(trainer={"epochs": 2}).build_and_train(digits_dataset)
+    again = torch_stack(trainer={"epochs": 2}).build_and_train(digits_dataset)
     assert _without_seconds(again.history) == _without_seconds(first.history)
 
 
-def test_checkpoint_holds_everything_needed_to_resume(torch_stack, digits) -> None:
+def test_checkpoint_holds_everything_needed_to_resume(torch_stack, digits_dataset) -> None:
     stack = torch_stack(trainer={"epochs": 2, "lr_schedule": "step"})
-    stack.build_and_train(digits)
+    stack.build_and_train(digits_dataset)
     checkpoint = torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)
     assert {"epoch", "model", "optimizer", "scheduler", "generator", "torch_rng", "history", "best_state",
             "best_epoch", "best_val_loss", "bad_epochs", "stopped_early"} <= checkpoint.keys()
@@ -174,20 +174,20 @@ class _CheckpointReader:
         self.seen.append(torch.load(self.checkpoint, weights_only=True) if exists else None)
 
 
-def test_each_reported_epoch_finds_the_previous_checkpoint_on_disk(torch_stack, digits, tmp_path) -> None:
+def test_each_reported_epoch_finds_the_previous_checkpoint_on_disk(torch_stack, digits_dataset, tmp_path) -> None:
     # Checkpoints are written in the background, but the trainer waits for epoch N-1's write
     # before it reports epoch N, so a run killed at any point has lost at most one epoch.
     checkpoint = tmp_path / "a" / "checkpoints" / "last.pt"
     reader = _CheckpointReader(checkpoint)
     trainer = {"epochs": 3, "optimizer": "sgd", "learning_rate": 0.5}
     stack = torch_stack(model={"architecture": "mlp"}, trainer=trainer, run_dir=tmp_path / "a", monitors=(reader,))
-    stack.build_and_train(digits)
+    stack.build_and_train(digits_dataset)
     assert reader.seen[0] is None and [seen["epoch"] for seen in reader.seen[1:]] == [1, 2]
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3  # on disk when aios_train returns
 
     # The snapshot of epoch 2, written while epoch 3 trained, holds epoch 2's weights exactly.
     two = torch_stack(model={"architecture": "mlp"}, trainer={**trainer, "epochs": 2}, run_dir=tmp_path / "b")
-    two.build_and_train(digits)
+    two.build_and_train(digits_dataset)
     epoch_two = torch.load(two.run.checkpoint_dir / "last.pt", weights_only=True)
     for name, value in epoch_two["model"].items():
         assert torch.equal(reader.seen[2]["model"][name], value), name
@@ -197,9 +197,9 @@ def test_each_reported_epoch_finds_the_previous_checkpoint_on_disk(torch_stack, 
             assert torch.equal(reader.seen[2]["optimizer"]["state"][index][key], value), (index, key)
 
 
-def test_the_best_weights_are_stored_once_when_the_last_epoch_is_the_best(torch_stack, digits) -> None:
+def test_the_best_weights_are_stored_once_when_the_last_epoch_is_the_best(torch_stack, digits_dataset) -> None:
     stack = torch_stack(model={"architecture": "mlp"}, trainer={"epochs": 1})
-    stack.build_and_train(digits)
+    stack.build_and_train(digits_dataset)
     checkpoint = torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)
     assert checkpoint["best_epoch"] == checkpoint["epoch"] == 1
     for name, value in checkpoint["model"].items():
@@ -207,7 +207,7 @@ def test_the_best_weights_are_stored_once_when_the_last_epoch_is_the_best(torch_
         assert torch.equal(best, value) and best.untyped_storage().data_ptr() == value.untyped_storage().data_ptr()
 
 
-def test_a_failed_checkpoint_write_fails_the_training(torch_stack, digits, monkeypatch) -> None:
+def test_a_failed_checkpoint_write_fails_the_training(torch_stack, digits_dataset, monkeypatch) -> None:
     from aios_torch import _training
 
     def fail(path: Path, payload: dict[str, Any]) -> None:
@@ -215,7 +215,7 @@ def test_a_failed_checkpoint_write_fails_the_training(torch_stack, digits, monke
 
     monkeypatch.setattr(_training, "_save_checkpoint", fail)
     with pytest.raises(OSError, match="no space left on device: last.pt"):
-        torch_stack(trainer={"epochs": 2}).build_and_train(digits)
+        torch_stack(trainer={"epochs": 2}).build_and_train(digits_dataset)
 
 
 class _InterruptInEpoch:
@@ -230,7 +230,7 @@ class _InterruptInEpoch:
             raise KeyboardInterrupt
 
 
-def test_an_interrupt_waits_for_the_write_in_flight(torch_stack, digits, monkeypatch) -> None:
+def test_an_interrupt_waits_for_the_write_in_flight(torch_stack, digits_dataset, monkeypatch) -> None:
     from aios_torch import _training
 
     save = _training._save_checkpoint
@@ -242,12 +242,12 @@ def test_an_interrupt_waits_for_the_write_in_flight(torch_stack, digits, monkeyp
     monkeypatch.setattr(_training, "_save_checkpoint", slow)
     stack = torch_stack(trainer={"epochs": 4}, monitors=(_InterruptInEpoch(3),))
     with pytest.raises(KeyboardInterrupt):
-        stack.build_and_train(digits)
+        stack.build_and_train(digits_dataset)
     assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 2
     assert [p.name for p in stack.run.checkpoint_dir.iterdir()] == ["last.pt"]
 
 
-def test_an_interrupt_wins_over_a_failed_checkpoint_write(torch_stack, digits, monkeypatch, caplog) -> None:
+def test_an_interrupt_wins_over_a_failed_checkpoint_write(torch_stack, digits_dataset, monkeypatch, caplog) -> None:
     from aios_torch import _training
 
     save = _training._save_checkpoint
@@ -260,44 +260,44 @@ def test_an_interrupt_wins_over_a_failed_checkpoint_write(torch_stack, digits, m
     monkeypatch.setattr(_training, "_save_checkpoint", fail_at_epoch_two)
     stack = torch_stack(trainer={"epochs": 4}, monitors=(_InterruptInEpoch(3),))
     with pytest.raises(KeyboardInterrupt):
-        stack.build_and_train(digits)
+        stack.build_and_train(digits_dataset)
     assert "writing the checkpoint" in caplog.text and "no space left on device" in caplog.text
     assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 1
 
 
-def test_early_stopping_stops_and_restores_the_best_weights(torch_stack, digits, tmp_path) -> None:
+def test_early_stopping_stops_and_restores_the_best_weights(torch_stack, digits_dataset, tmp_path) -> None:
     # A min_delta no epoch can beat: epoch 1 is the best, epochs 2 and 3 use up the patience.
     trainer = {"epochs": 10, "early_stopping_patience": 2, "early_stopping_min_delta": 100.0}
-    result = torch_stack(trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits)
-    one_epoch = torch_stack(trainer={"epochs": 1}, run_dir=tmp_path / "b").build_and_train(digits)
+    result = torch_stack(trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits_dataset)
+    one_epoch = torch_stack(trainer={"epochs": 1}, run_dir=tmp_path / "b").build_and_train(digits_dataset)
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
     _assert_same_weights(result.model, one_epoch.model)
     assert result.final_metrics == result.history[0]
 
 
-def test_the_returned_model_holds_the_lowest_val_loss_weights(torch_stack, digits) -> None:
+def test_the_returned_model_holds_the_lowest_val_loss_weights(torch_stack, digits_dataset) -> None:
     # A learning rate this high makes validation loss jump around, so the best epoch is rarely the last.
     stack = torch_stack(trainer={"epochs": 6, "optimizer": "sgd", "learning_rate": 0.5})
-    result = stack.build_and_train(digits)
+    result = stack.build_and_train(digits_dataset)
     val_losses = [row["val_loss"] for row in result.history]
     assert not result.stopped_early
     assert result.best_epoch == 1 + int(np.argmin(val_losses))
     loss_fn = torch.nn.CrossEntropyLoss()
     with torch.no_grad():
-        val_loss = loss_fn(result.model(torch.from_numpy(digits.x_val)), torch.from_numpy(digits.y_val)).item()
+        val_loss = loss_fn(result.model(torch.from_numpy(digits_dataset.x_val)), torch.from_numpy(digits_dataset.y_val)).item()
     assert val_loss == pytest.approx(min(val_losses), rel=1e-5)
     assert not result.model.training
 
 
-def test_step_schedule_decays_the_learning_rate(torch_stack, digits) -> None:
+def test_step_schedule_decays_the_learning_rate(torch_stack, digits_dataset) -> None:
     trainer = {"epochs": 4, "learning_rate": 0.01, "lr_schedule": "step", "lr_step_size": 2, "lr_gamma": 0.5}
-    result = torch_stack(trainer=trainer).build_and_train(digits)
+    result = torch_stack(trainer=trainer).build_and_train(digits_dataset)
     assert [row["lr"] for row in result.history] == pytest.approx([0.01, 0.01, 0.005, 0.005])
 
 
-def test_overrides_take_precedence_over_trainer_params(torch_stack, digits) -> None:
+def test_overrides_take_precedence_over_trainer_params(torch_stack, digits_dataset) -> None:
     stack = torch_stack(trainer={"epochs": 5})
-    result = stack.train(stack.build(digits), digits, epochs=1)
+    result = stack.train(stack.build(digits_dataset), digits_dataset, epochs=1)
     assert len(result.history) == 1 and stack.trainer.params.epochs == 5
 
 
@@ -321,24 +321,24 @@ def test_defaults_are_the_documented_ones() -> None:
     ({"progress_updates": -1}, "progress_updates"),
     ({"epoch": 3}, "epoch"),
 ])
-def test_bad_trainer_params_are_validation_errors_naming_the_field(torch_stack, digits, overrides,
+def test_bad_trainer_params_are_validation_errors_naming_the_field(torch_stack, digits_dataset, overrides,
                                                                     field) -> None:
     with pytest.raises(pydantic.ValidationError, match=field):
         TorchTrainerParams(**overrides)
     stack = torch_stack(model={"architecture": "mlp"})
     with pytest.raises(pydantic.ValidationError, match=field):
-        stack.train(stack.build(digits), digits, **overrides)
+        stack.train(stack.build(digits_dataset), digits_dataset, **overrides)
 
 
-def test_empty_validation_split_is_a_clear_error(torch_stack, digits) -> None:
-    no_val = Dataset(name="no-val", x_train=digits.x_train, y_train=digits.y_train,
-                     x_val=digits.x_val[:0], y_val=digits.y_val[:0], x_test=digits.x_test, y_test=digits.y_test,
-                     class_names=digits.class_names, content_hash="x", image_shape=digits.image_shape)
+def test_empty_validation_split_is_a_clear_error(torch_stack, digits_dataset) -> None:
+    no_val = Dataset(name="no-val", x_train=digits_dataset.x_train, y_train=digits_dataset.y_train,
+                     x_val=digits_dataset.x_val[:0], y_val=digits_dataset.y_val[:0], x_test=digits_dataset.x_test, y_test=digits_dataset.y_test,
+                     class_names=digits_dataset.class_names, content_hash="x", image_shape=digits_dataset.image_shape)
     with pytest.raises(ValueError, match="empty validation split"):
         torch_stack().build_and_train(no_val)
 
 
-def test_training_leaves_deterministic_mode_as_it_found_it(torch_stack, digits) -> None:
+def test_training_leaves_deterministic_mode_as_it_found_it(torch_stack, digits_dataset) -> None:
     assert not torch.are_deterministic_algorithms_enabled()
-    torch_stack(trainer={"epochs": 1}).build_and_train(digits)
+    torch_stack(trainer={"epochs": 1}).build_and_train(digits_dataset)
     assert not torch.are_deterministic_algorithms_enabled()
