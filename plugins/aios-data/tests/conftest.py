@@ -9,18 +9,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aios_core import Datastore, Dataset, RunContext
-from aios_core.plugins import new_plugin_manager
+from aios_core import Dataset, Datastore, RunContext
+from aios_core.testing import plugin_manager
+
 
 @pytest.fixture
-def load(tmp_path: Path) -> Callable[..., Dataset]:
+def load(aios_run_context: Callable[..., RunContext]) -> Callable[..., Dataset]:
     """``load(DatastoreClass, seed=0, **params)``: the Dataset the hook returns for those params."""
 
     def load(component: type[Datastore], seed: int = 0, **params: Any) -> Dataset:
-        pm = new_plugin_manager()
-        pm.register(component(component.Params(**params)), name="data")
-        run = RunContext(name="t", seed=seed, threads=1, dir=tmp_path, stack={}, hook=pm.hook)
-        return pm.hook.aios_load_dataset(run=run)
+        pm = plugin_manager(component(component.Params(**params)))
+        return pm.hook.aios_load_dataset(run=aios_run_context(pm, seed=seed))
 
     return load
 

@@ -1,4 +1,9 @@
-"""The aios-core contract kit: the sklearn and files datastores pass it."""
+"""The aios-core contract kit: the sklearn and files datastores pass it.
+
+Its import check runs in a fresh interpreter: importing ``aios_data`` and creating
+either datastore loads none of the kit's heavy libraries, nor the ones these datastores
+load only when data is loaded (scikit-learn, pandas, pyarrow, scipy).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aios_core.testing import HEAVY_MODULES, DatastoreContract
 
-from aios_core.testing import DatastoreContract
+from aios_data import FilesDatastore, SklearnDatastore
+
+DATA_LIBRARIES = ("sklearn", "pandas", "pyarrow", "scipy")
 
 
 class TestSklearnDatastore(DatastoreContract):
+    heavy_modules = (*HEAVY_MODULES, *DATA_LIBRARIES)
+
     @pytest.fixture
     def component_name(self) -> str:
         return "sklearn"
@@ -26,6 +36,8 @@ class TestSklearnDatastore(DatastoreContract):
 
 
 class TestFilesDatastore(DatastoreContract):
+    heavy_modules = (*HEAVY_MODULES, *DATA_LIBRARIES)
+
     @pytest.fixture
     def component_name(self) -> str:
         return "files"
@@ -42,3 +54,8 @@ class TestFilesDatastore(DatastoreContract):
     @pytest.fixture
     def invalid_params(self) -> list[dict]:
         return [{"not_a_parameter": 1}, {"format": "xlsx"}, {"target": ""}]
+
+
+def test_capabilities_list_data_sets_and_formats() -> None:
+    assert SklearnDatastore.capabilities() == {"datasets": ["digits", "iris", "wine", "breast_cancer"]}
+    assert FilesDatastore.capabilities() == {"formats": ["csv", "parquet", "npz", "idx"]}

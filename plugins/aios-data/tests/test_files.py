@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from aios_core import Dataset
+
 from aios_data import FilesDatastore
 
 Load = Callable[..., Dataset]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aios_data import DataParams, FilesDatastore, SklearnDatastore
 from pydantic import ValidationError
+
+from aios_data import DataParams, FilesDatastore, SklearnDatastore
 
 
 def test_defaults() -> None:

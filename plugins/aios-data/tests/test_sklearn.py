@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from aios_core import Dataset
+
 from aios_data import SklearnDatastore
 
 Load = Callable[..., Dataset]
