@@ -68,15 +68,12 @@ class TorchFramework(Framework):
 
     @hookimpl
     def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
-        if artifact.format == self.native_format:
-            from aios_torch import _models
+        """The native format only: the kernel runs ``onnx`` files (``aios_core.inference``)."""
+        if artifact.format != self.native_format:
+            return None
+        from aios_torch import _models
 
-            return _models.torch_predictor(_models.load_model(Path(artifact.path)), threads=threads)
-        if artifact.format == "onnx":
-            from aios_torch import _onnx
-
-            return _onnx.onnx_predictor(Path(artifact.path), threads=threads)
-        return None
+        return _models.torch_predictor(_models.load_model(Path(artifact.path)), threads=threads)
 
 
 class TorchTrainerParams(TrainingParams):

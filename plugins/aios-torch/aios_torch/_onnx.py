@@ -1,4 +1,4 @@
-"""ONNX export with a parity check against PyTorch, and the ONNX Runtime predictor."""
+"""ONNX export with a parity check against PyTorch (ONNX files are run by the kernel: ``aios_core.onnx_session``)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from aios_core import Dataset, Predictor, atomic_path
+from aios_core import Dataset, atomic_path, onnx_session
 
 MAX_ABS_DIFF = 1e-4
 """Largest difference between ONNX Runtime and PyTorch probabilities an export may show."""
@@ -89,7 +88,7 @@ def _parity_rows(dataset: Dataset) -> np.ndarray:
 
 
 def _parity(wrapper: nn.Module, path: Path, rows: np.ndarray) -> dict[str, Any]:
-    session = _session(path, threads=1)
+    session = onnx_session(path, threads=1)  # the settings evaluation and serving use
     input_name = session.get_inputs()[0].name
     worst = 0.0
     for size in PARITY_BATCH_SIZES:
@@ -111,22 +110,3 @@ def _parity(wrapper: nn.Module, path: Path, rows: np.ndarray) -> dict[str, Any]:
 def _opset(path: Path) -> int:
     model = onnx.load(str(path), load_external_data=False)
     return next((int(entry.version) for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
-
-
-def _session(path: Path, *, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, int(threads))
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def onnx_predictor(path: Path, *, threads: int = 1) -> Predictor:
-    """A function mapping a float32 batch to the ONNX model's first output (class probabilities)."""
-    session = _session(path, threads=threads)
-    input_name = session.get_inputs()[0].name
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    return predict

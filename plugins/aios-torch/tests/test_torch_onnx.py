@@ -1,4 +1,4 @@
-"""aios_export_model to ONNX, and the ONNX Runtime predictor."""
+"""aios_export_model to ONNX; the exported file runs with the kernel's ONNX Runtime predictor."""
 
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ def test_onnx_predictor_matches_torch_softmax(cnn_export: Exported, digits_datas
     assert probabilities.shape == (batch_size, 10) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities, _torch_probabilities(cnn_export.model, rows), atol=1e-4, rtol=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_the_framework_leaves_onnx_files_to_the_kernel(cnn_export: Exported) -> None:
+    assert cnn_export.stack.framework.aios_load_predictor(artifact=cnn_export.artifact, threads=1) is None
 
 
 def test_export_accepts_mlp_and_keeps_the_model_training_mode(make_torch_stack, digits_dataset: Dataset,
