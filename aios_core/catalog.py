@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_core import __version__
-from aios_core.vocabulary import KINDS, canonical_name
+from aios_core.vocabulary import CORE_DISTRIBUTION, KINDS, canonical_name
 
 __all__ = ["BUNDLED_INDEX", "CatalogError", "Index", "IndexSource", "IndexedPlugin", "Release",
            "cached_index_path", "distribution_providing", "index_source", "load_index", "read_index", "update_cache"]
@@ -140,12 +140,12 @@ class IndexedPlugin:
         return max(candidates, key=lambda r: Version(r.version), default=None)
 
     def incompatibility(self, core_version: str = __version__) -> str | None:
-        """None if this plugin works with ``core_version`` of aios-core, else ``needs aios-core>=…``."""
+        """None if this plugin works with ``core_version`` of the kernel, else ``needs aios-kernel>=…``."""
         from packaging.specifiers import SpecifierSet
 
         if self.aios_core is None or SpecifierSet(self.aios_core).contains(core_version, prereleases=True):
             return None
-        return f"needs aios-core{self.aios_core}"
+        return f"needs {CORE_DISTRIBUTION}{self.aios_core}"
 
     def compatibility_text(self) -> str:
         return self.incompatibility() or ("compatible" if self.aios_core else "compatible (no range declared)")
@@ -262,7 +262,7 @@ def parse_index(data: Any, source: IndexSource) -> Index:
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise CatalogError(f"{source.location}: schema_version {version!r} is not {SCHEMA_VERSION}, the one "
-                           f"aios-core {__version__} reads; upgrade aios-core or use another index")
+                           f"{CORE_DISTRIBUTION} {__version__} reads; upgrade {CORE_DISTRIBUTION} or use another index")
     problems: list[str] = []
     plugins: list[IndexedPlugin] = []
     seen: set[str] = set()

@@ -5,7 +5,7 @@
 1. the name is put in canonical form (``AIOS_Hello`` is ``aios-hello``) and checked
    against the block and allow lists;
 2. it is looked up in the index: unlisted names need ``--allow-unlisted``; withdrawn
-   plugins and plugins whose aios-core range excludes the running aios-core are refused;
+   plugins and plugins whose kernel range excludes the running kernel are refused;
 3. the version is the one asked for or the newest reviewed release; anything else is
    installed with an "unreviewed" warning;
 4. when the index knows the wheel's sha256, pip downloads the wheel and its hash must match;
@@ -104,7 +104,7 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
     name, version = _parse_request(request)
     distribution = canonical_name(name)
     if distribution == CORE_DISTRIBUTION:
-        raise InstallRefused("aios-core is not a plugin; upgrade it with pip install --upgrade aios-core")
+        raise InstallRefused(f"{CORE_DISTRIBUTION} is the kernel, not a plugin; upgrade it as you installed it")
     refusal = settings.refusal(distribution)
     if refusal:
         raise InstallRefused(refusal)
@@ -122,8 +122,9 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
         raise InstallRefused(f"{distribution} is withdrawn from the index {index.source}: "
                              f"{plugin.withdrawn_reason or 'no reason given'}")
     if plugin.incompatibility():
-        raise InstallRefused(f"{distribution} requires aios-core{plugin.aios_core}, but aios-core {__version__} is "
-                             f"installed; upgrade aios-core or wait for a compatible release (index: {index.source})")
+        raise InstallRefused(f"{distribution} requires {CORE_DISTRIBUTION}{plugin.aios_core}, but "
+                             f"{CORE_DISTRIBUTION} {__version__} is installed; upgrade {CORE_DISTRIBUTION} or wait "
+                             f"for a compatible release (index: {index.source})")
 
     warnings, notes = [], []
     if plugin.status == "deprecated":
@@ -134,7 +135,7 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
     else:
         release = plugin.newest_release() or plugin.newest_release(reviewed_only=False)
     if release is None and plugin.tier == "first-party":
-        # first-party entries list no releases: their trust is being built and tested with aios-core
+        # first-party entries list no releases: their trust is being built and tested with the kernel
         notes.append(f"{distribution} is first-party; the index records no wheel hash for it, so none is checked")
     elif release is None and version:
         warnings.append(f"unreviewed: {distribution} {version} is not a release listed in the index {index.source}")
@@ -246,7 +247,8 @@ def uninstall_target(name: str) -> tuple[str, str, list[str]]:
 
     distribution = canonical_name(name)
     if distribution == CORE_DISTRIBUTION:
-        raise InstallRefused("aios-core is the kernel every plugin needs; it cannot be uninstalled as a plugin")
+        raise InstallRefused(f"{CORE_DISTRIBUTION} is the kernel every plugin needs; "
+                             f"it cannot be uninstalled as a plugin")
     version = _installed_version(distribution)
     if version is None:
         raise InstallRefused(f"{distribution} is not installed; see aios plugins list")
@@ -357,7 +359,7 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
     # kept in the order the index writes them (>=0.1,<0.2); SpecifierSet's str() would sort them
     core_text = ",".join(dict.fromkeys(part.strip() for r in core_ranges for part in r.split(",") if part.strip()))
     if not SpecifierSet(core_text).contains(__version__, prereleases=True):
-        notes.append(f"the running aios-core {__version__} is outside aios-core{core_text}")
+        notes.append(f"the running {CORE_DISTRIBUTION} {__version__} is outside {CORE_DISTRIBUTION}{core_text}")
     lines = [CORE_DISTRIBUTION + core_text]
     for distribution, plugin in needed.items():
         release = plugin.newest_release() if plugin else None

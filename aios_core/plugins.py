@@ -1,7 +1,7 @@
 """Finding and loading plugin components: the whole story in one module.
 
 Discovery reads installed distributions' metadata only (entry points and the
-``aios-core`` range they require) and imports nothing. A component is imported when a
+kernel (``aios-kernel``) range they require) and imports nothing. A component is imported when a
 stack names it (``load_component``), checked against its kind's base class and the
 hook specs, and registered in a run's plugin manager. A component that cannot be used
 is reported by name and skipped; with ``AIOS_STRICT_PLUGINS=1`` that becomes an error.
@@ -107,9 +107,9 @@ def _compatibility_problem(distribution: str, core_range: str | None) -> str | N
         if SpecifierSet(core_range).contains(__version__, prereleases=True):
             return None
     except InvalidSpecifier:
-        return f"incompatible: {distribution} declares an invalid aios-core range '{core_range}'"
-    return (f"incompatible: {distribution} requires aios-core{core_range}, "
-            f"but aios-core {__version__} is installed; upgrade or downgrade one of them")
+        return f"incompatible: {distribution} declares an invalid {CORE_DISTRIBUTION} range '{core_range}'"
+    return (f"incompatible: {distribution} requires {CORE_DISTRIBUTION}{core_range}, "
+            f"but {CORE_DISTRIBUTION} {__version__} is installed; upgrade or downgrade one of them")
 
 
 @functools.cache

@@ -23,8 +23,9 @@ ROLE_KINDS = {
 LIST_ROLES = ("compressors", "monitors")
 """Sections that hold a list of components; their roles are ``compressors.0``, ``compressors.1``, ..."""
 
-CORE_DISTRIBUTION = "aios-core"
-"""The kernel's distribution name on the package index (its import package is ``aios_core``)."""
+CORE_DISTRIBUTION = "aios-kernel"
+"""The kernel's distribution name (its import package is ``aios_core``). Not ``aios-core``: on the
+public package index that name belongs to an unrelated project."""
 
 CORE_PACKAGE = "aios_core"
 

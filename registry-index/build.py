@@ -42,11 +42,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 from aios_core.atomic import atomic_path  # noqa: E402  (this repository's kernel, not an installed copy)
+from aios_core.vocabulary import CORE_DISTRIBUTION  # noqa: E402
 
 SCHEMA = json.loads((HERE / "schema.json").read_text(encoding="utf-8"))
 TEMPLATE = HERE / "catalog.template.html"
 SCHEMA_VERSION = 1
-CORE_DISTRIBUTION = "aios-core"
 KINDS: tuple[str, ...] = tuple(SCHEMA["properties"]["components"]["propertyNames"]["enum"])
 TIERS: tuple[str, ...] = tuple(SCHEMA["properties"]["tier"]["enum"])
 STATUSES: tuple[str, ...] = tuple(SCHEMA["properties"]["status"]["enum"])
@@ -215,7 +215,7 @@ class Pyproject:
 
 
 def _first_party_pyprojects(repo: Path) -> tuple[dict[str, Pyproject], list[str]]:
-    """Canonical distribution name -> its pyproject, for aios-core (the root) and plugins/*/."""
+    """Canonical distribution name -> its pyproject, for the kernel (the root) and plugins/*/."""
     found: dict[str, Pyproject] = {}
     problems = []
     for path in [repo / "pyproject.toml", *sorted((repo / "plugins").glob("*/pyproject.toml"))]:
@@ -257,7 +257,7 @@ def _first_party_problems(entries: list[Entry], repo: Path) -> list[str]:
 
 
 def _declared_problems(entry: Entry, pyproject: Pyproject) -> list[tuple[str, str]]:
-    """How ``entry`` differs from what ``pyproject`` declares: entry points, aios-core range, license."""
+    """How ``entry`` differs from what ``pyproject`` declares: entry points, kernel range, license."""
     project = pyproject.project
     shown = _show(pyproject.path)
     if "entry-points" in project.get("dynamic", []):
@@ -374,7 +374,7 @@ def _card(plugin: dict[str, Any]) -> str:
                          + ", ".join(f'<code>{e(component)}</code>' for component in names) + '</span></li>'
                          for kind, names in plugin["components"].items())
     facts = [("Components", f'<ul class="components">{components}</ul>'),
-             ("aios-core", f'<code>{e(plugin["aios_core"])}</code>'),
+             (CORE_DISTRIBUTION, f'<code>{e(plugin["aios_core"])}</code>'),
              ("License", e(plugin["license"])),
              ("Maintainers", e(", ".join(plugin["maintainers"])))]
     if plugin["distribution"] != name:

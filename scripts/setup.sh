@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install aios-core, the first-party plugins and the test tools.
+# Create .venv (if missing) and install the kernel (aios-kernel), the first-party plugins and the test tools,
+# all from this checkout (none of them is published on PyPI yet).
 # Needs only Python 3.11+ and pip; every install goes through constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,12 @@ PYTHON=${PYTHON:-python3}
 PLUGINS=(plugins/aios-data plugins/aios-torch plugins/aios-onnx-quant plugins/aios-serve plugins/aios-tf plugins/aios-ray-train)
 args=(-e .)
 for plugin in "${PLUGINS[@]}"; do args+=(-e "$plugin"); done
-echo "setup: installing aios-core, ${PLUGINS[*]##*/} and test tools into .venv (first time: a few minutes)" >&2
+# The kernel's distribution was called aios-core until it was renamed (on PyPI that name is another
+# project); a .venv made before then still holds that copy, which would register the kernel's monitors twice.
+if .venv/bin/python -m pip show --quiet aios-core >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall --quiet --yes aios-core
+fi
+echo "setup: installing aios-kernel, ${PLUGINS[*]##*/} and test tools into .venv (first time: a few minutes)" >&2
 # This machine's pip configuration names local mirrors that may be absent; drop pip's warnings about them.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt "${args[@]}" -r requirements-dev.txt \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)

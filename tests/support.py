@@ -18,7 +18,7 @@ DEFAULT_STACK = REPO / "examples" / "digits-torch.yaml"
 
 
 def make_distribution(site: Path, name: str, entry_points: dict[str, dict[str, str]], *,
-                      version: str = "0.1.0", requires: tuple[str, ...] = ("aios-core>=0.1,<0.2",),
+                      version: str = "0.1.0", requires: tuple[str, ...] = ("aios-kernel>=0.1,<0.2",),
                       modules: dict[str, str] | None = None) -> Path:
     """Write an installed distribution (dist-info + modules) into ``site``."""
     site.mkdir(parents=True, exist_ok=True)

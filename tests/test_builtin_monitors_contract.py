@@ -1,4 +1,4 @@
-"""The aios-core contract kit: the built-in console and jsonl monitors pass it."""
+"""The aios-kernel contract kit: the built-in console and jsonl monitors pass it."""
 
 from __future__ import annotations
 

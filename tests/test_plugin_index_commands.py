@@ -1,6 +1,6 @@
 """The plugin index commands with real pip, real wheels and a local index; no network.
 
-Each test gets a fresh virtual environment that sees this one's packages (aios-core and
+Each test gets a fresh virtual environment that sees this one's packages (aios-kernel and
 its dependencies) through a .pth file, so pip installs into it and nowhere else. pip is
 pointed at a local wheel directory with PIP_NO_INDEX and PIP_FIND_LINKS, as a user would
 point it at a company mirror.
@@ -40,7 +40,7 @@ class {cls}(Monitor):
 
 
 def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monitor: str | None = None,
-                dependencies: tuple[str, ...] = ("aios-core>=0.1,<0.2",)) -> str:
+                dependencies: tuple[str, ...] = ("aios-kernel>=0.1,<0.2",)) -> str:
     """Build a real wheel of a small distribution (a monitor plugin, or a plain library); its sha256."""
     module = name.replace("-", "_")
     project = projects / f"{name}-{version}"
@@ -83,7 +83,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     hashes = {
         "hello-0.1.0": build_wheel(projects, wheels, "aios-hello", "0.1.0", monitor="hello"),
         "hello-0.2.0": build_wheel(projects, wheels, "aios-hello", "0.2.0", monitor="hello",
-                                   dependencies=("aios-core>=0.1,<0.2", "greeting-words>=1.0")),
+                                   dependencies=("aios-kernel>=0.1,<0.2", "greeting-words>=1.0")),
         "legacy": build_wheel(projects, wheels, "aios-legacy", "0.1.0", monitor="legacy"),
         "tampered": build_wheel(projects, wheels, "aios-tampered", "0.1.0", monitor="tampered"),
         "unlisted": build_wheel(projects, wheels, "aios-unlisted", "0.1.0", monitor="unlisted"),
@@ -175,9 +175,9 @@ def test_uninstall_removes_the_plugin(sandbox: Sandbox) -> None:
     assert ("hello", "aios-hello") not in sandbox.components()
 
 
-def test_uninstall_refuses_aios_core_and_non_plugins(sandbox: Sandbox) -> None:
-    core = sandbox.aios("plugins", "uninstall", "aios_core", "--yes")
-    assert core.returncode == 2 and "aios-core is the kernel" in core.stderr
+def test_uninstall_refuses_the_kernel_and_non_plugins(sandbox: Sandbox) -> None:
+    core = sandbox.aios("plugins", "uninstall", "AIOS_Kernel", "--yes")
+    assert core.returncode == 2 and "aios-kernel is the kernel" in core.stderr
     library = sandbox.aios("plugins", "uninstall", "packaging", "--yes")
     assert library.returncode == 2 and "provides no aios components" in library.stderr
 
@@ -210,7 +210,7 @@ def test_withdrawn_plugin_is_refused_with_the_reason(sandbox: Sandbox) -> None:
 def test_incompatible_range_is_refused_naming_both_versions(sandbox: Sandbox) -> None:
     result = sandbox.install("aios-future", "--yes")
     assert result.returncode == 2
-    assert "aios-future requires aios-core>=0.2,<0.3, but aios-core 0.1.0 is installed" in result.stderr
+    assert "aios-future requires aios-kernel>=0.2,<0.3, but aios-kernel 0.1.0 is installed" in result.stderr
 
 
 def test_unlisted_plugin_is_refused_naming_the_index(sandbox: Sandbox) -> None:
@@ -293,7 +293,7 @@ def test_search_reads_the_index_and_marks_compatibility(sandbox: Sandbox) -> Non
     assert result.returncode == 0, result.stderr
     rows = table_rows(result.stdout, 7)
     assert set(rows) == {"aios-hello", "aios-old", "aios-future", "aios-legacy", "aios-tampered"}
-    assert "needs aios-core>=0.2,<0.3" in rows["aios-future"]
+    assert "needs aios-kernel>=0.2,<0.3" in rows["aios-future"]
     assert all(cell in rows["aios-hello"] for cell in ("monitor: hello", "reviewed", "active", "compatible"))
     assert "withdrawn" in rows["aios-old"] and "deprecated" in rows["aios-legacy"]
     by_text = sandbox.aios("plugins", "search", "FUTURE", "--index", str(sandbox.index)).stdout
@@ -319,7 +319,7 @@ def test_info_shows_the_index_entry_of_a_plugin_that_is_not_installed(sandbox: S
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "aios-hello  aios-hello says hello" in out and "tier: reviewed" in out and "installed: not installed" in out
-    assert "aios-core: >=0.1,<0.2: compatible with the installed 0.1.0" in out
+    assert "aios-kernel: >=0.1,<0.2: compatible with the installed 0.1.0" in out
     assert (f"0.2.0  reviewed  sha256:{sandbox.hashes['hello-0.2.0']}  aios_hello-0.2.0-py2.py3-none-any.whl"
             in out)
     assert "install: aios plugins install aios-hello==0.2.0" in out
@@ -348,7 +348,7 @@ def test_outdated_shows_newer_reviewed_releases_and_marks_incompatible_ones(sand
     later = tmp_path / "later-index.json"
     later.write_text(json.dumps(moved_on))
     rows = table_rows(sandbox.aios("plugins", "outdated", "--index", str(later)).stdout, 4)
-    assert "newer release needs aios-core>=0.2,<0.3 (installed: 0.1.0)" in rows["aios-hello"]
+    assert "newer release needs aios-kernel>=0.2,<0.3 (installed: 0.1.0)" in rows["aios-hello"]
 
 
 # ---------------------------------------------------------------- the index cache
@@ -409,7 +409,7 @@ def test_stack_requirements_lists_the_distributions_with_ranges(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     requirements = {Requirement(line).name: str(Requirement(line).specifier) for line in result.stdout.splitlines()}
     # aios-serve (the default stack's deployer) is installed but not in this index: listed without a range
-    assert requirements == {"aios-core": "<0.2,<0.3,>=0.1", "aios-data": ">=0.1.2", "aios-torch": ">=0.1.0",
+    assert requirements == {"aios-kernel": "<0.2,<0.3,>=0.1", "aios-data": ">=0.1.2", "aios-torch": ">=0.1.0",
                             "aios-onnx-quant": "", "aios-serve": ""}
     assert "aios-serve (installed 0.1.0, provides deployer 'oip') is not in the index" in result.stderr
 

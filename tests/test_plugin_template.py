@@ -1,8 +1,8 @@
 """The plugin template (``cookiecutter-plugin/``): it checks the answers before generating, and
-every project it generates installs from a wheel beside aios-core, passes its own tests and
+every project it generates installs from a wheel beside aios-kernel, passes its own tests and
 runs in a stack.
 
-The installed checks share one fresh virtualenv: aios-core (with the ``new`` extra), the
+The installed checks share one fresh virtualenv: aios-kernel (with the ``new`` extra), the
 first-party plugins and every baked plugin go in as wheels built from source. The
 third-party libraries they need (torch, numpy, ...) are hard-linked from the environment
 running these tests before pip resolves against them: pip sees them installed and
@@ -100,13 +100,13 @@ def test_a_trainer_comes_with_the_framework_it_trains(tmp_path: Path) -> None:
     (["kinds=monitor,monitor"], "'monitor' named more than once"),
     (["kinds= , "], "names no kind"),
     (["aios_core_range=0.1"], "aios_core_range '0.1' is not a version range"),
-    (["aios_core_range=>=0.2,<0.3"], "excludes the installed aios-core"),
+    (["aios_core_range=>=0.2,<0.3"], "excludes the installed aios-kernel"),
     (["distribution=AIOS_Hello"], "write it as 'aios-hello'"),
     (["distribution=aios-torch"], "is AIOS's own"),
     (["package=json"], "would shadow an existing module"),
     (["license=Not A License"], "not an SPDX license expression"),
     (["repository=ftp://example.com/x"], "not an https:// URL"),
-    (["plugin_name=console"], "the installed aios-core already provides a monitor named 'console'"),
+    (["plugin_name=console"], "the installed aios-kernel already provides a monitor named 'console'"),
 ])
 def test_bad_answers_are_refused_before_anything_is_generated(tmp_path: Path, answers: list[str],
                                                                message: str) -> None:
@@ -211,7 +211,7 @@ def _seed(site: Path, requirements: Iterable[str], skip: set[str]) -> None:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """A new venv holding aios-core[new] and the first-party plugins, installed from wheels built here."""
+    """A new venv holding aios-kernel[new] and the first-party plugins, installed from wheels built here."""
     wheels = tmp_path_factory.mktemp("wheels")
     core = hatch_wheel(REPO, wheels)
     plugins = [hatch_wheel(REPO / "plugins" / name, wheels) for name in FIRST_PARTY]
@@ -221,7 +221,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     requires: list[str] = ["pytest"]
     for wheel in (core, *plugins):
         requires += _wheel_requirements(wheel, extras={"new"})
-    _seed(site, requires, skip={"aios-core", *FIRST_PARTY, "pip", "setuptools"})
+    _seed(site, requires, skip={"aios-kernel", *FIRST_PARTY, "pip", "setuptools"})
     venv.pip_install(f"{core}[new]", *plugins)
     return venv
 

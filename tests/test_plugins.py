@@ -63,15 +63,15 @@ def test_broken_monitor_in_a_stack_is_skipped_with_a_warning(site: Path, tmp_pat
 
 def test_incompatible_plugin_is_refused_naming_both_versions(site: Path, tmp_path: Path) -> None:
     make_distribution(site, "aios-future", {"aios.monitors": {"future": "aios_future:Good"}},
-                      requires=("aios-core>=9.0",), modules={"aios_future": GOOD_MONITOR})
+                      requires=("aios-kernel>=9.0",), modules={"aios_future": GOOD_MONITOR})
     rows = _list(aios_env(site))
-    assert rows[("monitor", "future")] == ("incompatible: aios-future requires aios-core>=9.0, but aios-core 0.1.0 "
+    assert rows[("monitor", "future")] == ("incompatible: aios-future requires aios-kernel>=9.0, but aios-kernel 0.1.0 "
                                            "is installed; upgrade or downgrade one of them")
     stack = tmp_path / "stack.yaml"
     stack.write_text(DEFAULT_STACK.read_text() + "  - plugin: future\n")
     result = run_aios("validate", str(stack), env=aios_env(site, AIOS_STRICT_PLUGINS="1"))
     assert result.returncode == 2
-    assert "aios-future requires aios-core>=9.0, but aios-core 0.1.0 is installed" in result.stderr
+    assert "aios-future requires aios-kernel>=9.0, but aios-kernel 0.1.0 is installed" in result.stderr
 
 
 def test_hooks_that_do_not_match_the_specs_are_refused(site: Path) -> None:
@@ -150,5 +150,5 @@ def test_schema_includes_installed_component_parameters() -> None:
 
 
 def test_version_and_help() -> None:
-    assert run_aios("--version").stdout.strip() == "aios-core 0.1.0 (hook API 1)"
+    assert run_aios("--version").stdout.strip() == "aios-kernel 0.1.0 (hook API 1)"
     assert "plugins" in run_aios("--help").stdout

@@ -16,7 +16,7 @@ from support import REPO
 INDEX_DIR = REPO / "registry-index"
 BUILD = INDEX_DIR / "build.py"
 CHROMIUM = Path("/usr/bin/chromium")
-FIRST_PARTY = {"aios-core", "aios-data", "aios-torch", "aios-onnx-quant"}
+FIRST_PARTY = {"aios-kernel", "aios-data", "aios-torch", "aios-onnx-quant"}
 SHA = "0123456789abcdef" * 4
 
 
@@ -55,7 +55,7 @@ FAKE_PYPROJECT = """\
 name = "aios-fake"
 version = "0.3.0"
 license = "MIT"
-dependencies = ["aios-core>=0.1,<0.2", "numpy"]
+dependencies = ["aios-kernel>=0.1,<0.2", "numpy"]
 
 [project.entry-points."aios.trainers"]
 fake = "aios_fake:FakeTrainer"
@@ -100,10 +100,10 @@ def test_the_real_index_is_valid_and_its_outputs_are_up_to_date() -> None:
 
 def test_every_first_party_distribution_is_listed_as_first_party() -> None:
     plugins = {plugin["name"]: plugin for plugin in json.loads((INDEX_DIR / "index.json").read_text())["plugins"]}
-    built_here = {path.parent.name for path in (REPO / "plugins").glob("*/pyproject.toml")} | {"aios-core"}
+    built_here = {path.parent.name for path in (REPO / "plugins").glob("*/pyproject.toml")} | {"aios-kernel"}
     assert FIRST_PARTY <= built_here
     assert {name for name, plugin in plugins.items() if plugin["tier"] == "first-party"} == built_here
-    assert plugins["aios-core"]["components"] == {"monitor": ["console", "jsonl"]}
+    assert plugins["aios-kernel"]["components"] == {"monitor": ["console", "jsonl"]}
 
 
 def test_the_kernel_reads_the_bundled_snapshot_the_build_wrote() -> None:
@@ -218,7 +218,7 @@ RULES: dict[str, tuple[Mutation, str]] = {
         _set("aios-fake", tier="community"), "aios-fake.toml: tier: found 'community'; expected 'first-party'"),
     "first-party range is the declared dependency": (
         _set("aios-fake", aios_core=">=0.1,<0.3"),
-        "aios-fake.toml: aios_core: found '>=0.1,<0.3'; expected the range of the dependency 'aios-core>=0.1,<0.2'"),
+        "aios-fake.toml: aios_core: found '>=0.1,<0.3'; expected the range of the dependency 'aios-kernel>=0.1,<0.2'"),
     "first-party license is the declared one": (
         _set("aios-fake", license="Apache-2.0"), "aios-fake.toml: license: found 'Apache-2.0'; expected 'MIT'"),
     "withdrawn needs a reason": (_set("aios-thing", status="withdrawn"),

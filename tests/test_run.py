@@ -72,7 +72,7 @@ def test_default_stack_runs_end_to_end(default_run: tuple[subprocess.CompletedPr
     assert report["comparison"]["size_ratio"] <= 0.35 and report["comparison"]["accuracy_drop"] <= 0.01
     assert (run_dir / "report/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     lock = yaml.safe_load((run_dir / "stack.lock.yaml").read_text())
-    assert lock["lock"]["distributions"] == {"aios-core": "0.1.0", "aios-data": "0.1.0", "aios-onnx-quant": "0.1.0",
+    assert lock["lock"]["distributions"] == {"aios-kernel": "0.1.0", "aios-data": "0.1.0", "aios-onnx-quant": "0.1.0",
                                              "aios-serve": "0.1.0", "aios-torch": "0.1.0"}
     state = json.loads((run_dir / "state.json").read_text())
     assert state["phases"]["deploy"]["smoke_test"]["passed"] is True

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from aios_core import HOOK_API_VERSION, __version__
+from aios_core.vocabulary import CORE_DISTRIBUTION
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -54,7 +55,8 @@ index_option = click.option("--index", "index_location", metavar="PATH_OR_URL",
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", message=f"aios-core %(version)s (hook API {HOOK_API_VERSION})")
+@click.version_option(__version__, "--version",
+                      message=f"{CORE_DISTRIBUTION} %(version)s (hook API {HOOK_API_VERSION})")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def main(debug: bool) -> None:
     """AIOS: an ML stack in one YAML file, every part a plugin.

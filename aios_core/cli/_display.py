@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aios_core import __version__
+from aios_core.vocabulary import CORE_DISTRIBUTION
 
 if TYPE_CHECKING:
     from aios_core.rundir import RunDirectory
@@ -33,7 +34,8 @@ def print_index_entry(console: Any, plugin: Any, index: Any) -> None:
     compatible = "incompatible with" if plugin.incompatibility() else "compatible with"
     console.print(f"[bold]{escape(plugin.distribution)}[/]  {escape(plugin.summary)}")
     lines = [("index", str(index.source)), ("status", status), ("tier", plugin.tier),
-             ("aios-core", f"{plugin.aios_core or '(no range declared)'}: {compatible} the installed {__version__}"),
+             (CORE_DISTRIBUTION,
+              f"{plugin.aios_core or '(no range declared)'}: {compatible} the installed {__version__}"),
              ("components", plugin.kinds_text), ("repository", plugin.repository), ("license", plugin.license),
              ("maintainers", ", ".join(plugin.maintainers)), ("tags", ", ".join(plugin.tags)), ("installed", installed)]
     for key, value in lines:

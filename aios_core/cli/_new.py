@@ -31,7 +31,9 @@ def new_plugin(answers: tuple[str, ...], output_dir: str, no_input: bool) -> Non
         from cookiecutter.exceptions import CookiecutterException, FailedHookException
         from cookiecutter.main import cookiecutter
     except ImportError:
-        fail("aios new plugin needs cookiecutter: pip install 'aios-core[new]'", EXIT_USAGE)
+        # not "pip install aios-kernel[new]": that would look the kernel up by name on the package index
+        fail("aios new plugin needs cookiecutter (the kernel's [new] extra): pip install 'cookiecutter>=2.5'",
+             EXIT_USAGE)
     import json
     import logging
 

@@ -9,7 +9,7 @@ import click
 
 from aios_core import __version__
 from aios_core.cli._app import EXIT_FAILED, EXIT_USAGE, fail, index_option, main, read_index
-from aios_core.vocabulary import KINDS, canonical_name
+from aios_core.vocabulary import CORE_DISTRIBUTION, KINDS, canonical_name
 
 
 @main.group()
@@ -70,7 +70,8 @@ def plugins_info(name: str, kind: str | None, index_location: str | None) -> Non
         print_index_entry(console, plugin, index)
     for entry in entries:
         console.print(f"[bold]{entry.kind} {entry.name}[/]  {entry.distribution} {entry.version}  "
-                      f"requires aios-core{entry.core_range or ' (no range declared)'}  status: {entry.problem or 'ok'}")
+                      f"requires {CORE_DISTRIBUTION}{entry.core_range or ' (no range declared)'}  "
+                      f"status: {entry.problem or 'ok'}")
         console.print(f"  entry point: {entry.value}")
         try:
             cls = load_component(entry)
@@ -129,7 +130,7 @@ def plugins_search(text: str | None, kind: str | None, tier: str | None, status:
         click.echo(f"no plugin in the index {index.source} matches")
         return
     table = Table()
-    for column in ("name", "components", "tier", "status", f"aios-core {__version__}", "installed"):
+    for column in ("name", "components", "tier", "status", f"{CORE_DISTRIBUTION} {__version__}", "installed"):
         table.add_column(column, no_wrap=column != "components")
     table.add_column("summary")
     for plugin in found:

@@ -14,8 +14,12 @@ from importlib import metadata
 
 KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
 GROUPS = {kind: f"aios.{kind}s" for kind in KINDS}
-RESERVED_DISTRIBUTIONS = {"aios-core", "aios-data", "aios-torch", "aios-onnx-quant"}
-RESERVED_PACKAGES = {"aios_core", "aios_data", "aios_torch", "aios_onnx_quant", "tests", "test"}
+KERNEL = "aios-kernel"  # aios_core.vocabulary.CORE_DISTRIBUTION; this hook may run where aios_core is not installed
+# AIOS's own distributions, and aios-core: on PyPI that name is an unrelated project
+RESERVED_DISTRIBUTIONS = {KERNEL, "aios-core", "aios-data", "aios-torch", "aios-tf", "aios-onnx-quant", "aios-serve",
+                          "aios-ray-train"}
+RESERVED_PACKAGES = {"aios_core", "aios_data", "aios_torch", "aios_tf", "aios_onnx_quant", "aios_serve",
+                     "aios_ray_train", "tests", "test"}
 
 ANSWERS = {
     "plugin_name": {{ cookiecutter.plugin_name | tojson }},
@@ -92,13 +96,13 @@ def check_range(text: str) -> list[str]:
     except InvalidSpecifier:
         return [f"aios_core_range {text!r} is not a version range; write one like '>=0.1,<0.2' (PEP 440)"]
     if not str(specifier):
-        return ["aios_core_range is empty; write the aios-core versions the plugin supports, e.g. '>=0.1,<0.2'"]
+        return [f"aios_core_range is empty; write the {KERNEL} versions the plugin supports, e.g. '>=0.1,<0.2'"]
     try:
-        running = metadata.version("aios-core")
+        running = metadata.version(KERNEL)
     except metadata.PackageNotFoundError:
         return []
     if not specifier.contains(running, prereleases=True):
-        return [f"aios_core_range {text!r} excludes the installed aios-core {running}, so AIOS would report the "
+        return [f"aios_core_range {text!r} excludes the installed {KERNEL} {running}, so AIOS would report the "
                 f"plugin incompatible; include it, e.g. '>={'.'.join(running.split('.')[:2])},<"
                 f"{running.split('.')[0]}.{int(running.split('.')[1]) + 1}'"]
     return []

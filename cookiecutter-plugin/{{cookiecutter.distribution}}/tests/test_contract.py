@@ -12,7 +12,7 @@
 """AIOS's contract tests for each component of this plugin (the kit in ``aios_core.testing``).
 
 They check what every component of a kind must do: its entry point, parameters, hooks,
-a light entry-point module, its aios-core range and its behaviour in a run.
+a light entry-point module, its aios-kernel range and its behaviour in a run.
 """
 
 from __future__ import annotations
