@@ -1,15 +1,35 @@
-"""scikit-learn's bundled data sets, read from the installed package (no download)."""
+"""scikit-learn's bundled data sets, read from the installed package (no download), and what each holds."""
 
 from __future__ import annotations
 
-from aios_data._prepare import FIELD, RawData
+from typing import TYPE_CHECKING, NamedTuple
 
-_IMAGE_SHAPES = {"digits": (1, 8, 8)}
+if TYPE_CHECKING:
+    from aios_data._prepare import RawData
+
+
+class BundledSet(NamedTuple):
+    """What one of scikit-learn's bundled data sets holds, known without loading it."""
+
+    rows: int
+    features: int
+    classes: int
+    image_shape: tuple[int, int, int] | None
+
+
+BUNDLED_SETS = {
+    "digits": BundledSet(1797, 64, 10, (1, 8, 8)),
+    "iris": BundledSet(150, 4, 3, None),
+    "wine": BundledSet(178, 13, 3, None),
+    "breast_cancer": BundledSet(569, 30, 2, None),
+}
 
 
 def load_bundled(name: str) -> RawData:
     """``sklearn.datasets.load_<name>()`` as raw data, with its feature and class names."""
     from sklearn import datasets
+
+    from aios_data._prepare import FIELD, RawData
 
     bunch = getattr(datasets, f"load_{name}")()
     feature_names = getattr(bunch, "feature_names", None)
@@ -21,5 +41,5 @@ def load_bundled(name: str) -> RawData:
         label_field=f"{FIELD}.dataset",
         class_names=[str(target) for target in bunch.target_names],
         feature_names=[str(feature) for feature in feature_names] if feature_names is not None else None,
-        image_shape=_IMAGE_SHAPES.get(name),
+        image_shape=BUNDLED_SETS[name].image_shape,
     )

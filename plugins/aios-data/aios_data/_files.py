@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import difflib
 import gzip
-import math
-import re
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from aios_data._headers import (
+    HeaderError,
+    derived_labels_path,
+    first_line,
+    format_from_name,
+    image_layout,
+    is_npz,
+    parse_idx_header,
+    without_gz,
+)
 from aios_data._prepare import FIELD, RawData, _names
 
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
-
-_SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz", ".idx": "idx"}
-_IDX_NAME = re.compile(r"(idx\d|-ubyte$)")
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_IDX_LABEL_NAMES = (("images-idx3-ubyte", "labels-idx1-ubyte"), ("images.idx3-ubyte", "labels.idx1-ubyte"))
 
 
 def read_data_file(params: FilesDatastore.Params) -> RawData:
@@ -43,10 +45,7 @@ def read_data_file(params: FilesDatastore.Params) -> RawData:
 
 def detect_format(path: Path) -> str:
     """The format a file name implies: its suffix (before ``.gz``), or IDX for MNIST-style names."""
-    base = _without_gz(path.name.lower())
-    fmt = _SUFFIX_FORMATS.get(Path(base).suffix)
-    if fmt is None and _IDX_NAME.search(base):
-        fmt = "idx"
+    fmt = format_from_name(path)
     if fmt is None:
         raise ValueError(f"{FIELD}.format: cannot tell the format of {path} from its name; "
                          f"set data.format to csv, parquet, npz or idx")
@@ -58,8 +57,8 @@ def read_table(path: Path, fmt: str, target: str) -> RawData:
     """A CSV or Parquet table whose column ``target`` holds the labels and the others the features."""
     try:
         frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
-    except Exception as error:  # pandas and pyarrow raise many types for one cause: not this format
-        raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {_first_line(error)}") from None
+    except Exception as error:  # noqa: BLE001 -- pandas and pyarrow raise many types for one cause: not this format
+        raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {first_line(error)}") from None
     frame = frame.reset_index(drop=True)
     columns = list(frame.columns)
     if target not in columns:
@@ -81,13 +80,13 @@ def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
     Image batches (n, h, w) get image_shape (1, h, w); (n, c, h, w) keep their layout, and
     channels-last batches (n, h, w, c) with 1 or 3 channels become channels-first.
     """
-    if not zipfile.is_zipfile(path):
+    if not is_npz(path):
         raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: not a zip archive of arrays "
                          f"(as numpy.savez writes)")
     try:
         archive = np.load(path, allow_pickle=False)
-    except Exception as error:  # numpy and zipfile raise several types for one cause: a damaged archive
-        raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: {_first_line(error)}") from None
+    except Exception as error:  # noqa: BLE001 -- numpy and zipfile raise several types for one cause: a damaged archive
+        raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: {first_line(error)}") from None
     with archive:
         keys = list(archive.files)
         x = _npz_array(archive, keys, x_key, "x_key", path)
@@ -104,13 +103,9 @@ def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
         raise ValueError(f"{FIELD}.y_key: {path} holds {len(y)} labels ({y_key!r}) but {len(x)} rows ({x_key!r})")
     if x.ndim == 1:
         x = x.reshape(-1, 1)
-    image_shape = None
-    if x.ndim == 3:
-        image_shape = (1, *x.shape[1:])
-    elif x.ndim == 4:
-        if x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):
-            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        image_shape = tuple(x.shape[1:])
+    image_shape, channels_last = image_layout(x.shape)
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     return RawData(name=_stem(path), source=str(path), features=x, labels=y,
                    label_field=f"{FIELD}.y_key", image_shape=image_shape)
 
@@ -140,7 +135,7 @@ def read_idx_pair(images_path: Path, labels_path: Path | None) -> RawData:
     if len(labels) != len(images):
         raise ValueError(f"{FIELD}.labels_path: {labels_path} holds {len(labels)} labels but {images_path} "
                          f"holds {len(images)} images")
-    image_shape = (1, *images.shape[1:]) if images.ndim == 3 else tuple(images.shape[1:]) if images.ndim == 4 else None
+    image_shape, _ = image_layout(images.shape)
     return RawData(name=_stem(images_path), source=str(images_path), features=images, labels=labels,
                    label_field=f"{FIELD}.labels_path", image_shape=image_shape)
 
@@ -148,40 +143,28 @@ def read_idx_pair(images_path: Path, labels_path: Path | None) -> RawData:
 def read_idx(path: Path, field: str) -> np.ndarray:
     """An IDX array: bytes 0 0, a type code, a dimension count, big-endian int32 sizes, then the values."""
     data = _read_bytes(path, field)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or data[3] == 0:
-        raise ValueError(f"{field}: {path} is not an IDX file: bad magic {data[:4].hex(' ') or '(empty)'}, "
-                         f"expected 00 00, a type code (08 ubyte, 09 byte, 0b short, 0c int, 0d float, 0e double) "
-                         f"and a dimension count")
-    ndim = data[3]
-    offset = 4 + 4 * ndim
-    if len(data) < offset:
-        raise ValueError(f"{field}: {path} is truncated: its IDX header announces {ndim} dimensions "
-                         f"but the file ends after {len(data)} bytes")
-    shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    expected = math.prod(shape) * dtype.itemsize
-    if len(data) - offset != expected:
-        raise ValueError(f"{field}: {path} holds {len(data) - offset} bytes of values but its IDX header announces "
-                         f"shape {shape} of {dtype.name} ({expected} bytes)")
-    return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        header = parse_idx_header(data)
+    except HeaderError as error:
+        raise ValueError(f"{field}: {path} {error}") from None
+    dtype = np.dtype(header.dtype)
+    if len(data) - header.offset != header.value_bytes:
+        raise ValueError(f"{field}: {path} holds {len(data) - header.offset} bytes of values but its IDX header "
+                         f"announces shape {header.shape} of {dtype.name} ({header.value_bytes} bytes)")
+    values = np.frombuffer(data, dtype=dtype, offset=header.offset).reshape(header.shape)
+    return values.astype(dtype.newbyteorder("="))
 
 
 def _labels_for(images_path: Path) -> Path:
     """The MNIST labels file next to an images file (``train-images-idx3-ubyte`` -> ``train-labels-idx1-ubyte``)."""
-    for images_part, labels_part in _IDX_LABEL_NAMES:
-        if images_part in images_path.name:
-            candidate = images_path.with_name(images_path.name.replace(images_part, labels_part))
-            # MNIST mirrors ship both compressed and plain files: accept either spelling
-            alternative = candidate.with_name(_without_gz(candidate.name) if candidate.name.endswith(".gz")
-                                              else candidate.name + ".gz")
-            if not candidate.is_file() and alternative.is_file():
-                candidate = alternative
-            if not candidate.is_file():
-                raise ValueError(f"{FIELD}.labels_path: no such file: {candidate} (the labels file derived from "
-                                 f"{images_path.name}); set data.labels_path")
-            return candidate
-    raise ValueError(f"{FIELD}.labels_path: cannot derive a labels file from {images_path} (its name has no "
-                     f"'images-idx3-ubyte'); set data.labels_path")
+    candidate = derived_labels_path(images_path)
+    if candidate is None:
+        raise ValueError(f"{FIELD}.labels_path: cannot derive a labels file from {images_path} (its name has no "
+                         f"'images-idx3-ubyte'); set data.labels_path")
+    if not candidate.is_file():
+        raise ValueError(f"{FIELD}.labels_path: no such file: {candidate} (the labels file derived from "
+                         f"{images_path.name}); set data.labels_path")
+    return candidate
 
 
 # ---------------------------------------------------------------- shared
@@ -201,18 +184,9 @@ def _read_bytes(path: Path, field: str) -> bytes:
         with gzip.open(path, "rb") as stream:
             return stream.read()
     except (OSError, EOFError) as error:
-        raise ValueError(f"{field}: cannot decompress {path} (gzip): {_first_line(error)}") from None
-
-
-def _without_gz(name: str) -> str:
-    return name[: -len(".gz")] if name.endswith(".gz") else name
+        raise ValueError(f"{field}: cannot decompress {path} (gzip): {first_line(error)}") from None
 
 
 def _stem(path: Path) -> str:
     """The file's name without ``.gz`` and its suffix: ``train.csv.gz`` -> ``train``."""
-    return Path(_without_gz(path.name)).stem
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+    return Path(without_gz(path.name)).stem
