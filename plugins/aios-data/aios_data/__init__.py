@@ -1,7 +1,8 @@
 """AIOS datastores: scikit-learn's bundled data sets (``sklearn``) and data files (``files``).
 
-This module holds only the components and their parameters, so listing or validating a
-stack stays cheap; numpy, pandas and scikit-learn are imported when data is loaded.
+This module holds only the components and their parameters, so listing plugins stays
+cheap. Checking a stack reads the data file's header only (``_checks``); numpy, pandas and
+scikit-learn are imported when data is loaded.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from aios_core import Datastore, Params, hookimpl
 from pydantic import ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
 
-from aios_core import Datastore, Params, hookimpl
-
 if TYPE_CHECKING:
-    from aios_core import Dataset, RunContext
+    from aios_core import DataDescription, Dataset, RunContext, ValidationContext
 
 __version__ = "0.1.0"
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
     "SplitParams",
 ]
 
-BUNDLED_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+BUNDLED_DATASETS = ("digits", "iris", "wine", "breast_cancer")  # the keys of _bundled.BUNDLED_SETS
 FILE_FORMATS = ("csv", "parquet", "npz", "idx")
 _LOCATION_FIELDS = {"path", "labels_path"}
 """Where a file lies is not part of what it holds: moving it keeps its content hash."""
@@ -105,6 +105,20 @@ class SklearnDatastore(Datastore):
         return {"datasets": list(BUNDLED_DATASETS)}
 
     @hookimpl
+    def aios_describe_data(self) -> DataDescription | None:
+        """The bundled set's known sizes: features, classes, and digits' 1x8x8 image shape."""
+        from aios_data._checks import inspect_bundled
+
+        return inspect_bundled(self.params).description()
+
+    @hookimpl
+    def aios_validate(self) -> list[tuple[str, str]]:
+        """scikit-learn (or pandas, numpy) not installed, one-hot columns, split fractions that leave a split short."""
+        from aios_data._checks import inspect_bundled
+
+        return inspect_bundled(self.params).problems
+
+    @hookimpl
     def aios_load_dataset(self, run: RunContext) -> Dataset:
         from aios_data._bundled import load_bundled
         from aios_data._prepare import prepare_dataset
@@ -138,6 +152,20 @@ class FilesDatastore(Datastore):
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
         return {"formats": list(FILE_FORMATS)}
+
+    @hookimpl
+    def aios_describe_data(self, context: ValidationContext) -> DataDescription | None:
+        """Features and image shape as the parameters and the file's header say (classes are not counted)."""
+        from aios_data._checks import inspect_files
+
+        return inspect_files(self.params, context.source).description()
+
+    @hookimpl
+    def aios_validate(self, context: ValidationContext) -> list[tuple[str, str]]:
+        """The files exist and are readable, in a format it reads, with the columns or arrays the parameters name."""
+        from aios_data._checks import inspect_files
+
+        return inspect_files(self.params, context.source).problems
 
     @hookimpl
     def aios_load_dataset(self, run: RunContext) -> Dataset:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
 from aios_core import Dataset, hash_arrays
+
+from aios_data._checks import split_sizes
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -279,11 +280,9 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
         raise ValueError(f"{FIELD}.split: class {class_names[fewest]!r} has only {counts[fewest]} row(s) in {source} "
                          f"after cleaning; a stratified train/validation/test split needs at least "
                          f"{_MIN_ROWS_PER_CLASS} per class")
-    # sizes as train_test_split computes them; each split needs a row of every class
+    # each split needs a row of every class
+    sizes = split_sizes(len(y), params.split.validation, params.split.test)
     validation = params.split.validation / (1.0 - params.split.test)
-    n_test = math.ceil(params.split.test * len(y))
-    n_val = math.ceil(validation * (len(y) - n_test))
-    sizes = {"train": len(y) - n_test - n_val, "validation": n_val, "test": n_test}
     for part, size in sizes.items():
         if size < len(class_names):
             raise ValueError(f"{FIELD}.split: the {part} split of {source} would hold {size} rows for "

@@ -1,0 +1,131 @@
+"""``aios_describe_data``: what the Dataset will look like, told before loading it, and true once it is loaded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from aios_core import DataDescription, Dataset, Datastore, ValidationContext
+from aios_core.testing import plugin_manager
+
+from aios_data import FilesDatastore, SklearnDatastore
+
+Load = Callable[..., Dataset]
+
+
+def describe(component: type[Datastore], **params: Any) -> DataDescription | None:
+    """What the datastore built from ``params`` answers, in a plugin manager as ``aios validate`` asks it."""
+    pm = plugin_manager(component(component.Params(**params)))
+    context = ValidationContext(stack={}, seed=0, threads=1, source="stack.yaml")
+    return pm.hook.aios_describe_data(context=context)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("digits", DataDescription(64, 10, (1, 8, 8))),
+    ("iris", DataDescription(4, 3, None)),
+    ("wine", DataDescription(13, 3, None)),
+    ("breast_cancer", DataDescription(30, 2, None)),
+])
+def test_bundled_sets_are_described_without_loading(name: str, expected: DataDescription) -> None:
+    assert describe(SklearnDatastore, dataset=name) == expected
+
+
+@pytest.mark.parametrize("name", ["digits", "iris"])
+def test_the_description_of_a_bundled_set_is_what_loads(name: str, load: Load) -> None:
+    described, dataset = describe(SklearnDatastore, dataset=name), load(SklearnDatastore, dataset=name)
+    assert described == DataDescription(dataset.x_train.shape[1], dataset.num_classes, dataset.image_shape)
+
+
+# ---------------------------------------------------------------- files
+def _table(rows: int = 30) -> pd.DataFrame:
+    return pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows) % 5, "c": np.arange(rows) * 0.5,
+                         "d": np.arange(rows) % 2 == 0, "target": ["x", "y", "z"] * (rows // 3)})
+
+
+def _write(tmp_path: Path, kind: str, images: np.ndarray, labels: np.ndarray,
+           write_idx: Callable[..., Path]) -> dict[str, Any]:
+    """Write one example of ``kind`` to tmp_path; the files datastore's parameters that read it."""
+    if kind == "csv":
+        _table().to_csv(tmp_path / "t.csv", index=False)
+        return {"path": tmp_path / "t.csv"}
+    if kind == "parquet":
+        _table().to_parquet(tmp_path / "t.parquet")
+        return {"path": tmp_path / "t.parquet"}
+    if kind == "csv-image":
+        _table().to_csv(tmp_path / "t.csv", index=False)
+        return {"path": tmp_path / "t.csv", "image_shape": [1, 2, 2]}
+    if kind == "npz-rows":
+        np.savez(tmp_path / "t.npz", x=images.reshape(len(images), -1)[:, :7], y=labels)
+        return {"path": tmp_path / "t.npz"}
+    if kind == "npz-images":
+        np.savez(tmp_path / "t.npz", x=images, y=labels)
+        return {"path": tmp_path / "t.npz"}
+    if kind == "npz-channels-last":
+        np.savez_compressed(tmp_path / "t.npz", x=np.stack([images] * 3, axis=-1), y=labels)
+        return {"path": tmp_path / "t.npz"}
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    return {"path": write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)}
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("csv", DataDescription(4, None, None)),
+    ("parquet", DataDescription(4, None, None)),
+    ("csv-image", DataDescription(4, None, (1, 2, 2))),
+    ("npz-rows", DataDescription(7, None, None)),
+    ("npz-images", DataDescription(20, None, (1, 4, 5))),
+    ("npz-channels-last", DataDescription(60, None, (3, 4, 5))),
+    ("idx", DataDescription(20, None, (1, 4, 5))),
+])
+def test_files_are_described_from_their_headers_as_they_load(kind: str, expected: DataDescription, tmp_path: Path,
+                                                              tiny_images: tuple[np.ndarray, np.ndarray],
+                                                              write_idx: Callable[..., Path], load: Load) -> None:
+    params = _write(tmp_path, kind, *tiny_images, write_idx)
+    assert describe(FilesDatastore, **params) == expected
+    dataset = load(FilesDatastore, **params)
+    assert (dataset.x_train.shape[1], dataset.image_shape) == (expected.num_features, expected.image_shape)
+
+
+def test_one_hot_columns_leave_the_feature_count_unknown(tmp_path: Path) -> None:
+    _table().assign(color=["red", "blue"] * 15).to_csv(tmp_path / "t.csv", index=False)
+    assert describe(FilesDatastore, path=tmp_path / "t.csv", preprocess={"one_hot": ["color"]}) is None
+
+
+def test_a_file_that_cannot_be_read_is_not_described(tmp_path: Path) -> None:
+    assert describe(FilesDatastore, path=tmp_path / "missing.csv") is None
+    (tmp_path / "broken-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    assert describe(FilesDatastore, path=tmp_path / "broken-images-idx3-ubyte.gz") is None
+
+
+def test_an_image_shape_given_describes_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    assert describe(FilesDatastore, path=tmp_path / "missing.csv", image_shape=[3, 2, 2]) == \
+        DataDescription(12, None, (3, 2, 2))
+
+
+def test_checking_reads_headers_without_pandas_or_scikit_learn(tmp_path: Path,
+                                                               tiny_images: tuple[np.ndarray, np.ndarray]) -> None:
+    _table().to_csv(tmp_path / "t.csv", index=False)
+    np.savez(tmp_path / "t.npz", x=tiny_images[0], y=tiny_images[1])
+    code = (
+        "import sys\n"
+        "from aios_core import ValidationContext\n"
+        "from aios_core.testing import plugin_manager\n"
+        "from aios_data import FilesDatastore, SklearnDatastore\n"
+        "context = ValidationContext(stack={}, seed=0, threads=1, source='stack.yaml')\n"
+        "for component in (FilesDatastore(FilesDatastore.Params(path=sys.argv[1])),\n"
+        "                  FilesDatastore(FilesDatastore.Params(path=sys.argv[2])),\n"
+        "                  SklearnDatastore(SklearnDatastore.Params())):\n"
+        "    pm = plugin_manager(component)\n"
+        "    assert pm.hook.aios_describe_data(context=context) is not None\n"
+        "    assert pm.hook.aios_validate(context=context) == [[]]\n"
+        "print(sorted(name for name in ('pandas', 'sklearn', 'scipy', 'pyarrow') if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.csv"), str(tmp_path / "t.npz")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
