@@ -90,10 +90,12 @@ class KerasTrainerParams(TrainingParams):
 class KerasTrainer(Trainer):
     """Trains a ``keras`` framework model with ``model.fit``, deterministically and resumably.
 
-    A callback reports every epoch to the run's monitors, writes ``last.npz`` under
-    ``run.checkpoint_dir`` and applies early stopping; with ``run.resume`` training
-    continues from that file and the result equals an uninterrupted run. The returned
-    model holds the weights of the epoch with the lowest ``val_loss``.
+    A callback reports every epoch to the run's monitors, applies early stopping and
+    hands a snapshot of ``last.npz`` (under ``run.checkpoint_dir``) to the kernel's
+    checkpoint writer, which writes it every ``checkpoint_interval_s`` seconds, at the end
+    and on an interrupt; with ``run.resume`` training continues from that file and the
+    result equals an uninterrupted run. The returned model holds the weights of the epoch
+    with the lowest ``val_loss``; a non-finite loss raises ``aios_core.TrainingDiverged``.
     """
 
     Params = KerasTrainerParams

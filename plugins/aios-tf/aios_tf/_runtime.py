@@ -23,7 +23,7 @@ def keras() -> Any:
             f"the keras framework runs Keras on TensorFlow, but KERAS_BACKEND is {os.environ['KERAS_BACKEND']!r}; "
             "unset it or set KERAS_BACKEND=tensorflow"
         )
-    import tensorflow  # noqa: F401  (loads the backend before keras picks it)
+    import tensorflow  # noqa: F401, I001  (loads the backend before keras picks it)
     import keras
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

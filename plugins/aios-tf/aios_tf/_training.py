@@ -1,55 +1,49 @@
-"""Training with ``model.fit``: deterministic for the run's seed, checkpointed every epoch, resumable.
+"""Training with ``model.fit``: deterministic for the run's seed, checkpointed, resumable.
 
 One ``model.fit`` call trains every epoch. Its input is a ``tf.data`` pipeline of index
 batches: epoch ``e`` visits the training rows in the order of a permutation drawn from
 ``(seed, e)`` alone, so an epoch's batches do not depend on the epochs before it and a
-resumed run sees exactly the batches an uninterrupted one does. ``_RunCallback`` feeds
-the run's monitors each epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds),
-applies the learning-rate schedule and early stopping, and snapshots the checkpoint
-``last.npz`` (every model variable, including the dropout seed states, every optimizer
-variable, the best weights so far and the history, as plain arrays loaded with
-``allow_pickle=False``), which one background thread writes while the next epoch trains.
+resumed run sees exactly the batches an uninterrupted one does.
+
+What every epoch-based trainer shares comes from the kernel (``aios_core.training``):
+``EpochProgress`` (history, best epoch, early stopping, the refusal of a non-finite
+loss), ``report_steps``, ``check_resume_params`` and ``CheckpointWriter`` (the
+checkpoint policy). This module keeps what is Keras': the callbacks, ``model.fit``, the
+optimizer, and the checkpoint's content, ``last.npz``: every model variable (including
+the dropout seed states), every optimizer variable, the best weights so far and the
+progress, as plain arrays loaded with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aios_core import Dataset, RunContext, TrainResult, atomic_path
+from aios_core import (
+    CheckpointWriter,
+    Dataset,
+    EpochProgress,
+    RunContext,
+    TrainResult,
+    check_resume_params,
+    report_steps,
+)
 from aios_tf import _runtime
 
 if TYPE_CHECKING:
     from aios_tf import KerasTrainerParams
 
-_log = logging.getLogger(__name__)
-
 CHECKPOINT_NAME = "last.npz"
 CHECKPOINT_FORMAT = "aios-keras-checkpoint/1"
-_RESUMABLE_CHANGES = {"progress_updates"}
-"""Trainer parameters that may differ between an interrupted run and its resumption."""
 _EVAL_BATCH = 4096
 
-
-@dataclass
-class _Progress:
-    """Everything besides the model and optimizer variables that a checkpoint must restore."""
-
-    epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_weights: list[np.ndarray] | None = None
-    best_epoch: int = 0
-    best_val_loss: float = math.inf
-    bad_epochs: int = 0
-    stopped_early: bool = False
+Weights = list[np.ndarray]
 
 
 def train(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerParams) -> TrainResult:
@@ -67,34 +61,41 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerPar
     model.compile(optimizer=_optimizer(keras, params), loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=False)
     checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
-    progress = _Progress()
+    progress, best_weights = EpochProgress(), None
     if run.resume and checkpoint.exists():
-        progress = _restore(checkpoint, params, model)
+        progress, best_weights = _restore(checkpoint, params, model)
         run.log.info("keras trainer: resuming after epoch %d from %s", progress.epoch, checkpoint)
-
-    steps = math.ceil(len(dataset.y_train) / params.batch_size)
-    if progress.epoch < params.epochs and not progress.stopped_early:
-        writer = _CheckpointWriter(checkpoint)
-        callbacks = [_RunCallback(run, params, progress, writer)]
-        if params.progress_updates:
-            callbacks.append(_StepReporter(run, steps, params.progress_updates))
-        try:
-            model.fit(
-                _batches(dataset, run.seed, params.batch_size, first_epoch=progress.epoch, epochs=params.epochs),
-                epochs=params.epochs, initial_epoch=progress.epoch, steps_per_epoch=steps,
-                validation_data=(np.ascontiguousarray(dataset.x_val, dtype=np.float32),
-                                 np.ascontiguousarray(dataset.y_val, dtype=np.int64)),
-                validation_batch_size=_EVAL_BATCH, callbacks=callbacks, shuffle=False, verbose=0,
-            )
-        except BaseException:
-            writer.close(raise_errors=False)  # the interrupt (or error) wins; the write in flight still completes
-            raise
-        writer.close()
-    if progress.best_weights is not None:
-        model.set_weights(progress.best_weights)
-    best_epoch = progress.best_epoch or progress.epoch  # no finite val_loss: keep the last weights
+    if not progress.done(params.epochs):
+        best_weights = _fit(model, dataset, run, params, progress, best_weights, checkpoint)
+    if best_weights is not None:
+        model.set_weights(best_weights)
     return TrainResult(model=model, history=[dict(row) for row in progress.history],
-                       best_epoch=best_epoch, stopped_early=progress.stopped_early)
+                       best_epoch=progress.best_epoch, stopped_early=progress.stopped_early)
+
+
+def _fit(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerParams, progress: EpochProgress,
+         best_weights: Weights | None, checkpoint: Path) -> Weights | None:
+    """Train the remaining epochs with one ``model.fit``, recording them in ``progress``; return the best weights."""
+    run_callback_class, step_reporter_class = _callback_classes()
+    steps = math.ceil(len(dataset.y_train) / params.batch_size)
+    writer = CheckpointWriter(checkpoint, _save_checkpoint, params.checkpoint_interval_s)
+    callback = run_callback_class(run, params, progress, best_weights, writer)
+    callbacks = [callback]
+    if params.progress_updates:
+        callbacks.append(step_reporter_class(run, steps, params.progress_updates))
+    try:
+        model.fit(
+            _batches(dataset, run.seed, params.batch_size, first_epoch=progress.epoch, epochs=params.epochs),
+            epochs=params.epochs, initial_epoch=progress.epoch, steps_per_epoch=steps,
+            validation_data=(np.ascontiguousarray(dataset.x_val, dtype=np.float32),
+                             np.ascontiguousarray(dataset.y_val, dtype=np.int64)),
+            validation_batch_size=_EVAL_BATCH, callbacks=callbacks, shuffle=False, verbose=0,
+        )
+    except BaseException:
+        writer.close(interrupted=True)  # writes the newest snapshot; the interrupt (or error) wins
+        raise
+    writer.close()
+    return callback.best_weights
 
 
 def _optimizer(keras: Any, params: KerasTrainerParams) -> Any:
@@ -131,34 +132,20 @@ def _batches(dataset: Dataset, seed: int, batch_size: int, *, first_epoch: int, 
     return index.map(lambda rows: (tf.gather(x, rows), tf.gather(y, rows))).prefetch(2)
 
 
-class _RunCallback:
-    """Defined as a keras Callback subclass on first use (keras is imported lazily); see ``_callback_class``."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return _callback_classes()["run"](*args, **kwargs)
-
-
-class _StepReporter:
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return _callback_classes()["steps"](*args, **kwargs)
-
-
-_CLASSES: dict[str, type] = {}
-
-
-def _callback_classes() -> dict[str, type]:
-    if _CLASSES:
-        return _CLASSES
+@functools.cache
+def _callback_classes() -> tuple[type, type]:
+    """The two ``keras.callbacks.Callback`` subclasses, defined on first use (keras is imported lazily)."""
     keras = _runtime.keras()
 
     class RunCallback(keras.callbacks.Callback):
-        """Per epoch: set the scheduled lr, time the training pass, track the best, checkpoint, report."""
+        """Per epoch: set the scheduled lr, time the training pass, record the epoch, report it, checkpoint."""
 
-        def __init__(self, run: RunContext, params: KerasTrainerParams, progress: _Progress,
-                     writer: _CheckpointWriter) -> None:
+        def __init__(self, run: RunContext, params: KerasTrainerParams, progress: EpochProgress,
+                     best_weights: Weights | None, writer: CheckpointWriter) -> None:
             super().__init__()
             # not self.params: keras sets that to fit's own parameters
             self.run, self.settings, self.progress, self.writer = run, params, progress, writer
+            self.best_weights = best_weights
             self.saved_params = params.model_dump(mode="json")
             self.started = self.trained = 0.0
 
@@ -175,27 +162,22 @@ def _callback_classes() -> dict[str, type]:
             logs = logs or {}
             seconds = self.trained or (time.perf_counter() - self.started)
             number = epoch + 1
-            progress, params = self.progress, self.settings
+            params = self.settings
             metrics = {"epoch": number, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
                        "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
                        "lr": learning_rate(params, number), "seconds": seconds}
-            progress.epoch = number
-            progress.history.append(metrics)
-            if metrics["val_loss"] < progress.best_val_loss - params.early_stopping_min_delta:
-                progress.best_val_loss, progress.best_epoch, progress.bad_epochs = metrics["val_loss"], number, 0
-                progress.best_weights = self.model.get_weights()
-            else:
-                progress.bad_epochs += 1
-                patience = params.early_stopping_patience
-                progress.stopped_early = patience is not None and progress.bad_epochs >= patience
-            # The previous epoch's checkpoint is on disk before this epoch is reported, as in the
-            # torch trainer: a run killed at any point resumes from the epoch before the last one
-            # it reported, or from the last one. This epoch's is written while the next one trains.
-            arrays = _checkpoint_arrays(self.saved_params, self.model, progress)
+            # raises TrainingDiverged on a non-finite loss: fit stops, the epoch is neither reported nor saved
+            if self.progress.record(metrics, patience=params.early_stopping_patience,
+                                    min_delta=params.early_stopping_min_delta):
+                self.best_weights = self.model.get_weights()
+            snapshot = _snapshot(self.saved_params, self.model, self.progress, self.best_weights)
+            # A write in flight (the previous epoch's, with checkpoint_interval_s 0) is on disk before this
+            # epoch is reported; this epoch's snapshot goes to the writer after the report, and its policy
+            # decides whether to write it now (on a background thread, while the next epoch trains) or later.
             self.writer.wait()
             self.run.report_epoch(number, dict(metrics))
-            self.writer.submit(arrays)
-            if progress.stopped_early:
+            self.writer.epoch_end(snapshot)
+            if self.progress.stopped_early:
                 self.model.stop_training = True
 
     class StepReporter(keras.callbacks.Callback):
@@ -204,8 +186,7 @@ def _callback_classes() -> dict[str, type]:
         def __init__(self, run: RunContext, steps: int, updates: int) -> None:
             super().__init__()
             self.run, self.steps = run, steps
-            count = min(updates, steps)
-            self.report_steps = frozenset(math.ceil(i * steps / count) for i in range(1, count + 1))
+            self.report_steps = report_steps(steps, updates)
             self.epoch = 1
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
@@ -216,75 +197,28 @@ def _callback_classes() -> dict[str, type]:
             if step in self.report_steps:
                 self.run.report_step(self.epoch, step, self.steps, {"loss": float((logs or {})["loss"])})
 
-    _CLASSES.update(run=RunCallback, steps=StepReporter)
-    return _CLASSES
+    return RunCallback, StepReporter
 
 
-def _checkpoint_arrays(saved_params: dict[str, Any], model: Any, progress: _Progress) -> dict[str, np.ndarray]:
+def _snapshot(saved_params: dict[str, Any], model: Any, progress: EpochProgress,
+              best_weights: Weights | None) -> dict[str, np.ndarray]:
     """Everything a resumed run needs, as of now, as copies that later training steps leave alone."""
-    state = {
-        "format": CHECKPOINT_FORMAT, "params": saved_params, "epoch": progress.epoch,
-        "history": progress.history, "best_epoch": progress.best_epoch,
-        "best_val_loss": progress.best_val_loss if math.isfinite(progress.best_val_loss) else None,
-        "bad_epochs": progress.bad_epochs, "stopped_early": progress.stopped_early,
-        "has_best": progress.best_weights is not None,
-    }
+    state = {"format": CHECKPOINT_FORMAT, "params": saved_params, **progress.state(),
+             "has_best": best_weights is not None}
     arrays: dict[str, np.ndarray] = {"state": np.array(json.dumps(state))}
     for number, variable in enumerate(model.variables):
         arrays[f"model_{number}"] = np.array(variable.numpy(), copy=True)
     for number, variable in enumerate(model.optimizer.variables):
         arrays[f"optimizer_{number}"] = np.array(variable.numpy(), copy=True)
-    for number, weight in enumerate(progress.best_weights or []):
+    for number, weight in enumerate(best_weights or []):
         arrays[f"best_{number}"] = weight  # never changed after get_weights() made it
     return arrays
 
 
 def _save_checkpoint(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file, fsync, rename): the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    """Serialize a snapshot to ``path`` (the writer's temporary file; it renames it into place)."""
+    with open(path, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-class _CheckpointWriter:
-    """Writes the checkpoints of one training run on one background thread, one at a time.
-
-    ``submit`` hands a snapshot (``_checkpoint_arrays``) to the thread and returns; writing
-    and fsync overlap the next epoch. ``wait`` blocks until the previous write is on disk
-    and re-raises its error on the training thread. A write cut short by the process dying
-    leaves the previous checkpoint intact (``atomic_path``); the thread is not a daemon, so
-    on an exception the interpreter still lets the write in flight finish.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
-
-    def submit(self, arrays: dict[str, np.ndarray]) -> None:
-        self.wait()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-keras-checkpoint")
-        self._pending = self._executor.submit(_save_checkpoint, self.path, arrays)
-
-    def wait(self) -> None:
-        """Block until the write in flight, if any, is done; re-raise its error."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def close(self, raise_errors: bool = True) -> None:
-        """Wait for the last write and stop the thread; with ``raise_errors=False`` a failed write is only logged."""
-        try:
-            self.wait()
-        except Exception:
-            if raise_errors:
-                raise
-            _log.exception("keras trainer: writing the checkpoint %s failed", self.path)
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
 
 
 def _numbered(data: Any, prefix: str) -> list[np.ndarray]:
@@ -292,7 +226,8 @@ def _numbered(data: Any, prefix: str) -> list[np.ndarray]:
     return [data[key] for key in keys]
 
 
-def _restore(path: Path, params: KerasTrainerParams, model: Any) -> _Progress:
+def _restore(path: Path, params: KerasTrainerParams, model: Any) -> tuple[EpochProgress, Weights | None]:
+    """Load ``path`` into the model and its optimizer; return the progress and the best weights it holds."""
     try:
         with np.load(path, allow_pickle=False) as data:
             state = json.loads(str(data["state"]))
@@ -302,15 +237,7 @@ def _restore(path: Path, params: KerasTrainerParams, model: Any) -> _Progress:
         raise ValueError(f"{path}: not a checkpoint of the aios keras trainer ({error})") from error
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a checkpoint of the aios keras trainer (expected format {CHECKPOINT_FORMAT!r})")
-    saved = {k: v for k, v in state["params"].items() if k not in _RESUMABLE_CHANGES}
-    current = {k: v for k, v in params.model_dump(mode="json").items() if k not in _RESUMABLE_CHANGES}
-    if saved != current:
-        changed = sorted(k for k in current if saved.get(k) != current[k])
-        raise ValueError(
-            f"{path}: cannot resume, trainer parameters changed since the checkpoint "
-            + ", ".join(f"trainer.{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-            + "; restore them, or start a new run"
-        )
+    check_resume_params(state["params"], params.model_dump(mode="json"), path)
     variables = model.variables
     if len(variables) != len(model_values):
         raise ValueError(f"{path}: the checkpoint holds {len(model_values)} model variables, the model has "
@@ -321,8 +248,4 @@ def _restore(path: Path, params: KerasTrainerParams, model: Any) -> _Progress:
     optimizer.build(model.trainable_variables)
     for variable, value in zip(optimizer.variables, optimizer_values, strict=True):
         variable.assign(value)
-    best_val_loss = state["best_val_loss"]
-    return _Progress(epoch=state["epoch"], history=list(state["history"]),
-                     best_weights=best if state["has_best"] else None, best_epoch=state["best_epoch"],
-                     best_val_loss=math.inf if best_val_loss is None else best_val_loss,
-                     bad_epochs=state["bad_epochs"], stopped_early=state["stopped_early"])
+    return EpochProgress.from_state(state), (best if state["has_best"] else None)

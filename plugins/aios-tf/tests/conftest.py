@@ -1,4 +1,5 @@
-"""Fixtures: scikit-learn's bundled digits as a Dataset, and the keras components in a real plugin manager."""
+"""Fixtures: digits from the contract kit, the keras components in a plugin manager with one run context, and a
+monitor that records reports."""
 
 from __future__ import annotations
 
@@ -6,42 +7,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-
-from aios_core import Dataset, ModelParams, RunContext, hash_arrays, hookimpl
-from aios_core.plugins import new_plugin_manager
 from aios_tf import KerasFramework, KerasTrainer, KerasTrainerParams
+
+from aios_core import Dataset, ModelParams, RunContext, hookimpl
+from aios_core.testing import plugin_manager
 
 TESTS_DIR = Path(__file__).parent
 
 
-def digits_dataset(split_seed: int = 0) -> Dataset:
-    """Digits 8x8, split 70/15/15 (stratified), standardized with the train split's mean and std."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    raw = load_digits()
-    x = raw.data.astype(np.float32)
-    y = raw.target.astype(np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.15, stratify=y, random_state=split_seed)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.15 / 0.85, stratify=y_rest,
-                                                      random_state=split_seed)
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0
-
-    def scale(part: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray((part - mean) / std, dtype=np.float32)
-
-    return Dataset(name="digits", x_train=scale(x_train), y_train=y_train, x_val=scale(x_val), y_val=y_val,
-                   x_test=scale(x_test), y_test=y_test, class_names=[str(i) for i in range(10)],
-                   content_hash=hash_arrays(x, y), image_shape=(1, 8, 8))
-
-
 @pytest.fixture(scope="session")
-def digits() -> Dataset:
-    return digits_dataset()
+def digits(digits_dataset: Dataset) -> Dataset:
+    """The contract kit's digits: 8x8 images (1x8x8), split 60/20/20 stratified, standardized."""
+    return digits_dataset
 
 
 class EpochRecorder:
@@ -64,20 +42,20 @@ class EpochRecorder:
 
 
 class KerasStack:
-    """The keras framework and trainer registered in a real plugin manager, with one run context."""
+    """The keras framework and trainer registered in a plugin manager as a run registers them, with one run context."""
 
     def __init__(self, run_dir: Path, model: dict[str, Any], trainer: dict[str, Any], seed: int,
                  resume: bool, monitors: tuple[Any, ...]) -> None:
         self.framework = KerasFramework(ModelParams(**model))
         self.trainer = KerasTrainer(KerasTrainerParams(**trainer))
-        self.pm = new_plugin_manager()
-        self.pm.register(self.framework, name="keras-framework")
-        self.pm.register(self.trainer, name="keras-trainer")
-        for number, monitor in enumerate(monitors):
-            self.pm.register(monitor, name=f"monitor-{number}")
+        self.pm = plugin_manager(self.framework, self.trainer, *monitors)
         self.run = RunContext(name="t", seed=seed, threads=1, dir=run_dir, stack={}, hook=self.pm.hook,
                               resume=resume)
         self.run.phase = "train"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run.checkpoint_dir / "last.npz"
 
     def build(self, dataset: Dataset, **overrides: Any) -> Any:
         return self.pm.hook.aios_build_model(dataset=dataset, run=self.run, overrides=overrides)

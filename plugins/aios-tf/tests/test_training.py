@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aios_tf import KerasTrainerParams
 from pydantic import ValidationError
 
-from aios_tf import KerasTrainerParams
+from aios_core import Dataset, TrainingDiverged, hookimpl
 
 TESTS_DIR = Path(__file__).parent
 FAST = {"epochs": 4, "batch_size": 64, "learning_rate": 0.003, "progress_updates": 0}
@@ -40,7 +41,8 @@ def test_progress_is_reported_the_requested_number_of_times_per_epoch(keras_stac
     recorder = epoch_recorder()
     keras_stack(trainer={**FAST, "epochs": 2, "progress_updates": 3}, monitors=(recorder,)).build_and_train(digits)
     steps = math.ceil(len(digits.y_train) / 64)
-    assert recorder.steps == [(epoch, step, steps) for epoch in (1, 2) for step in (7, 14, 20)]
+    assert steps == 17
+    assert recorder.steps == [(epoch, step, steps) for epoch in (1, 2) for step in (6, 12, 17)]
 
 
 def test_the_same_seed_gives_the_same_history_and_weights(keras_stack, digits, tmp_path: Path) -> None:
@@ -57,6 +59,8 @@ def test_the_same_seed_gives_the_same_history_and_weights(keras_stack, digits, t
 
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(keras_stack, digits, epoch_recorder,
                                                                tmp_path: Path) -> None:
+    """With the default checkpoint interval (10 s) these epochs are written only when the interrupt comes."""
+    assert KerasTrainerParams().checkpoint_interval_s == 10
     model = {"hidden_units": [32], "dropout": 0.2}
     whole = keras_stack(model=model, trainer=FAST, run_dir=tmp_path / "whole").build_and_train(digits)
     with pytest.raises(KeyboardInterrupt):
@@ -65,8 +69,37 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(keras_stack, digi
     recorder = epoch_recorder()
     resumed = keras_stack(model=model, trainer=FAST, run_dir=tmp_path / "cut", resume=True,
                           monitors=(recorder,)).build_and_train(digits)
-    # the interrupt came while epoch 2 was reported, before its checkpoint was written
+    # the interrupt came while epoch 2 was reported, before its snapshot went to the checkpoint writer
     assert [epoch for epoch, _ in recorder.epochs] == [2, 3, 4]
+    assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in whole.history]
+    assert _same_weights(whole.model, resumed.model)
+
+
+class CheckpointAtInterrupt:
+    """A monitor that notes whether a checkpoint is on disk when epoch ``epoch`` is reported, then interrupts."""
+
+    def __init__(self, checkpoint: Path, epoch: int) -> None:
+        self.checkpoint, self.epoch, self.existed = checkpoint, epoch, None
+
+    @hookimpl
+    def aios_on_epoch_end(self, epoch: int) -> None:
+        if epoch == self.epoch:
+            self.existed = self.checkpoint.exists()
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_writes_the_only_checkpoint_and_resume_equals_an_uninterrupted_run(
+        keras_stack, digits, tmp_path: Path) -> None:
+    model = {"hidden_units": [32], "dropout": 0.2}
+    trainer = {**FAST, "checkpoint_interval_s": 3600}  # the policy writes nothing before the end or an interrupt
+    whole = keras_stack(model=model, trainer=trainer, run_dir=tmp_path / "whole").build_and_train(digits)
+    cut = keras_stack(model=model, trainer=trainer, run_dir=tmp_path / "cut")
+    interrupt = CheckpointAtInterrupt(cut.checkpoint, epoch=3)
+    cut.pm.register(interrupt, name="interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        cut.build_and_train(digits)
+    assert interrupt.existed is False and cut.checkpoint.exists()
+    resumed = keras_stack(model=model, trainer=trainer, run_dir=tmp_path / "cut", resume=True).build_and_train(digits)
     assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in whole.history]
     assert _same_weights(whole.model, resumed.model)
 
@@ -76,7 +109,8 @@ _KILLED_RUN = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from aios_core import hookimpl
-    from conftest import KerasStack, digits_dataset
+    from aios_core.testing import digits_dataset
+    from conftest import KerasStack
 
     class KillAtEpoch:
         @hookimpl
@@ -89,13 +123,16 @@ _KILLED_RUN = textwrap.dedent("""
 
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(keras_stack, digits, tmp_path: Path) -> None:
+    """Killed outright, a run keeps what the policy wrote: with interval 0, every epoch before the last reported."""
     model = {"architecture": "cnn", "conv_channels": [4], "hidden_units": [32], "dropout": 0.1}
-    code = _KILLED_RUN.format(tests=str(TESTS_DIR), run_dir=str(tmp_path / "killed"), model=model, trainer=FAST)
-    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    every_epoch = {**FAST, "checkpoint_interval_s": 0}
+    code = _KILLED_RUN.format(tests=str(TESTS_DIR), run_dir=str(tmp_path / "killed"), model=model, trainer=every_epoch)
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (tmp_path / "killed" / "checkpoints" / "last.npz").exists()
     assert not [p for p in (tmp_path / "killed" / "checkpoints").iterdir() if p.name != "last.npz"]
 
+    # the interval may change on resume: it decides when checkpoints are written, not what is computed
     resumed = keras_stack(model=model, trainer=FAST, run_dir=tmp_path / "killed", resume=True).build_and_train(digits)
     whole = keras_stack(model=model, trainer=FAST, run_dir=tmp_path / "whole").build_and_train(digits)
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
@@ -119,6 +156,17 @@ def test_without_resume_an_old_checkpoint_is_ignored(keras_stack, digits) -> Non
     keras_stack(trainer={**FAST, "epochs": 1}).build_and_train(digits)
     result = keras_stack(trainer={**FAST, "epochs": 2}).build_and_train(digits)
     assert [row["epoch"] for row in result.history] == [1, 2]
+
+
+def test_a_non_finite_loss_fails_training_with_training_diverged(keras_stack, digits, epoch_recorder) -> None:
+    extreme = Dataset(name="extreme", x_train=digits.x_train * np.float32(1e30), y_train=digits.y_train,
+                      x_val=digits.x_val, y_val=digits.y_val, x_test=digits.x_test, y_test=digits.y_test,
+                      class_names=digits.class_names, content_hash="")
+    recorder = epoch_recorder()
+    stack = keras_stack(trainer={**FAST, "checkpoint_interval_s": 0}, monitors=(recorder,))
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 ended with loss = nan; lower trainer.learning_rate"):
+        stack.build_and_train(extreme)
+    assert recorder.epochs == [] and not stack.checkpoint.exists()  # nothing worth reporting or resuming from
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(keras_stack, digits) -> None:
@@ -156,8 +204,6 @@ def test_bad_trainer_params_are_validation_errors_naming_the_field(keras_stack, 
 
 
 def test_empty_validation_split_is_a_clear_error(keras_stack, digits) -> None:
-    from aios_core import Dataset
-
     empty = digits.x_val[:0]
     no_val = Dataset(name="d", x_train=digits.x_train, y_train=digits.y_train, x_val=empty, y_val=digits.y_val[:0],
                      x_test=digits.x_test, y_test=digits.y_test, class_names=digits.class_names, content_hash="")
