@@ -27,7 +27,8 @@ class KerasFramework(Framework):
     ``architecture`` is ``mlp``, ``cnn`` (needs ``dataset.image_shape``) or a user
     factory ``package.module:function`` called as ``function(dataset, **options)`` that
     returns a ``keras.Model`` ending in softmax. Native files are ``.keras`` archives
-    loaded with ``safe_mode=True``; ``onnx`` exports (tf2onnx) output probabilities.
+    loaded with ``safe_mode=True``; ``onnx`` exports (tf2onnx) output probabilities and
+    are run by the kernel's ONNX Runtime predictor, so this framework predicts ``keras`` only.
     """
 
     Params = ModelParams
@@ -70,15 +71,11 @@ class KerasFramework(Framework):
 
     @hookimpl
     def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
-        if artifact.format == self.native_format:
-            from aios_tf import _models
+        if artifact.format != self.native_format:
+            return None  # onnx artifacts, ours included, are run by the kernel's ONNX Runtime predictor
+        from aios_tf import _models
 
-            return _models.keras_predictor(_models.load_model(Path(artifact.path)), threads=threads)
-        if artifact.format == "onnx":
-            from aios_tf import _onnx
-
-            return _onnx.onnx_predictor(Path(artifact.path), threads=threads)
-        return None
+        return _models.keras_predictor(_models.load_model(Path(artifact.path)), threads=threads)
 
 
 class KerasTrainerParams(TrainingParams):

@@ -1,8 +1,11 @@
-"""ONNX export with tf2onnx and a parity check against Keras, and the ONNX Runtime predictor.
+"""ONNX export with tf2onnx and a parity check against Keras.
 
 The Keras model is traced as a ``tf.function`` with a dynamic batch dimension and
 converted by ``tf2onnx.convert.from_function``; its graph input is named ``input`` and
-its output renamed ``probabilities``, as the torch framework's exports are.
+its output renamed ``probabilities``, as the torch framework's exports are. The parity
+check runs the file in the kernel's ONNX Runtime session (``aios_core.onnx_session``),
+the one evaluation and the servers use; the kernel also answers ``aios_load_predictor``
+for ``onnx`` artifacts.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from aios_core import Dataset, Predictor, atomic_path
+from aios_core import Dataset, atomic_path, onnx_session
 from aios_tf import _runtime
 
 MAX_ABS_DIFF = 1e-4
@@ -88,7 +91,7 @@ def _parity_rows(dataset: Dataset) -> np.ndarray:
 
 
 def _parity(model: Any, path: Path, rows: np.ndarray) -> dict[str, Any]:
-    session = _session(path, threads=1)
+    session = onnx_session(path, threads=1)
     worst = 0.0
     for size in PARITY_BATCH_SIZES:
         batch = rows[:size]
@@ -104,24 +107,3 @@ def _parity(model: Any, path: Path, rows: np.ndarray) -> dict[str, Any]:
         )
     return {"max_abs_diff": worst, "parity_batch_sizes": list(PARITY_BATCH_SIZES), "opset": OPSET,
             "exporter": "tf2onnx"}
-
-
-def _session(path: Path, *, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, int(threads))
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def onnx_predictor(path: Path, *, threads: int = 1) -> Predictor:
-    """A function mapping a float32 batch to the ONNX model's first output (class probabilities)."""
-    session = _session(path, threads=threads)
-    input_name = session.get_inputs()[0].name
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    return predict

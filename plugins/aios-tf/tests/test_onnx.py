@@ -1,4 +1,5 @@
-"""ONNX export: the torch framework's contract (input, output, dynamic batch), parity with Keras, onnx-quant unchanged."""
+"""ONNX export: the torch framework's contract (input, output, dynamic batch), parity with Keras, the kernel's
+predictor runs it, onnx-quant takes it unchanged."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from aios_core import ModelArtifact, RunContext
-from aios_core.plugins import new_plugin_manager
+from aios_core.testing import plugin_manager
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,16 @@ def test_export_takes_input_and_returns_probabilities_with_a_dynamic_batch(expor
 def test_onnx_runtime_matches_keras(exported, digits, rows: int) -> None:
     stack, artifact, model = exported
     batch = np.resize(digits.x_test, (rows, digits.num_features)).astype(np.float32)
-    predict = stack.framework.aios_load_predictor(artifact=artifact, threads=1)
+    predict = stack.run.load_predictor(artifact)
     np.testing.assert_allclose(predict(batch), model(batch, training=False).numpy(), atol=1e-4)
     assert artifact.metrics["max_abs_diff"] <= 1e-4 and artifact.metrics["exporter"] == "tf2onnx"
+
+
+def test_the_kernel_runs_the_onnx_file_and_the_framework_only_its_native_format(exported, digits) -> None:
+    stack, artifact, model = exported
+    assert stack.framework.aios_load_predictor(artifact=artifact, threads=1) is None
+    predict = plugin_manager().hook.aios_load_predictor(artifact=artifact, threads=1)  # the kernel's built-in alone
+    np.testing.assert_allclose(predict(digits.x_test), model(digits.x_test, training=False).numpy(), atol=1e-4)
 
 
 def test_an_unknown_format_is_a_clear_error(exported, digits, tmp_path: Path) -> None:
@@ -55,15 +63,14 @@ def test_an_unknown_format_is_a_clear_error(exported, digits, tmp_path: Path) ->
 
 
 def test_onnx_quant_compresses_the_keras_onnx_unchanged(exported, digits, tmp_path: Path) -> None:
-    from aios_onnx_quant import OnnxQuantCompressor
+    onnx_quant = pytest.importorskip("aios_onnx_quant", reason="needs aios-onnx-quant: pip install 'aios-tf[test]'")
 
-    stack, artifact, _ = exported
-    compressor = OnnxQuantCompressor(OnnxQuantCompressor.Params(mode="dynamic"))
-    pm = new_plugin_manager()
-    pm.register(compressor, name="onnx-quant")
+    _, artifact, _ = exported
+    compressor = onnx_quant.OnnxQuantCompressor(onnx_quant.OnnxQuantCompressor.Params(mode="dynamic"))
+    pm = plugin_manager(compressor)
     run = RunContext(name="t", seed=0, threads=1, dir=tmp_path, stack={}, hook=pm.hook)
     output = pm.hook.aios_compress(artifact=artifact, dataset=digits, run=run)
     assert output.format == "onnx" and output.path.stat().st_size < artifact.path.stat().st_size
-    accuracy = {name: (stack.framework.aios_load_predictor(artifact=a, threads=1)(digits.x_test).argmax(axis=1)
-                       == digits.y_test).mean() for name, a in (("fp32", artifact), ("int8", output))}
+    accuracy = {name: (run.load_predictor(a)(digits.x_test).argmax(axis=1) == digits.y_test).mean()
+                for name, a in (("fp32", artifact), ("int8", output))}
     assert accuracy["fp32"] >= 0.9 and accuracy["int8"] >= accuracy["fp32"] - 0.03
