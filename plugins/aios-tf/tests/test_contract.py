@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from aios_core.testing import FrameworkContract, TrainerContract
+from aios_core.testing import HEAVY_MODULES, FrameworkContract, TrainerContract
+
+LAZY_MODULES = (*HEAVY_MODULES, "keras", "tf2onnx", "onnx")
+"""What the entry-point module and creating a component must not import: the kit's list and TensorFlow's companions."""
 
 
 class TestKerasFramework(FrameworkContract):
+    heavy_modules = LAZY_MODULES
+
     @pytest.fixture
     def component_name(self) -> str:
         return "keras"
@@ -24,6 +29,8 @@ class TestKerasFramework(FrameworkContract):
 
 
 class TestKerasTrainer(TrainerContract):
+    heavy_modules = LAZY_MODULES
+
     @pytest.fixture
     def component_name(self) -> str:
         return "keras"
@@ -38,4 +45,6 @@ class TestKerasTrainer(TrainerContract):
 
     @pytest.fixture
     def invalid_params(self) -> list[dict]:
-        return [{"not_a_parameter": 1}, {"epochs": 0}, {"optimizer": "lion"}, {"learning_rate": -1.0}]
+        return [{"not_a_parameter": 1}, {"epochs": 0}, {"optimizer": "lion"}, {"learning_rate": -1.0},
+                {"checkpoint_interval_s": -1}]
+

@@ -1,48 +1,47 @@
-"""Whole stacks: the digits stack with `framework: keras` through int8 and a deployer, and mnist-keras.yaml on IDX files."""
+"""Whole stacks through the installed `aios` command, as a user runs them in an empty directory: the digits stack
+with `framework: keras` through int8 and a deployer, and the quickstart MLP on MNIST-style IDX files."""
 
 from __future__ import annotations
 
 import gzip
-import re
 import struct
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aios_core.runner import start_run
-from aios_core.stack import load_stack
+from aios_core import RunDirectory, RunState
+from aios_core.testing import run_aios
 
-REPO = Path(__file__).resolve().parents[3]
-DIGITS_STACK = REPO / "examples" / "digits-torch.yaml"
-MNIST_STACK = REPO / "examples" / "mnist-keras.yaml"
-
-
-def _swap_to_keras(text: str) -> str:
-    """The digits stack without its trainer's `plugin:` line (the trainer follows the framework), then the one-line swap."""
-    text = re.sub(r"(?m)^trainer:\n  plugin: torch\n", "trainer:\n", text)
-    return text.replace("framework: torch", "framework: keras")
+STACKS = Path(__file__).parent / "stacks"
+NEEDED = {"aios.datastores": ("sklearn", "files"), "aios.compressors": ("onnx-quant",), "aios.deployers": ("oip",)}
+MISSING = [f"{group}:{name}" for group, names in NEEDED.items() for name in names
+           if not metadata.entry_points(group=group, name=name)]
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the stacks need {', '.join(MISSING)}: "
+                                                      "pip install 'aios-tf[test]'")
 
 
-def _run(stack_file: Path, tmp_path: Path, overrides: list[str]) -> dict:
-    stack = load_stack(stack_file, overrides)
-    state = start_run(stack, tmp_path / "runs").execute()
-    assert state["status"] == "completed"
-    return state
+def _run(stack: str, directory: Path, *overrides: str) -> tuple[RunDirectory, RunState]:
+    """``aios run STACK --set ...`` in ``directory`` (runs go to its ``runs/``); the run and its state."""
+    arguments = [item for override in overrides for item in ("--set", override)]
+    result = run_aios("run", str(STACKS / stack), *arguments, cwd=directory, env={"AIOS_RUNS_DIR": ""})
+    runs = sorted((directory / "runs").iterdir()) if (directory / "runs").is_dir() else []
+    assert result.returncode == 0 and len(runs) == 1, f"{result.stdout}\n{result.stderr}"
+    run = RunDirectory.open(runs[0])
+    state = run.read_state()
+    assert state.status == "completed", state.error
+    return run, state
 
 
-def test_the_digits_stack_swaps_to_keras_in_one_line_and_runs_through_int8_and_a_deployer(tmp_path: Path) -> None:
-    original = DIGITS_STACK.read_text()
-    swapped = _swap_to_keras(original)
-    assert len([line for line in swapped.splitlines() if line not in original.splitlines()]) == 1
-    stack_file = tmp_path / "digits-keras.yaml"
-    stack_file.write_text(swapped)
-    state = _run(stack_file, tmp_path, ["deployer.plugin=oip", "deployer.smoke_requests=20",
-                                        "monitors.0.plugin=jsonl"])
-    assert state["phases"]["train"]["artifact"]["format"] == "keras"
-    evaluate = state["phases"]["evaluate"]
+def test_the_digits_stack_with_keras_runs_through_int8_and_a_deployer(tmp_path: Path) -> None:
+    run, state = _run("digits-keras.yaml", tmp_path)
+    assert state.phases["train"]["artifact"]["format"] == "keras"
+    evaluate = state.phases["evaluate"]
     assert evaluate["final"] == "int8" and evaluate["test_accuracy"] >= 0.95
-    assert state["phases"]["deploy"]
+    assert [a.format for a in run.artifacts()] == ["keras", "onnx", "onnx"]
+    assert all(a.path.is_file() and a.path.is_relative_to(run.path) for a in run.artifacts())
+    assert state.phases["deploy"]["smoke_test"]["passed"]
 
 
 def _write_idx(directory: Path, images: np.ndarray, labels: np.ndarray) -> Path:
@@ -56,24 +55,15 @@ def _write_idx(directory: Path, images: np.ndarray, labels: np.ndarray) -> Path:
     return images_path
 
 
-def test_mnist_keras_reads_idx_files_through_the_files_datastore(tmp_path: Path) -> None:
+def test_the_quickstart_model_trains_with_the_keras_trainer_on_idx_files(tmp_path: Path) -> None:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = np.round(digits.images * (255 / 16))  # 8x8 digits as 8-bit MNIST-style images
     path = _write_idx(tmp_path, images, digits.target)
-    state = _run(MNIST_STACK, tmp_path, ["data.plugin=files", f"data.path={path}", "trainer.epochs=3",
-                                         "evaluate.min_accuracy=0.8", "monitors.0.plugin=jsonl"])
-    data = state["phases"]["data"]
+    run, state = _run("mnist-keras.yaml", tmp_path, f"data.path={path}", "trainer.epochs=3")
+    data = state.phases["data"]
     assert data["image_shape"] == [1, 8, 8] and sum(data["sizes"].values()) == len(digits.target)
-    assert state["phases"]["evaluate"]["test_accuracy"] >= 0.8
-
-
-@pytest.mark.parametrize("overrides", [[], ["data.plugin=files", "data.path=train-images-idx3-ubyte.gz"]])
-def test_mnist_keras_is_the_tutorial_model_on_either_datastore(overrides: list[str]) -> None:
-    stack = load_stack(MNIST_STACK, overrides)
-    model, trainer = stack.resolved["model"], stack.resolved["trainer"]
-    assert (model["framework"], model["architecture"], model["hidden_units"], model["activation"]) == \
-           ("keras", "mlp", [128], "relu")
-    assert (trainer["plugin"], trainer["epochs"], trainer["optimizer"]) == ("keras", 5, "adam")
-    assert stack.resolved["data"]["plugin"] == ("files" if overrides else "sklearn")
+    assert run.read_lock()["trainer"]["plugin"] == "keras"  # the trainer section names none: the framework's
+    assert [row["epoch"] for row in state.phases["train"]["history"]] == [1, 2, 3]
+    assert state.phases["evaluate"]["test_accuracy"] >= 0.8
