@@ -1,4 +1,4 @@
-"""The aios-core contract kit: the sklearn and files datastores pass it.
+"""The kernel's contract kit (``aios_core.testing``): the sklearn and files datastores pass it.
 
 Its import check runs in a fresh interpreter: importing ``aios_data`` and creating
 either datastore loads none of the kit's heavy libraries, nor the ones these datastores
