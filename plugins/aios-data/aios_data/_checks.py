@@ -274,7 +274,7 @@ def _check_idx(findings: Findings, params: FilesDatastore.Params, path: Path, so
                                         "the IDX labels file")
             return
         labels = labels_written = derived
-        problem = None if derived.is_file() else (
+        problem = _file_problem(derived, derived, source, _EXPECTED_LABELS) if derived.is_file() else (
             f"found no labels_path, and the labels file named after '{path.name}', {derived.name} (or "
             f"{_other_compression(derived.name)}), does not exist in {derived.parent}; expected it there, or "
             "data.labels_path naming the labels file")
