@@ -18,20 +18,20 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_variable] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import itertools
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 42
@@ -51,7 +51,7 @@ def _machine() -> dict[str, str]:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, check=False,
                             text=True).stdout.strip() or "unknown"
     return {"CPU": cpu, "cores": str(os.cpu_count()), "OS": f"{platform.system()} {platform.release()}",
             "Python": platform.python_version(), "tensorflow": version("tensorflow-cpu"),
@@ -63,14 +63,14 @@ def _machine() -> dict[str, str]:
 # ---------------------------------------------------------------- data
 def _digits() -> Any:
     """Digits through the sklearn datastore with the stacks' parameters (standardized, seeded split)."""
-    from aios_core import RunContext
-    from aios_core.plugins import new_plugin_manager
     from aios_data import SklearnDatastore
+
+    from aios_core import RunContext
+    from aios_core.testing import plugin_manager
 
     datastore = SklearnDatastore(SklearnDatastore.Params.model_validate(
         {"dataset": "digits", "preprocess": {"scaling": "standardize"}, "split": {"validation": 0.15, "test": 0.15}}))
-    pm = new_plugin_manager()
-    pm.register(datastore, name="sklearn")
+    pm = plugin_manager(datastore)
     run = RunContext(name="bench", seed=SEED, threads=1, dir=Path(tempfile.gettempdir()), stack={}, hook=pm.hook)
     return pm.hook.aios_load_dataset(run=run)
 
@@ -117,7 +117,7 @@ class _EpochClock:
 
 def _per_epoch(marks: list[float]) -> float:
     """Median time between successive epoch ends (epoch 1, which traces the graphs, is left out)."""
-    return statistics.median(b - a for a, b in zip(marks, marks[1:], strict=False))
+    return statistics.median(b - a for a, b in itertools.pairwise(marks))
 
 
 def _accuracy(model: Any, dataset: Any) -> float:
@@ -125,16 +125,18 @@ def _accuracy(model: Any, dataset: Any) -> float:
     return float((probabilities.argmax(axis=1) == dataset.y_test).mean())
 
 
-def _run_trainer(dataset: Any, model_params: dict, batch_size: int, epochs: int, scratch: Path) -> dict:
-    from aios_core import ModelParams, RunContext
-    from aios_core.plugins import new_plugin_manager
+def _run_trainer(dataset: Any, model_params: dict, batch_size: int, epochs: int, scratch: Path,
+                 checkpoint_interval_s: float | None) -> dict:
     from aios_tf import KerasFramework, KerasTrainer, KerasTrainerParams
 
+    from aios_core import ModelParams, RunContext
+    from aios_core.testing import plugin_manager
+
     clock = _EpochClock()
-    pm = new_plugin_manager()
-    pm.register(KerasFramework(ModelParams(**model_params)), name="framework")
-    pm.register(KerasTrainer(KerasTrainerParams(epochs=epochs, batch_size=batch_size)), name="trainer")
-    pm.register(clock, name="clock")
+    trainer = {"epochs": epochs, "batch_size": batch_size}
+    if checkpoint_interval_s is not None:
+        trainer["checkpoint_interval_s"] = checkpoint_interval_s
+    pm = plugin_manager(KerasFramework(ModelParams(**model_params)), KerasTrainer(KerasTrainerParams(**trainer)), clock)
     run_dir = Path(tempfile.mkdtemp(dir=scratch))
     run = RunContext(name="bench", seed=SEED, threads=1, dir=run_dir, stack={}, hook=pm.hook)
     run.phase = "train"
@@ -149,13 +151,12 @@ def _run_trainer(dataset: Any, model_params: dict, batch_size: int, epochs: int,
 def _run_plain(dataset: Any, model_params: dict, batch_size: int, epochs: int, scratch: Path) -> dict:
     """What a Keras user writes: build the same model, compile the same, model.fit with validation_data."""
     import keras
-
-    from aios_core import ModelParams, RunContext
-    from aios_core.plugins import new_plugin_manager
     from aios_tf import KerasFramework
 
-    pm = new_plugin_manager()
-    pm.register(KerasFramework(ModelParams(**model_params)), name="framework")
+    from aios_core import ModelParams, RunContext
+    from aios_core.testing import plugin_manager
+
+    pm = plugin_manager(KerasFramework(ModelParams(**model_params)))
     run = RunContext(name="bench", seed=SEED, threads=1, dir=scratch, stack={}, hook=pm.hook)
     model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
     keras.utils.set_random_seed(SEED)
@@ -173,7 +174,8 @@ def _run_plain(dataset: Any, model_params: dict, batch_size: int, epochs: int, s
             "val_accuracy": float(history.history["val_accuracy"][-1])}
 
 
-def bench_trainer(datasets: dict[str, Any], epochs: int, repeats: int, scratch: Path) -> list[dict]:
+def bench_trainer(datasets: dict[str, Any], epochs: int, repeats: int, scratch: Path,
+                  checkpoint_interval_s: float | None) -> list[dict]:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()  # the trainer turns it on; the plain runs get it too
@@ -185,7 +187,8 @@ def bench_trainer(datasets: dict[str, Any], epochs: int, repeats: int, scratch: 
             runs: dict[str, list[dict]] = {"trainer": [], "plain": []}
             _run_plain(dataset, model_params, batch_size, 2, scratch)  # warm-up: tracing, caches
             for _ in range(repeats):  # alternate, so load spikes hit both
-                runs["trainer"].append(_run_trainer(dataset, model_params, batch_size, epochs, scratch))
+                runs["trainer"].append(_run_trainer(dataset, model_params, batch_size, epochs, scratch,
+                                                    checkpoint_interval_s))
                 runs["plain"].append(_run_plain(dataset, model_params, batch_size, epochs, scratch))
             row = {"data": data_name, "model": model_name, "rows": len(dataset.y_train), "batch_size": batch_size}
             for variant, results in runs.items():
@@ -206,6 +209,8 @@ def _stack_text(path: Path, framework: str) -> str:
 
 
 def bench_stacks(scratch: Path, repeats: int) -> list[dict]:
+    from aios_core import RunDirectory
+
     aios = Path(sys.executable).with_name("aios")
     rows = []
     for stack_path in (REPO / "examples" / "digits-torch.yaml", REPO / "examples" / "mnist-keras.yaml"):
@@ -216,18 +221,18 @@ def bench_stacks(scratch: Path, repeats: int) -> list[dict]:
                 runs_dir = Path(tempfile.mkdtemp(dir=scratch))
                 env = {k: v for k, v in os.environ.items() if k != "AIOS_EPOCHS"}
                 result = subprocess.run([str(aios), "run", str(stack_file), "--runs-dir", str(runs_dir),
-                                         "--set", "monitors.0.plugin=jsonl"], capture_output=True, text=True, env=env)
-                run_dir = next(runs_dir.iterdir())
+                                         "--set", "monitors.0.plugin=jsonl"], capture_output=True, text=True, env=env,
+                                        check=False)
                 if result.returncode != 0:
                     raise RuntimeError(f"aios run {stack_file} failed:\n{result.stdout}\n{result.stderr}")
-                state = json.loads((run_dir / "state.json").read_text())
-                report = state["phases"]["evaluate"]
+                state = RunDirectory.open(next(runs_dir.iterdir())).read_state()
+                report = state.phases["evaluate"]
                 by_name = {a["name"]: a for a in report["artifacts"]}
-                history = state["phases"]["train"]["history"]
+                history = state.phases["train"]["history"]
                 rows.append({
                     "stack": stack_path.name, "framework": framework, "epochs": len(history),
                     "epoch_seconds": statistics.median(row["seconds"] for row in history[1:]),
-                    "train_phase_seconds": state["phases"]["train"]["seconds"],
+                    "train_phase_seconds": state.phases["train"]["seconds"],
                     "onnx_accuracy": by_name["onnx"]["accuracy"], "int8_accuracy": by_name["int8"]["accuracy"],
                     "onnx_bytes": by_name["onnx"]["size_bytes"], "int8_bytes": by_name["int8"]["size_bytes"],
                     "onnx_b1_ms": by_name["onnx"]["latency_ms"]["1"]["p50"],
@@ -250,34 +255,43 @@ def bench_stacks(scratch: Path, repeats: int) -> list[dict]:
 # ---------------------------------------------------------------- report
 def _markdown(machine: dict, trainer_rows: list[dict], stack_rows: list[dict], args: argparse.Namespace,
               seconds: float) -> str:
+    from aios_core import TrainingParams
+
+    interval = args.checkpoint_interval_s
+    interval_option = "" if interval is None else f" --checkpoint-interval-s {interval:g}"
+    default = TrainingParams.model_fields["checkpoint_interval_s"].default
+    interval_text = (f"`checkpoint_interval_s` at its default, {default:g} s: a fit shorter than that is written once, "
+                     "at its end" if interval is None else f"`checkpoint_interval_s: {interval:g}`"
+                     + (": every epoch, while the next one trains" if interval == 0 else ""))
     lines = [
         "# Keras benchmarks",
         "",
-        f"Written by `benchmarks/keras/run.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
+        (f"Written by `benchmarks/keras/run.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
         f"{seconds:.0f} s (`--epochs {args.epochs} --repeats {args.repeats} --rows {args.rows} "
-        f"--stack-repeats {args.stack_repeats}`).",
+        f"--stack-repeats {args.stack_repeats}{interval_option}`)."),
         "",
         "| machine | |", "|---|---|", *[f"| {k} | {v} |" for k, v in machine.items()],
         "",
-        "Method: one thread (`OMP_NUM_THREADS=1`, TensorFlow intra-op 1 and inter-op 1, ONNX Runtime 1); "
-        "op determinism on for both variants; variants alternate (A, B, A, B, ...) after a warm-up, medians reported.",
+        ("Method: one thread (`OMP_NUM_THREADS=1`, TensorFlow intra-op 1 and inter-op 1, ONNX Runtime 1); "
+        "op determinism on for both variants; variants alternate (A, B, A, B, ...) after a warm-up, medians reported."),
         "",
         "## (a) `keras` trainer against a plain `model.fit`",
         "",
-        "Same data, same model (built by the `keras` framework's `aios_build_model`, so both start from the same "
+        ("Same data, same model (built by the `keras` framework's `aios_build_model`, so both start from the same "
         "weights), same seed, Adam 1e-3, sparse categorical cross-entropy, the same batch size. The plain variant "
         "is `model.fit(x, y, batch_size, epochs, validation_data=(x_val, y_val), validation_batch_size=4096, "
         "shuffle=True, verbose=0)`: the trainer validates in batches of 4096, so the plain run does too and the "
         "ratio measures what the trainer adds, not a validation batch size. "
         "The trainer runs as shipped: its `tf.data` pipeline of seeded per-epoch permutations, 4 progress reports "
-        "per epoch, the monitor report and the checkpoint `last.npz` (snapshot on the training thread, written and fsync'd "
-        "by a background thread) every epoch. Epoch time is the "
+        "per epoch, the monitor report and a snapshot of the checkpoint `last.npz` every epoch (copies made on the "
+        "training thread), which the kernel's checkpoint writer writes and fsyncs on a background thread when its "
+        f"policy says so ({interval_text}). Epoch time is the "
         "median time between successive epoch ends (training pass + validation + what each does per epoch), "
         "epoch 1 (graph tracing) left out. Test accuracy: the trainer's returned (best-val_loss) model, the plain "
-        "run's last epoch.",
+        "run's last epoch."),
         "",
-        "| data | model | train rows | batch | trainer ms/epoch | plain ms/epoch | **ratio** | whole fit ratio "
-        "| test accuracy trainer | test accuracy plain |",
+        ("| data | model | train rows | batch | trainer ms/epoch | plain ms/epoch | **ratio** | whole fit ratio "
+        "| test accuracy trainer | test accuracy plain |"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in trainer_rows:
@@ -287,19 +301,19 @@ def _markdown(machine: dict, trainer_rows: list[dict], stack_rows: list[dict], a
             f"{row['total_ratio']:.3f} | {row['trainer']['accuracy']:.4f} | {row['plain']['accuracy']:.4f} |")
     lines += [
         "",
-        "Target: ratio <= 1.05. `mnist-like` is MNIST-shaped (28x28 rows, upscaled shifted noisy digits): "
-        "the shapes and row count of an MNIST epoch without downloading it.",
+        ("Target: ratio <= 1.05. `mnist-like` is MNIST-shaped (28x28 rows, upscaled shifted noisy digits): "
+        "the shapes and row count of an MNIST epoch without downloading it."),
         "",
         "## (b) The same stack with `framework: torch` and `framework: keras`",
         "",
-        "`aios run` (a subprocess per run) on `examples/digits-torch.yaml` (CNN, 20 epochs with early stopping) and "
+        ("`aios run` (a subprocess per run) on `examples/digits-torch.yaml` (CNN, 20 epochs with early stopping) and "
         "`examples/mnist-keras.yaml` (the tutorial MLP, 5 epochs, bundled digits), each with its trainer section's "
         "`plugin:` removed and `model.framework` set to each framework: nothing else differs. Epoch time is the "
         "trainers' `seconds` metric (the training pass alone; median over epochs 2..), latencies are the evaluate "
-        "phase's batch-1 / batch-256 p50 on one thread.",
+        "phase's batch-1 / batch-256 p50 on one thread."),
         "",
-        "| stack | framework | epochs | ms/epoch | train phase s | ONNX accuracy | int8 accuracy | ONNX KiB | int8 KiB "
-        "| ONNX b1 ms | int8 b1 ms | int8 b256 ms | int8 mode |",
+        ("| stack | framework | epochs | ms/epoch | train phase s | ONNX accuracy | int8 accuracy | ONNX KiB | int8 KiB "
+        "| ONNX b1 ms | int8 b1 ms | int8 b256 ms | int8 mode |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in stack_rows:
@@ -318,6 +332,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per comparison")
     parser.add_argument("--rows", type=int, default=12000, help="training rows of the MNIST-shaped data in (a)")
     parser.add_argument("--stack-repeats", type=int, default=2, help="aios runs per stack and framework in (b)")
+    parser.add_argument("--checkpoint-interval-s", type=float, default=None,
+                        help="the trainer's checkpoint_interval_s in (a) (default: the trainer's, 10 s; 0: every epoch)")
     parser.add_argument("--skip-stacks", action="store_true", help="only part (a)")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = parser.parse_args()
@@ -327,7 +343,7 @@ def main() -> None:
         scratch = Path(scratch_name)
         digits = _digits()
         trainer_rows = bench_trainer({"digits": digits, "mnist-like": _mnist_like(digits, args.rows)},
-                                     args.epochs, args.repeats, scratch)
+                                     args.epochs, args.repeats, scratch, args.checkpoint_interval_s)
         stack_rows = [] if args.skip_stacks else bench_stacks(scratch, args.stack_repeats)
     machine["load average at end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     from aios_core import write_text
