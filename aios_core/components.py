@@ -9,19 +9,93 @@ kernel check that a stack's components fit together before any work starts.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 if TYPE_CHECKING:
     from aios_core.records import DataDescription
 
 
 class Params(BaseModel):
-    """Base for component parameters: unknown keys are rejected, values are validated."""
+    """Base for component parameters: unknown keys are rejected, values are validated.
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    Numbers are stricter than pydantic's lax mode, for every parameter of every plugin:
+    a boolean is not a number (``epochs: yes`` is not 1 epoch), a float is not an integer
+    (``threads: 1.0``), a number is not a boolean, and no float is NaN or infinite.
+    Strings still convert, so ``epochs: "${AIOS_EPOCHS:-20}"`` works.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_lax_numbers(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        slips: list[InitErrorDetails] = []
+        if isinstance(data, Mapping):
+            for name, info in cls.model_fields.items():
+                key = info.alias or name
+                if key in data:
+                    slips += _number_slips(info.annotation, data[key], (key,))
+        try:
+            validated = handler(data)
+        except ValidationError as error:
+            if not slips:
+                raise
+            slipped = {slip["loc"] for slip in slips}
+            slips += [InitErrorDetails(type=PydanticCustomError(item["type"], item["msg"], item.get("ctx")),
+                                       loc=item["loc"], input=item["input"])
+                      for item in error.errors() if item["loc"] not in slipped]
+        if slips:
+            order = list(data)  # report in the order the fields were written
+            slips.sort(key=lambda slip: order.index(slip["loc"][0]) if slip["loc"][0] in order else len(order))
+            raise ValidationError.from_exception_data(cls.__name__, slips)
+        return validated
+
+
+def _arms(annotation: Any) -> list[Any]:
+    """The types a value of ``annotation`` may have: ``int | None`` and ``Annotated[int, ...]`` give ``int``."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _arms(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [arm for argument in get_args(annotation) for arm in _arms(argument)]
+    return [annotation]
+
+
+def _number_slips(annotation: Any, value: Any, loc: tuple) -> list[InitErrorDetails]:
+    """Where ``value`` would reach a number or boolean of ``annotation`` only by pydantic's lax coercion."""
+    arms = _arms(annotation)
+    if Any in arms:
+        return []
+    numbers, integer_only = int in arms or float in arms, int in arms and float not in arms
+    if (isinstance(value, bool) and numbers and bool not in arms
+            or isinstance(value, float) and integer_only
+            or isinstance(value, str) and "." in value and integer_only and str not in arms  # "${EPOCHS:-2.0}"
+            or type(value) is int and bool in arms and not numbers):
+        expected = "an integer" if int in arms else "a number" if float in arms else "a boolean (true or false)"
+        return [InitErrorDetails(type=PydanticCustomError("strict_type", "Input should be {expected}", {"expected": expected}),
+                                 loc=loc, input=value)]
+    for arm in arms:
+        origin, arguments = get_origin(arm), get_args(arm)
+        if isinstance(value, list) and isinstance(origin, type) and issubclass(origin, Sequence) and arguments:
+            items = arguments if origin is tuple and arguments[-1] is not Ellipsis else [arguments[0]] * len(value)
+            return [slip for index, (item, argument) in enumerate(zip(value, items, strict=False))
+                    for slip in _number_slips(argument, item, (*loc, index))]
+        if isinstance(value, dict) and isinstance(origin, type) and issubclass(origin, Mapping) and len(arguments) == 2:
+            return [slip for key, item in value.items() for slip in _number_slips(arguments[1], item, (*loc, key))]
+    return []
 
 
 _NAME_TUPLES = ("export_formats", "frameworks", "input_formats", "formats")
@@ -171,9 +245,10 @@ class ModelParams(Params):
                 self.load_factory()
             except ValueError as error:
                 return [("architecture", str(error))]
-        if self.architecture == "cnn" and data is not None and data.image_shape is None and data.num_features:
-            return [("architecture", (f"found 'cnn', but the data are rows of {data.num_features} features with no "
-                                      "image shape; expected mlp, or a datastore that gives an image shape "
+        if self.architecture == "cnn" and data is not None and data.images is False:
+            rows = f"rows of {data.num_features} features" if data.num_features else "feature rows"
+            return [("architecture", (f"found 'cnn', but the data are {rows} with no image shape; expected mlp, "
+                                      "or a datastore that gives an image shape "
                                       "(e.g. files with image_shape: [channels, height, width])"))]
         return []
 

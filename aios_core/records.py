@@ -65,12 +65,16 @@ class Dataset:
 class DataDescription:
     """What a datastore's ``Dataset`` will look like, known before loading it (``aios_describe_data``).
 
-    A field is ``None`` when it is not known until the data is read.
+    A field is ``None`` when it is not known until the data is read. ``images`` says
+    whether each row is a flattened image (``image_shape`` then gives its shape when
+    known) or plain features (``False``), so a framework can refuse a ``cnn`` for
+    tabular rows before a run starts.
     """
 
     num_features: int | None = None
     num_classes: int | None = None
     image_shape: tuple[int, int, int] | None = None
+    images: bool | None = None
 
 
 def hash_arrays(*parts: Any) -> str:

@@ -38,7 +38,7 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
         except Exception as error:  # noqa: BLE001 -- a plugin's check may fail in any way; report it by name
             problems.append(positions.problem(("data",), f"datastore '{stack.components['data'].name}' could not "
                                                           f"describe its data: {one_line(error)}"))
-            return
+            data = None  # the other components still check what they can
         context = ValidationContext(stack=stack.resolved, seed=settings.seed, threads=settings.threads,
                                     source=stack.source, data=data)
     for role, component in stack.components.items():

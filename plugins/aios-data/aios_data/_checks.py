@@ -61,15 +61,17 @@ class Findings:
     num_features: int | None = None
     num_classes: int | None = None
     image_shape: tuple[int, int, int] | None = None
+    images: bool | None = None
     rows: int | None = None
 
     def add(self, field: str, message: str) -> None:
         self.problems.append((field, message))
 
     def description(self) -> DataDescription | None:
-        if self.num_features is None and self.num_classes is None and self.image_shape is None:
+        images = True if self.image_shape is not None else self.images
+        if self.num_features is None and self.num_classes is None and images is None:
             return None
-        return DataDescription(self.num_features, self.num_classes, self.image_shape)
+        return DataDescription(self.num_features, self.num_classes, self.image_shape, images)
 
 
 def split_sizes(rows: int, validation: float, test: float) -> dict[str, int]:
@@ -85,7 +87,7 @@ def inspect_bundled(params: SklearnDatastore.Params) -> Findings:
     """The sizes of the bundled set, and what would fail: a missing library, one-hot columns, split fractions."""
     known = BUNDLED_SETS[params.dataset]
     findings = Findings(num_features=known.features, num_classes=known.classes, image_shape=known.image_shape,
-                        rows=known.rows)
+                        images=known.image_shape is not None, rows=known.rows)
     _check_libraries(findings, "sklearn", _LIBRARIES)
     if params.preprocess.one_hot:
         findings.add("preprocess.one_hot", f"found {params.preprocess.one_hot}, but scikit-learn's {params.dataset} "
@@ -126,6 +128,7 @@ def inspect_files(params: FilesDatastore.Params, source: str) -> Findings:
     try:
         if _check_content(findings, params, path, fmt):
             if fmt in ("csv", "parquet"):
+                findings.images = False  # table rows; an image_shape parameter makes them images
                 schema = csv_columns(path) if fmt == "csv" else parquet_schema(path)
                 _check_table(findings, params, schema)
             elif fmt == "npz":
@@ -231,6 +234,7 @@ def _check_npz(findings: Findings, params: FilesDatastore.Params, path: Path) ->
             findings.rows = x.shape[0]
             findings.num_features = features_per_row(x.shape)
             findings.image_shape = image_layout(x.shape)[0]
+            findings.images = findings.image_shape is not None
     if y is not None:
         if y.holds_objects:
             findings.add("y_key", f"found '{params.y_key}', an array of Python objects in '{written}'{pickled} or "

@@ -27,10 +27,10 @@ def describe(component: type[Datastore], **params: Any) -> DataDescription | Non
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("digits", DataDescription(64, 10, (1, 8, 8))),
-    ("iris", DataDescription(4, 3, None)),
-    ("wine", DataDescription(13, 3, None)),
-    ("breast_cancer", DataDescription(30, 2, None)),
+    ("digits", DataDescription(64, 10, (1, 8, 8), images=True)),
+    ("iris", DataDescription(4, 3, None, images=False)),
+    ("wine", DataDescription(13, 3, None, images=False)),
+    ("breast_cancer", DataDescription(30, 2, None, images=False)),
 ])
 def test_bundled_sets_are_described_without_loading(name: str, expected: DataDescription) -> None:
     assert describe(SklearnDatastore, dataset=name) == expected
@@ -39,7 +39,8 @@ def test_bundled_sets_are_described_without_loading(name: str, expected: DataDes
 @pytest.mark.parametrize("name", ["digits", "iris"])
 def test_the_description_of_a_bundled_set_is_what_loads(name: str, load: Load) -> None:
     described, dataset = describe(SklearnDatastore, dataset=name), load(SklearnDatastore, dataset=name)
-    assert described == DataDescription(dataset.x_train.shape[1], dataset.num_classes, dataset.image_shape)
+    assert described == DataDescription(dataset.x_train.shape[1], dataset.num_classes, dataset.image_shape,
+                                        images=dataset.image_shape is not None)
 
 
 # ---------------------------------------------------------------- files
@@ -74,13 +75,13 @@ def _write(tmp_path: Path, kind: str, images: np.ndarray, labels: np.ndarray,
 
 
 @pytest.mark.parametrize(("kind", "expected"), [
-    ("csv", DataDescription(4, None, None)),
-    ("parquet", DataDescription(4, None, None)),
-    ("csv-image", DataDescription(4, None, (1, 2, 2))),
-    ("npz-rows", DataDescription(7, None, None)),
-    ("npz-images", DataDescription(20, None, (1, 4, 5))),
-    ("npz-channels-last", DataDescription(60, None, (3, 4, 5))),
-    ("idx", DataDescription(20, None, (1, 4, 5))),
+    ("csv", DataDescription(4, None, None, images=False)),
+    ("parquet", DataDescription(4, None, None, images=False)),
+    ("csv-image", DataDescription(4, None, (1, 2, 2), images=True)),
+    ("npz-rows", DataDescription(7, None, None, images=False)),
+    ("npz-images", DataDescription(20, None, (1, 4, 5), images=True)),
+    ("npz-channels-last", DataDescription(60, None, (3, 4, 5), images=True)),
+    ("idx", DataDescription(20, None, (1, 4, 5), images=True)),
 ])
 def test_files_are_described_from_their_headers_as_they_load(kind: str, expected: DataDescription, tmp_path: Path,
                                                               tiny_images: tuple[np.ndarray, np.ndarray],
@@ -91,9 +92,10 @@ def test_files_are_described_from_their_headers_as_they_load(kind: str, expected
     assert (dataset.x_train.shape[1], dataset.image_shape) == (expected.num_features, expected.image_shape)
 
 
-def test_one_hot_columns_leave_the_feature_count_unknown(tmp_path: Path) -> None:
+def test_one_hot_columns_leave_the_feature_count_unknown_but_not_the_row_kind(tmp_path: Path) -> None:
     _table().assign(color=["red", "blue"] * 15).to_csv(tmp_path / "t.csv", index=False)
-    assert describe(FilesDatastore, path=tmp_path / "t.csv", preprocess={"one_hot": ["color"]}) is None
+    described = describe(FilesDatastore, path=tmp_path / "t.csv", preprocess={"one_hot": ["color"]})
+    assert described == DataDescription(None, None, None, images=False)
 
 
 def test_a_file_that_cannot_be_read_is_not_described(tmp_path: Path) -> None:
@@ -104,7 +106,7 @@ def test_a_file_that_cannot_be_read_is_not_described(tmp_path: Path) -> None:
 
 def test_an_image_shape_given_describes_a_file_that_cannot_be_read(tmp_path: Path) -> None:
     assert describe(FilesDatastore, path=tmp_path / "missing.csv", image_shape=[3, 2, 2]) == \
-        DataDescription(12, None, (3, 2, 2))
+        DataDescription(12, None, (3, 2, 2), images=True)
 
 
 def test_checking_reads_headers_without_pandas_or_scikit_learn(tmp_path: Path,
