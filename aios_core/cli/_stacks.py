@@ -52,10 +52,10 @@ def _execute(stack_run: Any) -> None:
         fail(str(error), EXIT_INTERRUPTED)
 
 
-@main.command()
-@click.argument("stack", required=False, type=click.Path(dir_okay=False))
+@main.command()  # STACK is a plain path: the stack reader reports a directory in one line, not click's usage block
+@click.argument("stack", required=False, type=click.Path())
 @set_option
-@click.option("--lock", "lock_file", type=click.Path(dir_okay=False), help="Reproduce a run from its stack.lock.yaml.")
+@click.option("--lock", "lock_file", type=click.Path(), help="Reproduce a run from its stack.lock.yaml.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run.")
 @click.option("--serve", is_flag=True, help="Keep the deployed model serving after the run.")
 @runs_dir_option
@@ -88,7 +88,7 @@ def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, re
 
 
 @main.command()
-@click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("stack", type=click.Path())
 @set_option
 def validate(stack: str, overrides: tuple[str, ...]) -> None:
     """Check STACK without running it: fields, plugins, parameters, and that the components fit."""

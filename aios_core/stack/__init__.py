@@ -5,8 +5,9 @@ A stack is one YAML file naming a component for each role (``data``, ``model``,
 the line, the field path, what was found and what was expected.
 
 Modules, lowest first: ``problems`` (positions and messages), ``schema`` (the file's own
-fields), ``reading`` (YAML, interpolation, overrides), ``resolution`` (components, fit
-and lock checks, ``load_stack``), ``json_schema``.
+fields), ``yaml_file`` (bounded YAML with strict keys), ``reading`` (interpolation,
+overrides, ``read_stack_file``), ``resolution`` (components, fit and lock checks,
+``load_stack``), ``environment`` (the components' own checks), ``json_schema``.
 """
 
 from __future__ import annotations

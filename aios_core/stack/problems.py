@@ -6,7 +6,10 @@ Every problem is one line: ``FILE:LINE: FIELD.PATH: found X, expected Y``, or
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import json
+import unicodedata
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
@@ -22,7 +25,9 @@ class Problem(NamedTuple):
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # one line whatever a key, a value or a plugin's message holds: line breaks are shown escaped
+        return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class StackError(Exception):
@@ -55,27 +60,61 @@ class Positions:
                 self.record(item, path + (index,))
 
     def problem(self, path: tuple, message: str) -> Problem:
-        """A problem at ``path``, located at the nearest enclosing field that has a line (or ``--set``)."""
+        """A problem at ``path``: ``--set`` if it or a section holding it was set there (the file's lines
+        below an override are stale), else the line of the nearest enclosing field in the file."""
         dotted = ".".join(str(p) for p in path)
+        if any(path[:depth] in self.overridden for depth in range(len(path) + 1)):
+            return Problem("--set", None, dotted, message)
         for depth in range(len(path), -1, -1):
-            if path[:depth] in self.overridden:
-                return Problem("--set", None, dotted, message)
             if path[:depth] in self.lines:
                 return Problem(self.source, self.lines[path[:depth]], dotted, message)
         return Problem(self.source, None, dotted, message)
 
 
-# ---------------------------------------------------------------- pydantic's errors, phrased
+# ---------------------------------------------------------------- values and pydantic's errors, phrased
+def kind_of(value: Any) -> str:
+    """What a YAML value is, in the words of a stack's author (never a Python type name)."""
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+             ((list, tuple), "a list"), (dict, "a mapping"), ((set, frozenset), "a set"),
+             (datetime.date, "a date"), (bytes, "binary data"), (type(None), "nothing (null)"))
+    return next((kind for types, kind in kinds if isinstance(value, types)), "a value")
+
+
 def describe(value: Any) -> str:
-    """A value as a message shows it: short, quoted like Python."""
-    text = repr(value)
+    """A value as a message shows it: short; strings quoted, containers as flow YAML."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    elif isinstance(value, (str, int, float)):
+        text = repr(value)
+    else:
+        text = f"{value} ({kind_of(value)})"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def non_ascii(text: str) -> str | None:
+    """Which characters of ``text`` are not ASCII (a Cyrillic 'о' looks like a Latin 'o'), or None."""
+    found = [f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed character')} at position {index}"
+             for index, char in enumerate(text, 1) if not char.isascii()]
+    if not found:
+        return None
+    return "it contains non-ASCII characters: " + ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+
+
+_MAPPING_TYPES = ("model_type", "model_attributes_type", "dataclass_type", "dict_type", "mapping_type")
+
+
 def _expected(item: dict[str, Any]) -> str:
-    """Pydantic's message, phrased as what was expected."""
+    """Pydantic's message, phrased as what was expected, without Python's or AIOS's class names."""
     if item["type"] == "string_pattern_mismatch":
         return f"a string matching the pattern {item['ctx']['pattern']}"
+    if item["type"] in _MAPPING_TYPES:
+        return "a mapping"
+    if item["type"] == "none_required":
+        return "nothing (null)"
     message = item["msg"]
     for prefix, replacement in (("Input should be ", ""), ("Value error, ", ""), ("String should ", "a string that should "),
                                 ("List should ", "a list that should "), ("Dictionary should ", "a mapping that should ")):
@@ -115,10 +154,13 @@ def validation_problems(error: ValidationError, data: Any, prefix: tuple, positi
                 container = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else container
             allowed = _expected_fields(container, selector if container is model else None)
             close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+            note = non_ascii(str(path[-1]))
             message = (f"unknown field; expected one of: {', '.join(allowed)}" if allowed
                        else "unknown field; this component takes no parameters")
-            message += f"; did you mean '{close[0]}'?" if close else ""
+            message += (f"; {note}" if note else "") + (f"; did you mean '{close[0]}'?" if close else "")
         else:
-            message = f"found {describe(item.get('input'))}, expected {_expected(item)}"
+            value = item.get("input")
+            note = non_ascii(value) if isinstance(value, str) else None
+            message = f"found {describe(value)}, expected {_expected(item)}" + (f"; {note}" if note else "")
         problems.append(positions.problem(full, message))
     return problems

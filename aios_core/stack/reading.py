@@ -14,36 +14,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aios_core.stack.problems import Positions, Problem, StackError, validation_problems
-from aios_core.stack.schema import DEFAULT_MONITORS, StackFile
+from aios_core.stack.problems import Positions, Problem, StackError, describe, non_ascii, validation_problems
+from aios_core.stack.schema import DEFAULT_MONITORS, OPTIONAL_SECTIONS, REQUIRED_SECTIONS, StackFile
+from aios_core.stack.yaml_file import parse_yaml, read_yaml
 from aios_core.vocabulary import LIST_ROLES
 
-
-def _read_yaml(path: Path, positions: Positions) -> dict[str, Any]:
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StackError([Problem(str(path), None, "", "no such stack file")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise StackError([Problem(str(path), None, "", f"cannot read the stack file: {error}")]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        reason = getattr(error, "problem", None) or str(error)
-        raise StackError([Problem(str(path), mark.line + 1 if mark else None, "",
-                                  f"invalid YAML: {reason}")]) from None
-    if not isinstance(data, dict):
-        found = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise StackError([Problem(str(path), 1, "", f"found {found}, expected a mapping of sections (name, data, model, ...)")])
-    positions.record(node)
-    return data
-
-
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ANY_REFERENCE = re.compile(r"\$\{[^}]*\}")
 
 
 def _interpolate(value: Any, path: tuple, positions: Positions, problems: list[Problem]) -> Any:
@@ -65,39 +42,53 @@ def _interpolate(value: Any, path: tuple, positions: Positions, problems: list[P
                                                 f"set it or write ${{{name}:-default}}"))
         return match.group(0)
 
+    for match in _ANY_REFERENCE.finditer(value):  # ${AIOS_EPОCHS} with a Cyrillic О would stay unreplaced
+        if not _ENV_REFERENCE.fullmatch(match.group(0)):
+            note = non_ascii(match.group(0))
+            message = f"found {match.group(0)!r}, expected ${{VAR}} or ${{VAR:-default}} with VAR of ASCII letters, digits and _"
+            problems.append(positions.problem(path, message + (f"; {note}" if note else "")))
     return _ENV_REFERENCE.sub(substitute, value)
 
 
 def _apply_override(data: dict[str, Any], override: str, positions: Positions) -> Problem | None:
-    """Apply one ``--set a.b.0.c=value`` (the value is parsed as YAML)."""
+    """Apply one ``--set a.b.0.c=value`` (the value is parsed as YAML; if it is not YAML, it is a string).
+
+    Every field the override creates is marked as coming from ``--set``, so a problem
+    with it (an unknown section, a missing ``plugin``) is blamed on the option.
+    """
     import yaml
 
     dotted, sep, raw = override.partition("=")
     if not sep or not dotted or any(not part for part in dotted.split(".")):
         return Problem("--set", None, override, "expected FIELD.PATH=VALUE, e.g. --set trainer.epochs=3")
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_yaml(raw, "--set")[1] if raw else ""
+    except StackError as error:
+        return Problem("--set", None, dotted, error.problems[0].message)
     except yaml.YAMLError:
         value = raw
-    parts: list[Any] = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    parts = dotted.split(".")
+    path: list[Any] = []  # the keys as used: an item number in a list, a string in a mapping
     target: Any = data
-    for depth, part in enumerate(parts[:-1]):
-        child = parts[depth + 1]
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the stack"
         if isinstance(target, list):
-            if not isinstance(part, int) or part >= len(target):
-                return Problem("--set", None, dotted, f"no item {part} in {'.'.join(map(str, parts[:depth])) or 'the stack'} "
-                                                      f"(it has {len(target)})")
-        elif not isinstance(target, dict):
-            return Problem("--set", None, dotted, f"{'.'.join(map(str, parts[:depth]))} is not a section")
-        elif part not in target or target[part] is None:
-            target[part] = [] if isinstance(child, int) else {}
-        target = target[part]
-    last = parts[-1]
-    if isinstance(target, dict) or isinstance(target, list) and isinstance(last, int) and last < len(target):
-        target[last] = value
-    else:
-        return Problem("--set", None, dotted, "cannot set this path")
-    positions.overridden.add(tuple(parts))
+            if not (part.isdigit() and int(part) < len(target)):
+                expected = f"an item of {where} from 0 to {len(target) - 1}" if target else f"an item, but {where} is empty"
+                return Problem("--set", None, dotted, f"found item {part}, expected {expected}")
+            key: Any = int(part)
+        elif isinstance(target, dict):
+            key = part
+        else:
+            return Problem("--set", None, dotted, f"found {describe(target)} at {where}, expected a section to set a field in")
+        path.append(key)
+        if depth == len(parts) - 1:
+            target[key] = value
+        elif isinstance(target, dict) and target.get(key) is None:
+            target[key] = [] if parts[depth + 1].isdigit() else {}
+            positions.overridden.add(tuple(path))
+        target = target[key]
+    positions.overridden.add(tuple(path))
     return None
 
 
@@ -136,12 +127,29 @@ class StackFileContents:
         return self.positions.problem((*role_path(role), key), message)
 
 
+def _empty_sections(data: dict[str, Any], positions: Positions) -> list[Problem]:
+    """An optional section left empty (only comments under ``trainer:``) is omitted; a required one is a problem."""
+    problems = []
+    for section in OPTIONAL_SECTIONS:
+        if section in data and data[section] is None:
+            del data[section]
+    for section, selector in REQUIRED_SECTIONS.items():
+        if section in data and data[section] is None:
+            problems.append(positions.problem((section,), f"empty section; expected {selector}: NAME and its parameters"))
+    for section in LIST_ROLES:
+        items = data.get(section)
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            if item is None:
+                problems.append(positions.problem((section, index), "empty item; expected plugin: NAME and its parameters"))
+    return problems
+
+
 def read_stack_file(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[str] = (), *,
                     locked: bool = False) -> StackFileContents:
     """Read, interpolate, override and check the structure of a stack file; no plugin is loaded."""
     path = Path(path)
     positions = Positions(str(path))
-    data = _read_yaml(path, positions)
+    data = read_yaml(path, positions)
     problems: list[Problem] = []
     lock = data.pop("lock", None)
     if lock is not None and not locked:
@@ -151,6 +159,7 @@ def read_stack_file(path: str | os.PathLike[str], overrides: tuple[str, ...] | l
         problem = _apply_override(data, override, positions)
         if problem:
             problems.append(problem)
+    problems += _empty_sections(data, positions)
     if problems:
         raise StackError(problems)
     try:

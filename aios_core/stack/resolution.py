@@ -6,6 +6,7 @@ says which distribution provides it (the loader below only says it is not instal
 
 from __future__ import annotations
 
+import difflib
 import os
 import platform
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from aios_core import HOOK_API_VERSION, __version__
 from aios_core.components import Component
+from aios_core.errors import one_line
 from aios_core.plugins import (
     ComponentEntry,
     PluginError,
@@ -24,7 +26,7 @@ from aios_core.plugins import (
     load_component,
     strict_mode,
 )
-from aios_core.stack.problems import Positions, Problem, StackError, validation_problems
+from aios_core.stack.problems import Positions, Problem, StackError, non_ascii, validation_problems
 from aios_core.stack.reading import read_stack_file, role_path
 from aios_core.stack.schema import StackFile
 from aios_core.vocabulary import ROLE_KINDS
@@ -65,6 +67,11 @@ def _unknown_message(error: UnknownComponent) -> str:
     """The loader's message, or the install command when the plugin index knows who provides the name."""
     from aios_core.catalog import distribution_providing
 
+    note = non_ascii(error.name)
+    if note:  # a look-alike letter: "did you mean 'torch'" alone would show two identical names
+        close = difflib.get_close_matches(error.name, error.available, n=1, cutoff=0.5)
+        return (f"no {error.kind} named '{error.name}' is installed; {note} (component names are ASCII)"
+                + (f"; did you mean '{close[0]}'?" if close else ""))
     distribution = distribution_providing(error.kind, error.name)
     if distribution:
         return f"no {error.kind} named '{error.name}' is installed; it is provided by {distribution}: pip install {distribution}"
@@ -101,7 +108,7 @@ def _select(role: str, section: dict[str, Any], selector: str, positions: Positi
     except ValidationError as error:
         problems.extend(validation_problems(error, raw, path, positions, cls.Params))
     except Exception as error:  # noqa: BLE001 -- a plugin's constructor may fail in any way; report it by name
-        problems.append(positions.problem(path, f"{entry.label} could not be set up: {type(error).__name__}: {error}"))
+        problems.append(positions.problem(path, f"{entry.label} could not be set up: {one_line(error)}"))
     return None
 
 

@@ -14,6 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from aios_core.components import Params
 
 DEFAULT_MONITORS = [{"plugin": "console"}, {"plugin": "jsonl"}]
+REQUIRED_SECTIONS = {"data": "plugin", "model": "framework"}
+"""The sections a stack must have, each with the key that names its component."""
+OPTIONAL_SECTIONS = ("trainer", "tuner", "compressors", "evaluate", "deployer", "monitors")
+"""Sections that may be left out (or left empty: only comments under ``trainer:``)."""
+SEED_MAX = 2**32 - 1
+"""The largest seed every library accepts (numpy's legacy seeding and TensorFlow refuse larger)."""
 DEFAULT_STACK = Path(__file__).parent.parent / "stacks" / "digits-torch.yaml"
 
 
@@ -53,7 +59,7 @@ class StackFile(Params):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     threads: PositiveInt = 1
     data: ComponentSection
     model: ModelSection
