@@ -157,7 +157,7 @@ def stack_group() -> None:
 
 
 @stack_group.command("requirements")
-@click.argument("stack_file", metavar="STACK.yaml", type=click.Path(dir_okay=False))
+@click.argument("stack_file", metavar="STACK.yaml", type=click.Path())
 @index_option
 def stack_requirements(stack_file: str, index_location: str | None) -> None:
     """Print the distributions STACK.yaml needs, with version ranges, as pip requirements.

@@ -26,7 +26,7 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
     for role, component in stack.components.items():
         register(pm, component, role)
 
-    def only(role: str, hook: str):  # noqa: ANN202 -- a pluggy hook caller
+    def only(role: str, hook: str):
         others = [c for r, c in stack.components.items() if r != role]
         return pm.subset_hook_caller(hook, remove_plugins=others)
 
