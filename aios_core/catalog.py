@@ -20,8 +20,9 @@ from typing import Any
 from aios_core import __version__
 from aios_core.vocabulary import CORE_DISTRIBUTION, KINDS, canonical_name
 
-__all__ = ["BUNDLED_INDEX", "CatalogError", "Index", "IndexSource", "IndexedPlugin", "Release",
-           "cached_index_path", "distribution_providing", "index_source", "load_index", "read_index", "update_cache"]
+__all__ = ["BUNDLED_INDEX", "CatalogError", "Index", "IndexSource", "IndexedPlugin", "Release", "Source",
+           "cached_index_path", "distribution_providing", "index_source", "kernel_entry", "load_index", "read_index",
+           "update_cache"]
 
 BUNDLED_INDEX = Path(__file__).with_name("index.json")
 SCHEMA_VERSION = 1
@@ -29,6 +30,7 @@ STATUSES = ("active", "deprecated", "withdrawn")
 TIERS = ("first-party", "reviewed", "community")
 REVIEWED_TIERS = ("first-party", "reviewed")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SUBDIRECTORY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
 
 class CatalogError(Exception):
@@ -96,6 +98,19 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a distribution is built from while no release of it is published: a git repository, a folder in it."""
+
+    repository: str
+    subdirectory: str = ""
+
+    @property
+    def url(self) -> str:
+        """pip's form: ``git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-torch``."""
+        return f"git+{self.repository}" + (f"#subdirectory={self.subdirectory}" if self.subdirectory else "")
+
+
+@dataclass(frozen=True)
 class IndexedPlugin:
     """One plugin distribution as the index describes it."""
 
@@ -113,10 +128,31 @@ class IndexedPlugin:
     releases: tuple[Release, ...] = ()
     withdrawn_reason: str | None = None
     deprecated_by: str | None = None
+    source: Source | None = None
 
     @property
     def canonical(self) -> str:
         return canonical_name(self.distribution)
+
+    @property
+    def by_name(self) -> bool:
+        """pip may take this distribution by name from a package index.
+
+        Not for a first-party entry that lists no release: AIOS has published none under
+        that name yet, so whatever a package index holds under it is someone else's.
+        """
+        return self.tier != "first-party" or bool(self.releases)
+
+    @property
+    def from_source(self) -> bool:
+        """pip takes this distribution from ``source``, which the index records for it, as it lists no release."""
+        return self.source is not None and not self.releases
+
+    @property
+    def source_requirement(self) -> str:
+        """``aios-torch @ git+https://...#subdirectory=plugins/aios-torch`` (only when ``source`` is recorded)."""
+        assert self.source is not None
+        return f"{self.distribution} @ {self.source.url}"
 
     @property
     def kinds_text(self) -> str:
@@ -243,6 +279,7 @@ def _parse_plugin(entry: Any, where: str, problems: list[str]) -> IndexedPlugin 
             sha256 = None
         wheel = _text(release, "wheel", at, problems)
         releases.append(Release(release["version"], sha256.lower() if sha256 else None, wheel))
+    source = _parse_source(entry.get("source"), f"{where}.source", problems)
     return IndexedPlugin(
         name=_text(entry, "name", where, problems) or distribution, distribution=distribution,
         summary=_text(entry, "summary", where, problems) or "",
@@ -252,7 +289,28 @@ def _parse_plugin(entry: Any, where: str, problems: list[str]) -> IndexedPlugin 
         tags=_strings(entry.get("tags"), f"{where}.tags", problems), status=status, tier=tier, aios_core=core_range,
         components=components, releases=tuple(releases),
         withdrawn_reason=_text(entry, "withdrawn_reason", where, problems),
-        deprecated_by=_text(entry, "deprecated_by", where, problems))
+        deprecated_by=_text(entry, "deprecated_by", where, problems), source=source)
+
+
+def _parse_source(value: Any, where: str, problems: list[str]) -> Source | None:
+    """``{"repository": URL, "subdirectory": FOLDER}``; pip is given ``git+URL#subdirectory=FOLDER``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected an object with \"repository\" and optionally \"subdirectory\", "
+                        f"found {value!r}")
+        return None
+    repository = _text(value, "repository", where, problems)
+    subdirectory = _text(value, "subdirectory", where, problems) or ""
+    if not repository or "://" not in repository or any(char in repository for char in "#? \t\n"):
+        problems.append(f"{where}.repository: found {repository!r}, expected the URL of a git repository "
+                        f"such as 'https://github.com/aios-ml/aios'")
+        return None
+    if subdirectory and not _SUBDIRECTORY.match(subdirectory):
+        problems.append(f"{where}.subdirectory: found {subdirectory!r}, expected a relative folder such as "
+                        f"'plugins/aios-torch'")
+        return None
+    return Source(repository, subdirectory)
 
 
 def parse_index(data: Any, source: IndexSource) -> Index:
@@ -325,6 +383,17 @@ def load_index() -> Index | None:
     try:
         return read_index()
     except Exception:  # a hint must never turn into a second error
+        return None
+
+
+def kernel_entry(index: Index) -> IndexedPlugin | None:
+    """The kernel's own entry (how to install it): the index's if it says how, else the bundled snapshot's."""
+    kernel = index.find(CORE_DISTRIBUTION)
+    if kernel is not None and (kernel.by_name or kernel.from_source):
+        return kernel
+    try:
+        return read_index(IndexSource(str(BUNDLED_INDEX), "bundled snapshot")).find(CORE_DISTRIBUTION)
+    except CatalogError:
         return None
 
 

@@ -7,9 +7,13 @@
 2. it is looked up in the index: unlisted names need ``--allow-unlisted``; withdrawn
    plugins and plugins whose kernel range excludes the running kernel are refused;
 3. the version is the one asked for or the newest reviewed release; anything else is
-   installed with an "unreviewed" warning;
+   installed with an "unreviewed" warning. An entry that lists no release but records its
+   source (every first-party one, until releases are published) is installed from that
+   source, or from the AIOS checkout the running kernel comes from; a first-party name is
+   never installed by name without a listed release;
 4. when the index knows the wheel's sha256, pip downloads the wheel and its hash must match;
-5. ``pip install --dry-run --report`` says what would change in the environment;
+5. ``pip install --dry-run --report`` says what would change in the environment; a
+   first-party distribution pip would take by name without a published release is refused;
 6. dependencies are installed, then the plugin itself in pip's hash-checking mode;
 7. a fresh interpreter imports and checks each of the plugin's components.
 
@@ -26,15 +30,19 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from aios_core import __version__
-from aios_core.catalog import Index, IndexedPlugin
+from aios_core.catalog import Index, IndexedPlugin, kernel_entry
 from aios_core.settings import PluginSettings
-from aios_core.vocabulary import CORE_DISTRIBUTION, ROLE_KINDS, canonical_name
+from aios_core.vocabulary import CORE_DISTRIBUTION, FORMER_CORE_DISTRIBUTION, ROLE_KINDS, canonical_name
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+"""The folder holding the running ``aios_core``: a checkout of the AIOS repository when the kernel runs from one."""
 
 __all__ = ["Change", "InstallFailed", "InstallPlan", "InstallRefused", "Outdated", "check_wheel_hash", "install",
            "outdated", "plan_install", "planned_changes", "stack_requirements", "uninstall", "uninstall_target",
@@ -79,9 +87,13 @@ class InstallPlan:
     index: Index
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    source: str | None = None
+    """The URL pip builds the plugin from (a ``file:`` folder or ``git+https:``), instead of a name on an index."""
 
     @property
     def requirement(self) -> str:
+        if self.source:
+            return f"{self.distribution} @ {self.source}"
         return f"{self.distribution}=={self.version}" if self.version else self.distribution
 
 
@@ -99,12 +111,47 @@ def _parse_request(request: str) -> tuple[str, str | None]:
     return requirement.name, specifiers[0].version if specifiers else None
 
 
-def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_unlisted: bool = False) -> InstallPlan:
-    """Steps 1-3: canonical name, allow/block lists, index entry, version; InstallRefused if not allowed."""
+def checkout_folder(plugin: IndexedPlugin, checkout: Path | None = CHECKOUT) -> Path | None:
+    """The folder of ``checkout`` that builds the first-party ``plugin``, if the kernel runs from a checkout.
+
+    It counts when the recorded source's subdirectory holds a pyproject.toml naming the
+    distribution: then the plugin is built from the same commit as the running kernel.
+    """
+    import tomllib
+
+    if checkout is None or plugin.source is None or plugin.tier != "first-party":
+        return None
+    folder = checkout / plugin.source.subdirectory
+    try:
+        name = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    return folder if isinstance(name, str) and canonical_name(name) == plugin.canonical else None
+
+
+def _kernel_refusal(distribution: str, index: Index) -> InstallRefused:
+    if distribution == FORMER_CORE_DISTRIBUTION:
+        return InstallRefused(f"{distribution} is not AIOS: on the public package index that name belongs to an "
+                              f"unrelated project. The AIOS kernel is {CORE_DISTRIBUTION} (import package "
+                              f"aios_core), and it is not a plugin")
+    kernel = kernel_entry(index)
+    how = f'pip install --upgrade "{kernel.source_requirement}"' if kernel and kernel.from_source \
+        else f"pip install --upgrade {CORE_DISTRIBUTION}"
+    return InstallRefused(f"{CORE_DISTRIBUTION} is the kernel, not a plugin; upgrade it with {how}, or with git pull "
+                          f"in the checkout it runs from")
+
+
+def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_unlisted: bool = False,
+                 checkout: Path | None = CHECKOUT) -> InstallPlan:
+    """Steps 1-3: canonical name, allow/block lists, index entry, version or source; InstallRefused if not allowed.
+
+    ``checkout``: where a first-party plugin is built from when it is there (default: the
+    folder holding the running ``aios_core``); None for its recorded source only.
+    """
     name, version = _parse_request(request)
     distribution = canonical_name(name)
-    if distribution == CORE_DISTRIBUTION:
-        raise InstallRefused(f"{CORE_DISTRIBUTION} is the kernel, not a plugin; upgrade it as you installed it")
+    if distribution in (CORE_DISTRIBUTION, FORMER_CORE_DISTRIBUTION):
+        raise _kernel_refusal(distribution, index)
     refusal = settings.refusal(distribution)
     if refusal:
         raise InstallRefused(refusal)
@@ -126,18 +173,22 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
                              f"{CORE_DISTRIBUTION} {__version__} is installed; upgrade {CORE_DISTRIBUTION} or wait "
                              f"for a compatible release (index: {index.source})")
 
-    warnings, notes = [], []
+    warnings: list[str] = []
     if plugin.status == "deprecated":
         warnings.append(f"deprecated: {distribution} is deprecated"
                         + (f"; use {plugin.deprecated_by} instead" if plugin.deprecated_by else ""))
+    if plugin.from_source:
+        return _plan_from_source(plugin, version, index, warnings, checkout)
+    if not plugin.by_name:
+        raise InstallRefused(f"{distribution} is first-party, but the index {index.source} lists no published release "
+                             f"of it and records no source; {distribution} on a package index need not be AIOS's, "
+                             f"so it is not installed by name. Update the index (aios plugins update-index), or "
+                             f"install it from the AIOS repository")
     if version:
         release = plugin.release(version)
     else:
         release = plugin.newest_release() or plugin.newest_release(reviewed_only=False)
-    if release is None and plugin.tier == "first-party":
-        # first-party entries list no releases: their trust is being built and tested with the kernel
-        notes.append(f"{distribution} is first-party; the index records no wheel hash for it, so none is checked")
-    elif release is None and version:
+    if release is None and version:
         warnings.append(f"unreviewed: {distribution} {version} is not a release listed in the index {index.source}")
     elif release is None:
         warnings.append(f"unreviewed: the index {index.source} lists no release of {distribution}; "
@@ -148,7 +199,27 @@ def plan_install(request: str, index: Index, settings: PluginSettings, *, allow_
             why = (f"its tier is {plugin.tier}" if plugin.tier not in ("first-party", "reviewed")
                    else "the index has no sha256 for its wheel")
             warnings.append(f"unreviewed: {distribution} {version} is not a reviewed release ({why})")
-    return InstallPlan(distribution, version, release.sha256 if release else None, plugin, index, warnings, notes)
+    return InstallPlan(distribution, version, release.sha256 if release else None, plugin, index, warnings)
+
+
+def _plan_from_source(plugin: IndexedPlugin, version: str | None, index: Index, warnings: list[str],
+                      checkout: Path | None) -> InstallPlan:
+    """Step 3 for an entry that lists no release: its source, or the checkout the kernel runs from."""
+    assert plugin.source is not None
+    distribution = plugin.canonical
+    if version:
+        raise InstallRefused(f"{distribution}=={version}: the index {index.source} lists no release of "
+                             f"{distribution}; it is installed from its source ({plugin.source.url}) at the version "
+                             f"that holds, so ask without a version: aios plugins install {distribution}")
+    folder = checkout_folder(plugin, checkout)
+    where = (f"this AIOS checkout, {folder} (its recorded source is {plugin.source.url})" if folder
+             else f"its source, {plugin.source.url}")
+    notes = [f"{distribution} has no published release in the index; installing it from {where}, "
+             f"not by name from a package index"]
+    if plugin.tier != "first-party":
+        warnings.append(f"unreviewed: the index {index.source} lists no release of {distribution} ({plugin.tier})")
+    return InstallPlan(distribution, None, None, plugin, index, warnings, notes,
+                       source=folder.as_uri() if folder else plugin.source.url)
 
 
 # ---------------------------------------------------------------- install: steps 4-7
@@ -192,8 +263,31 @@ def planned_changes(plan: InstallPlan, workdir: Path) -> list[Change]:
     _pip("install", "--dry-run", "--quiet", "--report", str(report), plan.requirement,
          what=f"resolving {plan.requirement}")
     items = json.loads(report.read_text(encoding="utf-8")).get("install", [])
+    for item in items:
+        _refuse_first_party_by_name(item, plan.index)
     return [Change(item["metadata"]["name"], item["metadata"]["version"],
                    _installed_version(item["metadata"]["name"])) for item in items]
+
+
+def _refuse_first_party_by_name(item: dict[str, Any], index: Index) -> None:
+    """A dependency pip found by name, which the index says AIOS has not published under that name, is refused.
+
+    The plugin itself comes from its source, but its dependencies are resolved by pip:
+    aios-ray-train needs aios-torch, every plugin needs the kernel. Whatever a package
+    index holds under such a name is not AIOS's.
+    """
+    name = canonical_name(item["metadata"]["name"])
+    entry = kernel_entry(index) if name == CORE_DISTRIBUTION else index.find(name)
+    if entry is None or entry.by_name or item.get("is_direct"):
+        return
+    found = item.get("download_info", {}).get("url", "a package index")
+    if name == CORE_DISTRIBUTION:
+        how = f'pip install "{entry.source_requirement}"' if entry.from_source else "see the AIOS README"
+    else:
+        how = f"aios plugins install {name}"
+    raise InstallRefused(f"pip would take {name} {item['metadata']['version']} by name from {found}, but the index "
+                         f"{index.source} lists no published release of first-party {name}, so that is not AIOS's; "
+                         f"nothing was installed. Install {name} from its source first: {how}")
 
 
 def install(plan: InstallPlan, changes: list[Change], workdir: Path) -> None:
@@ -315,6 +409,10 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
 
     Reads the stack's component names only (nothing is loaded, so uninstalled components
     are fine); StackError lists components that neither the index nor the environment knows.
+    A distribution the index lists no release of but records the source of (the kernel and
+    the first-party plugins, until releases are published) is a ``NAME @ git+URL`` line, so
+    that pip never takes a same-named project from a package index; the plugins' kernel
+    range is still checked by pip, through their own dependency on the kernel.
     """
     from aios_core.plugins import discover
     from aios_core.stack import Problem, StackError, read_stack_file
@@ -339,6 +437,12 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
                 continue
             if plugin.canonical == CORE_DISTRIBUTION:  # the kernel's own components (console, jsonl)
                 continue
+            if not plugin.by_name and not plugin.from_source:
+                problems.append(contents.problem(*field_path, (
+                    f"{kind} '{name}' is provided by first-party {plugin.distribution}, but the index {index.source} "
+                    f"lists no published release of it and records no source, and by name pip could take another "
+                    f"project's {plugin.distribution}; update the index (aios plugins update-index)")))
+                continue
             needed.setdefault(plugin.canonical, plugin)
             if plugin.aios_core:
                 core_ranges.append(plugin.aios_core)
@@ -351,8 +455,13 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
                 if entry.core_range:
                     core_ranges.append(entry.core_range)
         else:
+            from aios_core.stack.problems import non_ascii
+
+            lookalike = non_ascii(name)
             problems.append(contents.problem(*field_path, f"no {kind} named '{name}' is installed or listed in the "
-                                                            f"index {index.source}"))
+                                                            f"index {index.source}"
+                                                            + (f"; {lookalike} (component names are ASCII)"
+                                                               if lookalike else "")))
     if problems:
         raise StackError(problems)
 
@@ -360,8 +469,12 @@ def stack_requirements(path: str, index: Index) -> tuple[list[str], list[str]]:
     core_text = ",".join(dict.fromkeys(part.strip() for r in core_ranges for part in r.split(",") if part.strip()))
     if not SpecifierSet(core_text).contains(__version__, prereleases=True):
         notes.append(f"the running {CORE_DISTRIBUTION} {__version__} is outside {CORE_DISTRIBUTION}{core_text}")
-    lines = [CORE_DISTRIBUTION + core_text]
+    kernel = kernel_entry(index)
+    lines = [kernel.source_requirement if kernel and kernel.from_source else CORE_DISTRIBUTION + core_text]
     for distribution, plugin in needed.items():
+        if plugin is not None and plugin.from_source:
+            lines.append(plugin.source_requirement)
+            continue
         release = plugin.newest_release() if plugin else None
         lines.append(f"{distribution}>={release.version}" if release else distribution)
     return lines, notes

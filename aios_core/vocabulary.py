@@ -6,7 +6,8 @@ template's hooks) can use it without pulling in another layer.
 
 from __future__ import annotations
 
-__all__ = ["CORE_DISTRIBUTION", "CORE_PACKAGE", "KINDS", "KIND_GROUPS", "LIST_ROLES", "ROLE_KINDS", "canonical_name"]
+__all__ = ["CORE_DISTRIBUTION", "CORE_PACKAGE", "FORMER_CORE_DISTRIBUTION", "KINDS", "KIND_GROUPS", "LIST_ROLES",
+           "ROLE_KINDS", "canonical_name"]
 
 KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
 """The seven kinds of component, in the order the docs and listings show them."""
@@ -26,6 +27,9 @@ LIST_ROLES = ("compressors", "monitors")
 CORE_DISTRIBUTION = "aios-kernel"
 """The kernel's distribution name (its import package is ``aios_core``). Not ``aios-core``: on the
 public package index that name belongs to an unrelated project."""
+
+FORMER_CORE_DISTRIBUTION = "aios-core"
+"""The kernel's distribution name before the rename: never installed as AIOS, since it is someone else's."""
 
 CORE_PACKAGE = "aios_core"
 

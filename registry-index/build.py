@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 from aios_core.atomic import atomic_path  # noqa: E402  (this repository's kernel, not an installed copy)
+from aios_core.catalog import IndexedPlugin, IndexSource, parse_index  # noqa: E402
 from aios_core.vocabulary import CORE_DISTRIBUTION  # noqa: E402
 
 SCHEMA = json.loads((HERE / "schema.json").read_text(encoding="utf-8"))
@@ -52,6 +53,7 @@ TIERS: tuple[str, ...] = tuple(SCHEMA["properties"]["tier"]["enum"])
 STATUSES: tuple[str, ...] = tuple(SCHEMA["properties"]["status"]["enum"])
 FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"])  # also the key order of index.json
 RELEASE_FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"]["releases"]["items"]["properties"])
+SOURCE_FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"]["source"]["properties"])
 
 
 def entry_point_group(kind: str) -> str:
@@ -233,6 +235,7 @@ def _first_party_pyprojects(repo: Path) -> tuple[dict[str, Pyproject], list[str]
 
 def _first_party_problems(entries: list[Entry], repo: Path) -> list[str]:
     pyprojects, problems = _first_party_pyprojects(repo)
+    problems += _source_problems(entries, pyprojects, repo)
     by_name = {entry.name: entry for entry in entries}
     for name, pyproject in pyprojects.items():
         entry = by_name.get(name)
@@ -253,6 +256,38 @@ def _first_party_problems(entries: list[Entry], repo: Path) -> list[str]:
             continue
         problems += [f"{_show(entry.path)}: {field}: {message}"
                      for field, message in _declared_problems(entry, pyproject)]
+    return problems
+
+
+def _source_problems(entries: list[Entry], pyprojects: dict[str, Pyproject], repo: Path) -> list[str]:
+    """Each first-party entry records its source: the one repository, and the folder its pyproject.toml is in.
+
+    First-party distributions are installed from there until their releases are published,
+    so that pip never takes a same-named project from a package index instead.
+    """
+    first_party = [entry for entry in entries if entry.data["tier"] == "first-party" and entry.name in pyprojects]
+    recorded = sorted({entry.data["source"]["repository"] for entry in first_party if "source" in entry.data})
+    example = recorded[0] if len(recorded) == 1 else "https://<the git repository of this one>"
+    problems = []
+    for entry in first_party:
+        folder = pyprojects[entry.name].path.parent.resolve().relative_to(repo.resolve()).as_posix()
+        folder = "" if folder == "." else folder
+        wanted = f'{{repository = "{example}"' + (f', subdirectory = "{folder}"}}' if folder else "}")
+        source = entry.data.get("source")
+        if source is None:
+            problems.append(f"{_show(entry.path)}: source: missing; a first-party entry records where it is built, "
+                            f"so that it is installed from there and never by name while it has no published "
+                            f"release: source = {wanted}")
+            continue
+        if source.get("subdirectory", "") != folder:
+            found = f"found '{source['subdirectory']}'" if "subdirectory" in source else "missing"
+            expected = f"'{folder}', the folder of" if folder else "none: the repository's root holds"
+            problems.append(f"{_show(entry.path)}: source.subdirectory: {found}; expected {expected} "
+                            f"{_show(pyprojects[entry.name].path)}")
+        if len(recorded) > 1:
+            problems.append(f"{_show(entry.path)}: source.repository: found '{source['repository']}'; first-party "
+                            f"distributions are built in one repository, but the entries name "
+                            f"{', '.join(map(repr, recorded))}")
     return problems
 
 
@@ -335,6 +370,8 @@ def index_document(entries: list[Entry]) -> dict[str, Any]:
         if "releases" in plugin:
             plugin["releases"] = [{key: release[key] for key in RELEASE_FIELDS if key in release}
                                   for release in plugin["releases"]]
+        if "source" in plugin:
+            plugin["source"] = {key: plugin["source"][key] for key in SOURCE_FIELDS if key in plugin["source"]}
         plugins.append(plugin)
     return {"schema_version": SCHEMA_VERSION, "plugins": plugins}
 
@@ -350,7 +387,29 @@ def _latest(plugin: dict[str, Any]) -> dict[str, Any] | None:
     return max(releases, key=lambda release: Version(release["version"])) if releases else None
 
 
-def _card(plugin: dict[str, Any]) -> str:
+def _install(plugin: dict[str, Any], indexed: IndexedPlugin) -> list[str]:
+    """The card's install command: from the recorded source while no release is listed, else by name."""
+    e = html.escape
+    if indexed.from_source:
+        return [f'<p class="install"><code>pip install "{e(indexed.source_requirement)}"</code></p>',
+                '<p class="note note-source">No release is published yet: this installs it from its source '
+                'repository, never by name from a package index.</p>']
+    if not indexed.by_name:
+        return ['<p class="note note-source">No release is published yet and the index records no source '
+                'for it, so there is no install command.</p>']
+    latest = _latest(plugin)
+    pin = f'=={latest["version"]}' if latest else ""
+    lines = [f'<p class="install"><code>pip install {e(plugin["distribution"])}{e(pin)}</code></p>']
+    if latest:
+        lines.append(f'<details class="hashes"><summary>Hash-checked install</summary>'
+                     f'<p>Put this line in a requirements file and run '
+                     f'<code>pip install --require-hashes -r requirements.txt</code>:</p>'
+                     f'<pre>{e(plugin["distribution"])}=={e(latest["version"])} '
+                     f'--hash=sha256:{e(latest["sha256"])}</pre></details>')
+    return lines
+
+
+def _card(plugin: dict[str, Any], indexed: IndexedPlugin) -> str:
     e = html.escape
     name, tier, status = plugin["name"], plugin["tier"], plugin["status"]
     lines = [f'<article class="card" id="plugin-{e(name)}" data-name="{e(name)}" '
@@ -387,15 +446,7 @@ def _card(plugin: dict[str, Any]) -> str:
     lines.append('<dl class="facts">' + "".join(f'<div><dt>{term}</dt><dd>{value}</dd></div>' for term, value in facts)
                  + '</dl>')
     if status != "withdrawn":
-        latest = _latest(plugin)
-        pin = f'=={latest["version"]}' if latest else ""
-        lines.append(f'<p class="install"><code>pip install {e(plugin["distribution"])}{e(pin)}</code></p>')
-        if latest:
-            lines.append(f'<details class="hashes"><summary>Hash-checked install</summary>'
-                         f'<p>Put this line in a requirements file and run '
-                         f'<code>pip install --require-hashes -r requirements.txt</code>:</p>'
-                         f'<pre>{e(plugin["distribution"])}=={e(latest["version"])} '
-                         f'--hash=sha256:{e(latest["sha256"])}</pre></details>')
+        lines += _install(plugin, indexed)
     if plugin["tags"]:
         lines.append('<ul class="tags" aria-label="Tags">'
                      + "".join(f'<li>{e(tag)}</li>' for tag in plugin["tags"]) + '</ul>')
@@ -416,6 +467,8 @@ def _options(values: tuple[str, ...], counts: dict[str, int], every: str) -> str
 def render_catalog(document: dict[str, Any]) -> bytes:
     """The self-contained catalog page: cards rendered here, searched and filtered by its inline script."""
     plugins = document["plugins"]
+    # the kernel's reader decides how each entry installs, as aios plugins install and info do
+    parsed = parse_index(document, IndexSource("index.json", "registry-index/build.py"))
 
     def count(key: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -432,7 +485,7 @@ def render_catalog(document: dict[str, Any]) -> bytes:
         "TIER_OPTIONS": _options(TIERS, count("tier"), "any tier"),
         "STATUS_OPTIONS": _options(STATUSES, count("status"), "any status"),
         "COUNT": f"{total} plugin" + ("" if total == 1 else "s"),
-        "CARDS": "\n".join(_card(plugin) for plugin in plugins),
+        "CARDS": "\n".join(_card(plugin, indexed) for plugin, indexed in zip(plugins, parsed.plugins, strict=True)),
         "INDEX_JSON": embedded,
     }
     # One pass, so a placeholder spelled inside an entry's text is never expanded.

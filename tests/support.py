@@ -60,3 +60,51 @@ def run_aios(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     """Run the real CLI in a subprocess (the installed console script's code path)."""
     return subprocess.run([sys.executable, "-m", "aios_core", *args], env=env or aios_env(), cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+_PIP_OPTIONS_WITH_VALUES = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
+                            "--extra-index-url", "-f", "--find-links", "-t", "--target", "--report", "-d", "--dest",
+                            "-w", "--wheel-dir"}
+
+
+def first_party_names() -> set[str]:
+    """The names AIOS has published no release under (the bundled index's first-party entries), and aios-core."""
+    from aios_core.catalog import BUNDLED_INDEX, read_index
+    from aios_core.vocabulary import FORMER_CORE_DISTRIBUTION
+
+    index = read_index(str(BUNDLED_INDEX))
+    return {plugin.canonical for plugin in index.plugins if not plugin.by_name} | {FORMER_CORE_DISTRIBUTION}
+
+
+def bare_installs(text: str, names: set[str]) -> list[str]:
+    """Each ``pip install`` (or download) in ``text`` that asks for one of ``names`` by name, without ``NAME @ URL``.
+
+    A requirement named that way could resolve to a same-named project on a package index.
+    """
+    import re
+    import shlex
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    found = []
+    for match in re.finditer(r"pip (?:install|download|wheel)\b([^\n`<]*)", text):
+        command = match.group(1)
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = command.split()
+        skip = False
+        for word in words:
+            if word in ("&&", "||", ";", "|", ">", "#") or word.startswith(("#", ">")):
+                break
+            if skip or word.startswith("-"):
+                skip = not skip and word in _PIP_OPTIONS_WITH_VALUES
+                continue
+            try:
+                requirement = Requirement(word)
+            except InvalidRequirement:
+                continue
+            if canonicalize_name(requirement.name) in names and requirement.url is None:
+                found.append(match.group(0).strip())
+    return found

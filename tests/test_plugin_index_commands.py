@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from support import DEFAULT_STACK, REPO, aios_env, run_aios
+from support import DEFAULT_STACK, REPO, aios_env, bare_installs, first_party_names, run_aios
 
 MONITOR = '''
 from aios_core import Monitor, hookimpl
@@ -242,14 +242,127 @@ def test_deprecated_and_unreviewed_versions_warn(sandbox: Sandbox) -> None:
     assert "warning: unreviewed: aios-legacy 0.1.0 is not a reviewed release (its tier is community)" in result.stderr
 
 
-def test_first_party_plugins_without_hashes_install_with_a_note(sandbox: Sandbox, tmp_path: Path) -> None:
+def git_source(root: Path, name: str, version: str) -> dict[str, str]:
+    """A git repository holding a monitor plugin in plugins/NAME (as AIOS's repository does); its index source."""
+    repo = root / "repo"
+    project = repo / "plugins" / name
+    (project / name.replace("-", "_")).mkdir(parents=True)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "{name}"
+        version = "{version}"
+        dependencies = ["aios-kernel>=0.1,<0.2"]
+
+        [project.entry-points."aios.monitors"]
+        {name.removeprefix("aios-")} = "{name.replace("-", "_")}:Hello"
+        """))
+    (project / name.replace("-", "_") / "__init__.py").write_text(MONITOR.format(cls="Hello"))
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@example.org",
+                                                   "commit", "-q", "-m", "source"]):
+        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    # file://localhost/...: the packaging pip vendors wants a host in a git+file URL
+    return {"repository": f"file://localhost{repo}", "subdirectory": f"plugins/{name}"}
+
+
+def test_a_first_party_plugin_without_a_release_installs_from_its_source(sandbox: Sandbox, tmp_path: Path) -> None:
+    index = tmp_path / "first-party.json"
+    source = git_source(tmp_path, "aios-hello", "0.3.0")  # the wheel directory has 0.1.0 and 0.2.0: never used
+    index.write_text(json.dumps({"schema_version": 1, "plugins": [
+        entry("aios-hello", tier="first-party", source=source)]}))
+    # pip builds the source with the hatchling this environment has, as there is no index to fetch one from
+    result = sandbox.aios("plugins", "install", "aios-hello", "--yes", "--index", str(index),
+                          PIP_NO_BUILD_ISOLATION="0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    url = f"git+{source['repository']}#subdirectory=plugins/aios-hello"
+    assert (f"note: aios-hello has no published release in the index; installing it from its source, {url}, "
+            f"not by name from a package index") in result.stderr
+    assert "warning" not in result.stderr and "sha256 ok" not in result.stdout
+    assert "0.3.0" in table_rows(result.stdout, 3)["aios-hello"]
+    assert "installed aios-hello 0.3.0" in result.stdout and "ok    monitor 'hello'" in result.stdout
+
+
+def test_a_version_cannot_be_asked_of_a_plugin_installed_from_its_source(sandbox: Sandbox, tmp_path: Path) -> None:
+    index = tmp_path / "first-party.json"
+    index.write_text(json.dumps({"schema_version": 1, "plugins": [
+        entry("aios-hello", tier="first-party", source={"repository": "https://example.org/aios"})]}))
+    result = sandbox.aios("plugins", "install", "aios-hello==0.2.0", "--dry-run", "--index", str(index))
+    assert result.returncode == 2
+    assert ("aios-hello==0.2.0: the index " in result.stderr
+            and "lists no release of aios-hello; it is installed from its source (git+https://example.org/aios) "
+                "at the version that holds, so ask without a version: aios plugins install aios-hello"
+            in result.stderr)
+
+
+def test_a_first_party_plugin_with_neither_release_nor_source_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:
     index = tmp_path / "first-party.json"
     index.write_text(json.dumps({"schema_version": 1, "plugins": [entry("aios-hello", tier="first-party")]}))
     result = sandbox.aios("plugins", "install", "aios-hello", "--dry-run", "--index", str(index))
-    assert result.returncode == 0, result.stderr
-    assert "note: aios-hello is first-party; the index records no wheel hash for it" in result.stderr
-    assert "warning" not in result.stderr and "sha256 ok" not in result.stdout
-    assert "0.2.0" in table_rows(result.stdout, 3)["aios-hello"]  # no pin: pip's newest
+    assert result.returncode == 2
+    assert "aios-hello is first-party, but the index" in result.stderr
+    assert "lists no published release of it and records no source" in result.stderr
+    assert "pip would change" not in result.stdout  # refused before pip resolved anything
+
+
+def test_a_first_party_dependency_pip_would_take_by_name_is_refused(sandbox: Sandbox, tmp_path: Path,
+                                                                     registry: dict[str, Any]) -> None:
+    index = tmp_path / "index.json"
+    hello = next(plugin for plugin in registry["plugins"] if plugin["name"] == "aios-hello")
+    words = entry("greeting-words", tier="first-party", components={"monitor": ["words"]},
+                  source={"repository": "https://example.org/aios", "subdirectory": "plugins/greeting-words"})
+    index.write_text(json.dumps({"schema_version": 1, "plugins": [hello, words]}))
+    result = sandbox.aios("plugins", "install", "aios-hello", "--yes", "--index", str(index))
+    assert result.returncode == 2
+    assert "pip would take greeting-words 1.0.0 by name from file://" in result.stderr
+    assert ("lists no published release of first-party greeting-words, so that is not AIOS's; nothing was "
+            "installed. Install greeting-words from its source first: aios plugins install greeting-words"
+            in result.stderr)
+    assert ("hello", "aios-hello") not in sandbox.components()
+
+
+def test_the_kernel_and_its_former_name_are_not_plugins(sandbox: Sandbox) -> None:
+    kernel = sandbox.aios("plugins", "install", "AIOS_Kernel", "--yes")
+    assert kernel.returncode == 2
+    assert ('aios-kernel is the kernel, not a plugin; upgrade it with pip install --upgrade '
+            '"aios-kernel @ git+https://github.com/aios-ml/aios"') in kernel.stderr
+    former = sandbox.aios("plugins", "install", "aios-core", "--allow-unlisted", "--yes")
+    assert former.returncode == 2
+    assert "aios-core is not AIOS: on the public package index that name belongs to an unrelated project" \
+        in former.stderr
+
+
+def test_a_bundled_first_party_plugin_is_planned_from_its_source_not_by_name() -> None:
+    from aios_core.catalog import BUNDLED_INDEX, read_index
+    from aios_core.installer import plan_install
+    from aios_core.settings import PluginSettings
+
+    index = read_index(str(BUNDLED_INDEX))
+    git = "git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-torch"
+    from_clone = plan_install("aios-torch", index, PluginSettings())  # these tests run from a clone
+    assert from_clone.requirement == f"aios-torch @ {(REPO / 'plugins' / 'aios-torch').as_uri()}"
+    assert from_clone.sha256 is None and from_clone.version is None and from_clone.warnings == []
+    assert from_clone.notes == [f"aios-torch has no published release in the index; installing it from this AIOS "
+                                f"checkout, {REPO / 'plugins' / 'aios-torch'} (its recorded source is {git}), "
+                                f"not by name from a package index"]
+    elsewhere = plan_install("AIOS_Torch", index, PluginSettings(), checkout=None)
+    assert elsewhere.requirement == f"aios-torch @ {git}"
+    for name in sorted(first_party_names() - {"aios-kernel", "aios-core"}):
+        assert " @ " in plan_install(name, index, PluginSettings(), checkout=None).requirement
+
+
+def test_install_dry_run_of_a_bundled_first_party_plugin_shows_pip_resolving_the_source() -> None:
+    pytest.importorskip("hatchling", reason="pip builds the plugin's metadata offline with this environment's "
+                                            "hatchling (no build isolation), which is not installed")
+    env = aios_env(PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    bundled = str(REPO / "aios_core" / "index.json")
+    result = run_aios("plugins", "install", "aios-torch", "--dry-run", "--index", bundled, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"installing it from this AIOS checkout, {REPO / 'plugins' / 'aios-torch'}" in result.stderr
+    assert set(table_rows(result.stdout, 3)) == {"aios-torch"}  # its dependencies are installed here already
+    assert "dry run: nothing was installed" in result.stdout
 
 
 @pytest.mark.parametrize("spelling", ["AIOS_Hello", "aios.hello", "Aios-HELLO==0.1.0"])
@@ -403,15 +516,46 @@ def test_stack_requirements_lists_the_distributions_with_ranges(tmp_path: Path) 
         entry("aios-torch", tier="first-party", aios_core=">=0.1,<0.3",
               components={"framework": ["torch"], "trainer": ["torch"]},
               releases=[{"version": "0.1.0", "sha256": "c" * 64}]),
-        entry("aios-onnx-quant", tier="first-party", components={"compressor": ["onnx-quant"]}),
+        entry("aios-onnx-quant", tier="first-party", components={"compressor": ["onnx-quant"]},
+              source={"repository": "https://example.org/aios", "subdirectory": "plugins/aios-onnx-quant"}),
+        entry("aios-kernel", tier="first-party", components={"monitor": ["console", "jsonl"]},
+              releases=[{"version": "0.1.0", "sha256": "d" * 64}]),
     ]}))
     result = run_aios("stack", "requirements", str(DEFAULT_STACK), "--index", str(index))
     assert result.returncode == 0, result.stderr
-    requirements = {Requirement(line).name: str(Requirement(line).specifier) for line in result.stdout.splitlines()}
+    requirements = {Requirement(line).name: Requirement(line) for line in result.stdout.splitlines()}
+    # published releases (a kernel release listed here): by name, with ranges
+    assert {name: str(requirement.specifier) for name, requirement in requirements.items()} == {
+        "aios-kernel": "<0.2,<0.3,>=0.1", "aios-data": ">=0.1.2", "aios-torch": ">=0.1.0", "aios-onnx-quant": "",
+        "aios-serve": ""}
+    # no release, a source: from the source
+    assert requirements["aios-onnx-quant"].url == "git+https://example.org/aios#subdirectory=plugins/aios-onnx-quant"
     # aios-serve (the default stack's deployer) is installed but not in this index: listed without a range
-    assert requirements == {"aios-kernel": "<0.2,<0.3,>=0.1", "aios-data": ">=0.1.2", "aios-torch": ">=0.1.0",
-                            "aios-onnx-quant": "", "aios-serve": ""}
+    assert requirements["aios-serve"].url is None
     assert "aios-serve (installed 0.1.0, provides deployer 'oip') is not in the index" in result.stderr
+
+
+def test_stack_requirements_from_the_bundled_index_name_every_distribution_by_its_source() -> None:
+    result = run_aios("stack", "requirements", str(DEFAULT_STACK), "--index", str(REPO / "aios_core" / "index.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "aios-kernel @ git+https://github.com/aios-ml/aios"
+    assert "aios-torch @ git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-torch" in lines
+    assert {Requirement(line).name for line in lines} == {"aios-kernel", "aios-data", "aios-torch", "aios-onnx-quant",
+                                                          "aios-serve"}
+    assert bare_installs("pip install " + " ".join(f"'{line}'" for line in lines), first_party_names()) == []
+    assert all(Requirement(line).url for line in lines)
+
+
+def test_stack_requirements_refuse_a_first_party_plugin_the_index_gives_no_way_to_install(tmp_path: Path) -> None:
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"schema_version": 1, "plugins": [
+        entry("aios-onnx-quant", tier="first-party", components={"compressor": ["onnx-quant"]})]}))
+    result = run_aios("stack", "requirements", str(DEFAULT_STACK), "--index", str(index))
+    assert result.returncode == 2
+    assert ("compressors.0.plugin: compressor 'onnx-quant' is provided by first-party aios-onnx-quant, but the index "
+            in result.stderr)
+    assert "records no source, and by name pip could take another project's aios-onnx-quant" in result.stderr
 
 
 def test_stack_requirements_names_unknown_components(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from support import run_aios
+from support import bare_installs, first_party_names, run_aios
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "cookiecutter-plugin"
@@ -83,6 +83,24 @@ def test_new_plugin_generates_a_project_of_the_chosen_kind(tmp_path: Path) -> No
                      "tests/conftest.py", "tests/test_contract.py", "tests/test_monitor.py"]
     entry_points = tomllib.loads((project / "pyproject.toml").read_text())["project"]["entry-points"]
     assert entry_points == {"aios.monitors": {"hello": "aios_hello:HelloMonitor"}}
+
+
+@pytest.mark.parametrize("kinds", ["monitor", "framework,datastore"])
+def test_the_generated_project_installs_aios_from_its_repository_never_by_name(tmp_path: Path, kinds: str) -> None:
+    from aios_core.vocabulary import CORE_DISTRIBUTION
+
+    check(new_plugin("plugin_name=named", f"kinds={kinds}", output=tmp_path), "aios new plugin")
+    project = tmp_path / "aios-named"
+    dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert dependencies[0] == f"{CORE_DISTRIBUTION}>=0.1,<0.2"  # a name: PyPI refuses direct URLs in metadata
+    readme, ci = (project / "README.md").read_text(), (project / ".github" / "workflows" / "ci.yml").read_text()
+    assert bare_installs(readme, first_party_names()) == []
+    assert bare_installs(ci, first_party_names()) == []
+    kernel = 'pip install "aios-kernel @ git+https://github.com/aios-ml/aios"'
+    assert kernel in readme and kernel in ci
+    assert ci.index(kernel) < ci.index('pip install -e ".[test]"')  # the kernel first, so pip never looks it up
+    if "datastore" not in kinds:  # the example stack needs aios-data: from the repository too
+        assert 'pip install "aios-data @ git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-data"' in ci
 
 
 def test_a_trainer_comes_with_the_framework_it_trains(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from support import REPO
+from support import REPO, bare_installs, first_party_names
 
 INDEX_DIR = REPO / "registry-index"
 BUILD = INDEX_DIR / "build.py"
@@ -27,6 +29,8 @@ def run_build(*args: str) -> subprocess.CompletedProcess[str]:
 # --- fixture indexes ------------------------------------------------------------------------------
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + "}"
     return json.dumps(value)  # a JSON string or list of strings is also a TOML one
 
 
@@ -65,11 +69,14 @@ grid = "aios_fake:GridTuner"
 """
 
 
+FAKE_SOURCE = {"repository": "https://example.org/aios", "subdirectory": "plugins/aios-fake"}
+
+
 def base_entries() -> dict[str, dict[str, Any]]:
     """File stem -> entry: a first-party plugin (built in the fixture repo) and a community one."""
     return {
         "aios-fake": community("aios-fake", {"trainer": ["fake"], "tuner": ["grid"]}, tier="first-party",
-                               summary="Fake trainer and grid tuner", tags=["pytorch"]),
+                               summary="Fake trainer and grid tuner", tags=["pytorch"], source=FAKE_SOURCE),
         "aios-thing": community("aios-thing", {"deployer": ["thing"]}),
     }
 
@@ -104,6 +111,32 @@ def test_every_first_party_distribution_is_listed_as_first_party() -> None:
     assert FIRST_PARTY <= built_here
     assert {name for name, plugin in plugins.items() if plugin["tier"] == "first-party"} == built_here
     assert plugins["aios-kernel"]["components"] == {"monitor": ["console", "jsonl"]}
+
+
+def test_every_first_party_entry_records_its_folder_of_the_kernels_repository_as_source() -> None:
+    plugins = {plugin["name"]: plugin for plugin in json.loads((INDEX_DIR / "index.json").read_text())["plugins"]}
+    repository = plugins["aios-kernel"]["repository"]
+    assert plugins["aios-kernel"]["source"] == {"repository": repository}
+    for name, plugin in plugins.items():
+        if plugin["tier"] == "first-party" and name != "aios-kernel":
+            assert plugin["source"] == {"repository": repository, "subdirectory": f"plugins/{name}"}
+            assert (REPO / "plugins" / name / "pyproject.toml").is_file()
+
+
+def test_no_page_or_catalog_card_installs_a_first_party_name_without_its_source() -> None:
+    names = first_party_names()
+    assert {"aios-kernel", "aios-torch", "aios-core"} <= names
+    pages = {path: path.read_text() for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]}
+    pages[INDEX_DIR / "catalog.html"] = html.unescape((INDEX_DIR / "catalog.html").read_text())
+    # A quoted stack error is output, not an instruction; its install hint is checked where it is made.
+    found = {str(path.relative_to(REPO)): bare_installs(re.sub(r"(?m)^error: .*$", "", text), names)
+             for path, text in pages.items()}
+    assert {path: commands for path, commands in found.items() if commands} == {}
+    catalog = pages[INDEX_DIR / "catalog.html"]
+    assert 'pip install "aios-kernel @ git+https://github.com/aios-ml/aios"' in catalog
+    assert 'pip install "aios-torch @ git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-torch"' in catalog
+    readme = pages[REPO / "README.md"]
+    assert 'pip install "aios-kernel @ git+https://github.com/aios-ml/aios"' in readme and "pip install -e ." in readme
 
 
 def test_the_kernel_reads_the_bundled_snapshot_the_build_wrote() -> None:
@@ -257,6 +290,24 @@ RULES: dict[str, tuple[Mutation, str]] = {
     "repository is an https URL": (
         _set("aios-thing", repository="git@example.org:thing.git"),
         "aios-thing.toml: repository: found 'git@example.org:thing.git'; expected an https://"),
+    "first-party records its source": (
+        _drop("aios-fake", "source"),
+        "aios-fake.toml: source: missing; a first-party entry records where it is built, so that it is installed "
+        "from there and never by name while it has no published release: source = {repository = "
+        "\"https://<the git repository of this one>\", subdirectory = \"plugins/aios-fake\"}"),
+    "a first-party source is the folder it is built in": (
+        _set("aios-fake", source={"repository": "https://example.org/aios", "subdirectory": "plugins/fake"}),
+        "aios-fake.toml: source.subdirectory: found 'plugins/fake'; expected 'plugins/aios-fake', the folder of "),
+    "a source is an https git repository": (
+        _set("aios-thing", source={"repository": "https://example.org/thing.git#main"}),
+        "aios-thing.toml: source.repository: found 'https://example.org/thing.git#main'; expected an https:// URL "
+        "of a git repository"),
+    "a source's folder is relative": (
+        _set("aios-thing", source={"repository": "https://example.org/thing", "subdirectory": "../elsewhere"}),
+        "aios-thing.toml: source.subdirectory: found '../elsewhere'; expected a relative folder"),
+    "source fields are known": (
+        _set("aios-thing", source={"repository": "https://example.org/thing", "ref": "v1"}),
+        "aios-thing.toml: source.ref: unknown field; known fields: repository, subdirectory"),
     "entries are TOML": (_add("aios-broken", 'name = "aios-broken'), "aios-broken.toml: not valid TOML: "),
 }
 
@@ -306,6 +357,23 @@ def catalog_entries() -> dict[str, dict[str, Any]]:
         "aios-beacon": community("aios-beacon", {"monitor": ["beacon"]}, status="withdrawn",
                                  withdrawn_reason="it sent run metrics to a third-party server"),
     }
+
+
+def test_a_card_without_releases_installs_from_the_source_and_a_reviewed_one_by_hash(tmp_path: Path) -> None:
+    entries = catalog_entries()
+    entries["aios-sweeps"]["source"] = {"repository": "https://example.org/sweeps"}
+    root, repo = write_index(tmp_path, entries)
+    assert build_fixture(root, repo).returncode == 0
+    page = html.unescape((root / "catalog.html").read_text())
+    cards = re.findall(r'<article class="card" id="plugin-([a-z-]+)"(.*?)</article>', page, re.S)
+    installs = {name: re.findall(r'<p class="install"><code>([^<]*)</code>', card) for name, card in cards}
+    assert installs.pop("aios-beacon") == []  # withdrawn
+    installs = {name: lines[0] for name, lines in installs.items()}
+    assert installs["aios-fake"] == ('pip install "aios-fake @ git+https://example.org/aios'
+                                     '#subdirectory=plugins/aios-fake"')
+    assert installs["aios-sweeps"] == 'pip install "aios-sweeps @ git+https://example.org/sweeps"'
+    assert installs["aios-edge"] == "pip install aios-edge==1.2.0"  # with its hash-checked line below
+    assert installs["aios-thing"] == "pip install aios-thing"  # a community plugin that names no source
 
 
 def test_the_catalog_page_loads_nothing_from_outside(tmp_path: Path) -> None:

@@ -49,7 +49,17 @@ def print_index_entry(console: Any, plugin: Any, index: Any) -> None:
         console.print(f"    {escape(release.version)}  {review}  sha256:{release.sha256 or '(none)'}"
                       + (f"  {escape(release.wheel)}" if release.wheel else ""))
     newest = plugin.newest_release() or plugin.newest_release(reviewed_only=False)
-    if plugin.status != "withdrawn" and not plugin.incompatibility():
+    if plugin.status == "withdrawn" or plugin.incompatibility():
+        return
+    if plugin.from_source:
+        if plugin.canonical != CORE_DISTRIBUTION:  # the kernel is installed with pip only
+            console.print(f"  install: aios plugins install {escape(plugin.distribution)}  (no published release: "
+                          f"from its source)")
+        console.print(f'  with pip: pip install "{escape(plugin.source_requirement)}"')
+    elif not plugin.by_name:
+        console.print("  install: none; the index lists no published release of this first-party plugin and "
+                      "records no source")
+    else:
         pin = escape(f"{plugin.distribution}=={newest.version}" if newest else plugin.distribution)
         console.print(f"  install: aios plugins install {pin}")
         if newest and newest.sha256:

@@ -180,8 +180,9 @@ def plugins_install(request: str, allow_unlisted: bool, yes: bool, dry_run: bool
     """Install a plugin with pip, checked against the index and the allow/block lists, then verify it loads.
 
     Refuses blocked, unlisted, withdrawn and incompatible plugins and wheels whose sha256
-    differs from the index's; warns on unreviewed versions. Exit 2: refused; 1: a check
-    or pip failed, or the installed plugin does not load.
+    differs from the index's; warns on unreviewed versions. A plugin the index lists no
+    release of is built from its recorded source (or this AIOS checkout), never taken by name.
+    Exit 2: refused; 1: a check or pip failed, or the installed plugin does not load.
     """
     import tempfile
 
@@ -220,6 +221,8 @@ def plugins_install(request: str, allow_unlisted: bool, yes: bool, dry_run: bool
             if not yes:
                 click.confirm(f"Install {plan.requirement}?", abort=True)
             installer.install(plan, changes, Path(workdir))
+        except installer.InstallRefused as error:  # pip would take a first-party dependency by name
+            fail(str(error), EXIT_USAGE)
         except installer.InstallFailed as error:
             fail(str(error), EXIT_FAILED)
     _verify_installed(plan.distribution, plan.version)
