@@ -1,4 +1,4 @@
-"""The aios-core contract kit: the keras framework (MLP and CNN) and the keras trainer pass it."""
+"""The contract kit (`aios_core.testing`): the keras framework (MLP and CNN) and the keras trainer pass it."""
 
 from __future__ import annotations
 
