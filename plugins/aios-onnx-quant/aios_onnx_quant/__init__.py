@@ -1,18 +1,21 @@
 """AIOS compressor ``onnx-quant``: int8 quantization of ONNX classifiers with ONNX Runtime.
 
 Importing this module is cheap: onnx, onnxruntime and numpy load only when a hook runs
-(from ``aios_onnx_quant._quantization``), so listing plugins never pays for them.
+(from ``aios_onnx_quant._quantization``), so listing plugins never pays for them. The
+int8 model it writes is an ordinary ``onnx`` artifact: the kernel runs it
+(``aios_core.onnx_predictor``), so this plugin implements no ``aios_load_predictor``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from aios_core import Compressor, Params, hookimpl
 from pydantic import Field, PositiveInt
 
+from aios_core import Compressor, Params, hookimpl
+
 if TYPE_CHECKING:
-    from aios_core import Dataset, ModelArtifact, Predictor, RunContext
+    from aios_core import Dataset, ModelArtifact, RunContext
 
 __version__ = "0.1.0"
 __all__ = ["OnnxQuantCompressor", "OnnxQuantParams"]
@@ -22,15 +25,17 @@ class OnnxQuantParams(Params):
     """Parameters of the ``onnx-quant`` compressor."""
 
     mode: Literal["dynamic", "static", "auto"] = Field(
-        "auto", description="static: calibrated QDQ int8; dynamic: int8 weights, activations quantized at run "
-                            "time; auto: build both and keep the fastest within max_accuracy_drop.")
+        "auto", description="static: calibrated QDQ int8; dynamic: int8 weights, activations quantized per call "
+                            "(a row's answer then depends on its batch); auto: the fastest batch-independent "
+                            "variant (today: static) within max_accuracy_drop.")
     calibration_samples: PositiveInt = Field(
         256, description="Training rows (drawn with the run's seed) used to calibrate static quantization.")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="How static quantization picks activation ranges from the calibration rows.")
     per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor.")
     max_accuracy_drop: float = Field(
-        0.01, ge=0.0, le=1.0, description="Largest validation-accuracy loss vs fp32 auto accepts (0.01 = 1 point).")
+        0.01, ge=0.0, le=1.0, description="Largest validation-accuracy loss vs fp32 (0.01 = 1 point) a variant may "
+                                          "have to be chosen; a kept model beyond it gets a warning in its metrics.")
     latency_runs: PositiveInt = Field(200, description="Timed batch-1 inferences per model; the median is reported.")
 
 
@@ -55,15 +60,6 @@ class OnnxQuantCompressor(Compressor):
         from aios_onnx_quant import _quantization
 
         return _quantization.compress(artifact, dataset, run, self.params)
-
-    @hookimpl
-    def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
-        """A predictor backed by an ONNX Runtime session, for ``onnx`` artifacts; ``None`` for other formats."""
-        if artifact.format != "onnx":
-            return None
-        from aios_onnx_quant import _quantization
-
-        return _quantization.load_predictor(artifact.path, threads)
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The heavy half of ``onnx-quant``: quantize with ONNX Runtime, measure, choose, write.
 
 Imported only when a hook runs, so ``import aios_onnx_quant`` stays free of onnx,
-onnxruntime and numpy.
+onnxruntime and numpy. The models are measured in ``aios_core.onnx_session``, the
+session evaluation and the server run them in, so the figures match theirs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-from aios_core import ModelArtifact, atomic_path
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -30,9 +29,10 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-if TYPE_CHECKING:
-    from aios_core import Dataset, Predictor, RunContext
+from aios_core import ModelArtifact, atomic_path, one_line, onnx_session
 
+if TYPE_CHECKING:
+    from aios_core import Dataset, RunContext
     from aios_onnx_quant import OnnxQuantParams
 
 OUTPUT_NAME = "model.int8.onnx"
@@ -45,6 +45,14 @@ _CALIBRATION_BATCH = 64
 # Softmax-like heads stay float: quantized to uint8 their probabilities come out in steps
 # of 1/256 and no longer sum to 1, and keeping them float cost nothing measurable.
 _FLOAT_HEADS = {"Softmax", "LogSoftmax", "Sigmoid"}
+BATCH_INDEPENDENT = ("static",)
+"""The variants ``auto`` chooses from: their answer for a row does not depend on the rows it is batched with.
+
+Dynamic int8 quantizes activations with ranges computed per call over the whole batch,
+so a row alone and the same row in a batch can get different probabilities, even a
+different label; a server that batches concurrent requests would answer a client
+according to what others sent at the same moment. ``mode: dynamic`` builds it when asked.
+"""
 
 
 def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params: OnnxQuantParams) -> ModelArtifact:
@@ -52,13 +60,15 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
     if len(dataset.y_val) == 0:
         raise ValueError(f"onnx-quant measures accuracy on the validation split, but data set "
                          f"{dataset.name!r} has no validation rows; give the datastore a val fraction > 0.")
-    modes = ("static", "dynamic") if params.mode == "auto" else (params.mode,)
+    warnings: list[str] = []
     target = run.artifacts_dir / OUTPUT_NAME
     with tempfile.TemporaryDirectory(prefix="aios-onnx-quant-") as scratch_dir:
         scratch = Path(scratch_dir)
-        prepared = _prepare(artifact.path, scratch / "prepared.onnx", run.log)
+        prepared, skipped = prepare(artifact.path, scratch / "prepared.onnx", run.log)
+        if skipped:
+            warnings.append(f"quantization pre-processing skipped ({skipped}); the model was quantized as is")
         paths = {"fp32": artifact.path}
-        for mode in modes:
+        for mode in variants_for(params.mode):
             paths[mode] = scratch / f"{mode}.onnx"
             run.log.info("onnx-quant: building the %s int8 model", mode)
             if mode == "static":
@@ -70,7 +80,15 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
         for name, figures in variants.items():
             run.log.info("onnx-quant: %s size=%d B val_accuracy=%.4f latency_b1=%.4f ms",
                          name, figures["size_bytes"], figures["val_accuracy"], figures["latency_ms_b1"])
-        chosen = choose_variant(variants, params.max_accuracy_drop, run.log)
+        chosen, missed = choose_variant(variants, params.max_accuracy_drop)
+        if missed:
+            warnings.append(missed)
+        if chosen not in BATCH_INDEPENDENT:
+            warnings.append(f"{chosen} int8 answers depend on the batch (activation ranges are computed per call): "
+                            "a row alone and the same row in a batch can get different probabilities or labels; "
+                            "mode: static (or auto) answers each row the same in any batch")
+        for warning in warnings:
+            run.log.warning("onnx-quant: %s", warning)
         with atomic_path(target) as tmp:
             shutil.copyfile(paths[chosen], tmp)
             onnx.checker.check_model(str(tmp))
@@ -79,10 +97,18 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
         metrics={
             "mode": params.mode,
             "chosen": chosen,
+            "batch_independent": chosen in BATCH_INDEPENDENT,
+            "pre_processing": "skipped" if skipped else "applied",
             "variants": variants,
             "size_ratio": variants[chosen]["size_bytes"] / variants["fp32"]["size_bytes"],
+            "warnings": warnings,
         },
     )
+
+
+def variants_for(mode: str) -> tuple[str, ...]:
+    """The int8 variants a mode builds: ``auto`` the batch-independent ones, another mode itself."""
+    return BATCH_INDEPENDENT if mode == "auto" else (mode,)
 
 
 def _calibration_rows(dataset: Dataset, params: OnnxQuantParams, seed: int) -> np.ndarray:
@@ -92,21 +118,24 @@ def _calibration_rows(dataset: Dataset, params: OnnxQuantParams, seed: int) -> n
     return dataset.x_train[rows]
 
 
-def choose_variant(variants: dict[str, dict[str, Any]], max_accuracy_drop: float, log: logging.Logger) -> str:
-    """The fastest int8 variant within ``max_accuracy_drop`` of fp32, else the most accurate (with a warning)."""
+def choose_variant(variants: dict[str, dict[str, Any]], max_accuracy_drop: float) -> tuple[str, str | None]:
+    """The fastest int8 variant within ``max_accuracy_drop`` of fp32, else the most accurate and why it missed.
+
+    Returns the chosen name and ``None``, or, when no variant qualifies, the most accurate
+    one and a warning saying so (the output is always int8).
+    """
     baseline = variants["fp32"]["val_accuracy"]
     candidates = {name: figures for name, figures in variants.items() if name != "fp32"}
     # A tolerance of a fraction of one row, so a drop of exactly the limit is not lost to float rounding.
     qualified = [name for name, figures in candidates.items()
                  if baseline - figures["val_accuracy"] <= max_accuracy_drop + 1e-9]
     if qualified:
-        return min(qualified, key=lambda name: candidates[name]["latency_ms_b1"])
+        return min(qualified, key=lambda name: candidates[name]["latency_ms_b1"]), None
     chosen = max(candidates, key=lambda name: (candidates[name]["val_accuracy"], -candidates[name]["latency_ms_b1"]))
-    log.warning("onnx-quant: no int8 model stays within max_accuracy_drop=%s of fp32 validation accuracy %.4f "
-                "(%s); keeping the most accurate, %s. Raise max_accuracy_drop, try calibration_method=entropy "
-                "or per_channel=true, or drop the compressor.", max_accuracy_drop, baseline,
-                ", ".join(f"{name} {figures['val_accuracy']:.4f}" for name, figures in candidates.items()), chosen)
-    return chosen
+    found = ", ".join(f"{name} {figures['val_accuracy']:.4f}" for name, figures in candidates.items())
+    return chosen, (f"no int8 model stays within max_accuracy_drop={max_accuracy_drop} of fp32 validation accuracy "
+                    f"{baseline:.4f} ({found}); kept the most accurate, {chosen}. Raise max_accuracy_drop, try "
+                    "calibration_method: entropy or per_channel: true, or drop the compressor")
 
 
 # ---------------------------------------------------------------- quantizing
@@ -153,15 +182,20 @@ class _RowReader(CalibrationDataReader):
         return next(self._batches, None)
 
 
-def _prepare(model: Path, output: Path, log: logging.Logger) -> Path:
-    """ONNX Runtime's recommended pre-processing (shape inference, graph cleanup), or the model as is if it fails."""
+def prepare(model: Path, output: Path, log: logging.Logger) -> tuple[Path, str | None]:
+    """ONNX Runtime's recommended pre-processing (shape inference, graph cleanup) into ``output``.
+
+    Pre-processing is an optimization, not a requirement: if it fails, the model is
+    quantized as is, and the reason is returned (the caller reports it in the artifact's
+    metrics, not only in run.log). Returns the model to quantize and the reason, or None.
+    """
     try:
         with _quiet(log):
             quant_pre_process(str(model), str(output))
-    except Exception as error:  # noqa: BLE001 - pre-processing is an optimization, not a requirement
-        log.warning("onnx-quant: quantization pre-processing failed (%s); quantizing %s as is", error, model)
-        return model
-    return output
+    except Exception as error:
+        log.debug("onnx-quant: quantization pre-processing of %s failed", model, exc_info=True)
+        return model, one_line(error)
+    return output, None
 
 
 def _load_for_quantization(model: Path) -> tuple[onnx.ModelProto, str, int]:
@@ -197,24 +231,10 @@ def _quiet(log: logging.Logger) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- measuring
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session with every graph optimization on.
-
-    ORT_ENABLE_ALL matters: it fuses QDQ pairs into QLinearConv / QGemm; at lower levels a
-    QDQ model runs the float ops between (de)quantize steps and is slower than fp32.
-    ``threads`` = 0 lets ONNX Runtime choose.
-    """
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def measure(paths: dict[str, Path], x_val: np.ndarray, y_val: np.ndarray, *, threads: int,
             runs: int) -> dict[str, dict[str, Any]]:
-    """Size, validation accuracy and median batch-1 latency (ms) of each model."""
-    sessions = {name: session(path, threads) for name, path in paths.items()}
+    """Size, validation accuracy and median batch-1 latency (ms) of each model, in ``aios_core.onnx_session``s."""
+    sessions = {name: onnx_session(path, threads) for name, path in paths.items()}
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
     latencies = _batch1_latencies(sessions, x_val, runs)
     return {
@@ -227,7 +247,7 @@ def measure(paths: dict[str, Path], x_val: np.ndarray, y_val: np.ndarray, *, thr
     }
 
 
-def _batch1_latencies(sessions: dict[str, ort.InferenceSession], rows: np.ndarray, runs: int) -> dict[str, list[float]]:
+def _batch1_latencies(sessions: dict[str, Any], rows: np.ndarray, runs: int) -> dict[str, list[float]]:
     """Time ``runs`` single-row inferences per session, interleaved so load spikes hit every model alike."""
     feeds = [rows[index % len(rows)][None] for index in range(runs)]
     names = {name: sess.get_inputs()[0].name for name, sess in sessions.items()}
@@ -243,16 +263,5 @@ def _batch1_latencies(sessions: dict[str, ort.InferenceSession], rows: np.ndarra
     return timings
 
 
-def _probabilities(sess: ort.InferenceSession, rows: np.ndarray) -> np.ndarray:
+def _probabilities(sess: Any, rows: np.ndarray) -> np.ndarray:
     return sess.run([sess.get_outputs()[0].name], {sess.get_inputs()[0].name: rows})[0]
-
-
-def load_predictor(path: Path, threads: int = 0) -> Predictor:
-    """A function mapping a float32 batch (n, features) to the model's first output, class probabilities."""
-    sess = session(path, threads)
-    input_name, output_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        return sess.run([output_name], {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    return predict

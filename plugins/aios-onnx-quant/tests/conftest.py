@@ -1,42 +1,31 @@
-"""Fixtures: the digits data set and a small CNN trained on it, exported to fp32 ONNX once per session."""
+"""Fixtures: compress a model the way a run does, and the digits CNN (torch) as fp32 ONNX.
+
+The data sets are the contract kit's (``digits_dataset``, ``tiny_dataset``); the small
+ONNX classifiers built without a framework come from ``aios_onnx_quant_test_helpers``.
+"""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-from aios_core import Dataset, ModelArtifact, RunContext, hash_arrays
+
+from aios_core import Dataset, ModelArtifact, RunContext
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from aios_onnx_quant_test_helpers import compress_with, onnx_artifact
+
+Compress = Callable[..., tuple[ModelArtifact, RunContext]]
 
 
 @pytest.fixture(scope="session")
-def digits() -> Dataset:
-    """sklearn's digits (8x8 images, 10 classes), stratified 60/20/20, standardized on train."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = x.astype(np.float32)
-    y = y.astype(np.int64)
-    x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.4, stratify=y, random_state=0)
-    x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=0)
-    mean, std = x_train.mean(), x_train.std()
-    scale = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
-    return Dataset(
-        name="digits", x_train=scale(x_train), y_train=y_train, x_val=scale(x_val), y_val=y_val,
-        x_test=scale(x_test), y_test=y_test, class_names=[str(i) for i in range(10)],
-        content_hash=hash_arrays(x, y, "stratified-60-20-20-seed-0"), image_shape=(1, 8, 8),
-        preprocessing={"standardize": {"mean": float(mean), "std": float(std)}},
-    )
-
-
-@pytest.fixture(scope="session")
-def fp32_artifact(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
+def fp32_artifact(digits_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
     """The digits CNN (conv 16, conv 32, maxpool, linear 128, linear 10), trained briefly, as fp32 ONNX."""
-    import torch
+    torch = pytest.importorskip("torch", reason="the digits CNN tests need the test extra (torch, onnxscript)")
     from torch import nn
 
     torch.manual_seed(0)
@@ -50,8 +39,8 @@ def fp32_artifact(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> 
         nn.Linear(128, 10),
         nn.Softmax(dim=1),
     )
-    x = torch.from_numpy(digits.x_train)
-    y = torch.from_numpy(digits.y_train)
+    x = torch.from_numpy(digits_dataset.x_train)
+    y = torch.from_numpy(digits_dataset.y_train)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.NLLLoss()
     generator = torch.Generator().manual_seed(0)
@@ -65,44 +54,29 @@ def fp32_artifact(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> 
     model.eval()
 
     path = tmp_path_factory.mktemp("fp32") / "model.onnx"
-    sample = x[:2]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecation, raised inside export
-        torch.onnx.export(model, (sample,), str(path), dynamo=True, external_data=False,
+        torch.onnx.export(model, (x[:2],), str(path), dynamo=True, external_data=False,
                           input_names=["input"], output_names=["probabilities"],
                           dynamic_shapes=({0: torch.export.Dim("batch")},))
-    return ModelArtifact(name="onnx", path=path, format="onnx", producer="test-fixture")
-
-
-Compress = Callable[..., tuple[ModelArtifact, RunContext]]
-
-
-def _compress(artifact: ModelArtifact, dataset: Dataset, run_dir: Path, **params: Any) -> tuple[ModelArtifact, RunContext]:
-    """Run ``aios_compress`` the way the runner does: the one component, registered in a real plugin manager."""
-    from aios_core.plugins import new_plugin_manager
-    from aios_onnx_quant import OnnxQuantCompressor
-
-    pm = new_plugin_manager()
-    pm.register(OnnxQuantCompressor(OnnxQuantCompressor.Params(**params)), name="onnx-quant")
-    run = RunContext(name="t", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook)
-    return pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run), run
+    return onnx_artifact(path)
 
 
 @pytest.fixture
-def compress(fp32_artifact: ModelArtifact, digits: Dataset, tmp_path: Path) -> Compress:
+def compress(fp32_artifact: ModelArtifact, digits_dataset: Dataset, tmp_path: Path) -> Compress:
     """Compress the fp32 digits CNN with the given parameters into a fresh run directory."""
-    return lambda **params: _compress(fp32_artifact, digits, tmp_path, **params)
+    return lambda **params: compress_with(fp32_artifact, digits_dataset, tmp_path, **params)
 
 
 @pytest.fixture(scope="session")
-def compressed(fp32_artifact: ModelArtifact, digits: Dataset,
+def compressed(fp32_artifact: ModelArtifact, digits_dataset: Dataset,
                tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], ModelArtifact]:
-    """The compressed model for one mode (default parameters otherwise), built once per session."""
+    """The compressed digits CNN for one mode (default parameters otherwise), built once per session."""
     cache: dict[str, ModelArtifact] = {}
 
     def get(mode: str) -> ModelArtifact:
         if mode not in cache:
-            cache[mode], _ = _compress(fp32_artifact, digits, tmp_path_factory.mktemp(mode), mode=mode)
+            cache[mode], _ = compress_with(fp32_artifact, digits_dataset, tmp_path_factory.mktemp(mode), mode=mode)
         return cache[mode]
 
     return get

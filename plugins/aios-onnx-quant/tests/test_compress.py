@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from aios_core import Dataset, ModelArtifact
+from aios_onnx_quant_test_helpers import accuracy, compress_with
+
+from aios_core import Dataset, ModelArtifact, onnx_predictor
 
 MODES = ("static", "dynamic", "auto")
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
 def _test_accuracy(path: Path, dataset: Dataset) -> float:
-    sess = _session(path)
-    probabilities = sess.run(None, {sess.get_inputs()[0].name: dataset.x_test})[0]
-    return float(np.mean(probabilities.argmax(axis=1) == dataset.y_test))
+    return accuracy(onnx_predictor(path)(dataset.x_test), dataset.y_test)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -36,19 +30,18 @@ def test_output_is_an_int8_onnx_artifact_in_the_run_directory(mode: str, compres
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("batch", [1, 256])
 def test_output_runs_in_onnxruntime(mode: str, batch: int, compressed: Callable[[str], ModelArtifact],
-                                    digits: Dataset) -> None:
-    sess = _session(compressed(mode).path)
-    (probabilities,) = sess.run(None, {sess.get_inputs()[0].name: digits.x_test[:batch]})
-    assert probabilities.shape == (batch, digits.num_classes)
+                                    digits_dataset: Dataset) -> None:
+    probabilities = onnx_predictor(compressed(mode).path)(digits_dataset.x_test[:batch])
+    assert probabilities.shape == (batch, digits_dataset.num_classes)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_int8_test_accuracy_is_within_one_point_of_fp32(mode: str, compressed: Callable[[str], ModelArtifact],
-                                                        fp32_artifact: ModelArtifact, digits: Dataset) -> None:
-    fp32 = _test_accuracy(fp32_artifact.path, digits)
+                                                        fp32_artifact: ModelArtifact, digits_dataset: Dataset) -> None:
+    fp32 = _test_accuracy(fp32_artifact.path, digits_dataset)
     assert fp32 > 0.9, "the fixture CNN should learn digits"
-    assert _test_accuracy(compressed(mode).path, digits) >= fp32 - 0.01
+    assert _test_accuracy(compressed(mode).path, digits_dataset) >= fp32 - 0.01
 
 
 def test_static_int8_is_at_most_35_percent_of_fp32(compressed: Callable[[str], ModelArtifact],
@@ -70,27 +63,31 @@ def test_single_mode_builds_and_measures_only_that_variant(mode: str, compressed
         assert 0.0 <= figures["val_accuracy"] <= 1.0 and figures["latency_ms_b1"] > 0
 
 
-def test_auto_measures_both_variants_and_keeps_the_fastest_within_the_accuracy_limit(
-        compressed: Callable[[str], ModelArtifact]) -> None:
+def test_auto_measures_fp32_and_the_static_variant_and_keeps_static(compressed: Callable[[str], ModelArtifact]) -> None:
     metrics = compressed("auto").metrics
-    variants = metrics["variants"]
-    assert set(variants) == {"fp32", "static", "dynamic"}
-    fp32 = variants["fp32"]["val_accuracy"]
-    qualified = [name for name in ("static", "dynamic") if fp32 - variants[name]["val_accuracy"] <= 0.01 + 1e-9]
-    if qualified:
-        assert metrics["chosen"] == min(qualified, key=lambda name: variants[name]["latency_ms_b1"])
-    else:
-        assert metrics["chosen"] == max(("static", "dynamic"), key=lambda name: variants[name]["val_accuracy"])
+    assert set(metrics["variants"]) == {"fp32", "static"}
+    assert metrics["chosen"] == "static" and metrics["batch_independent"] is True
 
 
-def test_auto_with_no_tolerance_keeps_a_variant_that_loses_no_validation_accuracy(
-        compress: Callable, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="aios.run"):
-        out, _ = compress(mode="auto", max_accuracy_drop=0.0, latency_runs=20)
+def test_auto_with_no_tolerance_keeps_static_and_says_when_it_loses_accuracy(compress: Callable) -> None:
+    out, _ = compress(mode="auto", max_accuracy_drop=0.0, latency_runs=20)
     variants = out.metrics["variants"]
-    drop = variants["fp32"]["val_accuracy"] - variants[out.metrics["chosen"]]["val_accuracy"]
-    warned = any("no int8 model stays within" in record.getMessage() for record in caplog.records)
-    assert drop <= 1e-9 or warned
+    drop = variants["fp32"]["val_accuracy"] - variants["static"]["val_accuracy"]
+    warned = [warning for warning in out.metrics["warnings"] if "no int8 model stays within" in warning]
+    assert out.metrics["chosen"] == "static"
+    assert bool(warned) == (drop > 1e-9)
+
+
+def test_a_model_within_the_limit_carries_no_warning(compressed: Callable[[str], ModelArtifact]) -> None:
+    metrics = compressed("static").metrics
+    assert metrics["pre_processing"] == "applied"
+    assert metrics["warnings"] == []
+
+
+def test_dynamic_when_asked_is_kept_and_flagged_as_batch_dependent(compressed: Callable[[str], ModelArtifact]) -> None:
+    metrics = compressed("dynamic").metrics
+    assert metrics["chosen"] == "dynamic" and metrics["batch_independent"] is False
+    assert any("depend on the batch" in warning for warning in metrics["warnings"])
 
 
 @pytest.mark.parametrize("options", [
@@ -98,25 +95,16 @@ def test_auto_with_no_tolerance_keeps_a_variant_that_loses_no_validation_accurac
     {"calibration_method": "percentile", "per_channel": True, "calibration_samples": 97},  # prime: batches of 1
 ])
 def test_static_calibration_options_produce_valid_models(options: dict, compress: Callable,
-                                                         fp32_artifact: ModelArtifact, digits: Dataset) -> None:
+                                                         fp32_artifact: ModelArtifact, digits_dataset: Dataset) -> None:
     out, _ = compress(mode="static", latency_runs=5, **options)
     onnx.checker.check_model(str(out.path))
-    assert _test_accuracy(out.path, digits) >= _test_accuracy(fp32_artifact.path, digits) - 0.01
+    assert _test_accuracy(out.path, digits_dataset) >= _test_accuracy(fp32_artifact.path, digits_dataset) - 0.01
 
 
-def test_static_quantization_is_reproducible_for_a_seed(fp32_artifact: ModelArtifact, digits: Dataset,
+def test_static_quantization_is_reproducible_for_a_seed(fp32_artifact: ModelArtifact, digits_dataset: Dataset,
                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
-    from aios_core import RunContext
-    from aios_core.plugins import new_plugin_manager
-    from aios_onnx_quant import OnnxQuantCompressor
-
-    outputs = []
-    for attempt in range(2):
-        pm = new_plugin_manager()
-        pm.register(OnnxQuantCompressor(OnnxQuantCompressor.Params(mode="static", latency_runs=5)), name="onnx-quant")
-        run = RunContext(name="t", seed=7, threads=1, dir=tmp_path_factory.mktemp(f"seed{attempt}"), stack={},
-                         hook=pm.hook)
-        outputs.append(pm.hook.aios_compress(artifact=fp32_artifact, dataset=digits, run=run).path.read_bytes())
+    outputs = [compress_with(fp32_artifact, digits_dataset, tmp_path_factory.mktemp(f"seed{attempt}"), seed=7,
+                             mode="static", latency_runs=5)[0].path.read_bytes() for attempt in range(2)]
     assert outputs[0] == outputs[1]
 
 
@@ -134,16 +122,8 @@ def test_compressing_again_replaces_the_previous_output(compress: Callable) -> N
     assert sorted(path.name for path in run.artifacts_dir.iterdir()) == ["model.int8.onnx"]
 
 
-def test_a_non_onnx_artifact_is_refused_with_its_format(compress: Callable, fp32_artifact: ModelArtifact,
-                                                        digits: Dataset, tmp_path: Path) -> None:
-    from aios_core import RunContext
-    from aios_core.plugins import new_plugin_manager
-    from aios_onnx_quant import OnnxQuantCompressor
-
-    pm = new_plugin_manager()
-    pm.register(OnnxQuantCompressor(), name="onnx-quant")
-    run = RunContext(name="t", seed=0, threads=1, dir=tmp_path, stack={}, hook=pm.hook)
+def test_a_non_onnx_artifact_is_refused_with_its_format(digits_dataset: Dataset, tmp_path: Path) -> None:
     native = ModelArtifact(name="native", path=tmp_path / "model.pt", format="torch", producer="torch")
     with pytest.raises(ValueError, match="has format 'torch'"):
-        pm.hook.aios_compress(artifact=native, dataset=digits, run=run)
-    assert not run.artifacts_dir.exists()
+        compress_with(native, digits_dataset, tmp_path)
+    assert not (tmp_path / "artifacts").exists()
