@@ -61,9 +61,9 @@ class OnnxRuntimePredictors:
     run here, so evaluation does not depend on which plugin registered first.
     """
 
-    NAME = "aios-core:onnxruntime"
+    NAME = "aios-kernel:onnxruntime"
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # before components, however they were registered
     def aios_load_predictor(self, artifact: ModelArtifact, threads: int) -> Predictor | None:
         if artifact.format != "onnx":
             return None

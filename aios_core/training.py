@@ -99,8 +99,15 @@ def report_steps(steps: int, updates: int) -> frozenset[int]:
     return frozenset(math.ceil(i * steps / count) for i in range(1, count + 1)) if count else frozenset()
 
 
-def check_resume_params(saved: Mapping[str, Any], current: Mapping[str, Any], source: Path | str) -> None:
-    """Refuse to resume from ``source`` if a trainer parameter that changes the result differs; ValueError naming each."""
+def check_resume_params(saved: Mapping[str, Any], current: Mapping[str, Any], source: Path | str,
+                        defaults: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume from ``source`` if a trainer parameter that changes the result differs; ValueError naming each.
+
+    A parameter the checkpoint does not record (it was written before the parameter
+    existed) counts as its value in ``defaults`` (e.g. ``Params().model_dump()``), or as
+    unchanged when no default is given.
+    """
+    saved = {**{key: (defaults or {}).get(key, value) for key, value in current.items()}, **saved}
     changed = sorted(key for key in set(saved) | set(current)
                      if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key))
     if changed:
@@ -118,7 +125,8 @@ class CheckpointWriter:
     when ``interval_s`` seconds have passed since the last write began (0: every epoch),
     and the newest one is always written at the end (``close``) and when training is
     interrupted or fails (``close(interrupted=True)``: Ctrl-C, SIGTERM, an error), so a
-    process killed outright loses at most ``interval_s`` seconds of training.
+    process killed outright loses at most ``interval_s`` seconds of training plus the
+    epoch in progress (snapshots are taken at epoch ends).
 
     ``save(tmp_path, payload)`` serializes a payload; the writer wraps it in
     ``atomic_path`` (temporary file, fsync, rename), so the checkpoint on disk is always a

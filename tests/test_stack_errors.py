@@ -128,7 +128,7 @@ def test_uninstalled_component_of_a_known_plugin_names_the_pip_command(tmp_path:
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "model.framework: found 'jax': no framework named 'jax' is installed; "
-        "it is provided by aios-jax: pip install aios-jax")
+        "it is provided by aios-jax: aios plugins install aios-jax")
 
 
 def test_components_that_do_not_fit_are_named(tmp_path: Path, site: Path) -> None:

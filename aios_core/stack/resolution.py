@@ -74,7 +74,7 @@ def _unknown_message(error: UnknownComponent) -> str:
                 + (f"; did you mean '{close[0]}'?" if close else ""))
     distribution = distribution_providing(error.kind, error.name)
     if distribution:
-        return f"no {error.kind} named '{error.name}' is installed; it is provided by {distribution}: pip install {distribution}"
+        return f"no {error.kind} named '{error.name}' is installed; it is provided by {distribution}: aios plugins install {distribution}"
     return str(error)
 
 
@@ -145,7 +145,7 @@ def _check_lock(lock: Any, stack: Stack, positions: Positions, problems: list[Pr
         if running.get(distribution, version) != version:
             problems.append(positions.problem(("lock", "distributions", distribution), (
                 f"found {distribution} {running[distribution]} installed, expected {version} as locked; "
-                f"pip install {distribution}=={version}")))
+                f"aios plugins install {distribution}=={version}")))
 
 
 def load_stack(path: str | os.PathLike[str], overrides: tuple[str, ...] | list[str] = (), *,

@@ -11,8 +11,8 @@ Subclass the class of your component's kind and name the component::
             return "my-trainer"
 
 pytest then checks the installed component as AIOS uses it: entry point, parameters,
-hooks, light import, aios-core range, and what its kind promises, on a tiny real data
-set. The fixtures come from ``aios_core.testing.plugin``, which pytest loads by itself
+hooks, validation, light import, aios-kernel range, and what its kind promises (for a
+framework, what onnx-quant and oip rely on too), on a tiny real data set. The fixtures come from ``aios_core.testing.plugin``, which pytest loads by itself
 (entry point ``pytest11``). Names load on first use, so pytest's loading of the plugin
 stays cheap. See docs/testing-plugins.md.
 """
@@ -32,6 +32,7 @@ _EXPORTS = {
     "DeployerContract": "aios_core.testing.deployer",
     "MonitorContract": "aios_core.testing.monitor",
     "Built": "aios_core.testing.framework",
+    "OnnxExport": "aios_core.testing.framework",
     "Training": "aios_core.testing.trainer",
     "Tuning": "aios_core.testing.tuner",
     "Compression": "aios_core.testing.compressor",

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
     from aios_core.records import Dataset, ModelArtifact
 
-HEAVY_MODULES = ("torch", "tensorflow", "ray", "onnxruntime")
-"""Libraries an entry-point module must not import at its top: listing plugins would pay for them."""
+HEAVY_MODULES = ("torch", "tensorflow", "ray", "onnxruntime", "sklearn", "pandas", "scipy", "mlflow")
+"""Libraries an entry-point module must not import at its top: listing plugins and validating stacks would pay for
+them (each costs from a few hundred milliseconds to seconds to import)."""
 
 _INPUT_MODELS = pytest.StashKey[dict]()
 
@@ -86,7 +87,7 @@ def entry_of(kind: str, name: str) -> ComponentEntry:
 def load_class(entry: ComponentEntry) -> type[Component]:
     """Import the entry's class through the kernel's loader.
 
-    An incompatible aios-core range is reported by its own check, so the other checks
+    An incompatible aios-kernel range is reported by its own check, so the other checks
     still load the component and say what else is wrong.
     """
     if entry.status == "incompatible":
@@ -154,15 +155,18 @@ def frameworks_for(formats: set[str]) -> list[Framework]:
             if framework is not None and formats & set(framework.formats)]
 
 
-def _trainer_for(framework: ComponentEntry) -> Component | None:
-    """An installed trainer of ``framework`` set to train for 2 epochs, or None.
+def trainers_of(framework: ComponentEntry) -> list[tuple[ComponentEntry, type[Component]]]:
+    """Every installed, loadable trainer of ``framework``'s models, those of its own distribution first.
 
-    A trainer from the framework's own distribution comes first (``torch`` before
-    ``ray-train`` for the torch framework), then the others by name.
+    So ``torch`` comes before ``ray-train`` for the torch framework; the others follow by name.
     """
     candidates = [(entry, cls) for entry, cls in _loadable("trainer") if framework.name in cls.frameworks]
-    candidates.sort(key=lambda pair: (pair[0].distribution != framework.distribution, pair[0].name))
-    for entry, cls in candidates:
+    return sorted(candidates, key=lambda pair: (pair[0].distribution != framework.distribution, pair[0].name))
+
+
+def _trainer_for(framework: ComponentEntry) -> Component | None:
+    """The first of ``trainers_of(framework)`` that builds, set to train for 2 epochs, or None."""
+    for entry, cls in trainers_of(framework):
         params = {"epochs": 2} if "epochs" in cls.Params.model_fields else {}
         try:
             return build_component(cls, params, entry.name)

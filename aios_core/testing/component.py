@@ -22,10 +22,15 @@ from aios_core import __version__
 from aios_core.components import BASE_CLASSES, Component
 from aios_core.plugins import ComponentEntry, PluginError, new_plugin_manager, register
 from aios_core.testing._harness import HEAVY_MODULES, build, entry_of, fail, label_of, load_class
+from aios_core.testing._validation import check_validate, describe, implements, validation_context
 from aios_core.vocabulary import CORE_DISTRIBUTION, KIND_GROUPS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pluggy
+
+    from aios_core.records import Dataset
 
 __all__ = ["ComponentContract"]
 
@@ -182,6 +187,13 @@ class ComponentContract:
         """The hooks ``component`` must implement; a kind may depend on what the component declares."""
         return self.required_hooks
 
+    def test_validate_returns_field_message_pairs(self, component: Component, tiny_dataset: Dataset,
+                                                  tmp_path: Path) -> None:
+        label = label_of(self.kind, component.name)
+        if not implements(component, "aios_validate"):
+            pytest.skip(f"{label} does not implement aios_validate")
+        check_validate(component, validation_context(component, tmp_path / "validate", describe(tiny_dataset)), label)
+
     def test_entry_point_module_imports_no_heavy_library(self, component_entry: ComponentEntry,
                                                          component_class: type[Component],
                                                          component_params: dict[str, Any]) -> None:
@@ -211,18 +223,18 @@ class ComponentContract:
     def test_declared_aios_core_range_includes_the_running_version(self, component_entry: ComponentEntry) -> None:
         entry = component_entry
         if entry.distribution == CORE_DISTRIBUTION:
-            return  # built into aios-core: always the running version
+            return  # built into the kernel: always the running version
         major, minor = __version__.split(".")[:2]
-        suggestion = f'"aios-core>={major}.{minor},<{major}.{int(minor) + 1}"'
+        suggestion = f'"{CORE_DISTRIBUTION}>={major}.{minor},<{major}.{int(minor) + 1}"'
         if not entry.core_range:
             fail(f"{entry.distribution} {entry.version} (which provides {label_of(entry.kind, entry.name)}) declares "
-                 f"no aios-core version range; add {suggestion} to [project] dependencies in its pyproject.toml")
+                 f"no {CORE_DISTRIBUTION} version range; add {suggestion} to [project] dependencies in its pyproject.toml")
         from packaging.specifiers import SpecifierSet
 
         if not SpecifierSet(entry.core_range).contains(__version__, prereleases=True):
-            fail(f"{entry.distribution} {entry.version} requires aios-core{entry.core_range}, but the running "
-                 f"aios-core is {__version__}; widen the range in its pyproject.toml (e.g. {suggestion}) "
-                 "or test against a matching aios-core")
+            fail(f"{entry.distribution} {entry.version} requires {CORE_DISTRIBUTION}{entry.core_range}, but the running "
+                 f"{CORE_DISTRIBUTION} is {__version__}; widen the range in its pyproject.toml (e.g. {suggestion}) "
+                 f"or test against a matching {CORE_DISTRIBUTION}")
 
 
 def _misspelt_hook_hint(pm: pluggy.PluginManager, component: Component) -> str:

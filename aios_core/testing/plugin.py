@@ -1,6 +1,6 @@
 """pytest plugin (entry point ``pytest11: aios``): the fixtures of the AIOS contract test kit.
 
-pytest loads this module in every session of an environment where aios-core is
+pytest loads this module in every session of an environment where aios-kernel is
 installed, so it imports nothing heavy at the top: numpy, pydantic and the kernel's
 modules load inside the fixtures that use them.
 """

@@ -1,7 +1,7 @@
 """Helpers for plugin test suites beyond the contract classes: a run's plugin manager, digits, the CLI.
 
 A plugin's tests use these instead of reaching into the AIOS repository or the
-kernel's internals, so they pass wherever the plugin and aios-core are installed.
+kernel's internals, so they pass wherever the plugin and aios-kernel are installed.
 """
 
 from __future__ import annotations
@@ -64,13 +64,16 @@ def digits_dataset(seed: int = 0, *, image: bool = True) -> Dataset:
                                   **settings})
 
 
-def run_aios(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None,
+def run_aios(*args: str, cwd: str | Path | None = None, env: dict[str, str | None] | None = None,
              timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run the installed ``aios`` command line (``python -m aios_core ARGS``) in a subprocess and capture it.
 
     ``cwd`` is where it runs (a test's fresh ``tmp_path``, as a user's empty directory);
-    ``env`` adds to (and overrides) the current environment.
+    ``env`` adds to (and overrides) the current environment, a ``None`` value unsets a
+    variable. ``AIOS_RUNS_DIR`` is unset unless ``env`` gives it, so runs land in
+    ``cwd/runs`` as a user's would.
     """
-    environment = {**os.environ, **(env or {})}
+    merged: dict[str, str | None] = {**os.environ, "AIOS_RUNS_DIR": None, **(env or {})}
+    environment = {key: value for key, value in merged.items() if value is not None}
     return subprocess.run([sys.executable, "-m", "aios_core", *args], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=timeout, check=False)
