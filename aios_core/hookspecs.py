@@ -1,7 +1,7 @@
 """The AIOS hook contract: every hook a plugin can implement, grouped by kind.
 
 A component is a class registered under one of the entry-point groups in
-``aios_core.plugins.GROUPS``. A run builds one instance of each component its stack
+``aios_core.vocabulary.KIND_GROUPS``. A run builds one instance of each component its stack
 names (with the component's validated ``Params``) and registers those instances, and
 only those, in the run's pluggy ``PluginManager``. Hooks are methods of the component
 marked with ``@hookimpl``; a method may take any subset of the spec's arguments.
@@ -9,7 +9,9 @@ marked with ``@hookimpl``; a method may take any subset of the spec's arguments.
 Hooks marked *first result wins* stop at the first implementation that returns a value
 other than ``None``. The runner calls them with exactly the selected component of the
 kind, so in practice they reach one implementation. Monitor hooks reach every selected
-monitor and return nothing.
+monitor and return nothing. Each docstring says who calls the hook and when: the
+runner (``aios_core.runner``, phase by phase), the stack checks (``aios validate``,
+and ``aios run`` before it starts), a ``RunContext`` method or ``aios serve``.
 
 The types named below live in ``aios_core``: ``RunContext`` (the running run),
 ``Dataset`` (the splits), ``ModelArtifact`` (a model file and its format),
@@ -39,7 +41,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def aios_validate(context: ValidationContext) -> list[tuple[str, str]] | None:
     """Check the component's parameters against the environment; called on every selected component.
 
-    ``aios validate`` and ``aios run`` call it after the parameters validated and the
+    Not first result wins: each component's pairs are collected. ``aios validate`` and
+    ``aios run`` call it on each component of the stack after the parameters validated and the
     components were found to fit, before a run directory exists. Return ``(field,
     message)`` pairs for what cannot work: a file that does not exist, a factory that does
     not import, an architecture the data cannot feed (``context.data``). ``field`` is a
@@ -54,7 +57,8 @@ def aios_validate(context: ValidationContext) -> list[tuple[str, str]] | None:
 def aios_describe_data(context: ValidationContext) -> DataDescription | None:
     """What ``aios_load_dataset`` will return, as far as it is known without loading the data; first result wins.
 
-    Shown to the other components' ``aios_validate`` as ``context.data``, so a framework
+    ``aios validate`` and ``aios run`` ask the stack's datastore just before the
+    ``aios_validate`` calls, which see the answer as ``context.data``, so a framework
     can refuse a ``cnn`` for rows without an image shape before a run starts. ``None``:
     unknown until loaded.
     """
@@ -64,8 +68,10 @@ def aios_describe_data(context: ValidationContext) -> DataDescription | None:
 def aios_load_dataset(run: RunContext) -> Dataset:
     """Load, clean, preprocess and split the stack's data; first result wins.
 
-    Must be deterministic for ``run.seed``: the same stack gives the same splits and the
-    same ``Dataset.content_hash``. Features are float32 rows of shape (n, features).
+    The runner calls it on the stack's datastore in the ``data`` phase, the first, also
+    when a run resumes (the ``content_hash`` must then equal the recorded one). Must be
+    deterministic for ``run.seed``: the same stack gives the same splits and the same
+    ``Dataset.content_hash``. Features are float32 rows of shape (n, features).
     """
 
 
@@ -74,8 +80,11 @@ def aios_load_dataset(run: RunContext) -> Dataset:
 def aios_build_model(dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> Any:
     """Build an untrained native model sized for ``dataset``; first result wins.
 
-    ``overrides`` holds model parameters chosen by a tuner trial (empty otherwise) and
-    take precedence over the component's own ``params``.
+    The runner calls it on the stack's framework at the start of the ``train`` phase, and
+    once per tuner trial. ``overrides`` holds model parameters chosen by the tuner (empty
+    otherwise) and take precedence over the component's own ``params``. The model need
+    not hold weights yet (an estimator that is fitted later), but it must save, load and
+    predict class probabilities as it is.
     """
 
 
@@ -83,7 +92,9 @@ def aios_build_model(dataset: Dataset, run: RunContext, overrides: dict[str, Any
 def aios_save_model(model: Any, path: Path) -> ModelArtifact:
     """Write ``model`` in the framework's native format to ``path`` (``model.<native_format>``), atomically.
 
-    Returns the artifact (format = the framework's ``native_format``); first result wins.
+    The runner calls it at the end of the ``train`` phase with ``TrainResult.model``, at
+    ``artifacts/model.<native_format>``. Returns the artifact (format = the framework's
+    ``native_format``); first result wins.
     """
 
 
@@ -91,7 +102,10 @@ def aios_save_model(model: Any, path: Path) -> ModelArtifact:
 def aios_load_model(artifact: ModelArtifact) -> Any:
     """Load a native model written by ``aios_save_model``; first result wins.
 
-    Must refuse to run code from the file (``weights_only`` / safe mode).
+    The runner calls it in the ``export`` phase of a resumed run (the trained model is no
+    longer in memory) when the framework has export formats. Must refuse to run code from the file (``weights_only`` / safe
+    mode, ``allow_pickle=False``): raise ``ValueError`` or return ``None`` for a file that
+    is not one of its models.
     """
 
 
@@ -101,7 +115,8 @@ def aios_export_model(model: Any, fmt: str, path: Path, dataset: Dataset) -> Mod
 
     The exported model takes a float32 batch (n, features) and returns class
     probabilities (n, classes). ``dataset`` supplies sample inputs for tracing and
-    parity checks. First result wins.
+    parity checks. The runner calls it in the ``export`` phase, after ``train``, once per
+    export format, at ``artifacts/model.<fmt>``. First result wins.
     """
 
 
@@ -114,7 +129,8 @@ def aios_load_predictor(artifact: ModelArtifact, threads: int) -> Predictor | No
 
     A framework implements it for its native format; ``onnx`` artifacts are run by the
     kernel itself (``aios_core.inference``), whoever wrote them. The first non-``None``
-    result wins. Used by evaluation and deployment smoke tests.
+    result wins. Called through ``RunContext.load_predictor``, which asks every selected
+    component: by the ``evaluate`` phase for each artifact, and by deployers' smoke tests.
     """
 
 
@@ -123,6 +139,8 @@ def aios_load_predictor(artifact: ModelArtifact, threads: int) -> Predictor | No
 def aios_train(model: Any, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> TrainResult:
     """Train ``model`` on ``dataset.train``, validating on ``dataset.val``; first result wins.
 
+    The runner calls it on the stack's trainer in the ``train`` phase, after
+    ``aios_build_model``, and once per tuner trial (``run`` is then the trial's context).
     Report each epoch with ``run.report_epoch`` (and, sparingly, ``run.report_step``),
     checkpoint under ``run.checkpoint_dir`` by the policy of ``aios_core.CheckpointWriter``
     (at most every ``checkpoint_interval_s`` seconds, always at the end and when
@@ -138,6 +156,8 @@ def aios_train(model: Any, dataset: Dataset, run: RunContext, overrides: dict[st
 def aios_tune(objective: Callable[[dict[str, Any]], float], run: RunContext) -> TuneResult:
     """Search parameters by calling ``objective`` and return the best; first result wins.
 
+    The runner calls it on the stack's tuner in the ``tune`` phase, after ``data``, when
+    the stack has a tuner; the best parameters then override the stack's in ``train``.
     ``objective(params)`` trains one trial with ``params`` (keys ``model.<field>`` and
     ``trainer.<field>``) and returns its validation loss, lower is better.
     """
@@ -148,8 +168,9 @@ def aios_tune(objective: Callable[[dict[str, Any]], float], run: RunContext) -> 
 def aios_compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> ModelArtifact:
     """Return a smaller or faster model derived from ``artifact``, written under ``run.artifacts_dir``.
 
-    The runner calls each compressor of the stack in order, one at a time, passing the
-    previous one's output. The result's ``metrics`` should report size, accuracy and
+    The runner calls each compressor of the stack in order in the ``compress`` phase, after
+    ``export``, one at a time; ``artifact`` is the newest one in the compressor's
+    ``input_formats`` (the previous compressor's output when it fits). The result's ``metrics`` should report size, accuracy and
     latency of input and output.
     """
 
@@ -159,6 +180,9 @@ def aios_compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext) ->
 def aios_deploy(artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> dict[str, Any]:
     """Deploy ``artifact`` and return a JSON-able report (endpoint, smoke-test results).
 
+    The runner calls it on the stack's deployer in the ``deploy`` phase, the last, with
+    the newest artifact in the deployer's ``formats``; ``smoke_test.passed: false`` in the
+    report fails the run.
     A server deployer starts, checks its answers on ``dataset.test`` and stops, unless
     ``run.options.serve`` is true, in which case it serves until interrupted.
     """
@@ -166,45 +190,74 @@ def aios_deploy(artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> d
 
 @hookspec(firstresult=True)
 def aios_serve(run_dirs: list[Path], host: str, port: int) -> None:
-    """Serve the final models of existing run directories until interrupted (``aios serve``)."""
+    """Serve the final models of existing run directories until interrupted; first result wins.
+
+    ``aios serve RUN...`` calls it, outside any run, on the deployer named by ``--deployer``.
+    """
 
 
 # ---------------------------------------------------------------- monitor (run lifecycle)
 @hookspec
 def aios_on_run_start(run: RunContext) -> None:
-    """A run starts (or resumes: ``run.resume``); ``run.dir`` exists and holds the lock file."""
+    """A run starts (or resumes: ``run.resume``); ``run.dir`` exists and holds the lock file.
+
+    The runner calls it first, before the ``data`` phase.
+    """
 
 
 @hookspec
 def aios_on_phase_start(run: RunContext, phase: str) -> None:
-    """A phase starts: ``data``, ``tune``, ``train``, ``export``, ``compress``, ``evaluate`` or ``deploy``."""
+    """A phase starts: ``data``, ``tune``, ``train``, ``export``, ``compress``, ``evaluate`` or ``deploy``.
+
+    The runner calls it for each phase it runs; a resumed run skips the phases it finished.
+    """
 
 
 @hookspec
 def aios_on_step(run: RunContext, phase: str, epoch: int, step: int, total_steps: int, metrics: dict[str, float]) -> None:
-    """Progress inside an epoch, reported every few steps (never every batch by default)."""
+    """Progress inside an epoch, reported every few steps (never every batch by default).
+
+    The trainer causes it by calling ``run.report_step`` (see ``aios_core.report_steps``).
+    """
 
 
 @hookspec
 def aios_on_epoch_end(run: RunContext, phase: str, epoch: int, metrics: dict[str, float]) -> None:
-    """An epoch ended; ``metrics`` holds loss, accuracy, validation metrics, lr and seconds."""
+    """An epoch ended; ``metrics`` holds loss, accuracy, validation metrics, lr and seconds.
+
+    The trainer causes it by calling ``run.report_epoch`` after each epoch (``train`` and
+    ``tune`` phases).
+    """
 
 
 @hookspec
 def aios_on_phase_end(run: RunContext, phase: str, summary: dict[str, Any]) -> None:
-    """A phase ended; ``summary`` is the JSON-able outcome recorded in the run's state."""
+    """A phase ended; ``summary`` is the JSON-able outcome recorded in the run's state.
+
+    The runner calls it after writing ``summary`` to ``state.json`` (``aios_core.rundir``).
+    """
 
 
 @hookspec
 def aios_on_artifact(run: RunContext, artifact: ModelArtifact) -> None:
-    """An artifact was written (atomically) to ``artifact.path``."""
+    """An artifact was written (atomically) to ``artifact.path``.
+
+    The runner calls it for the native model (``train``), each export and each
+    compressor's output.
+    """
 
 
 @hookspec
 def aios_on_error(run: RunContext, phase: str, error: BaseException) -> None:
-    """A phase failed with ``error``; ``aios_on_run_end`` follows with status ``failed``."""
+    """A phase failed with ``error``; ``aios_on_run_end`` follows with status ``failed``.
+
+    The runner calls it when a phase raises (not on Ctrl-C: the run ends ``interrupted``).
+    """
 
 
 @hookspec
 def aios_on_run_end(run: RunContext, status: str, summary: dict[str, Any]) -> None:
-    """The run ended with status ``completed``, ``failed`` or ``interrupted``."""
+    """The run ended with status ``completed``, ``failed`` or ``interrupted``.
+
+    The runner calls it last, whatever happened; ``summary`` is the run's ``state.json``.
+    """
