@@ -10,7 +10,6 @@ Flatten, then the ``mlp`` head. Files are ``.keras`` archives, loaded with safe 
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +75,10 @@ def _cnn(keras: Any, params: ModelParams, num_features: int, num_classes: int,
 
 
 def _from_factory(keras: Any, params: ModelParams, dataset: Dataset) -> Any:
-    module_name, _, function_name = params.architecture.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(
-            f"model.architecture: cannot load the model factory {params.architecture!r} ({error}); "
-            "expected 'mlp', 'cnn' or 'package.module:function' importable in this environment"
-        ) from error
+        factory = params.load_factory()
+    except ValueError as error:
+        raise ValueError(f"model.architecture: {error}") from error
     model = factory(dataset, **params.options)
     if not isinstance(model, keras.Model):
         raise TypeError(

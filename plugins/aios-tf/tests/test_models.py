@@ -66,7 +66,7 @@ def test_a_factory_builds_the_model_with_its_options(keras_stack, digits, factor
     ("logits", "does not output class probabilities.*softmax"),
     ("wrong_classes", r"outputs shape \(3,\).*expected \(10,\)"),
     ("not_a_model", "returned dict, expected a keras.Model"),
-    ("missing", "cannot load the model factory"),
+    ("missing", "does not load"),
 ])
 def test_a_bad_factory_is_a_clear_error(keras_stack, digits, factories_importable, factory, message) -> None:
     with pytest.raises((ValueError, TypeError), match=f"model.architecture: .*{message}"):

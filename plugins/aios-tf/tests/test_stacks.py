@@ -67,3 +67,24 @@ def test_the_quickstart_model_trains_with_the_keras_trainer_on_idx_files(tmp_pat
     assert run.read_lock()["trainer"]["plugin"] == "keras"  # the trainer section names none: the framework's
     assert [row["epoch"] for row in state.phases["train"]["history"]] == [1, 2, 3]
     assert state.phases["evaluate"]["test_accuracy"] >= 0.8
+
+
+def test_validate_refuses_a_cnn_for_rows_without_an_image_shape(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text("name: iris-cnn\ndata: {plugin: sklearn, dataset: iris}\n"
+                                         "model: {framework: keras, architecture: cnn}\n")
+    for command in ("validate", "run"):
+        result = run_aios(command, "stack.yaml", cwd=tmp_path)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and len(errors) == 1, result.stderr
+        assert errors[0].startswith("error: stack.yaml:3: model.architecture: found 'cnn', but the data are rows of "
+                                    "4 features with no image shape"), errors[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_refuses_a_factory_that_does_not_import(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text("name: bad-factory\ndata: {plugin: sklearn, dataset: digits}\n"
+                                         "model: {framework: keras, architecture: 'no_such_models:build'}\n")
+    result = run_aios("validate", "stack.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert ("error: stack.yaml:3: model.architecture: found 'no_such_models:build', but it does not load "
+            "(ModuleNotFoundError: No module named 'no_such_models')") in result.stderr
