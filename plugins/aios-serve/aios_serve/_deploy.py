@@ -5,19 +5,23 @@ from __future__ import annotations
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aios_serve._repository import LoadedModel, ModelSpec, check_name
+from aios_serve._repository import ModelSpec, check_name
 
 if TYPE_CHECKING:
     from aios_core import Dataset, ModelArtifact, RunContext
     from aios_serve import OipParams
+    from aios_serve._app import ServerSettings
 
 TOLERANCE = 1e-5
 """Largest difference between served and in-process probabilities (batched GEMMs may differ in the last bits)."""
+CLIENTS = 4
+"""Concurrent clients sending the single-row requests, so the server's micro-batching is exercised."""
 
 
 def model_spec(artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> ModelSpec:
@@ -32,42 +36,76 @@ def model_spec(artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> Mo
                      preprocessing=dict(dataset.preprocessing), threads=max(1, run.threads), source=str(run.dir))
 
 
-def reference_predictions(artifact: ModelArtifact, spec: ModelSpec, run: RunContext, rows: np.ndarray) -> tuple[np.ndarray, str]:
-    """In-process probabilities: the run's predictor for the artifact, else a plain ONNX Runtime session."""
-    predictor = run.load_predictor(artifact)
-    if predictor is not None:
-        return np.asarray(predictor(rows), dtype=np.float32), "run.load_predictor"
-    return LoadedModel(spec).predict(rows), "onnxruntime"
+@dataclass(frozen=True)
+class Reference:
+    """The in-process answers the served model must give: ``rows`` as one batch, and each single row alone."""
+
+    batch: np.ndarray
+    """Probabilities for all the rows in one call (what the batch request is compared with)."""
+    alone: np.ndarray
+    """Probabilities for each of the first ``len(alone)`` rows in a call of its own (the single-row requests)."""
+
+    @property
+    def batch_dependence(self) -> float:
+        """Largest difference between a row's answer alone and in the batch; above ``TOLERANCE`` the model's
+        answers depend on the batch (dynamic int8 quantization computes activation ranges per call)."""
+        if not len(self.alone):
+            return 0.0
+        return float(np.abs(self.batch[:len(self.alone)] - self.alone).max())
 
 
-def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, expected: np.ndarray, single_requests: int,
-               token: str | None = None, clients: int = 4) -> dict[str, Any]:
-    """Send the test rows as one request and as single-row requests from ``clients`` threads; compare answers."""
+def reference_predictions(artifact: ModelArtifact, run: RunContext, rows: np.ndarray, single_rows: int) -> Reference:
+    """The run's predictor (``run.load_predictor``: the kernel's ONNX Runtime session for ``onnx``) on ``rows``
+    as one batch, and on each of the first ``single_rows`` rows alone."""
+    predict = run.load_predictor(artifact)
+    if predict is None:
+        raise RuntimeError(f"no component of the run returns a predictor for {artifact.path} (format "
+                           f"{artifact.format!r}), so the smoke test has nothing to compare the server with")
+    alone = [np.asarray(predict(rows[index:index + 1]), dtype=np.float32)
+             for index in range(min(single_rows, len(rows)))]
+    batch = np.asarray(predict(rows), dtype=np.float32)
+    return Reference(batch=batch, alone=np.concatenate(alone) if alone else batch[:0])
+
+
+def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, reference: Reference,
+               settings: ServerSettings) -> dict[str, Any]:
+    """Send the rows as one request, and ``len(reference.alone)`` rows as single-row requests; compare each
+    answer with the in-process answer to the same call (the batch, or the row alone).
+
+    The single-row requests come from ``CLIENTS`` threads, so the server batches them, unless
+    the model's answers depend on the batch and the server batches (``max_batch_size`` > 1):
+    then they are sent one at a time, each runs alone as its reference did, and the report
+    warns that micro-batching makes this model's answers depend on concurrent requests.
+    """
     import httpx
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
     infer_url = f"{url}/v2/models/{spec.name}/versions/{spec.version}/infer"
     problems: list[str] = []
     labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
+    batch_dependent = reference.batch_dependence > TOLERANCE
+    clients = 1 if batch_dependent and settings.max_batch_size > 1 else CLIENTS
+    warnings = [_batch_dependence_warning(reference, settings.max_batch_size)] if batch_dependent else []
 
     def body(batch: np.ndarray) -> dict[str, Any]:
         return {"inputs": [{"name": "input", "shape": list(batch.shape), "datatype": "FP32",
                             "data": batch.ravel().tolist()}]}
 
-    def check(answer: dict[str, Any], start: int, count: int) -> float:
+    def check(answer: dict[str, Any], want: np.ndarray, what: str) -> tuple[float, np.ndarray]:
+        """The largest probability difference, and which rows got another label than ``want`` gives."""
         outputs = {o["name"]: o for o in answer["outputs"]}
         probabilities = next(o for name, o in outputs.items() if name != "label")
         got = np.asarray(probabilities["data"], dtype=np.float32).reshape(probabilities["shape"])
-        want = expected[start:start + count]
         if got.shape != want.shape:
-            problems.append(f"rows {start}..{start + count}: shape {got.shape}, expected {want.shape}")
-            return float("inf")
-        if labels is not None:
-            if "label" not in outputs:
-                problems.append("no label output although the run recorded class names")
-            elif list(outputs["label"]["data"]) != labels[want.argmax(axis=1)].tolist():
-                problems.append(f"rows {start}..{start + count}: labels differ from the in-process predictions")
-        return float(np.abs(got - want).max())
+            problems.append(f"{what}: shape {got.shape}, expected {want.shape}")
+            return float("inf"), np.zeros(0, dtype=int)
+        if labels is None:
+            return float(np.abs(got - want).max()), np.zeros(0, dtype=int)
+        if "label" not in outputs:
+            problems.append("no label output although the run recorded class names")
+            return float(np.abs(got - want).max()), np.zeros(0, dtype=int)
+        differ = np.asarray(outputs["label"]["data"], dtype=object) != labels[want.argmax(axis=1)]
+        return float(np.abs(got - want).max()), np.flatnonzero(differ)
 
     with httpx.Client(headers=headers, timeout=30.0) as client:
         ready = client.get(f"{url}/v2/models/{spec.name}/versions/{spec.version}/ready")
@@ -77,41 +115,74 @@ def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, expected: np.ndarray
         started = time.perf_counter()
         response = client.post(infer_url, json=body(rows))
         batch_ms = (time.perf_counter() - started) * 1000
-        diffs = [check(response.json(), 0, len(rows))] if response.status_code == 200 else [float("inf")]
-        if response.status_code != 200:
+        if response.status_code == 200:
+            batch_diff, batch_mislabelled = check(response.json(), reference.batch, "batch request")
+        else:
+            batch_diff, batch_mislabelled = float("inf"), np.zeros(0, dtype=int)
             problems.append(f"batch request: HTTP {response.status_code}: {response.text[:200]}")
 
-        count = min(single_requests, len(rows))
-
-        def one(index: int) -> tuple[float, float]:
+        def one(index: int) -> tuple[float, float, bool]:
             sent = time.perf_counter()
             answer = client.post(infer_url, json=body(rows[index:index + 1]))
             latency = (time.perf_counter() - sent) * 1000
             if answer.status_code != 200:
                 problems.append(f"row {index}: HTTP {answer.status_code}: {answer.text[:200]}")
-                return latency, float("inf")
-            return latency, check(answer.json(), index, 1)
+                return latency, float("inf"), False
+            diff, mislabelled = check(answer.json(), reference.alone[index:index + 1], f"row {index}")
+            return latency, diff, bool(len(mislabelled))
 
         with ThreadPoolExecutor(clients) as pool:
-            results = list(pool.map(one, range(count)))
+            results = list(pool.map(one, range(len(reference.alone))))
     latencies = np.asarray([r[0] for r in results]) if results else np.zeros(1)
-    diffs += [r[1] for r in results]
-    max_diff = max(diffs)
-    if max_diff > TOLERANCE and not problems:
+    max_diff = max([batch_diff, *(r[1] for r in results)])
+    single_mislabelled = [index for index, result in enumerate(results) if result[2]]
+    if len(batch_mislabelled) or single_mislabelled:
+        first = sorted({*map(int, batch_mislabelled[:5]), *single_mislabelled[:5]})[:5]
+        problems.append(f"labels differ from the in-process predictions for {len(batch_mislabelled)} of {len(rows)} "
+                        f"rows of the batch request and {len(single_mislabelled)} of {len(results)} single-row "
+                        f"requests (first rows: {', '.join(map(str, first))})")
+    if np.isfinite(max_diff) and max_diff > TOLERANCE:
         problems.append(f"probabilities differ from the in-process predictions by up to {max_diff:.3g} "
                         f"(tolerance {TOLERANCE})")
     return {
         "passed": not problems,
         "problems": problems[:5],
-        "requests": 1 + count,
-        "rows": len(rows) + count,
+        "warnings": warnings,
+        "requests": 1 + len(results),
+        "rows": len(rows) + len(results),
         "concurrent_clients": clients,
+        "batch_dependent": batch_dependent,
         "max_abs_diff": max_diff if np.isfinite(max_diff) else None,
         "batch_request_ms": round(batch_ms, 3),
         "single_row_latency_ms": {"p50": round(float(np.percentile(latencies, 50)), 3),
                                   "p99": round(float(np.percentile(latencies, 99)), 3),
                                   "mean": round(float(latencies.mean()), 3)},
+        "reference": "run.load_predictor",
     }
+
+
+def _batch_dependence_warning(reference: Reference, max_batch_size: int) -> str:
+    flips = int(np.count_nonzero(reference.batch[:len(reference.alone)].argmax(axis=1)
+                                 != reference.alone.argmax(axis=1)))
+    warning = (f"the model answers a row differently alone and in a batch (probabilities up to "
+               f"{reference.batch_dependence:.3g} apart, {flips} of {len(reference.alone)} labels; dynamic int8 "
+               "does this)")
+    if max_batch_size > 1:
+        warning += (f": with micro-batching (max_batch_size {max_batch_size}) a row's answer depends on the "
+                    "requests batched with it; the single-row requests were sent one at a time. Set "
+                    "max_batch_size: 1, or quantize with onnx-quant mode: static or auto")
+    return warning
+
+
+def log_smoke_test(run: RunContext, where: str, smoke: dict[str, Any]) -> None:
+    """The smoke test's outcome, problems and warnings in run.log."""
+    run.log.info("%s smoke test: %s, %d requests, max |diff| %s, p50 %.2f ms", where,
+                 "passed" if smoke["passed"] else "FAILED", smoke["requests"], smoke["max_abs_diff"],
+                 smoke["single_row_latency_ms"]["p50"])
+    for problem in smoke["problems"]:
+        run.log.error("%s smoke test: %s", where, problem)
+    for warning in smoke["warnings"]:
+        run.log.warning("%s smoke test: %s", where, warning)
 
 
 def deploy_oip(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params: OipParams) -> dict[str, Any]:
@@ -120,14 +191,10 @@ def deploy_oip(artifact: ModelArtifact, dataset: Dataset, run: RunContext, param
     spec = model_spec(artifact, dataset, run)
     settings = params.settings(run.threads)
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
-    expected, reference = reference_predictions(artifact, spec, run, rows)
+    reference = reference_predictions(artifact, run, rows, params.smoke_requests)
     with BackgroundServer([spec], host="127.0.0.1", port=0, settings=settings) as server:
-        url = server.url
-        smoke = smoke_test(url, spec, rows, expected, params.smoke_requests, token=settings.token)
-    smoke["reference"] = reference
-    run.log.info("oip smoke test on %s: %s, %d requests, max |diff| %s, p50 %.2f ms", url,
-                 "passed" if smoke["passed"] else "FAILED", smoke["requests"], smoke["max_abs_diff"],
-                 smoke["single_row_latency_ms"]["p50"])
+        smoke = smoke_test(server.url, spec, rows, reference, settings)
+        log_smoke_test(run, f"oip on {server.url}", smoke)
     report: dict[str, Any] = {
         "protocol": "Open Inference Protocol v2 (REST)",
         "model": {"name": spec.name, "version": spec.version, "path": str(spec.path)},

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aios_serve._deploy import model_spec, reference_predictions, smoke_test
+from aios_serve._deploy import log_smoke_test, model_spec, reference_predictions, smoke_test
 from aios_serve._repository import MODEL_FILE, MODEL_JSON, ModelSpec, spec_from_bundle
 
 if TYPE_CHECKING:
@@ -150,21 +150,13 @@ def deploy_kserve(artifact: ModelArtifact, dataset: Dataset, run: RunContext, pa
     bundled = spec_from_bundle(folder / "models" / spec.name / spec.version)
     settings = params.settings(run.threads)
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
-    expected, reference = reference_predictions(artifact, spec, run, rows)
+    reference = reference_predictions(artifact, run, rows, params.smoke_requests)
     with BackgroundServer([folder / "models"], settings=settings) as server:
-        smoke = smoke_test(server.url, bundled, rows, expected, params.smoke_requests, token=settings.token)
-    smoke["reference"] = reference
+        smoke = smoke_test(server.url, bundled, rows, reference, settings)
     smoke["served"] = "models/ (as the container serves /mnt/models)"
-    run.log.info("kserve bundle written to %s; local smoke test %s", folder, "passed" if smoke["passed"] else "FAILED")
+    run.log.info("kserve bundle written to %s", folder)
+    log_smoke_test(run, "kserve bundle (local)", smoke)
     return {"protocol": "Open Inference Protocol v2 (REST)", "bundle": written,
             "model": {"name": spec.name, "version": spec.version}, "smoke_test": smoke,
             "next": f"cd {folder} && docker build -t {written['image']} . && docker push {written['image']} "
                     "&& kubectl apply -f inferenceservice.yaml"}
-
-
-def load_manifest(path: Path) -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-
-

@@ -60,48 +60,42 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
-def final_onnx_artifact(state: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's final ONNX model: the last ONNX artifact of compress, else of export."""
-    phases = state.get("phases", {})
-    for phase in ("compress", "export"):
-        onnx = [a for a in (phases.get(phase) or {}).get("artifacts", []) if a.get("format") == "onnx"]
-        if onnx:
-            return onnx[-1]
-    return None
-
-
 def spec_from_run_dir(path: str | Path, name: str | None = None, version: str | None = None) -> ModelSpec:
-    """The final ONNX model of a run directory, named for its stack and versioned by its timestamp."""
+    """The final ONNX model of a run directory, named for its stack and versioned by its timestamp.
+
+    Read through the run record (``aios_core.RunDirectory``): the lock file, the newest
+    ``onnx`` artifact (``final_artifact(["onnx"])``: the int8 model of a compressor, else
+    the exported one) and the data summary (class names, preprocessing).
+    """
     import yaml
 
-    run = Path(path).expanduser().resolve()
-    lock = run / "stack.lock.yaml"
-    if not lock.is_file():
-        if (run / MODEL_JSON).is_file():
-            return spec_from_bundle(run)
-        raise RepositoryError(f"{path}: not a run directory (no stack.lock.yaml) nor a bundle model "
-                              f"(no {MODEL_JSON}); see aios runs list", 400)
+    from aios_core import RunDirectory
+
+    folder = Path(path).expanduser().resolve()
     try:
-        stack = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
-        state = json.loads((run / "state.json").read_text(encoding="utf-8"))
-        data = json.loads((run / "data.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RepositoryError(f"{run}: cannot read the run's records ({error}); did its data phase finish?") from None
-    artifact = final_onnx_artifact(state)
+        run = RunDirectory.open(folder)
+    except ValueError:
+        if (folder / MODEL_JSON).is_file():
+            return spec_from_bundle(folder)
+        raise RepositoryError(f"{path}: not a run directory (no {RunDirectory.LOCK}) nor a bundle model "
+                              f"(no {MODEL_JSON}); see aios runs list", 400) from None
+    try:
+        lock = run.read_lock()
+        artifact = run.final_artifact(["onnx"])
+        data = run.read_data_summary() if artifact is not None else {}
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise RepositoryError(f"{run.path}: cannot read the run's records ({error}); did its data phase finish?") from None
     if artifact is None:
-        raise RepositoryError(f"{run}: the run has no ONNX model (state.json phases export/compress); "
+        raise RepositoryError(f"{run.path}: the run has no ONNX model (state.json phases export/compress); "
                               "add export_formats: [onnx] to the stack's framework and run it again")
-    model_path = Path(artifact["path"])
-    if not model_path.is_absolute() or not model_path.exists():
-        model_path = run / "artifacts" / Path(artifact["path"]).name  # a run directory that was moved
-    if not model_path.is_file():
-        raise RepositoryError(f"{run}: the final model {artifact['path']} is missing")
-    stack_name = str(stack.get("name") or run.name)
-    threads = int((stack.get("settings") or {}).get("threads") or stack.get("threads") or 1)
+    if not Path(artifact.path).is_file():
+        raise RepositoryError(f"{run.path}: the final model {artifact.path} is missing")
+    stack_name = str(lock.get("name") or run.name)
+    threads = int(lock.get("threads") or (lock.get("settings") or {}).get("threads") or 1)
     default_version = run.name.replace(f"-{stack_name}", "", 1) if f"-{stack_name}" in run.name else run.name
     return ModelSpec(name=check_name(name or stack_name), version=check_name(version or default_version, "version"),
-                     path=model_path, class_names=data.get("class_names"),
-                     preprocessing=data.get("preprocessing") or {}, threads=max(1, threads), source=str(run))
+                     path=Path(artifact.path), class_names=data.get("class_names"),
+                     preprocessing=data.get("preprocessing") or {}, threads=max(1, threads), source=str(run.path))
 
 
 def spec_from_bundle(path: str | Path) -> ModelSpec:
@@ -130,10 +124,12 @@ def specs_from_repository(root: str | Path) -> list[ModelSpec]:
 
 def specs_from_paths(paths: list[str | Path]) -> list[ModelSpec]:
     """Run directories, bundle model directories or model repositories, in order."""
+    from aios_core import RunDirectory
+
     specs: list[ModelSpec] = []
     for path in paths:
         folder = Path(path)
-        if (folder / "stack.lock.yaml").is_file() or (folder / MODEL_JSON).is_file():
+        if (folder / RunDirectory.LOCK).is_file() or (folder / MODEL_JSON).is_file():
             specs.append(spec_from_run_dir(folder))
         elif folder.is_dir() and any(folder.glob(f"*/*/{MODEL_JSON}")):
             specs.extend(specs_from_repository(folder))
@@ -146,14 +142,12 @@ class LoadedModel:
     """One model version in memory: its ONNX Runtime session and its protocol metadata."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        import onnxruntime as ort
+        from aios_core import onnx_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = spec.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(spec.path), options, providers=["CPUExecutionProvider"])
+            # The kernel's session (the one evaluation and the smoke test's reference use): spec.threads
+            # intra-op threads, one inter-op thread, every graph optimization, the CPU provider.
+            self.session = onnx_session(spec.path, spec.threads)
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
             raise RepositoryError(f"{spec.path}: ONNX Runtime cannot load it ({type(error).__name__}: {error})") from None
         self.spec = spec

@@ -2,9 +2,10 @@
 
 The model is built with onnx's helpers (a 64-32-10 MLP with fixed random weights and a
 softmax), so these tests need no framework and no training; what they check is the
-server, not the model. The contract tests use the contract kit's own trained model.
-The helpers live in ``aios_serve_test_helpers`` (a name no other test directory uses:
-the repository's suite runs every plugin's tests in one session, in importlib mode).
+server, not the model. The data sets (``digits_dataset``, ``tiny_dataset``) are the
+contract kit's. The helpers live in ``aios_serve_test_helpers`` (a name no other test
+directory uses: the repository's suite runs every plugin's tests in one session, in
+importlib mode).
 """
 
 from __future__ import annotations
@@ -38,11 +39,10 @@ def rows() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def reference(run_dir: Path):  # type: ignore[no-untyped-def]
-    """In-process ONNX Runtime probabilities for the run's model."""
-    import onnxruntime as ort
+    """In-process probabilities for the run's model, from the kernel's ONNX Runtime predictor."""
+    from aios_core import onnx_predictor
 
-    session = ort.InferenceSession(str(run_dir / "artifacts" / "model.onnx"), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(["probabilities"], {"input": np.asarray(x, dtype=np.float32)})[0]
+    return onnx_predictor(run_dir / "artifacts" / "model.onnx")
 
 
 @pytest.fixture(scope="module")

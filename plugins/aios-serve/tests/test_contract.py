@@ -1,25 +1,30 @@
-"""The aios-core contract kit: both deployers deploy the kit's model and pass their smoke test.
+"""The contract kit (aios_core.testing): both deployers deploy a model and pass their smoke test.
 
-The kit's input model is a small model of an installed framework that exports ONNX
-(aios-torch, which the test extra brings), trained briefly on the kit's tiny data set.
+The input model needs no framework: the helpers' MLP (fixed random weights, built with
+onnx's helper API) sized for the kit's ``tiny_dataset``, so the contract runs wherever
+aios-serve is installed, with or without a framework plugin beside it.
 """
 
 from __future__ import annotations
 
 import pytest
+from aios_serve_test_helpers import write_mlp
 
+from aios_core import Dataset, ModelArtifact
 from aios_core.testing import DeployerContract
 
 
-class TorchInput:
-    """Make the kit's input model with aios-torch (keras would do too, but costs seconds per model)."""
+class OnnxInput:
+    """The kit's input model, replaced by an ONNX classifier of the tiny data set's shape."""
 
     @pytest.fixture
-    def input_framework(self) -> str:
-        return "torch"
+    def input_artifact(self, tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
+        path = write_mlp(tmp_path_factory.mktemp("contract-input") / "model.onnx",
+                         features=tiny_dataset.num_features, classes=tiny_dataset.num_classes)
+        return ModelArtifact(name="onnx", path=path, format="onnx", producer="test")
 
 
-class TestOipDeployer(TorchInput, DeployerContract):
+class TestOipDeployer(OnnxInput, DeployerContract):
     @pytest.fixture
     def component_name(self) -> str:
         return "oip"
@@ -34,7 +39,7 @@ class TestOipDeployer(TorchInput, DeployerContract):
                 {"token_env": "not a variable"}]
 
 
-class TestKServeDeployer(TorchInput, DeployerContract):
+class TestKServeDeployer(OnnxInput, DeployerContract):
     @pytest.fixture
     def component_name(self) -> str:
         return "kserve"

@@ -1,50 +1,48 @@
-"""End to end: the default stack with ``deployer: oip`` ends with a passing smoke test, and the run serves.
+"""End to end, with the ``aios`` command in a subprocess: the default stack deploys and serves; a run whose
+deployed model answers differently from its in-process model fails.
 
-Trains the default stack's CNN for a few epochs (``AIOS_EPOCHS``) with the accuracy gate
+The default stack trains its CNN for a few epochs (``AIOS_EPOCHS``) with the accuracy gate
 lowered to match, so it takes seconds, not the full run's minute.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from aios_serve_test_helpers import ServerProcess
+from aios_serve_test_helpers import REPLACER, ServerProcess, install_replacer
+
+from aios_core import RunDirectory
+from aios_core.testing import run_aios
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import aios_core
-
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> RunDirectory:
     root = tmp_path_factory.mktemp("e2e")
-    default = Path(aios_core.__file__).parent / "stacks" / "digits-torch.yaml"
-    stack = root / "digits-oip.yaml"
-    stack.write_text(default.read_text(encoding="utf-8") + "\ndeployer:\n  plugin: oip\n  port: 0\n  smoke_requests: 50\n",
-                     encoding="utf-8")
-    aios = Path(sys.executable).with_name("aios")
-    result = subprocess.run([str(aios), "run", str(stack), "--runs-dir", str(root / "runs"),
-                             "--set", "evaluate.min_accuracy=0.5"],
-                            env={**os.environ, "AIOS_EPOCHS": "3"}, capture_output=True, text=True, timeout=600, check=False)
+    result = run_aios("run", "--runs-dir", str(root / "runs"), "--set", "evaluate.min_accuracy=0.5",
+                      "--set", "deployer.smoke_requests=50", cwd=root, env={"AIOS_EPOCHS": "3"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return next((root / "runs").iterdir())
+    (run,) = (root / "runs").iterdir()
+    return RunDirectory.open(run)
 
 
-def test_the_deploy_phase_ends_with_a_passing_smoke_test(finished_run: Path) -> None:
-    state = json.loads((finished_run / "state.json").read_text())
-    deploy = state["phases"]["deploy"]
-    assert state["status"] == "completed"
-    assert deploy["smoke_test"]["passed"] is True
-    assert deploy["smoke_test"]["requests"] == 51
-    assert deploy["model"]["path"].endswith("model.int8.onnx")
+def test_the_deploy_phase_ends_with_a_passing_smoke_test(finished_run: RunDirectory) -> None:
+    state = finished_run.read_state()
+    smoke = state.phase("deploy")["smoke_test"]
+    assert state.status == "completed"
+    assert smoke["passed"] is True and smoke["requests"] == 51
+    assert state.phase("deploy")["model"]["path"].endswith("model.int8.onnx")
 
 
-def test_the_finished_run_serves_its_final_model(finished_run: Path) -> None:
-    process = ServerProcess(str(finished_run))
+def test_auto_quantization_deploys_a_batch_independent_model(finished_run: RunDirectory) -> None:
+    int8 = finished_run.final_artifact(["onnx"])
+    assert int8 is not None and int8.metrics["chosen"] == "static" and int8.metrics["batch_independent"] is True
+    assert finished_run.read_state().phase("deploy")["smoke_test"]["batch_dependent"] is False
+
+
+def test_the_finished_run_serves_its_final_model(finished_run: RunDirectory) -> None:
+    process = ServerProcess(str(finished_run.path))
     try:
         pixels = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0,
                   0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0]
@@ -57,3 +55,48 @@ def test_the_finished_run_serves_its_final_model(finished_run: Path) -> None:
         assert outputs["label"]["data"] == ["0"]  # the first image of sklearn's digits, a zero
     finally:
         process.terminate()
+
+
+STACK = f"""\
+name: replaced-model
+seed: 0
+threads: 1
+data:
+  plugin: sklearn
+  dataset: digits
+  preprocess:
+    scaling: standardize
+  split:
+    validation: 0.15
+    test: 0.15
+model:
+  framework: torch
+  architecture: mlp
+  hidden_units: [32]
+trainer:
+  plugin: torch
+  epochs: 1
+deployer:
+  plugin: oip
+  port: 0
+  smoke_requests: 20
+monitors:
+  - plugin: console
+  - plugin: {REPLACER}
+"""
+
+
+def test_a_run_whose_served_model_answers_differently_fails(tmp_path: Path) -> None:
+    """The model file is replaced after the in-process predictor loaded it (``ModelReplacer``, installed as a
+    monitor plugin for the child process): the smoke test fails, so the run does, with one line saying why."""
+    stack = tmp_path / "replaced-model.yaml"
+    stack.write_text(STACK, encoding="utf-8")
+    env = {**install_replacer(tmp_path / "plugins"), "AIOS_STRICT_PLUGINS": "1"}
+    result = run_aios("run", str(stack), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    state = RunDirectory.open(run).read_state()
+    assert state.status == "failed"
+    assert state.error is not None and state.error.startswith("deploy:") and "smoke test failed" in state.error
+    reasons = [line for line in result.stderr.splitlines() if "smoke test failed" in line]
+    assert len(reasons) == 1 and "differ from the in-process predictions" in reasons[0], result.stderr

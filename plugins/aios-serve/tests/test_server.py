@@ -122,7 +122,7 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
     import aios_serve.server as server_module
     from aios_serve import OipDeployer
 
-    from aios_core.plugins import new_plugin_manager
+    from aios_core.testing import plugin_manager
 
     started: dict = {}
     original = server_module._Server
@@ -133,8 +133,7 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
             started["server"] = self
 
     monkeypatch.setattr(server_module, "_Server", Recorded)
-    pm = new_plugin_manager()
-    pm.register(OipDeployer(), name="oip")
+    pm = plugin_manager(OipDeployer())
     thread = threading.Thread(target=pm.hook.aios_serve, kwargs={"run_dirs": [run_dir], "host": "127.0.0.1", "port": 0})
     thread.start()
     try:
