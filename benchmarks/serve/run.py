@@ -58,23 +58,32 @@ def test_rows(run: Path) -> np.ndarray:
     """Digits rows preprocessed as the run recorded (the server takes preprocessed rows)."""
     from sklearn.datasets import load_digits
 
-    data = json.loads((run / "data.json").read_text())
-    pre = data["preprocessing"]
+    from aios_core import RunDirectory
+
+    pre = RunDirectory.open(run).read_data_summary()["preprocessing"]
     x = load_digits().data.astype(np.float64)
     return ((x - np.asarray(pre["mean"])) / np.asarray(pre["std"])).astype(np.float32)[:512]
 
 
-def session(path: Path):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
+def run_models(run: Path) -> dict[str, Path]:
+    """The fp32 (exported) and int8 (compressed) ONNX files of a run of the default stack, from its run record."""
+    from aios_core import RunDirectory
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    paths = {artifact.name: artifact.path for artifact in RunDirectory.open(run).artifacts() if artifact.format == "onnx"}
+    return {"fp32": paths["onnx"], "int8": paths["int8"]}
+
+
+def session(path: Path):  # type: ignore[no-untyped-def]
+    """The session aios-serve and evaluation use (aios_core.onnx_session), one thread."""
+    from aios_core import onnx_session
+
+    return onnx_session(path, 1)
 
 
 def bundle(run: Path, model: Path, name: str, root: Path) -> Path:
-    data = json.loads((run / "data.json").read_text())
+    from aios_core import RunDirectory
+
+    data = RunDirectory.open(run).read_data_summary()
     folder = root / name / "1"
     folder.mkdir(parents=True)
     shutil.copyfile(model, folder / "model.onnx")
@@ -244,8 +253,7 @@ def main() -> int:
     run = args.run or default_run(work / "runs")
     rows = test_rows(run)
     results: dict[str, Any] = {}
-    for precision, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
-        model = run / "artifacts" / file
+    for precision, model in run_models(run).items():
         name = f"digits-{precision}"
         repo = work / "repo" / precision
         bundle(run, model, name, repo)
