@@ -58,6 +58,12 @@ DEMO = '''
         native_format = "softmax-npz"
 
         @hookimpl
+        def aios_validate(self, context):
+            if context.data is not None and context.data.num_classes == 1:
+                return [("", "found data of one class; softmax regression needs at least two")]
+            return []
+
+        @hookimpl
         def aios_build_model(self, dataset, run, overrides):
             import numpy as np
 
@@ -127,14 +133,22 @@ DEMO = '''
     class BlobsDatastore(Datastore):
         """The kit's tiny data set, three classes."""
 
+        classes: ClassVar[int] = 3
+
         class Params(Params):
             rows_per_class: int = Field(30, ge=5)
+
+        @hookimpl
+        def aios_describe_data(self):
+            from aios_core import DataDescription
+
+            return DataDescription(num_features=16, num_classes=3, image_shape=(1, 4, 4))
 
         @hookimpl
         def aios_load_dataset(self, run):
             from aios_core.testing import tiny_dataset
 
-            return tiny_dataset(run.seed, classes=3, rows_per_class=self.params.rows_per_class)
+            return tiny_dataset(run.seed, classes=self.classes, rows_per_class=self.params.rows_per_class)
 
 
     class GridTuner(Tuner):
@@ -328,8 +342,12 @@ def run_kit(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Pa
 # ---------------------------------------------------------------- good plugins pass
 def test_a_good_component_of_every_kind_passes(run_kit) -> None:
     result = run_kit(GOOD_TESTS)
-    result.assert_outcomes(passed=65, skipped=1)
+    # Skipped: the framework's export check and six ONNX checks (it exports nothing), and the aios_validate
+    # check of the six components that do not implement it.
+    result.assert_outcomes(passed=70, skipped=1 + 6 + 6)
     result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no export_formats*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no 'onnx' export format (export_formats [[][]])"])
+    result.stdout.fnmatch_lines(["*SKIPPED*trainer 'gd' does not implement aios_validate"])
 
 
 def test_behaviour_checks_skip_when_no_installed_framework_writes_an_accepted_format(run_kit, site: Path) -> None:
@@ -343,7 +361,7 @@ def test_behaviour_checks_skip_when_no_installed_framework_writes_an_accepted_fo
     class TestTfliteDeployer(DeployerContract):
         component_name = named("tflite")
     ''')
-    result.assert_outcomes(passed=7, skipped=2)
+    result.assert_outcomes(passed=7, skipped=3)  # the two behaviour checks and aios_validate
     result.stdout.fnmatch_lines([("SKIPPED*deployer 'tflite' accepts [[]'tflite'[]], and no installed "
                                   "framework writes any of them; install a framework that does, or provide an "
                                   "`input_artifact` fixture")])
@@ -390,7 +408,7 @@ def test_a_subclass_adds_checks_on_the_records_the_fixtures_return(run_kit) -> N
             assert Path(compressed.output.path) == compressed.run.artifacts_dir / "model.rounded.softmax-npz"
             assert compressed.plugin_manager.hook.aios_compress.get_hookimpls()
     ''')
-    result.assert_outcomes(passed=38 + 4, skipped=1)  # the four classes' own checks, then the four above
+    result.assert_outcomes(passed=42 + 4, skipped=10)  # the four classes' own checks, then the four above
 
 
 # ---------------------------------------------------------------- broken plugins fail, saying why
@@ -406,7 +424,7 @@ def test_a_trainer_that_never_lowers_the_loss_fails(run_kit, site: Path) -> None
     class TestStuckTrainer(TrainerContract):
         component_name = named("stuck")
     ''')
-    result.assert_outcomes(failed=1, passed=10)
+    result.assert_outcomes(failed=1, passed=10, skipped=1)
     result.stdout.re_match_lines([(r"trainer 'stuck' did not lower the training loss: "
                                    r"epoch 1 loss=(1\.\d+), epoch 5 loss=\1$"),
                                   r"FAILED test_plugin.py::TestStuckTrainer::test_training_lowers_the_loss"])
@@ -428,7 +446,7 @@ def test_a_monitor_with_a_misspelt_hook_fails(run_kit, site: Path) -> None:
     class TestTypoMonitor(MonitorContract):
         component_name = named("typo")
     ''')
-    result.assert_outcomes(failed=3, passed=6)
+    result.assert_outcomes(failed=4, passed=6)  # a monitor that does not register fails its behaviour checks
     result.stdout.fnmatch_lines(["FAILED test_plugin.py::TestTypoMonitor::test_hooks_match_the_specs*"])
     result.stdout.fnmatch_lines([("*monitor 'typo' implements hooks that aios_core.hookspecs does not define: "
                                   "aios_on_epoch_ended (aios_on_epoch_ended: did you mean aios_on_epoch_end?)")])
@@ -450,7 +468,7 @@ def test_a_plugin_importing_torch_at_module_top_fails_naming_torch(run_kit, site
     class TestHeavyMonitor(MonitorContract):
         component_name = named("heavy")
     ''')
-    result.assert_outcomes(failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8, skipped=1)
     result.stdout.fnmatch_lines([
         ("*importing aios_kit_heavy (the entry point of monitor 'heavy': aios_kit_heavy:HeavyMonitor) imported "
         "torch; move `import torch` inside the hook methods that use it (or into a module they import), so "
@@ -461,17 +479,17 @@ def test_a_plugin_importing_torch_at_module_top_fails_naming_torch(run_kit, site
 
 def test_a_plugin_requiring_another_aios_core_fails_showing_both_versions(run_kit, site: Path) -> None:
     make_distribution(site, "aios-kit-future", {"aios.monitors": {"future": "aios_kit_future:FutureMonitor"}},
-                      requires=("aios-core>=9.0",), modules={"aios_kit_future": '''
+                      requires=("aios-kernel>=9.0",), modules={"aios_kit_future": '''
                           from aios_kit_demo import LogMonitor as FutureMonitor
                       '''})
     result = run_kit(KIT_TESTS + '''
     class TestFutureMonitor(MonitorContract):
         component_name = named("future")
     ''')
-    result.assert_outcomes(failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8, skipped=1)
     result.stdout.fnmatch_lines([
-        ("*aios-kit-future 0.1.0 requires aios-core>=9.0, but the running aios-core is 0.1.0; widen the range in its "
-        "pyproject.toml (e.g. \"aios-core>=0.1,<0.2\") or test against a matching aios-core"),
+        ("*aios-kit-future 0.1.0 requires aios-kernel>=9.0, but the running aios-kernel is 0.1.0; widen the range in "
+        "its pyproject.toml (e.g. \"aios-kernel>=0.1,<0.2\") or test against a matching aios-kernel"),
         "FAILED test_plugin.py::TestFutureMonitor::test_declared_aios_core_range_includes_the_running_version*",
     ])
 
@@ -490,7 +508,7 @@ def test_params_that_accept_anything_fail(run_kit, site: Path) -> None:
     class TestLenientDatastore(DatastoreContract):
         component_name = named("lenient")
     ''')
-    result.assert_outcomes(failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=9, skipped=1)
     result.stdout.fnmatch_lines([
         "*the Params of datastore 'lenient' must reject invalid parameters with a ValidationError naming the field:",
         "*{'not_a_parameter': 1} was accepted",
@@ -511,7 +529,7 @@ def test_a_deployer_that_reports_no_smoke_test_fails(run_kit, site: Path) -> Non
     class TestQuietDeployer(DeployerContract):
         component_name = named("quiet")
     ''')
-    result.assert_outcomes(failed=1, passed=8)
+    result.assert_outcomes(failed=1, passed=8, skipped=1)
     result.stdout.fnmatch_lines([
         "*the report of deployer 'quiet' has no \"smoke_test\": {\"passed\": ...} entry (keys: [[]'endpoint'[]])*",
         "FAILED test_plugin.py::TestQuietDeployer::test_answers_its_smoke_test_request*",
@@ -534,7 +552,7 @@ def test_a_tuner_that_returns_its_last_trial_fails(run_kit, site: Path) -> None:
         def tuner_params(self):
             return {"space": {"trainer.learning_rate": [0.1, 0.5, 1.0]}}
     ''')
-    result.assert_outcomes(failed=1, passed=9)
+    result.assert_outcomes(failed=1, passed=9, skipped=1)
     result.stdout.fnmatch_lines([
         ("*tuner 'last' returned best_value=0.*, but the lowest value the objective returned over its 3 call(s) "
         "was 0.* (lower is better)"),
@@ -564,7 +582,7 @@ def test_a_missing_fixture_is_an_error_that_shows_what_to_write(run_kit) -> None
     class TestTunerWithoutSpace(TunerContract):
         component_name = named("grid")
     ''')
-    result.assert_outcomes(errors=9 + 7, passed=3)  # the tuner's metadata checks need no tuner_params
+    result.assert_outcomes(errors=10 + 8, passed=3)  # the tuner's metadata checks need no tuner_params
     result.stdout.fnmatch_lines([
         ("*TestUnnamed must provide a `component_name` fixture returning the component's entry-point name "
         "(its key under [[]project.entry-points.\"aios.monitors\"[]]), e.g."),
@@ -619,7 +637,7 @@ def test_plugin_manager_fixture_has_the_specs_and_the_kernels_builtins_only(aios
 def test_the_kit_is_a_pytest_plugin_entry_point(pytestconfig: pytest.Config) -> None:
     from importlib import metadata
 
-    entry_points = {ep.name: ep.value for ep in metadata.distribution("aios-core").entry_points
+    entry_points = {ep.name: ep.value for ep in metadata.distribution("aios-kernel").entry_points
                     if ep.group == "pytest11"}
     assert entry_points == {"aios": "aios_core.testing.plugin"}
     assert pytestconfig.pluginmanager.has_plugin("aios")

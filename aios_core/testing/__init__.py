@@ -12,9 +12,10 @@ Subclass the class of your component's kind and name the component::
 
 pytest then checks the installed component as AIOS uses it: entry point, parameters,
 hooks, validation, light import, aios-kernel range, and what its kind promises (for a
-framework, what onnx-quant and oip rely on too), on a tiny real data set. The fixtures come from ``aios_core.testing.plugin``, which pytest loads by itself
-(entry point ``pytest11``). Names load on first use, so pytest's loading of the plugin
-stays cheap. See docs/testing-plugins.md.
+framework, what onnx-quant and oip rely on too), on a tiny real data set. The fixtures
+come from ``aios_core.testing.plugin``, which pytest loads by itself (entry point
+``pytest11``). Names load on first use, so pytest's loading of the plugin stays cheap.
+See docs/testing-plugins.md.
 """
 
 from __future__ import annotations

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from aios_core.records import Dataset
-from aios_core.testing._harness import build, fail, label_of, manager_with
+from aios_core.testing._harness import build, fail, fail_raised, label_of, manager_with
+from aios_core.testing._validation import check_description, implements, validation_context
 from aios_core.testing.component import ComponentContract
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from aios_core.components import Component
     from aios_core.context import RunContext
@@ -89,6 +91,19 @@ class DatastoreContract(ComponentContract):
             problems.append(f"summary() is not JSON-able (check class_names and preprocessing): {error}")
         if problems:
             fail(f"aios_load_dataset of {label} returned a malformed Dataset:\n  " + "\n  ".join(problems))
+
+    def test_described_data_is_the_loaded_data(self, component: Component, tmp_path: Path,
+                                               load_with_seed: Callable[[int], Dataset]) -> None:
+        label = label_of(self.kind, component.name)
+        if not implements(component, "aios_describe_data"):
+            pytest.skip(f"{label} does not implement aios_describe_data")
+        context = validation_context(component, tmp_path / "describe", None)
+        try:
+            description = manager_with(component).hook.aios_describe_data(context=context)
+        except Exception as error:
+            fail_raised(f"aios_describe_data of {label} raised on a valid configuration (its component_params); "
+                        "return None when the data cannot be described before loading", error)
+        check_description(description, load_with_seed(0), label)
 
     def test_same_seed_gives_the_same_dataset(self, component_name: str, load_with_seed: Callable[[int], Dataset]) -> None:
         import numpy as np

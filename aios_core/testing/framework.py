@@ -1,15 +1,28 @@
-"""``FrameworkContract``: a framework builds a model, saves and loads it unchanged, exports every declared format."""
+"""``FrameworkContract``: a framework builds a model, saves and loads it unchanged, exports every declared format,
+and its ONNX export is what onnx-quant and oip can run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from aios_core.records import ModelArtifact
-from aios_core.testing._harness import check_probabilities, fail, label_of, manager_with, predictor_for
+from aios_core.testing import _onnx_checks as onnx_checks
+from aios_core.testing._harness import (
+    build,
+    check_probabilities,
+    entry_of,
+    fail,
+    label_of,
+    load_class,
+    manager_with,
+    predictor_for,
+    trainers_of,
+)
+from aios_core.testing._onnx_checks import OnnxExport
+from aios_core.testing._saving import WRAPPINGS, check_load_runs_no_code, check_trained_weights_survive
 from aios_core.testing.component import ComponentContract
 
 if TYPE_CHECKING:
@@ -17,11 +30,12 @@ if TYPE_CHECKING:
 
     import pluggy
 
-    from aios_core.components import Component, Framework
+    from aios_core.components import Component, Framework, Trainer
     from aios_core.context import RunContext
+    from aios_core.plugins import ComponentEntry
     from aios_core.records import Dataset
 
-__all__ = ["Built", "FrameworkContract"]
+__all__ = ["Built", "FrameworkContract", "OnnxExport"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +53,18 @@ class Built:
 class FrameworkContract(ComponentContract):
     """A framework builds a model for a data set, saves and loads it unchanged, and exports every declared format.
 
-    Optional fixture: ``dataset`` (default ``tiny_dataset``). ``component_params`` are
-    the model parameters (e.g. ``{"architecture": "cnn"}``).
+    Optional fixtures: ``dataset`` (default ``tiny_dataset``), ``trainer_name`` (default:
+    the first installed trainer of this framework, its own distribution's first; the
+    trained-weights check skips if there is none) and ``trainer_params`` (default ``{}``;
+    ``trainer_epochs`` epochs unless set). ``component_params`` are the model parameters
+    (e.g. ``{"architecture": "cnn"}``). ``onnx_extra_outputs`` names the outputs an ONNX
+    export has after the probabilities, if the plugin documents any.
     """
 
     kind = "framework"
     required_attributes = ("native_format", "export_formats")
+    onnx_extra_outputs: ClassVar[tuple[str, ...]] = ()
+    trainer_epochs: ClassVar[int] = 2
     _example_name = "torch"
 
     def hooks_required_of(self, component: Component) -> tuple[str, ...]:
@@ -54,6 +74,39 @@ class FrameworkContract(ComponentContract):
     @pytest.fixture
     def dataset(self, tiny_dataset: Dataset) -> Dataset:
         return tiny_dataset
+
+    @pytest.fixture
+    def trainer_name(self, component_entry: ComponentEntry) -> str:
+        trainers = trainers_of(component_entry)
+        if not trainers:
+            pytest.skip(f"no installed trainer trains models of {label_of(self.kind, component_entry.name)} (a trainer "
+                        f"whose `frameworks` include '{component_entry.name}'); install one or provide a "
+                        "`trainer_name` fixture")
+        return trainers[0][0].name
+
+    @pytest.fixture
+    def trainer_params(self) -> dict[str, Any]:
+        return {}
+
+    @pytest.fixture
+    def trainer(self, component_name: str, trainer_name: str, trainer_params: dict[str, Any]) -> Trainer:
+        """The trainer ``trainer_name`` with ``trainer_params``, for ``trainer_epochs`` epochs unless they set it."""
+        cls = load_class(entry_of("trainer", trainer_name))
+        if component_name not in getattr(cls, "frameworks", ()):
+            fail(f"trainer_name is {trainer_name!r}, which trains {list(getattr(cls, 'frameworks', ()))}, not "
+                 f"'{component_name}'")
+        params = dict(trainer_params)
+        if "epochs" in cls.Params.model_fields:
+            params.setdefault("epochs", self.trainer_epochs)
+        return build(cls, params, trainer_name)
+
+    @pytest.fixture
+    def onnx_export(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                    component: Framework, dataset: Dataset) -> OnnxExport:
+        """The framework's model for ``dataset`` saved natively and exported to ONNX, once per session and
+        configuration; skips without an ``onnx`` export format or without onnx and onnxruntime."""
+        return onnx_checks.onnx_export(request.config, tmp_path_factory, component, dataset,
+                                       label_of(self.kind, component.name))
 
     @pytest.fixture
     def built(self, component: Framework, dataset: Dataset, aios_run_context: Callable[..., RunContext]) -> Built:
@@ -102,12 +155,86 @@ class FrameworkContract(ComponentContract):
             check_probabilities(predictor_for(pm, artifact, f"{label}'s {fmt} export"), dataset,
                                 f"{label}'s {fmt} export")
 
-    @staticmethod
-    def _artifact(artifact: Any, fmt: str, who: str) -> ModelArtifact:
-        if not isinstance(artifact, ModelArtifact):
-            fail(f"{who} returned {artifact!r}; it must return an aios_core.ModelArtifact")
-        if artifact.format != fmt:
-            fail(f"{who} returned an artifact of format {artifact.format!r}; expected {fmt!r}")
-        if not Path(artifact.path).is_file():
-            fail(f"{who} returned an artifact whose file {artifact.path} does not exist")
-        return artifact
+    _artifact = staticmethod(onnx_checks.artifact_of)
+
+    def test_trained_model_saves_and_loads_with_its_weights(self, component: Framework, trainer: Trainer,
+                                                            dataset: Dataset,
+                                                            aios_run_context: Callable[..., RunContext]) -> None:
+        """How without a predictor of the model in memory: ``aios_core.testing._saving.check_trained_weights_survive``."""
+        pm = manager_with(component, trainer)
+        run = aios_run_context(pm)
+        run.phase = "train"
+        untrained = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
+        model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})  # a trainer may train in place
+        result = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={})
+        trained = getattr(result, "model", None)
+        if trained is None:
+            fail(f"aios_train of {label_of('trainer', trainer.name)} returned {result!r}, with no model to save")
+        check_trained_weights_survive(pm, component, untrained, trained, dataset, run,
+                                      label_of(self.kind, component.name))
+
+    @pytest.mark.parametrize("wrapping", list(WRAPPINGS), ids=["pickle", "zip-wrapped-pickle"])
+    def test_loading_a_native_file_runs_no_code_from_it(self, component: Framework, tmp_path: Path,
+                                                         wrapping: str) -> None:
+        check_load_runs_no_code(manager_with(component), component, tmp_path / "untrusted", wrapping,
+                                label_of(self.kind, component.name))
+
+    # ------------------------------------------------------------ the ONNX export, as onnx-quant and oip run it
+    def test_onnx_export_passes_the_onnx_checker(self, component: Framework, onnx_export: OnnxExport) -> None:
+        problem = onnx_checks.checker_problem(onnx_export)
+        if problem:
+            fail(f"onnx.checker.check_model rejects the ONNX export of {label_of(self.kind, component.name)} "
+                 f"({onnx_export.onnx.path}): {problem}")
+
+    def test_onnx_export_imports_one_opset_per_domain(self, component: Framework, onnx_export: OnnxExport) -> None:
+        problems = onnx_checks.duplicate_opsets(onnx_export)
+        if problems:
+            found = "; ".join(f"domain {domain!r}: versions {versions}" if versions else
+                              f"domain {domain!r}: not imported" for domain, versions in problems.items())
+            fail(f"the ONNX export of {label_of(self.kind, component.name)} must import one opset per domain, the "
+                 f"default domain ('' or 'ai.onnx', one entry) included; found {found}. onnx-quant's quantizer "
+                 "reads the model's opset from that one entry and stops with 'Failed to find proper ai.onnx "
+                 "domain' otherwise; keep one opset_import entry per domain")
+
+    def test_onnx_export_takes_one_float32_input_of_any_batch_size(self, component: Framework, dataset: Dataset,
+                                                                   onnx_export: OnnxExport) -> None:
+        problems = onnx_checks.input_problems(onnx_export, dataset)
+        if problems:
+            fail(f"the ONNX export of {label_of(self.kind, component.name)} must take one float32 input of shape "
+                 f"(n, {dataset.num_features}) with a symbolic batch dimension: onnx-quant calibrates and times it "
+                 "through that one input, and oip feeds it batches of any size. Found:\n  " + "\n  ".join(problems))
+
+    def test_onnx_export_outputs_probabilities_first(self, component: Framework, dataset: Dataset,
+                                                     onnx_export: OnnxExport) -> None:
+        label = label_of(self.kind, component.name)
+        problems = onnx_checks.output_problems(onnx_export, dataset, self.onnx_extra_outputs)
+        if problems:
+            fail(f"the ONNX export of {label} must output class probabilities (n, {dataset.num_classes}) as its only "
+                 "output, or its first: oip answers requests with the first output and onnx-quant measures accuracy "
+                 "on it. Found:\n  " + "\n  ".join(problems))
+        onnx_checks.check_runtime_probabilities(onnx_export, dataset, label)
+
+    def test_onnx_export_answers_as_the_native_model(self, component: Framework, dataset: Dataset,
+                                                     onnx_export: OnnxExport) -> None:
+        import numpy as np
+
+        label = label_of(self.kind, component.name)
+        native = onnx_checks.native_probabilities(onnx_export, dataset, label)
+        exported = onnx_checks.check_runtime_probabilities(onnx_export, dataset, label)
+        difference = float(np.max(np.abs(exported - native)))
+        if difference > onnx_checks.PARITY_ATOL:
+            fail(f"ONNX Runtime on the ONNX export of {label} answers differently from the native model on the same "
+                 f"{len(dataset.x_test)} rows: max difference {difference:.3g} in probability (allowed "
+                 f"{onnx_checks.PARITY_ATOL:g}); the served model must be the trained one: export the same weights "
+                 "and the same computation (no preprocessing of its own, inference mode)")
+
+    def test_onnx_export_predicts_a_row_alone_as_in_a_batch(self, component: Framework, dataset: Dataset,
+                                                            onnx_export: OnnxExport) -> None:
+        label = label_of(self.kind, component.name)
+        row, difference = onnx_checks.batch_differences(onnx_export, dataset, label)
+        if difference > onnx_checks.BATCH_ATOL:
+            fail(f"ONNX Runtime on the ONNX export of {label} predicts test row {row} alone differently from the same "
+                 f"row in a batch of {len(dataset.x_test)}: max difference {difference:.3g} (allowed "
+                 f"{onnx_checks.BATCH_ATOL:g}). oip batches concurrent requests together, so an answer must not "
+                 "depend on the other rows: export in inference mode (batch normalization with its running "
+                 "statistics, no statistic over the batch dimension)")
