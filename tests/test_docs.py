@@ -74,3 +74,71 @@ def test_the_types_reference_documents_the_records_and_helpers(built_site: Path)
              "components.TrainingParams"]
     missing = [name for name in names if f'id="aios_core.{name}"' not in page]
     assert not missing, f"docs/reference/types.md does not document {missing}"
+
+
+# ---------------------------------------------------------------- the architecture page
+KERNEL = REPO / "aios_core"
+
+
+def kernel_modules() -> list[str]:
+    """Every Python module of the kernel, as the architecture page names it (``stack/reading.py``)."""
+    return sorted(str(path.relative_to(KERNEL)) for path in KERNEL.rglob("*.py")
+                  if "__pycache__" not in path.parts and path.relative_to(KERNEL).parts[0] != "plugin_template")
+
+
+def test_the_architecture_page_names_every_kernel_module() -> None:
+    named = set(re.findall(r"`([\w/]+\.py)`", (DOCS / "architecture.md").read_text(encoding="utf-8")))
+    missing = [module for module in kernel_modules() if module not in named]
+    assert not missing, (f"docs/architecture.md does not name {missing}: add a row with the module's job and what "
+                         "it may import to the kernel's tables")
+
+
+def kernel_imports(module: str) -> set[str]:
+    """The kernel modules ``module`` imports, at its top or inside functions, leaving out annotation-only imports."""
+    import ast
+
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names if alias.name.startswith("aios_core"))
+            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith("aios_core"):
+                found.add(child.module)
+                found.update(f"{child.module}.{alias.name}" for alias in child.names)  # from aios_core import stack
+            visit(child)
+
+    visit(ast.parse((KERNEL / module).read_text(encoding="utf-8")))
+    return found
+
+
+def reaches(imports: set[str], layers: tuple[str, ...]) -> list[str]:
+    return sorted(name for name in imports for layer in layers if name == layer or name.startswith(layer + "."))
+
+
+ABOVE_THE_LOADER = ("aios_core.catalog", "aios_core.installer", "aios_core.settings", "aios_core.stack",
+                    "aios_core.runner", "aios_core.cli")
+
+
+@pytest.mark.parametrize(("modules", "forbidden"), [
+    (("vocabulary.py", "records.py", "hookspecs.py"), ("aios_core",)),
+    (("plugins.py",), ABOVE_THE_LOADER),
+    (("catalog.py",), ("aios_core.plugins", "aios_core.stack", "aios_core.runner", "aios_core.cli")),
+], ids=["foundation imports nothing", "the loader imports no layer above it", "the index reads no plugin code"])
+def test_the_layering_the_architecture_page_states_holds(modules: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
+    for module in modules:
+        imports = kernel_imports(module)
+        if forbidden == ("aios_core",):
+            imports -= {"aios_core"}  # `from aios_core import __version__` is not a module of the kernel
+        bad = reaches(imports, forbidden)
+        assert not bad, f"aios_core/{module} imports {bad}, which docs/architecture.md says it may not"
+
+
+def test_the_contract_kit_imports_no_runner_cli_or_index() -> None:
+    for module in kernel_modules():
+        if module.startswith("testing/"):
+            bad = reaches(kernel_imports(module), ("aios_core.runner", "aios_core.cli", "aios_core.catalog",
+                                                   "aios_core.installer"))
+            assert not bad, f"aios_core/{module} imports {bad}; the contract kit uses the kernel as a plugin sees it"
