@@ -12,8 +12,9 @@
 {%- set base_names = {'framework': 'Framework', 'trainer': 'Trainer', 'datastore': 'Datastore', 'tuner': 'Tuner', 'compressor': 'Compressor', 'deployer': 'Deployer', 'monitor': 'Monitor'} -%}
 {%- set runtime = [] -%}
 {%- for kind in kinds %}{% set _ = runtime.append(base_names[kind]) %}{% endfor -%}
-{%- if 'framework' in kinds %}{% set _ = runtime.append('ModelArtifact') %}{% endif -%}
-{%- set _ = runtime.append('Params') -%}
+{%- if 'framework' in kinds %}{% set _ = runtime.append('ModelArtifact') %}{% set _ = runtime.append('ModelParams') %}{% endif -%}
+{%- if 'trainer' in kinds %}{% set _ = runtime.append('TrainingParams') %}{% endif -%}
+{%- if kinds | select('in', ['datastore', 'tuner', 'compressor', 'deployer', 'monitor']) | list %}{% set _ = runtime.append('Params') %}{% endif -%}
 {%- set typing_only = ['RunContext'] -%}
 {%- if kinds | select('in', ['framework', 'trainer', 'datastore', 'compressor', 'deployer']) | list %}{% set _ = typing_only.append('Dataset') %}{% endif -%}
 {%- if 'framework' not in kinds and kinds | select('in', ['compressor', 'deployer', 'monitor']) | list %}{% set _ = typing_only.append('ModelArtifact') %}{% endif -%}
@@ -25,7 +26,7 @@
 {%- if 'tuner' in kinds %}{% set _ = pydantic_names.append('field_validator') %}{% endif -%}
 {%- set typing_names = ['TYPE_CHECKING'] -%}
 {%- if kinds | select('in', ['framework', 'trainer', 'tuner', 'deployer', 'monitor']) | list %}{% set _ = typing_names.append('Any') %}{% endif -%}
-{%- if 'framework' in kinds %}{% set _ = typing_names.append('Literal') %}{% endif -%}
+{%- if 'framework' in kinds or 'trainer' in kinds %}{% set _ = typing_names.append('Literal') %}{% endif -%}
 """{{ cookiecutter.summary.rstrip('.') }}.
 
 This module is what the entry points name, so it stays light: it defines the components
@@ -72,12 +73,20 @@ NATIVE_FORMAT = "{{ cookiecutter.__native_format }}"
 
 
 # ---------------------------------------------------------------- framework
-class {{ P }}ModelParams(Params):
-    """Parameters of the ``{{ cookiecutter.plugin_name }}`` framework (a stack's ``model:`` section)."""
+class {{ P }}ModelParams(ModelParams):
+    """Parameters of the ``{{ cookiecutter.plugin_name }}`` framework (a stack's ``model:`` section).
 
+    AIOS's shared ``ModelParams``, so a stack's model values keep their meaning when it
+    changes framework. A field this NumPy MLP does not implement accepts only the value
+    it implements (``architecture: mlp``, ``dropout: 0``), so a stack asking for more is
+    told so; widen the field when you implement it.
+    """
+
+    architecture: Literal["mlp"] = Field("mlp", description="mlp: the only architecture of this framework.")
     hidden_units: list[PositiveInt] = Field(
         default_factory=lambda: [64], description="Units of each hidden layer; [] gives softmax regression.")
     activation: Literal["relu", "tanh"] = Field("relu", description="Activation after each hidden layer.")
+    dropout: float = Field(0.0, ge=0.0, le=0.0, description="Dropout before the output layer: not implemented, 0.")
 
 
 class {{ P }}Framework(Framework):
@@ -126,15 +135,24 @@ class {{ P }}Framework(Framework):
 
 
 # ---------------------------------------------------------------- trainer
-class {{ P }}TrainerParams(Params):
-    """Parameters of the ``{{ cookiecutter.plugin_name }}`` trainer (a stack's ``trainer:`` section)."""
+class {{ P }}TrainerParams(TrainingParams):
+    """Parameters of the ``{{ cookiecutter.plugin_name }}`` trainer (a stack's ``trainer:`` section).
 
-    epochs: int = Field(20, ge=1, description="Passes over the training split.")
+    AIOS's shared ``TrainingParams``, so a stack's trainer values keep their meaning when
+    it changes trainer. A field this trainer does not implement accepts only the value it
+    implements (``optimizer: sgd``, ``lr_schedule: none``, no early stopping, a checkpoint
+    every epoch), so a stack asking for more is told so; widen the field when you implement it.
+    """
+
     batch_size: int = Field(32, ge=1, description="Rows per gradient step.")
+    optimizer: Literal["sgd"] = Field("sgd", description="sgd with momentum: the only optimizer of this trainer.")
     learning_rate: float = Field(0.05, gt=0.0, description="Step size of gradient descent.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="Momentum of gradient descent (0: plain SGD).")
-    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty on the weights.")
-    progress_updates: int = Field(4, ge=0, description="run.report_step calls per epoch; 0: none.")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty on the weights, added to their gradient.")
+    lr_schedule: Literal["none"] = Field("none", description="none: the learning rate stays constant.")
+    early_stopping_patience: None = Field(None, description="Early stopping: not implemented, null.")
+    checkpoint_interval_s: float = Field(0.0, ge=0.0, le=0.0,
+                                         description="0: this trainer writes a checkpoint after every epoch.")
 
 
 class {{ P }}Trainer(Trainer):
