@@ -102,6 +102,14 @@ class ConsoleMonitor(Monitor):
     def aios_on_artifact(self, artifact: ModelArtifact) -> None:
         self._stop_progress()
         self._print(f"  wrote {artifact.name} ({artifact.format}, {_size(artifact.size_bytes)}): {artifact.path}")
+        self._print_warnings(artifact.metrics.get("warnings"))
+
+    def _print_warnings(self, warnings: Any) -> None:
+        """A component's ``warnings`` (a list of strings in an artifact's metrics or a report), one line each."""
+        from rich.markup import escape
+
+        for warning in warnings if isinstance(warnings, list) else ():
+            self._print(f"  [yellow]warning:[/] {escape(str(warning))}")
 
     @hookimpl
     def aios_on_phase_end(self, run: RunContext, phase: str, summary: dict[str, Any]) -> None:
@@ -139,6 +147,7 @@ class ConsoleMonitor(Monitor):
             self._print(f"  smoke test {mark}" + (f": {', '.join(details)}" if details else ""))
             for problem in smoke.get("problems") or []:
                 self._print(f"  [red]{problem}[/]")
+            self._print_warnings(smoke.get("warnings"))
 
     def _print_evaluation(self, report: dict[str, Any]) -> None:
         from rich.table import Table

@@ -60,8 +60,8 @@ def aios_run_context(tmp_path: Path, aios_plugin_manager: pluggy.PluginManager) 
              options: RunOptions | None = None, stack: dict[str, Any] | None = None, resume: bool = False,
              name: str = "contract") -> RunContext:
         run_dir = RunDirectory.create(tmp_path / "runs", name)
-        run_dir.write_lock({"name": name, "settings": {"seed": seed, "threads": threads},
-                            "written_by": "aios_core.testing"})
+        run_dir.write_lock({"name": name, "description": "written by aios_core.testing", "seed": seed,
+                            "threads": threads, **dict(stack or {})})
         manager = pm if pm is not None else aios_plugin_manager
         return RunContext(name=name, seed=seed, threads=threads, dir=run_dir.path, stack=dict(stack or {}),
                           hook=manager.hook, resume=resume, options=options, checkpoint_dir=run_dir.checkpoints_dir)

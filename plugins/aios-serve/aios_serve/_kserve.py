@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from aios_serve import KServeParams
 
 CONTAINER_PORT = 8080
+SOURCE_ARCHIVE = "https://github.com/aios-ml/aios/archive/refs/heads/main.tar.gz"
+"""The AIOS repository as a source archive (pip installs it without git, which slim images lack)."""
 """KServe routes to the predictor container's first port; 8080 is its convention."""
 
 
@@ -45,11 +47,14 @@ def dockerfile(params: KServeParams, version: str) -> str:
 #   docker build -t IMAGE . && docker push IMAGE
 FROM {params.base_image}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-# aios-serve and its runtime (onnxruntime, starlette, uvicorn, prometheus-client). To use
-# unpublished wheels, put them in wheels/ and build with --build-arg AIOS_SERVE=/wheels/<file>.whl
-ARG AIOS_SERVE="aios-serve=={version}"
+# aios-kernel and aios-serve (with onnxruntime, starlette, uvicorn, prometheus-client), from
+# the AIOS repository's source: neither is published on a package index yet, and a bare name
+# there could be someone else's project. For reproducible images, put the wheels in wheels/
+# and build with --build-arg AIOS_KERNEL=/wheels/<kernel>.whl --build-arg AIOS_SERVE=/wheels/<serve>.whl
+ARG AIOS_KERNEL="aios-kernel @ {SOURCE_ARCHIVE}"
+ARG AIOS_SERVE="aios-serve @ {SOURCE_ARCHIVE}#subdirectory=plugins/aios-serve"
 COPY wheels/ /wheels/
-RUN pip install --no-cache-dir --find-links /wheels "$AIOS_SERVE" && rm -rf /wheels
+RUN pip install --no-cache-dir --find-links /wheels "$AIOS_KERNEL" "$AIOS_SERVE" && rm -rf /wheels
 COPY models/ /mnt/models/
 RUN useradd --uid 1000 --no-create-home aios
 USER 1000
@@ -109,7 +114,7 @@ def write_bundle(artifact: ModelArtifact, spec: ModelSpec, params: KServeParams,
     models.mkdir(parents=True)
     (folder / "wheels").mkdir()
     write_text(folder / "wheels" / "README.md", "Wheels placed here are installable in the image "
-               "(docker build --build-arg AIOS_SERVE=/wheels/<file>.whl).\n")
+               "(docker build --build-arg AIOS_KERNEL=/wheels/<kernel>.whl --build-arg AIOS_SERVE=/wheels/<serve>.whl).\n")
     shutil.copyfile(artifact.path, models / MODEL_FILE)
     write_json(models / MODEL_JSON, spec.to_json())
     name = params.service_name or service_name(run_name)
@@ -128,7 +133,7 @@ def write_bundle(artifact: ModelArtifact, spec: ModelSpec, params: KServeParams,
 def _readme(name: str, image: str, spec: ModelSpec) -> str:
     return f"""# {name}: {spec.name} version {spec.version} on KServe
 
-    docker build -t {image} .          # add --build-arg AIOS_SERVE=/wheels/<file>.whl for local wheels
+    docker build -t {image} .          # or with --build-arg AIOS_KERNEL=/wheels/... AIOS_SERVE=/wheels/... for wheels
     docker push {image}
     kubectl apply -f inferenceservice.yaml
     kubectl get inferenceservice {name}     # wait for READY, note the URL

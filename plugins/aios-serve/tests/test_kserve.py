@@ -111,3 +111,14 @@ def test_service_names_are_dns_1035_labels() -> None:
     for run_name in ("digits-torch", "Digits_Torch", "2024-model", "a" * 80, "--", "mnist.v2"):
         name = service_name(run_name)
         assert DNS_1035.match(name) and len(name) <= 63, (run_name, name)
+
+
+def test_dockerfile_installs_aios_from_its_source_not_by_bare_name(bundle: Path) -> None:
+    """On a public index, a bare aios-kernel or aios-serve could be someone else's project."""
+    dockerfile = (bundle / "Dockerfile").read_text()
+    arguments = dict(re.findall(r'^ARG (AIOS_\w+)="([^"]+)"', dockerfile, re.MULTILINE))
+    assert set(arguments) == {"AIOS_KERNEL", "AIOS_SERVE"}
+    assert arguments["AIOS_KERNEL"].startswith("aios-kernel @ https://")
+    assert arguments["AIOS_SERVE"].startswith("aios-serve @ https://")
+    assert arguments["AIOS_SERVE"].endswith("#subdirectory=plugins/aios-serve")
+    assert 'pip install --no-cache-dir --find-links /wheels "$AIOS_KERNEL" "$AIOS_SERVE"' in dockerfile
