@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aios_core import Dataset, RunContext, RunOptions, hash_arrays
-from aios_core.plugins import new_plugin_manager
+from aios_core.testing import plugin_manager
 
 
 def make_dataset(classes: int = 3, features: int = 6, rows_per_class: int = 40, seed: int = 0) -> Dataset:
@@ -36,9 +36,7 @@ def run_with(tmp_path: Path) -> Callable[..., RunContext]:
 
     def make(*components: Any, seed: int = 0, resume: bool = False, serve: bool = False,
              run_dir: Path | None = None) -> RunContext:
-        pm = new_plugin_manager()
-        for number, component in enumerate(components):
-            pm.register(component, name=f"component-{number}")
+        pm = plugin_manager(*components)
         directory = run_dir or tmp_path
         directory.mkdir(parents=True, exist_ok=True)
         return RunContext(name="test", seed=seed, threads=1, dir=directory, stack={}, hook=pm.hook, resume=resume,

@@ -27,7 +27,7 @@ class CentroidRunner:
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # before the kernel's own ONNX Runtime predictor: there is no real ONNX file here
     def aios_load_predictor(self, artifact: ModelArtifact, threads: int):
         return self.predict if artifact.format == "onnx" else None
 
