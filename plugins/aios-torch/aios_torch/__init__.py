@@ -79,13 +79,15 @@ class TorchFramework(Framework):
 class TorchTrainerParams(TrainingParams):
     """Parameters of the ``torch`` trainer (a stack's ``trainer:`` section): AIOS's shared ``TrainingParams``."""
 
+
 class TorchTrainer(Trainer):
     """Trains a ``torch`` framework model with cross-entropy, deterministically and resumably.
 
-    Every epoch it validates, reports and writes ``last.pt`` under
-    ``run.checkpoint_dir``; with ``run.resume`` it continues from that file, and the
-    result equals an uninterrupted run. The returned model holds the weights of the
-    epoch with the lowest ``val_loss``.
+    Every epoch it validates and reports; ``last.pt`` under ``run.checkpoint_dir`` is
+    written every ``checkpoint_interval_s`` seconds, at the end and on an interrupt. With
+    ``run.resume`` it continues from that file, and the result equals an uninterrupted
+    run. A non-finite loss stops it with ``aios_core.TrainingDiverged``. The returned
+    model holds the weights of the epoch with the lowest ``val_loss``.
     """
 
     Params = TorchTrainerParams

@@ -1,4 +1,11 @@
-"""The training loop: deterministic for the run's seed, checkpointed every epoch, resumable bit-for-bit.
+"""The torch training loop: deterministic for the run's seed, resumable bit-for-bit.
+
+What every epoch-based trainer needs besides torch is the kernel's (``aios_core.training``):
+the history, best epoch, early stopping and divergence check (``EpochProgress``), the
+progress steps (``report_steps``), the resume check (``check_resume_params``) and the
+checkpoint policy with its writer thread (``CheckpointWriter``). This module keeps what is
+torch's: the epoch step, the optimizer and scheduler, snapshots of the torch state, and
+saving and restoring torch objects.
 
 The loop is a plain PyTorch loop on purpose: tensors are made once, each epoch gathers
 one shuffled copy and slices it into batches (no DataLoader), the batch losses are summed
@@ -7,19 +14,17 @@ costs about what a hand-written one does. The ``seconds`` metric is the wall tim
 training pass alone (validation and the checkpoint come after it), so it compares directly
 with such a loop.
 
-Each epoch's checkpoint is a snapshot taken on the training thread (tensors copied, a
-fraction of a millisecond) and written to disk by one background thread while the next
-epoch trains; see ``_CheckpointWriter``.
+Each epoch ends with a snapshot of the torch state (tensors copied, a fraction of a
+millisecond) handed to the kernel's ``CheckpointWriter``, which writes it on its own thread
+when ``checkpoint_interval_s`` has passed since its last write, and always at the end and
+on an interrupt.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,31 +33,24 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aios_core import Dataset, RunContext, TrainResult, atomic_path
+from aios_core import (
+    CheckpointWriter,
+    Dataset,
+    EpochProgress,
+    RunContext,
+    TrainResult,
+    check_resume_params,
+    report_steps,
+)
 
 if TYPE_CHECKING:
     from aios_torch import TorchTrainerParams
 
-_log = logging.getLogger(__name__)
-
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "aios-torch-checkpoint/1"
-_RESUMABLE_CHANGES = {"progress_updates"}
-"""Trainer parameters that may differ between an interrupted run and its resumption."""
 _EVAL_BATCH = 4096
-
-
-@dataclass
-class _Progress:
-    """Everything besides the torch objects that a checkpoint must restore."""
-
-    epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch: int = 0
-    best_val_loss: float = math.inf
-    bad_epochs: int = 0
-    stopped_early: bool = False
+_ACCURACY_ROWS = 4096
+"""Training rows whose logits are kept before their predictions are counted (bounds the memory kept)."""
 
 
 def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
@@ -66,13 +64,19 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerPar
         )
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_filling = torch.utils.deterministic.fill_uninitialized_memory
     torch.manual_seed(run.seed)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every uninitialized tensor torch allocates, a debugging aid
+    # for operations that read memory they did not write; the operations of a training step
+    # write all they allocate, and the fill costs the default CNN about 1 % of its step.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.set_num_threads(max(1, int(run.threads)))
     try:
         return _train(model, dataset, run, params)
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = was_filling
 
 
 def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
@@ -82,55 +86,48 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
     scheduler = _scheduler(optimizer, params)
     generator = torch.Generator().manual_seed(run.seed)
     checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
-    progress = _Progress()
+    progress, best_state = EpochProgress(), None
     if run.resume and checkpoint.exists():
-        progress = _restore(checkpoint, params, model, optimizer, scheduler, generator)
+        progress, best_state = _restore(checkpoint, params, model, optimizer, scheduler, generator)
         run.log.info("torch trainer: resuming after epoch %d from %s", progress.epoch, checkpoint)
 
     steps = math.ceil(len(y_train) / params.batch_size)
-    report_steps = _report_steps(steps, params.progress_updates)
+    reported_steps = report_steps(steps, params.progress_updates)
     saved_params = params.model_dump(mode="json")
-    writer = _CheckpointWriter(checkpoint)
+    writer = CheckpointWriter(checkpoint, _save_checkpoint, params.checkpoint_interval_s)
     try:
-        while progress.epoch < params.epochs and not progress.stopped_early:
+        while not progress.done(params.epochs):
             epoch = progress.epoch + 1
             started = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
             loss, accuracy = _train_epoch(model, optimizer, x_train, y_train, generator, params.batch_size,
-                                          lambda step, loss: run.report_step(epoch, step, steps, {"loss": loss}),
-                                          report_steps)
+                                          lambda step, loss, epoch=epoch: run.report_step(epoch, step, steps, {"loss": loss}),
+                                          reported_steps)
             seconds = time.perf_counter() - started
             val_loss, val_accuracy = evaluate(model, x_val, y_val)
             if scheduler is not None:
                 scheduler.step()
             metrics = {"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
                        "val_accuracy": val_accuracy, "lr": lr, "seconds": seconds}
-            progress.epoch = epoch
-            progress.history.append(metrics)
-            if val_loss < progress.best_val_loss - params.early_stopping_min_delta:
-                progress.best_val_loss, progress.best_epoch, progress.bad_epochs = val_loss, epoch, 0
-                progress.best_state = _copy_state(model.state_dict())
-            else:
-                progress.bad_epochs += 1
-                patience = params.early_stopping_patience
-                progress.stopped_early = patience is not None and progress.bad_epochs >= patience
-            # The previous epoch's checkpoint is on disk before this epoch is reported, as when
-            # checkpoints were written synchronously: a run killed at any point resumes from
-            # the epoch before the last one it reported, or from the last one.
+            # Raises TrainingDiverged on a non-finite loss, before anything is reported or saved.
+            if progress.record(metrics, patience=params.early_stopping_patience,
+                               min_delta=params.early_stopping_min_delta):
+                best_state = _copy_state(model.state_dict())
+            # A write in flight (the previous epoch's, with checkpoint_interval_s 0) is on disk before
+            # this epoch is reported: a run killed after the report loses at most this epoch.
             writer.wait()
             run.report_epoch(epoch, dict(metrics))
-            writer.submit(_checkpoint_payload(saved_params, model, optimizer, scheduler, generator, progress))
+            writer.epoch_end(_snapshot(saved_params, model, optimizer, scheduler, generator, progress, best_state))
     except BaseException:
-        writer.close(raise_errors=False)  # the interrupt (or error) wins; the in-flight write still completes
+        writer.close(interrupted=True)  # the interrupt (or error) wins; the newest snapshot is still written
         raise
     writer.close()
 
-    if progress.best_state is not None:
-        model.load_state_dict(progress.best_state)
-    best_epoch = progress.best_epoch or progress.epoch  # no finite val_loss: keep the last weights
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model=model, history=[dict(row) for row in progress.history],
-                       best_epoch=best_epoch, stopped_early=progress.stopped_early)
+                       best_epoch=progress.best_epoch, stopped_early=progress.stopped_early)
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,25 +150,23 @@ def _scheduler(optimizer: torch.optim.Optimizer, params: TorchTrainerParams) -> 
     return None
 
 
-def _report_steps(steps: int, updates: int) -> frozenset[int]:
-    """The 1-based steps after which to report progress: ``updates`` of them, evenly spread."""
-    count = min(updates, steps)
-    return frozenset(math.ceil(i * steps / count) for i in range(1, count + 1)) if count else frozenset()
-
-
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                  generator: torch.Generator, batch_size: int, report: Any,
                  report_steps: frozenset[int]) -> tuple[float, float]:
     """One pass over (x, y) in shuffled batches; returns the mean training loss and accuracy.
 
     The loss is summed as a Python float (``item()`` on a CPU scalar is a read, not a sync),
-    so the progress reports cost no tensor work; predictions stay on tensors until the end.
+    so the progress reports cost no tensor work. The batches' logits are kept (detached)
+    and counted for the accuracy every ``_ACCURACY_ROWS`` rows: one argmax for many small
+    batches rather than one per step, which a small model's step would notice (3 %).
     """
     model.train()
     order = torch.randperm(len(y), generator=generator)
     x, y = x[order], y[order]
     loss_sum = 0.0  # sum of per-row losses: batch mean x batch rows
-    predictions: list[torch.Tensor] = []
+    correct = 0
+    kept: list[torch.Tensor] = []  # logits of the rows from kept_from on, not counted yet
+    kept_from = 0
     for step, begin in enumerate(range(0, len(y), batch_size), start=1):
         inputs, targets = x[begin:begin + batch_size], y[begin:begin + batch_size]
         logits = model(inputs)
@@ -181,11 +176,19 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
         optimizer.step()
         rows = len(targets)
         loss_sum += loss.item() * rows
-        predictions.append(logits.detach().argmax(dim=1))
+        kept.append(logits.detach())
+        if begin + rows - kept_from >= _ACCURACY_ROWS:
+            correct += _count_correct(kept, y[kept_from:begin + rows])
+            kept, kept_from = [], begin + rows
         if step in report_steps:
             report(step, loss_sum / (begin + rows))
-    accuracy = (torch.cat(predictions) == y).sum().item() / len(y)
-    return loss_sum / len(y), accuracy
+    if kept:
+        correct += _count_correct(kept, y[kept_from:])
+    return loss_sum / len(y), correct / len(y)
+
+
+def _count_correct(logits: list[torch.Tensor], targets: torch.Tensor) -> int:
+    return int((torch.cat(logits).argmax(dim=1) == targets).sum().item())
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -221,109 +224,45 @@ def _copy_state(value: Any) -> Any:
     return value
 
 
-def _checkpoint_payload(saved_params: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-                        scheduler: Any, generator: torch.Generator, progress: _Progress) -> dict[str, Any]:
+def _snapshot(saved_params: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+              generator: torch.Generator, progress: EpochProgress,
+              best_state: dict[str, torch.Tensor] | None) -> dict[str, Any]:
     """Everything a resumed run needs, as of now: tensors and plain values (``weights_only`` loadable).
 
     Every tensor is a copy (or, for the best weights, a tensor that is never changed), so
-    the payload can be written while training goes on. When this epoch is the best one the
-    model entry *is* the best-weights copy, and ``torch.save`` stores those tensors once.
+    the writer thread can write it while training goes on. When this epoch is the best one
+    the model entry *is* the best-weights copy, and ``torch.save`` stores those tensors once.
     """
-    model_state = progress.best_state if progress.best_epoch == progress.epoch else _copy_state(model.state_dict())
+    model_state = best_state if progress.best_epoch == progress.epoch else _copy_state(model.state_dict())
     return {
         "format": CHECKPOINT_FORMAT,
         "params": saved_params,
-        "epoch": progress.epoch,
+        **progress.state(),  # epoch, history, best_epoch, best_val_loss, bad_epochs, stopped_early
         "model": model_state,
         "optimizer": _copy_state(optimizer.state_dict()),
         "scheduler": copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None,  # plain values
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "history": list(progress.history),  # rows are never changed once appended
-        "best_state": progress.best_state,
-        "best_epoch": progress.best_epoch,
-        "best_val_loss": progress.best_val_loss,
-        "bad_epochs": progress.bad_epochs,
-        "stopped_early": progress.stopped_early,
+        "best_state": best_state,
     }
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename): the old file or the new one."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-class _CheckpointWriter:
-    """Writes the checkpoints of one training run on one background thread, one at a time.
-
-    ``submit`` hands a snapshot (``_checkpoint_payload``) to the thread and returns at once;
-    serializing it, writing the file and fsync (about 4 ms for the default CNN) then overlap
-    the next epoch as far as the GIL lets them: torch's kernels release it, but ``torch.save``
-    holds it while it pickles, so a loop of long kernels hides most of the write and a loop
-    of tiny ops little of it (``benchmarks/RESULTS.md``). At most one write is in flight:
-    ``wait`` blocks until the previous one is on disk and re-raises its error, if any, on
-    the training thread; ``submit`` and ``close`` wait first. A write interrupted by the
-    process dying leaves the previous checkpoint intact (``atomic_path``); the thread is not
-    a daemon, so on an exception the interpreter still lets the in-flight write finish.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
-
-    def submit(self, payload: dict[str, Any]) -> None:
-        self.wait()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-torch-checkpoint")
-        self._pending = self._executor.submit(_save_checkpoint, self.path, payload)
-
-    def wait(self) -> None:
-        """Block until the write in flight, if any, is done; re-raise its error."""
-        pending = self._pending
-        if pending is None:
-            return
-        try:
-            pending.result()
-        finally:
-            if pending.done():  # not when the wait itself was interrupted: ``close`` waits again
-                self._pending = None
-
-    def close(self, raise_errors: bool = True) -> None:
-        """Wait for the last write and stop the thread; with ``raise_errors=False`` a failed write is only logged."""
-        try:
-            self.wait()
-        except Exception:
-            if raise_errors:
-                raise
-            _log.exception("torch trainer: writing the checkpoint %s failed", self.path)
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+    """Serialize a snapshot to ``path`` (the writer's temporary file; it makes the write atomic)."""
+    torch.save(payload, path)
 
 
 def _restore(path: Path, params: TorchTrainerParams, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, generator: torch.Generator) -> _Progress:
+             scheduler: Any, generator: torch.Generator) -> tuple[EpochProgress, dict[str, torch.Tensor] | None]:
+    """Load ``path`` into the torch objects; the progress and the best weights it holds."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a checkpoint of the aios torch trainer (expected format {CHECKPOINT_FORMAT!r})")
-    saved = {k: v for k, v in payload["params"].items() if k not in _RESUMABLE_CHANGES}
-    current = {k: v for k, v in params.model_dump(mode="json").items() if k not in _RESUMABLE_CHANGES}
-    if saved != current:
-        changed = sorted(k for k in current if saved.get(k) != current[k])
-        raise ValueError(
-            f"{path}: cannot resume, trainer parameters changed since the checkpoint "
-            + ", ".join(f"trainer.{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-            + "; restore them, or start a new run"
-        )
+    check_resume_params(payload["params"], params.model_dump(mode="json"), path)
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
     generator.set_state(payload["generator"])
     torch.set_rng_state(payload["torch_rng"])
-    return _Progress(epoch=payload["epoch"], history=list(payload["history"]), best_state=payload["best_state"],
-                     best_epoch=payload["best_epoch"], best_val_loss=payload["best_val_loss"],
-                     bad_epochs=payload["bad_epochs"], stopped_early=payload["stopped_early"])
+    return EpochProgress.from_state(payload), payload["best_state"]

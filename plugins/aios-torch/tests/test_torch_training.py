@@ -1,4 +1,4 @@
-"""aios_train: learning, reporting, determinism, checkpoints and resume, early stopping, parameters."""
+"""aios_train: learning, reporting, determinism, checkpoints and resume, divergence, early stopping, parameters."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from aios_torch import TorchTrainerParams
 
-from aios_core import Dataset, TrainResult, hookimpl
+from aios_core import Dataset, TrainingDiverged, TrainResult, hookimpl
 
 HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
 
@@ -95,22 +95,43 @@ def test_the_same_seed_gives_the_same_history_and_weights(torch_stack, digits_da
     assert _without_seconds(first.history) != _without_seconds(other.history)
 
 
+class _CheckpointReader:
+    """A monitor that reads ``last.pt`` whenever an epoch is reported."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = checkpoint
+        self.seen: list[dict[str, Any] | None] = []
+
+    @hookimpl
+    def aios_on_epoch_end(self, epoch: int) -> None:
+        exists = self.checkpoint.exists()
+        self.seen.append(torch.load(self.checkpoint, weights_only=True) if exists else None)
+
+
+@pytest.mark.parametrize("interval", [None, 0.0], ids=["default-interval", "every-epoch"])
 @pytest.mark.parametrize("trainer", [
     {"optimizer": "adam", "lr_schedule": "none"},
     {"optimizer": "sgd", "learning_rate": 0.05, "lr_schedule": "step", "lr_step_size": 2},
     {"optimizer": "adam", "lr_schedule": "cosine", "weight_decay": 1e-4, "early_stopping_patience": 3},
 ], ids=["adam", "sgd-step", "adam-cosine"])
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digits_dataset, epoch_recorder, tmp_path,
-                                                               trainer) -> None:
+                                                               trainer, interval) -> None:
     model_params = {"architecture": "mlp", "hidden_units": [32], "dropout": 0.3}  # dropout draws from the RNG
     trainer = {**trainer, "epochs": 4, "batch_size": 128}
-    uninterrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits_dataset)
+    if interval is not None:
+        trainer["checkpoint_interval_s"] = interval
+    uninterrupted = torch_stack(model=model_params, trainer=trainer,
+                                run_dir=tmp_path / "a").build_and_train(digits_dataset)
 
+    checkpoint = tmp_path / "b" / "checkpoints" / "last.pt"
+    reader = _CheckpointReader(checkpoint)
     interrupted = torch_stack(model=model_params, trainer=trainer, run_dir=tmp_path / "b",
-                              monitors=(epoch_recorder(interrupt_at_epoch=3),))
+                              monitors=(epoch_recorder(interrupt_at_epoch=3), reader))
     with pytest.raises(KeyboardInterrupt):
         interrupted.build_and_train(digits_dataset)
-    checkpoint = interrupted.run.checkpoint_dir / "last.pt"
+    written = [seen and seen["epoch"] for seen in reader.seen]
+    # The default interval (10 s) is longer than this run: only the interrupt wrote a checkpoint.
+    assert written == ([None, None, None] if interval is None else [None, 1, 2])
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
 
     recorder = epoch_recorder()
@@ -127,6 +148,18 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digi
     assert _without_seconds(resumed.history) == _without_seconds(uninterrupted.history)
     assert (resumed.best_epoch, resumed.stopped_early) == (uninterrupted.best_epoch, uninterrupted.stopped_early)
     _assert_same_weights(resumed.model, uninterrupted.model)
+
+
+def test_resume_accepts_changed_reporting_and_checkpoint_interval(torch_stack, digits_dataset, epoch_recorder,
+                                                                  tmp_path) -> None:
+    trainer = {"epochs": 3}
+    uninterrupted = torch_stack(trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits_dataset)
+    with pytest.raises(KeyboardInterrupt):
+        torch_stack(trainer=trainer, run_dir=tmp_path / "b",
+                    monitors=(epoch_recorder(interrupt_at_epoch=2),)).build_and_train(digits_dataset)
+    changed = {**trainer, "progress_updates": 0, "checkpoint_interval_s": 0.0}
+    resumed = torch_stack(trainer=changed, run_dir=tmp_path / "b", resume=True).build_and_train(digits_dataset)
+    assert _without_seconds(resumed.history) == _without_seconds(uninterrupted.history)
 
 
 def test_a_finished_run_resumes_to_the_same_result(torch_stack, digits_dataset, tmp_path) -> None:
@@ -161,25 +194,13 @@ def test_checkpoint_holds_everything_needed_to_resume(torch_stack, digits_datase
     assert [p.name for p in stack.run.checkpoint_dir.iterdir()] == ["last.pt"]  # no temporary file left
 
 
-class _CheckpointReader:
-    """A monitor that reads ``last.pt`` whenever an epoch is reported."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        self.checkpoint = checkpoint
-        self.seen: list[dict[str, Any] | None] = []
-
-    @hookimpl
-    def aios_on_epoch_end(self, epoch: int) -> None:
-        exists = self.checkpoint.exists()
-        self.seen.append(torch.load(self.checkpoint, weights_only=True) if exists else None)
-
-
-def test_each_reported_epoch_finds_the_previous_checkpoint_on_disk(torch_stack, digits_dataset, tmp_path) -> None:
+def test_with_interval_0_each_reported_epoch_finds_the_previous_checkpoint_on_disk(torch_stack, digits_dataset,
+                                                                                  tmp_path) -> None:
     # Checkpoints are written in the background, but the trainer waits for epoch N-1's write
     # before it reports epoch N, so a run killed at any point has lost at most one epoch.
     checkpoint = tmp_path / "a" / "checkpoints" / "last.pt"
     reader = _CheckpointReader(checkpoint)
-    trainer = {"epochs": 3, "optimizer": "sgd", "learning_rate": 0.5}
+    trainer = {"epochs": 3, "optimizer": "sgd", "learning_rate": 0.5, "checkpoint_interval_s": 0.0}
     stack = torch_stack(model={"architecture": "mlp"}, trainer=trainer, run_dir=tmp_path / "a", monitors=(reader,))
     stack.build_and_train(digits_dataset)
     assert reader.seen[0] is None and [seen["epoch"] for seen in reader.seen[1:]] == [1, 2]
@@ -207,15 +228,36 @@ def test_the_best_weights_are_stored_once_when_the_last_epoch_is_the_best(torch_
         assert torch.equal(best, value) and best.untyped_storage().data_ptr() == value.untyped_storage().data_ptr()
 
 
+@pytest.mark.parametrize(("interval", "writes"), [(None, [3]), (0.0, [1, 2, 3])], ids=["default", "0"])
+def test_the_checkpoint_interval_decides_which_epochs_are_written(torch_stack, digits_dataset, monkeypatch,
+                                                                  interval, writes) -> None:
+    from aios_torch import _training
+
+    save, written = _training._save_checkpoint, []
+
+    def counted(path: Path, payload: dict[str, Any]) -> None:
+        written.append(payload["epoch"])
+        save(path, payload)
+
+    monkeypatch.setattr(_training, "_save_checkpoint", counted)
+    trainer = {"epochs": 3} if interval is None else {"epochs": 3, "checkpoint_interval_s": interval}
+    stack = torch_stack(model={"architecture": "mlp"}, trainer=trainer)
+    stack.build_and_train(digits_dataset)
+    assert written == writes  # the default (10 s) is longer than this run: written once, at the end
+    assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 3
+
+
 def test_a_failed_checkpoint_write_fails_the_training(torch_stack, digits_dataset, monkeypatch) -> None:
     from aios_torch import _training
 
     def fail(path: Path, payload: dict[str, Any]) -> None:
-        raise OSError(f"no space left on device: {path.name}")
+        raise OSError("no space left on device")
 
     monkeypatch.setattr(_training, "_save_checkpoint", fail)
-    with pytest.raises(OSError, match="no space left on device: last.pt"):
-        torch_stack(trainer={"epochs": 2}).build_and_train(digits_dataset)
+    stack = torch_stack(trainer={"epochs": 2})  # the default interval: the write at the end fails
+    with pytest.raises(OSError, match="no space left on device"):
+        stack.build_and_train(digits_dataset)
+    assert list(stack.run.checkpoint_dir.iterdir()) == []  # no temporary file left
 
 
 class _InterruptInEpoch:
@@ -240,7 +282,7 @@ def test_an_interrupt_waits_for_the_write_in_flight(torch_stack, digits_dataset,
         save(path, payload)
 
     monkeypatch.setattr(_training, "_save_checkpoint", slow)
-    stack = torch_stack(trainer={"epochs": 4}, monitors=(_InterruptInEpoch(3),))
+    stack = torch_stack(trainer={"epochs": 4, "checkpoint_interval_s": 0.0}, monitors=(_InterruptInEpoch(3),))
     with pytest.raises(KeyboardInterrupt):
         stack.build_and_train(digits_dataset)
     assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 2
@@ -258,11 +300,36 @@ def test_an_interrupt_wins_over_a_failed_checkpoint_write(torch_stack, digits_da
         save(path, payload)
 
     monkeypatch.setattr(_training, "_save_checkpoint", fail_at_epoch_two)
-    stack = torch_stack(trainer={"epochs": 4}, monitors=(_InterruptInEpoch(3),))
+    stack = torch_stack(trainer={"epochs": 4, "checkpoint_interval_s": 0.0}, monitors=(_InterruptInEpoch(3),))
     with pytest.raises(KeyboardInterrupt):
         stack.build_and_train(digits_dataset)
     assert "writing the checkpoint" in caplog.text and "no space left on device" in caplog.text
     assert torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_a_learning_rate_far_too_high_fails_with_training_diverged(torch_stack, digits_dataset,
+                                                                   epoch_recorder) -> None:
+    recorder = epoch_recorder()
+    stack = torch_stack(model={"architecture": "mlp"}, trainer={"epochs": 3, "optimizer": "sgd", "learning_rate": 1e6},
+                        monitors=(recorder,))
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 ended with loss = nan; lower trainer\.learning_rate"):
+        stack.build_and_train(digits_dataset)
+    assert recorder.epochs == [] and not (stack.run.checkpoint_dir / "last.pt").exists()
+
+
+def test_divergence_keeps_the_finite_epochs_reported_and_checkpointed(torch_stack, digits_dataset, epoch_recorder,
+                                                                      factories_importable) -> None:
+    steps = math.ceil(len(digits_dataset.y_train) / 64)
+    model = {"architecture": f"{factories_importable}:overflowing", "options": {"finite_steps": 2 * steps}}
+    recorder = epoch_recorder()
+    stack = torch_stack(model=model, trainer={"epochs": 5}, monitors=(recorder,))
+    with pytest.raises(TrainingDiverged, match="epoch 3 ended with loss = nan"):
+        stack.build_and_train(digits_dataset)
+    assert [epoch for epoch, _ in recorder.epochs] == [1, 2]
+    assert all(math.isfinite(value) for _, metrics in recorder.epochs for value in metrics.values())
+    checkpoint = torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)  # written on the way out
+    assert checkpoint["epoch"] == 2 and [row["epoch"] for row in checkpoint["history"]] == [1, 2]
+    assert all(math.isfinite(value) for row in checkpoint["history"] for value in row.values())
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(torch_stack, digits_dataset, tmp_path) -> None:
@@ -306,6 +373,7 @@ def test_defaults_are_the_documented_ones() -> None:
         "epochs": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3, "momentum": 0.9,
         "weight_decay": 0.0, "lr_schedule": "none", "lr_step_size": 10, "lr_gamma": 0.5,
         "early_stopping_patience": None, "early_stopping_min_delta": 0.0, "progress_updates": 4,
+        "checkpoint_interval_s": 10.0,
     }
 
 
@@ -319,6 +387,7 @@ def test_defaults_are_the_documented_ones() -> None:
     ({"lr_gamma": 0.0}, "lr_gamma"),
     ({"early_stopping_patience": 0}, "early_stopping_patience"),
     ({"progress_updates": -1}, "progress_updates"),
+    ({"checkpoint_interval_s": -1.0}, "checkpoint_interval_s"),
     ({"epoch": 3}, "epoch"),
 ])
 def test_bad_trainer_params_are_validation_errors_naming_the_field(torch_stack, digits_dataset, overrides,
@@ -340,5 +409,20 @@ def test_empty_validation_split_is_a_clear_error(torch_stack, digits_dataset) ->
 
 def test_training_leaves_deterministic_mode_as_it_found_it(torch_stack, digits_dataset) -> None:
     assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory
     torch_stack(trainer={"epochs": 1}).build_and_train(digits_dataset)
     assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory
+
+
+def test_training_accuracy_does_not_depend_on_how_often_predictions_are_counted(torch_stack, digits_dataset,
+                                                                                 tmp_path, monkeypatch) -> None:
+    from aios_torch import _training
+
+    trainer = {"epochs": 2, "batch_size": 64}
+    whole = torch_stack(model={"architecture": "mlp"}, trainer=trainer, run_dir=tmp_path / "a")
+    whole_history = whole.build_and_train(digits_dataset).history
+    monkeypatch.setattr(_training, "_ACCURACY_ROWS", 100)  # counted every 2 batches, the last one short
+    pieces = torch_stack(model={"architecture": "mlp"}, trainer=trainer, run_dir=tmp_path / "b")
+    assert _without_seconds(pieces.build_and_train(digits_dataset).history) == _without_seconds(whole_history)
+    assert 0.5 < whole_history[-1]["accuracy"] < 1.0

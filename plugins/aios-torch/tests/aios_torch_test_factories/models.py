@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -22,3 +24,26 @@ def two_layer(dataset: Dataset, *, width: int = 32) -> nn.Module:
 
 def not_a_module(dataset: Dataset) -> object:
     return {"features": dataset.num_features}
+
+
+class _Overflowing(nn.Module):
+    """Wraps a model; after ``finite_steps`` training forward passes its logits are infinite."""
+
+    def __init__(self, inner: nn.Module, finite_steps: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.finite_steps = finite_steps
+        self.steps = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(x)
+        if self.training:
+            self.steps += 1
+            if self.steps > self.finite_steps:
+                return logits * math.inf
+        return logits
+
+
+def overflowing(dataset: Dataset, *, finite_steps: int) -> nn.Module:
+    """Softmax regression that diverges: from training step ``finite_steps + 1`` on, the loss is NaN."""
+    return _Overflowing(linear(dataset), finite_steps)
