@@ -468,19 +468,9 @@ def test_one_hot_for_a_bundled_set(write_stack: WriteStack, stack_problems: Prob
 
 
 # ---------------------------------------------------------------- what the framework sees
-def _framework_class(name: str) -> type:
-    from importlib.metadata import entry_points
-
-    (entry,) = entry_points(group="aios.frameworks", name=name)
-    return entry.load()
-
-
-def test_a_cnn_for_rows_without_an_image_shape_is_refused(request: pytest.FixtureRequest, write_stack: WriteStack,
-                                                          write_csv: WriteCsv, stack_problems: Problems) -> None:
+def test_a_cnn_for_rows_without_an_image_shape_is_refused(write_stack: WriteStack, write_csv: WriteCsv,
+                                                          stack_problems: Problems) -> None:
     pytest.importorskip("aios_torch", reason="the torch framework (aios-torch) is not installed")
-    request.applymarker(pytest.mark.xfail(
-        not hasattr(_framework_class("torch"), "aios_validate"), strict=True,
-        reason="the torch framework has no aios_validate yet: it should return ModelParams.environment_problems"))
     write_csv()
     write_stack(path="points.csv", model={"framework": "torch", "architecture": "cnn"})
     assert stack_problems() == [

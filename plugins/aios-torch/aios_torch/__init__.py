@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aios_core import Framework, ModelArtifact, ModelParams, Trainer, TrainingParams, TrainResult, hookimpl
 
 if TYPE_CHECKING:
-    from aios_core import Dataset, Predictor, RunContext
+    from aios_core import Dataset, Predictor, RunContext, ValidationContext
 
 __version__ = "0.1.0"
 __all__ = ["TorchFramework", "TorchTrainer", "TorchTrainerParams", "__version__"]
@@ -34,6 +34,11 @@ class TorchFramework(Framework):
 
     def __init__(self, params: ModelParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "torch")
+
+    @hookimpl
+    def aios_validate(self, context: ValidationContext) -> list[tuple[str, str]]:
+        """Before a run: the factory loads, and a ``cnn`` is not asked of rows without an image shape."""
+        return self.params.environment_problems(context.data)
 
     @hookimpl
     def aios_build_model(self, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> Any:

@@ -7,7 +7,6 @@ tensors and plain types and loads with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +91,10 @@ def _cnn(params: ModelParams, num_features: int, num_classes: int, image_shape: 
 
 
 def _from_factory(params: ModelParams, dataset: Dataset) -> nn.Module:
-    module_name, _, function_name = params.architecture.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(
-            f"model.architecture: cannot load the model factory {params.architecture!r} ({error}); "
-            "expected 'mlp', 'cnn' or 'package.module:function' importable in this environment"
-        ) from error
+        factory = params.load_factory()
+    except ValueError as error:
+        raise ValueError(f"model.architecture: {error}") from error
     module = factory(dataset, **params.options)
     if not isinstance(module, nn.Module):
         raise TypeError(

@@ -102,8 +102,8 @@ def test_user_factory_model_trains_saves_and_loads(torch_stack, digits_dataset, 
 
 
 @pytest.mark.parametrize(("name", "error", "message"), [
-    ("aios_torch_missing_module.models:build", ValueError, r"model\.architecture.*cannot load.*missing_module"),
-    ("aios_torch_test_factories.models:missing", ValueError, r"model\.architecture.*cannot load.*missing"),
+    ("aios_torch_missing_module.models:build", ValueError, r"model\.architecture.*does not load.*missing_module"),
+    ("aios_torch_test_factories.models:missing", ValueError, r"model\.architecture.*does not load.*missing"),
     ("aios_torch_test_factories.models:not_a_module", TypeError, r"model\.architecture.*returned dict"),
 ])
 def test_bad_user_factories_are_clear_errors(torch_stack, digits_dataset, factories_importable, name, error, message) -> None:
