@@ -64,8 +64,8 @@ class EpochProgress:
             value = float(metrics[key])
             if not math.isfinite(value):
                 raise TrainingDiverged(
-                    f"training diverged: epoch {epoch} ended with {key} = {value}; lower trainer.learning_rate, "
-                    "check the data for extreme values (or scale them: data.preprocess.scaling), or use fewer epochs")
+                    f"training diverged: epoch {epoch} ended with {key} = {value}; lower trainer.learning_rate "
+                    "or check the data for extreme values (scale them: data.preprocess.scaling)")
         self.epoch = epoch
         self.history.append(dict(metrics))
         if float(metrics["val_loss"]) < self.best_val_loss - min_delta:
