@@ -16,12 +16,13 @@ from aios_torch import TorchTrainerParams
 from pydantic import Field, field_validator
 
 from aios_core import Trainer, TrainResult, hookimpl
+from aios_ray_train._errors import ClusterError, RayTrainFailed
 
 if TYPE_CHECKING:
     from aios_core import Dataset, RunContext
 
 __version__ = "0.1.0"
-__all__ = ["RayTrainParams", "RayTrainer", "__version__"]
+__all__ = ["ClusterError", "RayTrainFailed", "RayTrainParams", "RayTrainer", "__version__"]
 
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 
@@ -36,13 +37,22 @@ class RayTrainParams(TorchTrainerParams):
         None, description="null: start a local Ray on 127.0.0.1 for the run and stop it after; "
                           "auto, host:port or ray://host:port: use that existing cluster.")
     max_failures: int = Field(0, ge=-1, description="Worker-group restarts from the last checkpoint; -1: no limit.")
-    checkpoint_frequency: int = Field(1, ge=1, description="Checkpoint every this many epochs (and the last).")
+    checkpoint_frequency: None = Field(
+        None, exclude=True, description="Removed: checkpoints follow checkpoint_interval_s, as with the torch trainer.")
     storage_path: str | None = Field(
-        None, description="Where Ray Train persists checkpoints (a path every node can reach, or s3://...); "
-                          "null: the run's checkpoints/ray directory.")
+        None, description="Where Ray Train persists checkpoints: a path every node can reach (relative: to the "
+                          "directory aios run starts in) or a URI (s3://...); null: the run's checkpoints/ray.")
     start_timeout_s: float = Field(60.0, gt=0.0, description="Longest wait for the worker group to start (and, up to 10 s, to reach the cluster).")
     health_check_interval_s: float = Field(
         0.1, gt=0.0, description="How often Ray Train polls its workers; Ray's default, 2 s, adds up to 2 s per epoch.")
+
+    @field_validator("checkpoint_frequency", mode="before")
+    @classmethod
+    def _checkpoint_frequency_removed(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError(
+                "checkpoint_interval_s instead: checkpoint_frequency (epochs) was removed, checkpoints follow the "
+                "torch trainer's policy (seconds since the last checkpoint, default 10; 0: every epoch)")
 
     @field_validator("address")
     @classmethod
@@ -55,12 +65,14 @@ class RayTrainParams(TorchTrainerParams):
 class RayTrainer(Trainer):
     """Trains a ``torch`` framework model on Ray Train workers, with the ``torch`` trainer's semantics.
 
-    Each worker takes its share of every batch (the global batch stays ``batch_size``,
-    so results track the single-process trainer); rank 0's epoch metrics reach the
-    monitors as each epoch ends; checkpoints go through Ray Train every
-    ``checkpoint_frequency`` epochs, so ``aios run --resume`` and ``max_failures``
-    continue from the last one. The returned model holds the weights of the epoch with
-    the lowest ``val_loss``.
+    Each worker takes its share of every batch of the ``torch`` trainer's order (the
+    global batch stays ``batch_size`` and each step is that trainer's step on the same
+    batch); rank 0's epoch metrics reach the monitors as each epoch ends; checkpoints go
+    through Ray Train following ``checkpoint_interval_s`` (and at the end, and on Ctrl-C),
+    so ``aios run --resume`` and ``max_failures`` continue from the last one. A non-finite
+    loss stops it with ``aios_core.TrainingDiverged``, any other failure inside Ray with
+    ``RayTrainFailed`` (Ray's last error line). The returned model holds the weights of
+    the epoch with the lowest ``val_loss``.
     """
 
     Params = RayTrainParams

@@ -22,6 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from aios_core import one_line
+from aios_ray_train._errors import ClusterError
+
 log = logging.getLogger("aios.ray-train")
 
 TRAIN_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
@@ -35,10 +38,6 @@ LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 loopback address by the machine's routable one. In single-machine mode (the default
 on macOS and Windows, selected by this variable) Ray keeps loopback.
 """
-
-
-class ClusterError(RuntimeError):
-    """The Ray cluster cannot run the training: unreachable, or too small for the workers asked for."""
 
 
 @dataclass
@@ -127,7 +126,7 @@ def ray_session(address: str | None, *, timeout: float, env: dict[str, str]) -> 
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             where = "a local Ray" if local else f"the Ray cluster at {address!r}"
-            raise ClusterError(f"could not start or join {where}: {type(error).__name__}: {error}") from error
+            raise ClusterError(f"could not start or join {where}: {one_line(error)}") from error
         session = Session(address=address or "local", owned=True, temp_dir=temp_dir,
                           start_seconds=time.perf_counter() - started)
         log.info("ray-train: %s Ray %s in %.1f s (temp dir %s)", "started" if local else "joined",

@@ -1,14 +1,19 @@
 """The training loop each Ray Train worker runs: the ``torch`` trainer's loop, data-parallel.
 
-Every worker holds the whole training split and, each epoch, draws the same shuffled
-order (seeded by the run's seed and the epoch); each global batch of ``batch_size``
-rows is cut into one share per worker (rows ``rank::world_size``), and DDP averages
-the gradients, so an epoch makes the same optimizer steps as the single-process
-trainer on nearly the same batches. Seeding per epoch (not a running generator) makes
-a restart from any checkpoint continue exactly as if never interrupted.
+Each epoch every worker draws the ``torch`` trainer's order (one generator seeded with
+the run's seed, one permutation per epoch; its state travels in the checkpoint) and
+takes its share of every global batch of ``batch_size`` rows (rows ``rank::world_size``).
+Each rank's loss is its rows' summed loss scaled by ``world_size / len(batch)``, so the
+average DDP takes over the ranks is the gradient of the whole batch's mean loss, even
+when the shares differ by a row: each optimizer step is the ``torch`` trainer's step on
+the same batch, up to the order of float additions. Dropout draws are seeded per rank
+and epoch, so a restart from any checkpoint continues exactly as if never interrupted.
 
-Rank 0 sends each epoch's metrics to the driver through the ``Channel`` actor as the
-epoch ends, and writes the checkpoint Ray Train persists.
+The bookkeeping is the kernel's (``EpochProgress``, ``report_steps``); this module keeps
+what is Ray's and DDP's: the sharding, the all-reduce of the epoch's figures, the
+decisions every rank must take together (stop, checkpoint, diverged), and the
+checkpoints Ray Train persists. Rank 0 sends each epoch's metrics to the driver through
+the ``Channel`` actor as the epoch ends.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 CHECKPOINT_FILE = "aios-ray-train.pt"
 PROGRESS_FILE = "progress.json"
-CHECKPOINT_FORMAT = "aios-ray-train-checkpoint/1"
+CHECKPOINT_FORMAT = "aios-ray-train-checkpoint/2"
 _EVAL_BATCH = 4096
 _SEED_STRIDE = 1_000_003
 
@@ -60,6 +65,8 @@ def train_worker(config: dict[str, Any]) -> None:
     import torch.distributed as dist
     from torch.nn import functional as F
 
+    from aios_core import EpochProgress, TrainingDiverged, report_steps
+
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     seed, params, channel = config["seed"], config["params"], config["channel"]
@@ -74,14 +81,13 @@ def train_worker(config: dict[str, Any]) -> None:
     y_val = torch.from_numpy(np.array(config["y_val"], dtype=np.int64))
 
     module = config["model"]
-    progress = _Progress()
-    checkpoint = ray.train.get_checkpoint()
-    restored = None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            restored = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    progress, best_state = EpochProgress(), None
+    order_generator = torch.Generator().manual_seed(seed)
+    restored = _restore(ray.train.get_checkpoint(), torch)
+    if restored is not None:
         module.load_state_dict(restored["model"])
-        progress = _Progress.from_payload(restored)
+        progress, best_state = EpochProgress.from_state(restored), restored["best_state"]
+        order_generator.set_state(restored["generator"])
     model = ray.train.torch.prepare_model(module)
     optimizer = _optimizer(model, params)
     scheduler = _scheduler(optimizer, params)
@@ -94,12 +100,13 @@ def train_worker(config: dict[str, Any]) -> None:
 
     batch_size = params["batch_size"]
     steps = math.ceil(len(y_train) / batch_size)
-    report_steps = _report_steps(steps, params["progress_updates"])
-    while progress.epoch < params["epochs"] and not progress.stopped_early:
+    reported_steps = report_steps(steps, params["progress_updates"])
+    last_write = time.monotonic()  # the checkpoint policy counts from the start, as the kernel's CheckpointWriter
+    while not progress.done(params["epochs"]):
         epoch = progress.epoch + 1
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
-        order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed * _SEED_STRIDE + epoch))
+        order = torch.randperm(len(y_train), generator=order_generator)
         torch.manual_seed((seed * _SEED_STRIDE + epoch) * 64 + rank)  # dropout: per rank and epoch
         model.train()
         totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, rows
@@ -109,30 +116,46 @@ def train_worker(config: dict[str, Any]) -> None:
                 break
             rows = batch[rank::world]
             logits = model(x_train[rows])
-            loss = F.cross_entropy(logits, y_train[rows])
+            loss_sum = F.cross_entropy(logits, y_train[rows], reduction="sum")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss_sum * (world / len(batch))).backward()  # DDP's average over ranks: the batch's mean loss
             optimizer.step()
-            totals += torch.stack([loss.detach().double() * len(rows),
+            totals += torch.stack([loss_sum.detach().double(),
                                    (logits.detach().argmax(dim=1) == y_train[rows]).sum().double(),
                                    torch.tensor(float(len(rows)), dtype=torch.float64)])
-            if rank == 0 and step in report_steps:
+            if rank == 0 and step in reported_steps:
                 channel.put.remote(("step", epoch, step, steps, float(totals[0] / totals[2])))
         if world > 1:
             dist.all_reduce(totals)
         seconds = time.perf_counter() - started
-        val_loss, val_accuracy = _evaluate(model.module if world > 1 else model, x_val, y_val, F)
+        val_loss, val_accuracy = _evaluate(_unwrap(model), x_val, y_val, F)
         if scheduler is not None:
             scheduler.step()
         metrics = {"epoch": epoch, "loss": float(totals[0] / totals[2]), "accuracy": float(totals[1] / totals[2]),
                    "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": lr, "seconds": seconds}
-        progress.advance(metrics, _unwrap(model), params)
-        stop = _stop_requested(channel, rank, world, dist, torch)
-        last = progress.epoch >= params["epochs"] or progress.stopped_early or stop
+        diverged: TrainingDiverged | None = None
+        try:
+            if progress.record(metrics, patience=params["early_stopping_patience"],
+                               min_delta=params["early_stopping_min_delta"]):
+                best_state = {name: value.detach().clone() for name, value in _unwrap(model).state_dict().items()}
+        except TrainingDiverged as error:
+            diverged = error
+        interval = params["checkpoint_interval_s"]
+        stop, due, any_diverged = _agree(channel, rank, world, dist, torch, diverged=diverged is not None,
+                                         due=time.monotonic() - last_write >= interval)
+        if any_diverged:
+            # Every rank returns instead of raising: to Ray Train a raise is a worker failure, which
+            # max_failures would retry from the last checkpoint, to diverge again. The driver raises.
+            if rank == 0:
+                ray.get(channel.put.remote(("diverged", str(diverged or "training diverged on another rank"))))
+            return
+        last = progress.done(params["epochs"]) or stop
         if rank == 0:
             channel.put.remote(("epoch", epoch, metrics))
-        if last or epoch % params["checkpoint_frequency"] == 0:
-            _report(ray.train, torch, rank, metrics, progress, params, _unwrap(model), optimizer, scheduler)
+        if last or due:
+            last_write = time.monotonic()
+            _report(ray.train, torch, rank, metrics, progress, params, _unwrap(model), optimizer, scheduler,
+                    order_generator, best_state)
         if stop:
             return
 
@@ -141,49 +164,35 @@ def _unwrap(model: Any) -> Any:
     return model.module if hasattr(model, "module") else model
 
 
-def _stop_requested(channel: Any, rank: int, world: int, dist: Any, torch: Any) -> bool:
-    """Whether the driver asked to stop (Ctrl-C), decided by rank 0 so every rank stops after the same epoch."""
+def _agree(channel: Any, rank: int, world: int, dist: Any, torch: Any, *, diverged: bool,
+           due: bool) -> tuple[bool, bool, bool]:
+    """What every rank does after this epoch, decided together: (stop, checkpoint, diverged).
+
+    Rank 0 decides the stop (the driver's Ctrl-C) and whether a checkpoint is due (its
+    clock); a divergence on any rank counts. A collective call every rank makes, so no
+    rank waits for another that left the loop.
+    """
     import ray
 
-    flag = torch.tensor([1 if rank == 0 and ray.get(channel.stop_requested.remote()) else 0])
+    flags = torch.tensor([0, 0, int(diverged)], dtype=torch.int64)
+    if rank == 0:
+        flags[0] = int(ray.get(channel.stop_requested.remote()))
+        flags[1] = int(due)
     if world > 1:
-        dist.broadcast(flag, src=0)
-    return bool(flag.item())
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0]), bool(flags[1]), bool(flags[2])
 
 
-class _Progress:
-    """What besides the torch objects a checkpoint restores (as in the ``torch`` trainer)."""
-
-    def __init__(self) -> None:
-        self.epoch = 0
-        self.history: list[dict[str, float]] = []
-        self.best_state: dict[str, Any] | None = None
-        self.best_epoch = 0
-        self.best_val_loss = math.inf
-        self.bad_epochs = 0
-        self.stopped_early = False
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> _Progress:
-        progress = cls()
-        for name in ("epoch", "history", "best_state", "best_epoch", "best_val_loss", "bad_epochs", "stopped_early"):
-            setattr(progress, name, payload[name])
-        return progress
-
-    def advance(self, metrics: dict[str, float], module: Any, params: dict[str, Any]) -> None:
-        self.epoch = int(metrics["epoch"])
-        self.history.append(metrics)
-        if metrics["val_loss"] < self.best_val_loss - params["early_stopping_min_delta"]:
-            self.best_val_loss, self.best_epoch, self.bad_epochs = metrics["val_loss"], self.epoch, 0
-            self.best_state = {name: value.detach().clone() for name, value in module.state_dict().items()}
-        else:
-            self.bad_epochs += 1
-            patience = params["early_stopping_patience"]
-            self.stopped_early = patience is not None and self.bad_epochs >= patience
+def _restore(checkpoint: Any, torch: Any) -> dict[str, Any] | None:
+    """The payload of the checkpoint Ray Train restarts or resumes from, if any."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
-def _report(train: Any, torch: Any, rank: int, metrics: dict[str, float], progress: _Progress,
-            params: dict[str, Any], module: Any, optimizer: Any, scheduler: Any) -> None:
+def _report(train: Any, torch: Any, rank: int, metrics: dict[str, float], progress: Any, params: dict[str, Any],
+            module: Any, optimizer: Any, scheduler: Any, order_generator: Any, best_state: Any) -> None:
     """Every rank reports; rank 0 attaches the checkpoint Ray Train persists (named by epoch)."""
     if rank != 0:
         train.report(metrics)
@@ -191,15 +200,15 @@ def _report(train: Any, torch: Any, rank: int, metrics: dict[str, float], progre
     directory = tempfile.mkdtemp(prefix="aios-ray-ckpt-")
     try:
         payload = {
-            "format": CHECKPOINT_FORMAT, "params": params, "epoch": progress.epoch,
+            "format": CHECKPOINT_FORMAT, "params": params,
+            **progress.state(),  # epoch, history, best_epoch, best_val_loss, bad_epochs, stopped_early
             "model": module.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "history": progress.history, "best_state": progress.best_state, "best_epoch": progress.best_epoch,
-            "best_val_loss": progress.best_val_loss, "bad_epochs": progress.bad_epochs,
-            "stopped_early": progress.stopped_early,
+            "generator": order_generator.get_state(), "best_state": best_state,
         }
         torch.save(payload, Path(directory) / CHECKPOINT_FILE)
-        (Path(directory) / PROGRESS_FILE).write_text(json.dumps({"epoch": progress.epoch, "params": params}))
+        (Path(directory) / PROGRESS_FILE).write_text(
+            json.dumps({"format": CHECKPOINT_FORMAT, "epoch": progress.epoch, "params": params}))
         train.report(metrics, checkpoint=train.Checkpoint.from_directory(directory),
                      checkpoint_dir_name=f"epoch_{progress.epoch:05d}")
     finally:
@@ -223,11 +232,6 @@ def _scheduler(optimizer: Any, params: dict[str, Any]) -> Any:
     if params["lr_schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params["epochs"])
     return None
-
-
-def _report_steps(steps: int, updates: int) -> frozenset[int]:
-    count = min(updates, steps)
-    return frozenset(math.ceil(i * steps / count) for i in range(1, count + 1)) if count else frozenset()
 
 
 def _evaluate(module: Any, x: Any, y: Any, F: Any) -> tuple[float, float]:

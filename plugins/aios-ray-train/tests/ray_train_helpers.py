@@ -1,4 +1,4 @@
-"""Helpers of the tests: a recording monitor, Ray's processes and their sockets, running aios."""
+"""Helpers of the tests: a recording monitor, Ray's processes and their sockets."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from aios_core import hookimpl
-
-AIOS = Path(sys.executable).parent / "aios"
+from aios_core import Monitor, hookimpl
 
 
-class EpochRecorder:
+class EpochRecorder(Monitor):
     """A monitor that records epochs and can act at one of them (interrupt, kill a worker)."""
 
     def __init__(self, at_epoch: int | None = None, action: object = None) -> None:
+        super().__init__(name="epoch-recorder")
         self.epochs: list[tuple[int, dict[str, float]]] = []
         self.at_epoch, self.action = at_epoch, action
 

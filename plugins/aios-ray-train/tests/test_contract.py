@@ -1,4 +1,4 @@
-"""The aios-core contract kit: the ray-train trainer passes the trainer contract (on the session's local Ray)."""
+"""The kernel's contract kit: the ray-train trainer passes the trainer contract (on the session's local Ray)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any, ClassVar
 import pytest
 
 from aios_core import Monitor, hookimpl
-from aios_core.plugins import new_plugin_manager, register
-from aios_core.testing import TrainerContract
+from aios_core.testing import TrainerContract, Training, plugin_manager
 
 
 class _Recorder(Monitor):
-    """What the trainer reported, in the shape the kit's checks read: (phase, epoch, metrics)."""
+    """What the trainer reported, in the shape the kit's checks read (``Training.recorder``)."""
 
     def __init__(self) -> None:
         super().__init__(name="recorder")
@@ -31,7 +30,7 @@ class _Recorder(Monitor):
 
 @pytest.mark.usefixtures("local_ray")
 class TestRayTrainer(TrainerContract):
-    _trained: ClassVar[dict[str, Any]] = {}
+    _trained: ClassVar[dict[str, Training]] = {}
 
     @pytest.fixture
     def component_name(self) -> str:
@@ -44,20 +43,18 @@ class TestRayTrainer(TrainerContract):
     @pytest.fixture
     def invalid_params(self) -> list[dict]:
         return [{"not_a_parameter": 1}, {"num_workers": 0}, {"address": "not an address"},
-                {"cpus_per_worker": 0}, {"optimizer": "lion"}]
+                {"cpus_per_worker": 0}, {"optimizer": "lion"}, {"checkpoint_frequency": 2}]
 
     @pytest.fixture
     def training(self, component: Any, framework: Any, dataset: Any,
-                 aios_run_context: Callable[..., Any]) -> tuple[Any, ...]:
-        """The kit's training, done once for the class: each Ray Train fit starts processes (seconds, not ms)."""
+                 aios_run_context: Callable[..., Any]) -> Training:
+        """The kit's training, done once for the class: a Ray Train fit starts processes (seconds, not ms)."""
         if "training" not in self._trained:
             recorder = _Recorder()
-            pm = new_plugin_manager()
-            for number, part in enumerate((framework, component, recorder)):
-                register(pm, part, f"{part.kind}:{part.name}:{number}")
+            pm = plugin_manager(framework, component, recorder)
             run = aios_run_context(pm)
             run.phase = "train"
             model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
             result = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={})
-            self._trained["training"] = (result, recorder, pm, run)
+            self._trained["training"] = Training(result=result, recorder=recorder, plugin_manager=pm, run=run)
         return self._trained["training"]

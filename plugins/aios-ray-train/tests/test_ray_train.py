@@ -1,39 +1,99 @@
-"""The ray-train trainer on a real local Ray: loopback only, fault tolerance, resume, clear errors."""
+"""The ray-train trainer on the session's local Ray: the torch trainer's steps, fault tolerance, resume, errors.
+
+Every training here is the same small one (digits from the kit, an MLP without dropout,
+4 epochs, a checkpoint every epoch), so each can be held against one uninterrupted
+``torch`` trainer run (``torch_reference``): with the same seed ray-train makes the torch
+trainer's optimizer steps, and an interruption or a lost worker must not change them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import signal
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from aios_ray_train import RayTrainer, RayTrainParams
-from aios_ray_train._cluster import ClusterError
-from aios_torch import TorchFramework
+from aios_ray_train import ClusterError, RayTrainer, RayTrainFailed, RayTrainParams
+from aios_ray_train._driver import ray_location
+from aios_torch import TorchFramework, TorchTrainer, TorchTrainerParams
 from ray_train_helpers import EpochRecorder, listening_sockets, ray_pids
 
-from aios_core import ModelParams, RunContext
-from aios_core.plugins import new_plugin_manager
+from aios_core import ModelParams, RunContext, TrainingDiverged
+from aios_core.testing import plugin_manager
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
-TRAINING = {"epochs": 6, "batch_size": 64, "learning_rate": 0.003, "num_workers": 2, "progress_updates": 0}
+TRAINING = {"epochs": 4, "batch_size": 64, "learning_rate": 0.003, "progress_updates": 0, "checkpoint_interval_s": 0}
+RAY = {"num_workers": 2}
 LOOPBACK = ("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")
+SAME_STEPS = 1e-5
+"""Relative agreement of losses (and absolute of weights) between trainers that make the same optimizer steps.
+
+Measured: 1e-7 after 4 epochs (1e-6 after 10 epochs of the stack's CNN); what differs is the
+order of float additions (a rank sums its half of the batch, DDP adds the halves), which
+is of that size on any machine. A real difference (another data order, a gradient summed
+instead of averaged, a batch left out) moves the losses by 1e-3 or more.
+"""
 
 
-def _train(run_dir: Path, dataset: Any, *, resume: bool = False, monitors: tuple[Any, ...] = (), **trainer: Any):
-    pm = new_plugin_manager()
-    pm.register(TorchFramework(ModelParams(architecture="mlp", hidden_units=[64])), name="framework")
-    pm.register(RayTrainer(RayTrainParams(**{**TRAINING, **trainer})), name="trainer")
-    for number, monitor in enumerate(monitors):
-        pm.register(monitor, name=f"monitor-{number}")
-    run = RunContext(name="t", seed=7, threads=1, dir=run_dir, stack={}, hook=pm.hook, resume=resume)
+def _train(run_dir: Path, dataset: Any, *, trainer: Any = None, resume: bool = False,
+           monitors: tuple[Any, ...] = (), **params: Any) -> Any:
+    trainer = trainer or RayTrainer(RayTrainParams(**{**TRAINING, **RAY, **params}))
+    pm = plugin_manager(TorchFramework(ModelParams(architecture="mlp", hidden_units=[64])), trainer, *monitors)
+    run = RunContext(name="t", seed=7, threads=1, dir=run_dir, stack={}, hook=pm.hook, resume=resume,
+                     checkpoint_dir=run_dir / "checkpoints")
     run.phase = "train"
     model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
     return pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={})
+
+
+def _losses(history: list[dict[str, float]]) -> list[float]:
+    """Each epoch's training and validation loss, in one flat list."""
+    return [row[key] for row in history for key in ("loss", "val_loss")]
+
+
+@pytest.fixture(scope="module")
+def torch_reference(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Any) -> Callable[[int], Any]:
+    """The single-process torch trainer on the same training, for a number of epochs (a second, in this process)."""
+    made: dict[int, Any] = {}
+
+    def reference(epochs: int = TRAINING["epochs"]) -> Any:
+        if epochs not in made:
+            made[epochs] = _train(tmp_path_factory.mktemp("torch"), digits_dataset,
+                                  trainer=TorchTrainer(TorchTrainerParams(**{**TRAINING, "epochs": epochs})))
+        return made[epochs]
+
+    return reference
+
+
+INTERRUPTED_EPOCHS = 12
+"""The interrupted training is longer: its epochs take milliseconds, and Ctrl-C must come before the last."""
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Any) -> Path:
+    """A run directory whose training got Ctrl-C (SIGINT, as a terminal sends it) after epoch 1.
+
+    The checkpoint policy would write none before the end (an hour between checkpoints), so
+    a checkpoint it left was written because the driver asked the workers to stop. The
+    signal comes 50 ms after epoch 1 is shown, while the driver waits for the workers.
+    """
+    def interrupt_soon() -> None:
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    run_dir = tmp_path_factory.mktemp("interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        _train(run_dir, digits_dataset, epochs=INTERRUPTED_EPOCHS, checkpoint_interval_s=3600,
+               monitors=(EpochRecorder(at_epoch=1, action=interrupt_soon),))
+    return run_dir
 
 
 def _descendants(pid: int) -> set[int]:
@@ -71,9 +131,43 @@ def test_the_local_ray_listens_on_loopback_only(local_ray: Any) -> None:
     assert not (Path.home() / ".ray" / "auth_token").exists(), "the local Ray wrote a token under the home directory"
 
 
+@pytest.mark.timeout(240)
+def test_two_workers_make_the_single_process_trainers_steps(tmp_path: Path, digits_dataset: Any,
+                                                             torch_reference: Callable[[int], Any]) -> None:
+    """ray-train on 2 workers against the torch trainer, same seed: the same optimizer steps, up to float rounding.
+
+    This replaces comparing the test accuracy of the two trainers on the bundled CNN stack
+    within 1 point, which failed on another machine (0.9667 against 0.9778: 3 of 270 test
+    rows) and passed here. Both trainers were deterministic on each machine, but they were
+    two different random draws: ray-train shuffled with its own per-epoch seeds and each
+    rank drew its own dropout masks. Which draw lands a borderline test row on which side
+    then depends on the last bits of every float sum, and those differ between machines:
+    CPU kernels (AVX-512 or AVX2 blocking of a matrix product), thread counts, and the
+    order in which DDP adds the ranks' gradients. torch.use_deterministic_algorithms makes
+    one machine repeat itself; it does not make two machines agree
+    (benchmarks/ray/AGREEMENT.md measures both effects).
+
+    Now ray-train draws the torch trainer's order and scales each rank's summed loss by
+    world_size / len(batch), so DDP's average is the gradient of the batch's mean loss;
+    without dropout the two trainers make the same steps, and the comparison is
+    SAME_STEPS, far below what any real difference gives and far above rounding on any
+    machine.
+    """
+    result = _train(tmp_path, digits_dataset)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    reference = torch_reference()
+    assert _losses(result.history) == pytest.approx(_losses(reference.history), rel=SAME_STEPS)
+    assert [row["accuracy"] for row in result.history] == [row["accuracy"] for row in reference.history]
+    weights = reference.model.state_dict()
+    for name, value in result.model.state_dict().items():
+        assert np.allclose(value.numpy(), weights[name].numpy(), rtol=0, atol=SAME_STEPS), name
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_a_killed_worker_is_replaced_and_training_continues(tmp_path: Path, digits: Any) -> None:
+def test_a_killed_worker_is_replaced_and_training_continues(tmp_path: Path, digits_dataset: Any,
+                                                            torch_reference: Callable[[int], Any],
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     killed: list[int] = []
 
     def kill_a_worker() -> None:
@@ -83,61 +177,101 @@ def test_a_killed_worker_is_replaced_and_training_continues(tmp_path: Path, digi
         killed.append(workers[-1])
 
     recorder = EpochRecorder(at_epoch=2, action=kill_a_worker)
-    result = _train(tmp_path, digits, max_failures=1, monitors=(recorder,))
+    with caplog.at_level(logging.INFO, logger="aios.ray-train"):
+        result = _train(tmp_path, digits_dataset, max_failures=1, monitors=(recorder,))
     assert killed
-    assert [epoch for epoch, _ in recorder.epochs] == list(range(1, TRAINING["epochs"] + 1))
-    assert [row["epoch"] for row in result.history] == list(range(1, TRAINING["epochs"] + 1))
-    assert result.history[-1]["loss"] < result.history[0]["loss"]
-    pytest.fault_tolerant_history = result.history  # compared with the resumed run below
+    assert any("workers continue after epoch" in record.getMessage() for record in caplog.records), \
+        "the worker group did not restart from a checkpoint"
+    assert [epoch for epoch, _ in recorder.epochs] == [1, 2, 3, 4]
+    assert _losses(result.history) == pytest.approx(_losses(torch_reference().history), rel=SAME_STEPS)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path, digits: Any) -> None:
-    def interrupt() -> None:
-        raise KeyboardInterrupt
+def test_ctrl_c_stops_the_workers_after_a_checkpoint(interrupted: Path) -> None:
+    checkpoints = sorted((interrupted / "checkpoints" / "ray").glob("*/epoch_*"))
+    assert len(checkpoints) == 1, f"expected the stop's checkpoint only, found {checkpoints}"
+    assert int(checkpoints[0].name.removeprefix("epoch_")) < INTERRUPTED_EPOCHS, "the workers did not stop early"
 
-    with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path, digits, monitors=(EpochRecorder(at_epoch=2, action=interrupt),))
-    checkpoints = sorted((tmp_path / "checkpoints" / "ray").glob("*/epoch_*"))
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(interrupted: Path, digits_dataset: Any,
+                                                             torch_reference: Callable[[int], Any]) -> None:
+    checkpoints = sorted((interrupted / "checkpoints" / "ray").glob("*/epoch_*"))
     assert checkpoints, "the interrupted run left no checkpoint"
     recorder = EpochRecorder()
-    result = _train(tmp_path, digits, resume=True, monitors=(recorder,))
+    result = _train(interrupted, digits_dataset, resume=True, monitors=(recorder,), epochs=INTERRUPTED_EPOCHS,
+                    checkpoint_interval_s=3600)
     first_new = int(checkpoints[-1].name.removeprefix("epoch_")) + 1
-    assert [epoch for epoch, _ in recorder.epochs] == list(range(first_new, TRAINING["epochs"] + 1))
-    assert [row["epoch"] for row in result.history] == list(range(1, TRAINING["epochs"] + 1))
-    other = getattr(pytest, "fault_tolerant_history", None)
-    if other is not None:  # two restarts from different epochs give the same training
-        assert [row["loss"] for row in result.history] == pytest.approx([row["loss"] for row in other], rel=1e-5)
+    assert [epoch for epoch, _ in recorder.epochs] == list(range(first_new, INTERRUPTED_EPOCHS + 1))
+    assert [row["epoch"] for row in result.history] == list(range(1, INTERRUPTED_EPOCHS + 1))
+    assert _losses(result.history) == pytest.approx(_losses(torch_reference(INTERRUPTED_EPOCHS).history),
+                                                    rel=SAME_STEPS)
+
+
+@pytest.mark.slow
+def test_resuming_with_changed_training_parameters_is_refused(interrupted: Path, digits_dataset: Any) -> None:
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"cannot resume, trainer parameters changed .* trainer\.learning_rate: "
+                                         r"0\.003 -> 0\.1"):
+        _train(interrupted, digits_dataset, resume=True, epochs=INTERRUPTED_EPOCHS, learning_rate=0.1)
+    assert time.monotonic() - started < 10, "the refusal should come before any worker starts"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_non_finite_loss_stops_with_training_diverged_and_is_not_retried(tmp_path: Path,
+                                                                          digits_dataset: Any) -> None:
+    with pytest.raises(TrainingDiverged, match=r"^training diverged: epoch 1 ended with (val_)?loss = (nan|inf)"):
+        _train(tmp_path, digits_dataset, optimizer="sgd", learning_rate=1e30, max_failures=-1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_worker_that_raises_fails_with_rays_last_error_line(tmp_path: Path, digits_dataset: Any) -> None:
+    y_train = digits_dataset.y_train.copy()
+    y_train[:64] = 12  # a label the 10-class model has no output for: cross_entropy raises in every worker
+    broken = dataclasses.replace(digits_dataset, y_train=y_train)
+    with pytest.raises(RayTrainFailed) as raised:
+        _train(tmp_path, broken)
+    assert "\n" not in str(raised.value)
+    assert "Target 12 is out of bounds" in str(raised.value)
+    assert "Traceback" in str(raised.value.__cause__), "the chained error should hold Ray's report for run.log"
 
 
 @pytest.mark.timeout(60)
-def test_more_workers_than_the_cluster_has_cpus_fails_at_once(tmp_path: Path, digits: Any) -> None:
+def test_more_workers_than_the_cluster_has_cpus_fails_at_once(tmp_path: Path, digits_dataset: Any) -> None:
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"trainer\.num_workers: 64 workers .* need 64 CPUs"):
-        _train(tmp_path, digits, num_workers=64)
+        _train(tmp_path, digits_dataset, num_workers=64)
     assert time.monotonic() - started < 15
 
 
 @pytest.mark.timeout(60)
-def test_an_unreachable_address_fails_at_once(tmp_path: Path, digits: Any) -> None:
+def test_an_unreachable_address_fails_at_once(tmp_path: Path, digits_dataset: Any) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(ClusterError, match=rf"trainer\.address: cannot reach a Ray cluster at '127.0.0.1:{port}'"):
-        _train(tmp_path, digits, address=f"127.0.0.1:{port}")
+        _train(tmp_path, digits_dataset, address=f"127.0.0.1:{port}")
     assert time.monotonic() - started < 15
 
 
-def test_resuming_with_changed_training_parameters_is_refused(tmp_path: Path, digits: Any) -> None:
-    checkpoint = tmp_path / "checkpoints" / "ray" / f"{tmp_path.name}-checkpoints" / "epoch_00001"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "aios-ray-train.pt").write_bytes(b"")
-    params = RayTrainParams(**TRAINING).model_dump(mode="json")
-    (checkpoint / "progress.json").write_text(__import__("json").dumps({"epoch": 1, "params": params}))
-    with pytest.raises(ValueError, match=r"trainer\.learning_rate: 0\.003 -> 0\.1"):
-        _train(tmp_path, digits, resume=True, learning_rate=0.1)
+def test_an_unwritable_storage_path_fails_before_ray_is_asked(tmp_path: Path, digits_dataset: Any) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match=r"^trainer\.storage_path: cannot create the checkpoint directory "
+                                         r".*a-file/ray \(Not a directory\)"):
+        _train(tmp_path, digits_dataset, storage_path=str(tmp_path / "a-file" / "ray"))
+
+
+def test_paths_reach_ray_absolute_and_uris_as_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert ray_location("runs/r1/checkpoints/ray") == str(tmp_path / "runs" / "r1" / "checkpoints" / "ray")
+    assert ray_location(Path("runs") / ".." / "ray") == str(tmp_path / "ray")
+    assert ray_location("s3://bucket/aios") == "s3://bucket/aios"
+    assert ray_location("gs://bucket/a/b") == "gs://bucket/a/b"
 
 
 def test_the_trainer_trains_torch_models_only() -> None:
