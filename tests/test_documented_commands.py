@@ -172,9 +172,9 @@ NOT_RUN: dict[str, str] = {
     "aios plugins install aios-tf": (
         f"{_INSTALLS}; tests/test_plugin_index_commands.py::"
         "test_a_first_party_plugin_without_a_release_installs_from_its_source installs from a source into a sandbox"),
-    "pip install aios-ray-train": (
-        f"{_INSTALLS}, and by a bare name that a package index may serve anything under "
-        "(see test_no_documented_command_installs_a_first_party_distribution_by_name)"),
+    "aios plugins install aios-ray-train": (
+        f"{_INSTALLS}; tests/test_plugin_index_commands.py::"
+        "test_a_first_party_plugin_without_a_release_installs_from_its_source installs from a source into a sandbox"),
     "aios plugins install aios-hello --yes": (
         f"{_INSTALLS}, from an index listing aios-hello with a reviewed wheel; tests/test_plugin_index_commands.py::"
         "test_install_checks_the_hash_shows_the_changes_and_verifies_the_plugin runs it against such an index"),
@@ -421,10 +421,8 @@ def test_every_error_example_has_a_decision() -> None:
     assert sorted(ERROR_EXAMPLES.keys() - {e.key for e in examples}) == []
 
 
-_BARE_NAME_KNOWN = {
-    "plugins/aios-ray-train/README.md": "line 17 says `pip install aios-ray-train`, a bare name (no release is "
-                                        "published; `aios plugins install aios-ray-train` installs from the source)",
-}
+_BARE_NAME_KNOWN: dict[str, str] = {}
+"""Pages known to install a first-party name by bare name (none now): each an expected failure until fixed."""
 
 
 @pytest.mark.parametrize("page", [
