@@ -9,6 +9,7 @@ ray and torch load inside ``aios_train``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,25 @@ class RayTrainer(Trainer):
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
         return {**super().capabilities(), "distributed": "ray-train (DDP: gloo on CPU, nccl on GPU)"}
+
+    @hookimpl
+    def aios_validate(self) -> list[tuple[str, str]]:
+        """Before a run: a worker group the local Ray (``address: null``) cannot hold on this machine's CPUs.
+
+        An existing cluster's resources are checked when the run reaches it.
+        """
+        params = self.params
+        if params.address is not None or params.use_gpu:
+            return []
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        needed = params.num_workers * params.cpus_per_worker
+        if needed <= cpus + 1e-9:
+            return []
+        fits = int(cpus // params.cpus_per_worker)
+        return [("num_workers", f"found {params.num_workers} workers x {params.cpus_per_worker:g} CPU = {needed:g} "
+                                f"CPUs, but the local Ray this run starts has this machine's {cpus}; expected at most "
+                                f"{fits} worker{'s' if fits != 1 else ''}, a lower cpus_per_worker, or an existing "
+                                "cluster (trainer.address)")]
 
     @hookimpl
     def aios_train(self, model: Any, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> TrainResult:

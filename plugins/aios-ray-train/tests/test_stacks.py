@@ -142,3 +142,16 @@ def test_a_keras_stack_with_ray_train_is_refused_before_anything_starts(tmp_path
     assert ("trainer.plugin: trainer 'ray-train' cannot train models of framework 'keras' (model.framework); "
             "it trains: torch") in done.stdout + done.stderr
     assert not (tmp_path / "runs").exists(), "a run directory was made for a stack that cannot run"
+
+
+def test_validate_refuses_more_workers_than_the_local_ray_can_hold(tmp_path: Path) -> None:
+    """Checked before a run starts (no Ray is started), from this machine's CPUs."""
+    cpus = len(os.sched_getaffinity(0))
+    (tmp_path / "stack.yaml").write_text("name: wide\ndata: {plugin: sklearn, dataset: digits}\nmodel: {framework: torch}\n"
+                                         f"trainer: {{plugin: ray-train, num_workers: {cpus + 1}}}\n")
+    for command in ("validate", "run"):
+        result = run_aios(command, "stack.yaml", cwd=tmp_path)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and len(errors) == 1, result.stderr
+        assert errors[0].startswith(f"error: stack.yaml:4: trainer.num_workers: found {cpus + 1} workers x 1 CPU"), errors
+    assert not (tmp_path / "runs").exists()
