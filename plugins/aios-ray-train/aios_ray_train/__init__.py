@@ -102,10 +102,10 @@ class RayTrainer(Trainer):
         if needed <= cpus + 1e-9:
             return []
         fits = int(cpus // params.cpus_per_worker)
-        return [("num_workers", f"found {params.num_workers} workers x {params.cpus_per_worker:g} CPU = {needed:g} "
-                                f"CPUs, but the local Ray this run starts has this machine's {cpus}; expected at most "
-                                f"{fits} worker{'s' if fits != 1 else ''}, a lower cpus_per_worker, or an existing "
-                                "cluster (trainer.address)")]
+        return [("num_workers", (f"found {params.num_workers} workers x {params.cpus_per_worker:g} CPU = {needed:g} "
+                                 f"CPUs, but the local Ray this run starts has this machine's {cpus}; expected at most "
+                                 f"{fits} worker{'s' if fits != 1 else ''}, a lower cpus_per_worker, or an existing "
+                                 "cluster (trainer.address)"))]
 
     @hookimpl
     def aios_train(self, model: Any, dataset: Dataset, run: RunContext, overrides: dict[str, Any]) -> TrainResult:
