@@ -194,15 +194,14 @@ def _count_correct(logits: list[torch.Tensor], targets: torch.Tensor) -> int:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on (x, y), in eval mode."""
     model.eval()
+    total_loss, correct = 0.0, 0  # summed in double precision, as Python numbers
     with torch.inference_mode():
-        total_loss = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
         for begin in range(0, len(y), _EVAL_BATCH):
             inputs, targets = x[begin:begin + _EVAL_BATCH], y[begin:begin + _EVAL_BATCH]
             logits = model(inputs)
-            total_loss += F.cross_entropy(logits, targets, reduction="sum").double()
-            correct += (logits.argmax(dim=1) == targets).sum()
-    return float(total_loss.item() / len(y)), float(correct.item() / len(y))
+            total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += int((logits.argmax(dim=1) == targets).sum().item())
+    return total_loss / len(y), correct / len(y)
 
 
 def _copy_state(value: Any) -> Any:

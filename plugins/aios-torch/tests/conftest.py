@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from aios_torch import TorchFramework, TorchTrainer, TorchTrainerParams
 
-from aios_core import Dataset, ModelParams, RunContext, hookimpl
-from aios_core.testing import digits_dataset, plugin_manager
+from aios_core import Dataset, ModelParams, RunContext, hookimpl, testing
 
 TESTS_DIR = Path(__file__).parent
 
@@ -22,7 +21,7 @@ TESTS_DIR = Path(__file__).parent
 @pytest.fixture(scope="session")
 def flat_digits() -> Dataset:
     """The kit's digits without an image shape, as a tabular datastore would give them."""
-    return digits_dataset(image=False)
+    return testing.digits_dataset(image=False)
 
 
 class EpochRecorder:
@@ -51,7 +50,7 @@ class TorchStack:
                  resume: bool, monitors: tuple[Any, ...], checkpoint_dir: Path | None) -> None:
         self.framework = TorchFramework(ModelParams(**model))
         self.trainer = TorchTrainer(TorchTrainerParams(**trainer))
-        self.pm = plugin_manager(self.framework, self.trainer, *monitors)
+        self.pm = testing.plugin_manager(self.framework, self.trainer, *monitors)
         self.run = RunContext(name="t", seed=seed, threads=1, dir=run_dir, stack={}, hook=self.pm.hook,
                               resume=resume, checkpoint_dir=checkpoint_dir)
 

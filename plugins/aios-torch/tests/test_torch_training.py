@@ -150,6 +150,33 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(torch_stack, digi
     _assert_same_weights(resumed.model, uninterrupted.model)
 
 
+class _CheckpointCopier:
+    """A monitor that copies ``last.pt`` aside when an epoch is reported: the file a kill -9 would leave."""
+
+    def __init__(self, checkpoint: Path, at_epoch: int) -> None:
+        self.checkpoint, self.at_epoch = checkpoint, at_epoch
+        self.copy = checkpoint.with_name("killed.pt")
+
+    @hookimpl
+    def aios_on_epoch_end(self, epoch: int) -> None:
+        if epoch == self.at_epoch:
+            self.copy.write_bytes(self.checkpoint.read_bytes())
+
+
+def test_a_run_killed_outright_resumes_from_the_older_checkpoint_to_the_same_result(torch_stack, digits_dataset,
+                                                                                      tmp_path) -> None:
+    trainer = {"epochs": 4, "checkpoint_interval_s": 0.0}
+    uninterrupted = torch_stack(trainer=trainer, run_dir=tmp_path / "a").build_and_train(digits_dataset)
+    checkpoint = tmp_path / "b" / "checkpoints" / "last.pt"
+    copier = _CheckpointCopier(checkpoint, at_epoch=3)
+    torch_stack(trainer=trainer, run_dir=tmp_path / "b", monitors=(copier,)).build_and_train(digits_dataset)
+    copier.copy.replace(checkpoint)  # killed during epoch 4: epochs 3 and 4 were never written
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+    resumed = torch_stack(trainer=trainer, run_dir=tmp_path / "b", resume=True).build_and_train(digits_dataset)
+    assert _without_seconds(resumed.history) == _without_seconds(uninterrupted.history)
+    _assert_same_weights(resumed.model, uninterrupted.model)
+
+
 def test_resume_accepts_changed_reporting_and_checkpoint_interval(torch_stack, digits_dataset, epoch_recorder,
                                                                   tmp_path) -> None:
     trainer = {"epochs": 3}
