@@ -2,12 +2,12 @@
 every project it generates installs from a wheel beside aios-kernel, passes its own tests and
 runs in a stack.
 
-The installed checks share one fresh virtualenv: aios-kernel (with the ``new`` extra), the
-first-party plugins and every baked plugin go in as wheels built from source. The
-third-party libraries they need (torch, numpy, ...) are hard-linked from the environment
-running these tests before pip resolves against them: pip sees them installed and
-downloads nothing, and nothing of this repository is importable in the venv except what
-the wheels hold.
+The installed checks share one fresh virtualenv (``scripts/fresh_venv.py``): aios-kernel (with
+the ``new`` extra), the first-party plugins and every baked plugin go in as wheels built from
+source. The third-party libraries they need (torch, numpy, ...) are hard-linked from the
+environment running these tests before pip resolves against them: pip sees them installed
+and downloads nothing, and nothing of this repository is importable in the venv except what
+the wheels hold. The projects the answer checks read are generated once per session.
 """
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import pytest
+from fresh_venv import FreshVenv, build_wheels
 from support import bare_installs, first_party_names, run_aios
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "cookiecutter-plugin"
-CONSTRAINTS = REPO / "constraints.txt"
 FIRST_PARTY = ("aios-data", "aios-torch", "aios-onnx-quant")
 ALL_KINDS = "framework,datastore,trainer,tuner,compressor,deployer,monitor"
 BAKES = {  # plugin_name: kinds; one project per kind, and one with every kind
@@ -73,9 +72,29 @@ def hatch_wheel(project: Path, dest: Path) -> Path:
 
 
 # ---------------------------------------------------------------- the answers
-def test_new_plugin_generates_a_project_of_the_chosen_kind(tmp_path: Path) -> None:
-    result = check(new_plugin("plugin_name=hello", "kinds=monitor", output=tmp_path), "aios new plugin")
-    project = tmp_path / "aios-hello"
+Generated = tuple[subprocess.CompletedProcess[str], Path]
+
+
+@pytest.fixture(scope="session")
+def generate(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Generated]:
+    """``generate(plugin_name, kinds)``: ``aios new plugin`` with these answers, run once per session.
+
+    Returns its result and the project it made; tests only read the project.
+    """
+    made: dict[tuple[str, str], Generated] = {}
+
+    def get(name: str, kinds: str) -> Generated:
+        if (name, kinds) not in made:
+            output = tmp_path_factory.mktemp(f"new-{name}")
+            result = check(new_plugin(f"plugin_name={name}", f"kinds={kinds}", output=output), "aios new plugin")
+            made[name, kinds] = result, output / f"aios-{name}"
+        return made[name, kinds]
+
+    return get
+
+
+def test_new_plugin_generates_a_project_of_the_chosen_kind(generate: Callable[[str, str], Generated]) -> None:
+    result, project = generate("hello", "monitor")
     assert f"created {project}" in result.stdout
     files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
     assert files == [".github/workflows/ci.yml", ".gitignore", "CHANGELOG.md", "README.md", "aios_hello/__init__.py",
@@ -86,11 +105,11 @@ def test_new_plugin_generates_a_project_of_the_chosen_kind(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("kinds", ["monitor", "framework,datastore"])
-def test_the_generated_project_installs_aios_from_its_repository_never_by_name(tmp_path: Path, kinds: str) -> None:
+def test_the_generated_project_installs_aios_from_its_repository_never_by_name(
+        generate: Callable[[str, str], Generated], kinds: str) -> None:
     from aios_core.vocabulary import CORE_DISTRIBUTION
 
-    check(new_plugin("plugin_name=named", f"kinds={kinds}", output=tmp_path), "aios new plugin")
-    project = tmp_path / "aios-named"
+    _, project = generate("hello", kinds)
     dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
     assert dependencies[0] == f"{CORE_DISTRIBUTION}>=0.1,<0.2"  # a name: PyPI refuses direct URLs in metadata
     readme, ci = (project / "README.md").read_text(), (project / ".github" / "workflows" / "ci.yml").read_text()
@@ -103,13 +122,12 @@ def test_the_generated_project_installs_aios_from_its_repository_never_by_name(t
         assert 'pip install "aios-data @ git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-data"' in ci
 
 
-def test_a_trainer_comes_with_the_framework_it_trains(tmp_path: Path) -> None:
-    result = check(new_plugin("plugin_name=fit", "kinds=trainer", output=tmp_path), "aios new plugin")
+def test_a_trainer_comes_with_the_framework_it_trains(generate: Callable[[str, str], Generated]) -> None:
+    result, project = generate("fit", "trainer")
     assert "added framework" in result.stdout
-    pyproject = tomllib.loads((tmp_path / "aios-fit" / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert set(pyproject["project"]["entry-points"]) == {"aios.frameworks", "aios.trainers"}
-    assert {p.name for p in (tmp_path / "aios-fit" / "aios_fit").iterdir()} == {"__init__.py", "_model.py",
-                                                                                 "_training.py"}
+    assert {p.name for p in (project / "aios_fit").iterdir()} == {"__init__.py", "_model.py", "_training.py"}
 
 
 @pytest.mark.parametrize(("answers", "message"), [
@@ -135,136 +153,62 @@ def test_bad_answers_are_refused_before_anything_is_generated(tmp_path: Path, an
     assert list(tmp_path.iterdir()) == []
 
 
-def test_plain_cookiecutter_generates_the_same_project(tmp_path: Path) -> None:
+def test_plain_cookiecutter_generates_the_same_project(generate: Callable[[str, str], Generated],
+                                                       tmp_path: Path) -> None:
     from cookiecutter.main import cookiecutter
 
-    check(new_plugin("plugin_name=same", f"kinds={ALL_KINDS}", output=tmp_path / "aios"), "aios new plugin")
-    cookiecutter(str(TEMPLATE), no_input=True, extra_context={"plugin_name": "same", "kinds": ALL_KINDS},
-                 output_dir=str(tmp_path / "cookiecutter"))
-    first, second = tmp_path / "aios" / "aios-same", tmp_path / "cookiecutter" / "aios-same"
+    _, first = generate("every", ALL_KINDS)
+    cookiecutter(str(TEMPLATE), no_input=True, extra_context={"plugin_name": "every", "kinds": ALL_KINDS},
+                 output_dir=str(tmp_path))
+    second = tmp_path / "aios-every"
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
 
 
-def test_the_generated_registry_entry_passes_the_registry_build(tmp_path: Path) -> None:
-    check(new_plugin("plugin_name=listed", f"kinds={ALL_KINDS}", output=tmp_path), "aios new plugin")
+def test_the_generated_registry_entry_passes_the_registry_build(generate: Callable[[str, str], Generated],
+                                                                tmp_path: Path) -> None:
+    _, project = generate("every", ALL_KINDS)
     index, no_first_party = tmp_path / "index", tmp_path / "repository"
     (index / "plugins").mkdir(parents=True)
     no_first_party.mkdir()
-    shutil.copy(tmp_path / "aios-listed" / "registry" / "aios-listed.toml", index / "plugins")
+    shutil.copy(project / "registry" / "aios-every.toml", index / "plugins")
     check(run([sys.executable, REPO / "registry-index" / "build.py", "--root", index, "--repo", no_first_party]),
           "registry-index/build.py")
     (entry,) = json.loads((index / "index.json").read_text())["plugins"]
-    assert entry["tier"] == "community" and entry["components"]["monitor"] == ["listed"]
+    assert entry["tier"] == "community" and entry["components"]["monitor"] == ["every"]
     assert set(entry["components"]) == set(ALL_KINDS.split(","))
 
 
 # ---------------------------------------------------------------- installed from wheels in a fresh venv
-@dataclass
-class Venv:
-    path: Path
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
+class Venv(FreshVenv):
     @property
     def aios(self) -> Path:
         return self.path / "bin" / "aios"
 
-    @property
-    def env(self) -> dict[str, str]:
-        """This process's environment without what would leak the repository into the venv."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AIOS_", "PYTHON", "VIRTUAL_ENV", "PIP_CONSTRAINT"))}
-        env["PATH"] = f"{self.path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        return env
-
-    def run(self, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return run(list(args), cwd=cwd, env=self.env)
-
-    def pip_install(self, *args: str | Path) -> None:
-        check(self.run(self.python, "-m", "pip", "install", "--quiet", "--no-compile", "-c", CONSTRAINTS, *args),
-              "pip install")
-
-
-def _seed(site: Path, requirements: Iterable[str], skip: set[str]) -> None:
-    """Hard-link into ``site`` the installed distributions ``requirements`` need, recursively.
-
-    A distribution's files are those its RECORD lists under site-packages (scripts are
-    left out); ``skip`` names distributions to leave to pip. Missing ones are left to pip too.
-    """
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    pending = [Requirement(text) for text in requirements]
-    seen: set[str] = set()
-    while pending:
-        requirement = pending.pop()
-        name = canonicalize_name(requirement.name)
-        if name in skip or name in seen:
-            continue
-        seen.add(name)
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        for file in dist.files or ():
-            if file.parts[0] == "..":
-                continue
-            target = site / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                try:
-                    os.link(dist.locate_file(file), target)
-                except OSError:  # another file system: copy
-                    shutil.copy2(dist.locate_file(file), target)
-        extras = {""} | set(requirement.extras)
-        for text in dist.requires or ():
-            needed = Requirement(text)
-            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras):
-                pending.append(needed)
+    def install(self, *requests: str | Path) -> None:
+        """Install wheels with pip, the third-party distributions they need linked from this environment first."""
+        self.link_needs(*requests, skip={"aios-kernel", *FIRST_PARTY})
+        check(self.pip_install(*requests), "pip install")
 
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """A new venv holding aios-kernel[new] and the first-party plugins, installed from wheels built here."""
-    wheels = tmp_path_factory.mktemp("wheels")
-    core = hatch_wheel(REPO, wheels)
-    plugins = [hatch_wheel(REPO / "plugins" / name, wheels) for name in FIRST_PARTY]
-    venv = Venv(tmp_path_factory.mktemp("venv") / "aios")
-    check(run([sys.executable, "-m", "venv", venv.path]), "python -m venv")
-    (site,) = venv.path.glob("lib/python*/site-packages")
-    requires: list[str] = ["pytest"]
-    for wheel in (core, *plugins):
-        requires += _wheel_requirements(wheel, extras={"new"})
-    _seed(site, requires, skip={"aios-kernel", *FIRST_PARTY, "pip", "setuptools"})
-    venv.pip_install(f"{core}[new]", *plugins)
+    core, *plugins = build_wheels([REPO, *(REPO / "plugins" / name for name in FIRST_PARTY)],
+                                  tmp_path_factory.mktemp("wheels"))
+    venv = Venv(tmp_path_factory.mktemp("venv") / "aios").create()
+    venv.install(f"{core}[new]", *plugins, "pytest")
     return venv
-
-
-def _wheel_requirements(wheel: Path, extras: set[str]) -> list[str]:
-    """The Requires-Dist lines of ``wheel`` that apply with ``extras``."""
-    import zipfile
-    from email.parser import Parser
-
-    from packaging.requirements import Requirement
-
-    with zipfile.ZipFile(wheel) as archive:
-        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        message = Parser().parsestr(archive.read(name).decode())
-    lines = []
-    for text in message.get_all("Requires-Dist") or ():
-        requirement = Requirement(text)
-        if requirement.marker is None or any(requirement.marker.evaluate({"extra": e}) for e in {"", *extras}):
-            lines.append(str(requirement).split(";")[0])
-    return lines
 
 
 @pytest.fixture(scope="module")
 def baked(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every project of BAKES, made with the venv's ``aios new plugin``, built with hatch and installed."""
+    """Every project of BAKES, made with the venv's ``aios new plugin``, built and installed.
+
+    The project with every kind is built with hatch, as the generated README says; the others,
+    whose build configuration is the same, with hatchling (hatch's backend) in one process.
+    """
     projects = tmp_path_factory.mktemp("projects")
     wheels = tmp_path_factory.mktemp("plugin-wheels")
     made = {}
@@ -272,7 +216,8 @@ def baked(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
         check(venv.run(venv.aios, "new", "plugin", "--no-input", f"plugin_name={name}", f"kinds={kinds}",
                        "-o", projects), f"aios new plugin (kinds={kinds})")
         made[name] = projects / f"aios-{name}"
-    venv.pip_install(*(hatch_wheel(project, wheels) for project in made.values()))
+    with_hatch = hatch_wheel(made["tpl-all"], wheels)
+    venv.install(with_hatch, *build_wheels([p for name, p in made.items() if name != "tpl-all"], wheels))
     return made
 
 
