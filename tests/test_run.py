@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-
 from support import aios_env, install_test_plugins, run_aios
 
 pytestmark = pytest.mark.slow
@@ -93,17 +93,31 @@ def test_runs_list_and_show(default_run: tuple[subprocess.CompletedProcess[str],
     assert run_aios("runs", "show", "no-such-run", "--runs-dir", str(runs)).returncode == 2
 
 
+def _epochs_done(metrics: Path) -> int:
+    """The highest epoch ``metrics.jsonl`` records so far (0 before the first)."""
+    if not metrics.exists():
+        return 0
+    done = [json.loads(line).get("epoch", 0) for line in metrics.read_text().splitlines()
+            if line.startswith("{") and line.endswith("}") and '"event": "epoch"' in line]
+    return max(done, default=0)
+
+
 def _wait_for_epoch(metrics: Path, epoch: int, process: subprocess.Popen, limit: float = 120) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if metrics.exists() and f'"epoch": {epoch}' in metrics.read_text():
+        if _epochs_done(metrics) >= epoch:
             return
-        assert process.poll() is None, "the run ended before it could be interrupted"
+        if process.poll() is not None:
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"the run ended (exit {process.returncode}) before epoch {epoch}, when it was to be "
+                                 f"interrupted:\n{stdout[-2000:]}\n{stderr[-2000:]}")
         time.sleep(0.01)
     raise AssertionError("no progress")
 
 
-LONG = SMALL.replace("epochs: 12", "epochs: 40")
+LONG = SMALL.replace("epochs: 12", "epochs: 24")
+SIGNALS = {"ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM, "kill-9": signal.SIGKILL}
+"""The interruptions, in the order one run receives them."""
 
 
 @pytest.fixture(scope="module")
@@ -115,32 +129,72 @@ def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _only_run(tmp / "runs")
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "sigterm"])
-def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, straight_run: Path, how: signal.Signals) -> None:
-    stack = _stack(tmp_path, LONG)
-    runs = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "aios_core", "run", str(stack), "--runs-dir", str(runs)],
-                               env=aios_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not list(runs.glob("*/metrics.jsonl")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    run_dir = _only_run(runs)
-    _wait_for_epoch(run_dir / "metrics.jsonl", 3, process)
-    process.send_signal(how)
-    _, stderr = process.communicate(timeout=60)
-    state = json.loads((run_dir / "state.json").read_text())
-    assert "evaluate" not in state["phases"]
-    if how == signal.SIGKILL:
-        assert process.returncode == -signal.SIGKILL
-    else:
-        assert process.returncode == 130
-        assert f"continue with: aios run --resume {run_dir}" in stderr
-        assert state["status"] == "interrupted"
+@dataclass
+class Interruption:
+    """One interrupted process of the run: how it ended and what the run directory held then."""
 
-    resumed = run_aios("run", "--resume", str(run_dir))
+    returncode: int
+    stdout: str
+    stderr: str
+    state: dict
+
+
+@dataclass
+class InterruptedRun:
+    run_dir: Path
+    interruptions: dict[str, Interruption]
+    resumed: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory: pytest.TempPathFactory) -> InterruptedRun:
+    """The long stack run interrupted three times, each signal three epochs after the last start, then resumed.
+
+    One run takes every interruption (Ctrl-C, then SIGTERM of the resumed process, then kill -9
+    of the next), so the export, compression and evaluation run once, not once per signal.
+    """
+    tmp = tmp_path_factory.mktemp("interrupted")
+    stack, runs = _stack(tmp, LONG), tmp / "runs"
+    command = [sys.executable, "-m", "aios_core", "run", str(stack), "--runs-dir", str(runs)]
+    interruptions: dict[str, Interruption] = {}
+    run_dir: Path | None = None
+    for name, how in SIGNALS.items():
+        process = subprocess.Popen(command, env=aios_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if run_dir is None:
+            deadline = time.monotonic() + 60
+            while not list(runs.glob("*/metrics.jsonl")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            run_dir = _only_run(runs)
+            command = [sys.executable, "-m", "aios_core", "run", "--resume", str(run_dir)]
+        _wait_for_epoch(run_dir / "metrics.jsonl", _epochs_done(run_dir / "metrics.jsonl") + 3, process)
+        process.send_signal(how)
+        stdout, stderr = process.communicate(timeout=60)
+        interruptions[name] = Interruption(process.returncode, stdout, stderr,
+                                           json.loads((run_dir / "state.json").read_text()))
+    assert run_dir is not None
+    return InterruptedRun(run_dir, interruptions, run_aios("run", "--resume", str(run_dir)))
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+def test_an_interrupted_run_stops_before_evaluating(interrupted_run: InterruptedRun, name: str) -> None:
+    stopped = interrupted_run.interruptions[name]
+    assert "evaluate" not in stopped.state["phases"]
+    if SIGNALS[name] == signal.SIGKILL:
+        assert stopped.returncode == -signal.SIGKILL
+    else:
+        assert stopped.returncode == 130, stopped.stdout + stopped.stderr
+        assert f"continue with: aios run --resume {interrupted_run.run_dir}" in stopped.stderr
+        assert stopped.state["status"] == "interrupted"
+    if name != "ctrl-c":  # the processes after the first are resumed ones
+        assert "resuming" in stopped.stdout
+
+
+def test_a_run_interrupted_three_ways_resumes_to_the_same_result(interrupted_run: InterruptedRun,
+                                                                 straight_run: Path) -> None:
+    resumed = interrupted_run.resumed
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming" in resumed.stdout
-    assert _outcome(run_dir) == _outcome(straight_run)
+    assert _outcome(interrupted_run.run_dir) == _outcome(straight_run)
 
 
 def test_a_completed_run_is_not_resumed(straight_run: Path) -> None:
@@ -149,21 +203,22 @@ def test_a_completed_run_is_not_resumed(straight_run: Path) -> None:
     assert "this run already completed; to run it again: aios run --lock" in result.stderr
 
 
-def test_lock_file_reproduces_the_run(tmp_path: Path) -> None:
-    first = tmp_path / "first"
-    assert run_aios("run", str(_stack(tmp_path)), "--runs-dir", str(first), "--set", "trainer.epochs=3").returncode == 0
-    lock = _only_run(first) / "stack.lock.yaml"
+def test_lock_file_reproduces_the_run(tmp_path: Path, straight_run: Path) -> None:
+    lock = straight_run / "stack.lock.yaml"
     again = tmp_path / "again"
     result = run_aios("run", "--lock", str(lock), "--runs-dir", str(again))
     assert result.returncode == 0, result.stderr
-    assert _outcome(_only_run(again)) == _outcome(_only_run(first))
+    assert _outcome(_only_run(again)) == _outcome(straight_run)
 
-    text = lock.read_text().replace("aios-torch: 0.1.0", "aios-torch: 0.0.9")
+
+def test_a_lock_file_naming_another_plugin_version_is_refused(tmp_path: Path, straight_run: Path) -> None:
+    text = (straight_run / "stack.lock.yaml").read_text().replace("aios-torch: 0.1.0", "aios-torch: 0.0.9")
     tampered = _stack(tmp_path, text, "tampered.lock.yaml")
-    result = run_aios("run", "--lock", str(tampered), "--runs-dir", str(again))
+    result = run_aios("run", "--lock", str(tampered), "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 2
     assert ("lock.distributions.aios-torch: found aios-torch 0.1.0 installed, expected 0.0.9 as locked; "
-            "pip install aios-torch==0.0.9") in result.stderr
+            "aios plugins install aios-torch==0.0.9") in result.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_every_kind_through_real_plugins(tmp_path: Path) -> None:
