@@ -9,7 +9,7 @@ saving and restoring torch objects.
 
 The loop is a plain PyTorch loop on purpose: tensors are made once, each epoch gathers
 one shuffled copy and slices it into batches (no DataLoader), the batch losses are summed
-as floats and the predictions stay on tensors that are read once per epoch, so the loop
+as floats and the logits are counted for the accuracy once per 4096 rows, so the loop
 costs about what a hand-written one does. The ``seconds`` metric is the wall time of the
 training pass alone (validation and the checkpoint come after it), so it compares directly
 with such a loop.
