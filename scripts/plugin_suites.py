@@ -26,6 +26,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -290,6 +291,11 @@ def discover(only: Sequence[str]) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started in the background by a shell (scripts/test.sh): SIGINT is ignored, and the
+        # venvs' pytest would inherit that, while plugin tests interrupt their runs with it.
+        # A handler is reset to the default in each child, where Python sets KeyboardInterrupt again.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      usage="%(prog)s [--only NAME]... [--jobs N] [--no-link] [--keep] [-- PYTEST_ARGS]")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let SIGINT interrupt again when the suite was started in the background.
+
+    A shell without job control starts background commands with SIGINT ignored, and every
+    process they start inherits that, so an ``aios run`` these tests interrupt as Ctrl-C would
+    ignored the signal and ran on. A handler installed here is reset to the default in each
+    child, where Python installs its KeyboardInterrupt handler again, as under a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
