@@ -6,7 +6,8 @@
 #   plugins  each first-party plugin from its wheel in fresh venvs: its contract tests with only
 #            aios-kernel beside it, then its whole suite with its test extra (scripts/plugin_suites.py;
 #            its output follows the kernel suite's). scripts/test-plugins.sh --only NAME runs it alone.
-# AIOS_TEST_STAGES=kernel (or plugins) runs one stage. The time of each part is printed at the end.
+# AIOS_TEST_STAGES=kernel (or plugins) runs one stage; AIOS_TEST_PLUGIN_JOBS=N tests N plugins at a time.
+# The time of each part is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=",${AIOS_TEST_STAGES:-kernel,plugins},"
@@ -27,6 +28,7 @@ if [[ $stages == *,plugins,* ]]; then
   # In its own session where setsid exists, so that stopping this script stops the stage's processes too.
   session=(); command -v setsid >/dev/null 2>&1 && session=(setsid --wait)
   jobs=2; [[ $stages == *,kernel,* ]] && jobs=1  # beside the kernel suite: one plugin at a time
+  jobs=${AIOS_TEST_PLUGIN_JOBS:-$jobs}
   "${session[@]}" .venv/bin/python scripts/plugin_suites.py --jobs "$jobs" >"$log" 2>&1 &
   stage=$!
   trap 'kill -TERM -- -"$stage" 2>/dev/null || kill -TERM "$stage" 2>/dev/null || true' EXIT
