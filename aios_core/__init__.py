@@ -46,6 +46,7 @@ _EXPORTS = {
     "TrainingDiverged": "aios_core.training",
     "check_resume_params": "aios_core.training",
     "report_steps": "aios_core.training",
+    "wait_for_checkpoints": "aios_core.training",
     "onnx_session": "aios_core.inference",
     "onnx_predictor": "aios_core.inference",
     "one_line": "aios_core.errors",

@@ -70,9 +70,10 @@ class RunContext:
         self._hook.aios_on_epoch_end(run=self, phase=self.phase, epoch=epoch, metrics=metrics)
 
     def report_step(self, epoch: int, step: int, total_steps: int, metrics: dict[str, float] | None = None) -> None:
-        """Report progress inside an epoch; call every few steps, not every batch."""
-        self._hook.aios_on_step(run=self, phase=self.phase, epoch=epoch, step=step,
-                                total_steps=total_steps, metrics=metrics or {})
+        """Report progress inside an epoch; call every few steps, not every batch. Free when no monitor listens."""
+        if self._hook.aios_on_step.get_hookimpls():
+            self._hook.aios_on_step(run=self, phase=self.phase, epoch=epoch, step=step,
+                                    total_steps=total_steps, metrics=metrics or {})
 
     def load_predictor(self, artifact: Any) -> Any:
         """A predictor for ``artifact`` from whichever selected component runs its format, or None."""

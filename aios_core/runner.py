@@ -21,6 +21,7 @@ from aios_core.plugins import new_plugin_manager, register
 from aios_core.records import Dataset, ModelArtifact
 from aios_core.rundir import RunDirectory, RunState, final_artifact
 from aios_core.stack import Stack
+from aios_core.training import wait_for_checkpoints
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -186,6 +187,7 @@ class StackRun:
                                 overrides=trainer_overrides)
             native_path = self.dir.artifacts_dir / f"model.{self.stack.components['model'].native_format}"
             artifact = self._call("model", "aios_save_model", model=result.model, path=native_path)
+            wait_for_checkpoints()  # the trainer's final checkpoint, written while the model was saved
             self._artifact_written(artifact)
             summary.update(history=result.history, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                            final=result.final_metrics, artifact=self.dir.artifact_to_json(artifact))

@@ -25,7 +25,7 @@ from typing import Any
 from aios_core.atomic import atomic_path
 
 __all__ = ["RESUMABLE_CHANGES", "CheckpointWriter", "EpochProgress", "TrainingDiverged", "check_resume_params",
-           "report_steps"]
+           "report_steps", "wait_for_checkpoints"]
 
 _log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ class EpochProgress:
         return self.epoch >= epochs or self.stopped_early
 
     def state(self) -> dict[str, Any]:
-        """A JSON-able copy of everything but the weights, for a checkpoint."""
-        return {"epoch": self.epoch, "history": [dict(row) for row in self.history], "best_epoch": self.best_epoch,
+        """A JSON-able copy of everything but the weights, for a checkpoint (rows are never changed once recorded)."""
+        return {"epoch": self.epoch, "history": list(self.history), "best_epoch": self.best_epoch,
                 "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
                 "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early}
 
@@ -117,6 +117,27 @@ def check_resume_params(saved: Mapping[str, Any], current: Mapping[str, Any], so
             + "; restore them, or start a new run")
 
 
+_FINAL_WRITES: set[Future[None]] = set()
+"""Final checkpoints still being written after their trainer returned (``CheckpointWriter.close``)."""
+
+
+def wait_for_checkpoints() -> None:
+    """Block until every final checkpoint a trainer handed over is on disk; re-raise the first write's error.
+
+    The runner calls it before it records the train phase, so a recorded phase always
+    has its final checkpoint; a test reading a checkpoint right after training calls it too.
+    """
+    errors = []
+    for future in list(_FINAL_WRITES):
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001 -- a write's own error, raised below
+            errors.append(error)
+        _FINAL_WRITES.discard(future)
+    if errors:
+        raise errors[0]
+
+
 class CheckpointWriter:
     """Writes one training run's checkpoints to ``path`` on a background thread, following the checkpoint policy.
 
@@ -130,9 +151,13 @@ class CheckpointWriter:
 
     ``save(tmp_path, payload)`` serializes a payload; the writer wraps it in
     ``atomic_path`` (temporary file, fsync, rename), so the checkpoint on disk is always a
-    whole one. At most one write is in flight; a write's error is raised on the training
-    thread at the next ``epoch_end`` or ``close``. The thread is not a daemon, so on an
-    exception the interpreter still lets the write in flight finish.
+    whole one. Writes happen on one background thread, at most one at a time; a write's
+    error is raised on the training thread at the next ``epoch_end`` or ``close``. The
+    final write (``close()``) goes on after the trainer returns, overlapping what the run
+    does next; ``wait_for_checkpoints()`` waits for it (the runner does before recording
+    the train phase). When training is interrupted, ``close(interrupted=True)`` writes on
+    the calling thread and returns when the checkpoint is on disk. The thread is not a
+    daemon, so the interpreter lets a write in flight finish before it exits.
     """
 
     def __init__(self, path: Path, save: Callable[[Path, Any], None], interval_s: float = 0.0,
@@ -180,18 +205,27 @@ class CheckpointWriter:
                 self._pending = None
 
     def close(self, interrupted: bool = False) -> None:
-        """Write the newest snapshot if it is not on disk yet, wait, and stop the thread.
+        """Write the newest snapshot if it is not on disk yet, and stop the thread.
 
-        With ``interrupted`` (the trainer is unwinding from Ctrl-C, SIGTERM or an error), a
-        failed write is logged rather than raised, so the original exception wins.
+        Normally the write goes on in the background (``wait_for_checkpoints``). With
+        ``interrupted`` (the trainer is unwinding from Ctrl-C, SIGTERM or an error) it is
+        written before ``close`` returns, and a failed write is logged rather than raised, so
+        the original exception wins.
         """
+        if not interrupted:
+            self._submit()
+            if self._pending is not None:
+                _FINAL_WRITES.add(self._pending)
+                self._pending = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)  # the thread finishes the write, then ends
+                self._executor = None
+            return
         try:
             for step in (self.wait, self._submit, self.wait):
                 try:
                     step()
-                except Exception:
-                    if not interrupted:
-                        raise
+                except Exception:  # noqa: BLE001 -- logged: the interrupt or error being raised wins
                     _log.exception("writing the checkpoint %s failed", self.path)
         finally:
             if self._executor is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aios_tf import KerasFramework, KerasTrainer, KerasTrainerParams
 
-from aios_core import Dataset, ModelParams, RunContext, hookimpl
+from aios_core import Dataset, ModelParams, RunContext, hookimpl, wait_for_checkpoints
 from aios_core.testing import plugin_manager
 
 TESTS_DIR = Path(__file__).parent
@@ -61,7 +61,10 @@ class KerasStack:
         return self.pm.hook.aios_build_model(dataset=dataset, run=self.run, overrides=overrides)
 
     def train(self, model: Any, dataset: Dataset, **overrides: Any) -> Any:
-        return self.pm.hook.aios_train(model=model, dataset=dataset, run=self.run, overrides=overrides)
+        """Train as the runner does: the final checkpoint is on disk when this returns."""
+        result = self.pm.hook.aios_train(model=model, dataset=dataset, run=self.run, overrides=overrides)
+        wait_for_checkpoints()
+        return result
 
     def build_and_train(self, dataset: Dataset) -> Any:
         return self.train(self.build(dataset), dataset)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aios_torch import TorchFramework, TorchTrainer, TorchTrainerParams
 
-from aios_core import Dataset, ModelParams, RunContext, hookimpl, testing
+from aios_core import Dataset, ModelParams, RunContext, hookimpl, testing, wait_for_checkpoints
 
 TESTS_DIR = Path(__file__).parent
 
@@ -58,7 +58,10 @@ class TorchStack:
         return self.pm.hook.aios_build_model(dataset=dataset, run=self.run, overrides=overrides)
 
     def train(self, model: Any, dataset: Dataset, **overrides: Any) -> Any:
-        return self.pm.hook.aios_train(model=model, dataset=dataset, run=self.run, overrides=overrides)
+        """Train as the runner does: the final checkpoint is on disk when this returns."""
+        result = self.pm.hook.aios_train(model=model, dataset=dataset, run=self.run, overrides=overrides)
+        wait_for_checkpoints()
+        return result
 
     def build_and_train(self, dataset: Dataset) -> Any:
         return self.train(self.build(dataset), dataset)
