@@ -119,6 +119,14 @@ def check_resume_params(saved: Mapping[str, Any], current: Mapping[str, Any], so
 
 _FINAL_WRITES: set[Future[None]] = set()
 """Final checkpoints still being written after their trainer returned (``CheckpointWriter.close``)."""
+_WRITER_THREAD: list[ThreadPoolExecutor] = []
+
+
+def _writer_thread() -> ThreadPoolExecutor:
+    """The process's one checkpoint-writing thread, started on first use and joined when the interpreter exits."""
+    if not _WRITER_THREAD:
+        _WRITER_THREAD.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-checkpoint"))
+    return _WRITER_THREAD[0]
 
 
 def wait_for_checkpoints() -> None:
@@ -151,12 +159,12 @@ class CheckpointWriter:
 
     ``save(tmp_path, payload)`` serializes a payload; the writer wraps it in
     ``atomic_path`` (temporary file, fsync, rename), so the checkpoint on disk is always a
-    whole one. Writes happen on one background thread, at most one at a time; a write's
-    error is raised on the training thread at the next ``epoch_end`` or ``close``. The
-    final write (``close()``) goes on after the trainer returns, overlapping what the run
-    does next; ``wait_for_checkpoints()`` waits for it (the runner does before recording
-    the train phase). When training is interrupted, ``close(interrupted=True)`` writes on
-    the calling thread and returns when the checkpoint is on disk. The thread is not a
+    whole one. Writes happen on the process's one background thread, at most one of a
+    writer's at a time; a write's error is raised on the training thread at the next
+    ``epoch_end`` or ``close``. The final write (``close()``) goes on after the trainer
+    returns, overlapping what the run does next; ``wait_for_checkpoints()`` waits for it
+    (the runner does before recording the train phase). When training is interrupted,
+    ``close(interrupted=True)`` returns when the checkpoint is on disk. The thread is not a
     daemon, so the interpreter lets a write in flight finish before it exits.
     """
 
@@ -169,7 +177,6 @@ class CheckpointWriter:
         self._clock = clock
         self._last_write = clock()
         self._unwritten: Any = None
-        self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
 
     def epoch_end(self, payload: Any) -> None:
@@ -183,10 +190,8 @@ class CheckpointWriter:
         payload, self._unwritten = self._unwritten, None
         if payload is None:
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-checkpoint")
         self._last_write = self._clock()
-        self._pending = self._executor.submit(self._write, payload)
+        self._pending = _writer_thread().submit(self._write, payload)
         self.written += 1
 
     def _write(self, payload: Any) -> None:
@@ -205,29 +210,21 @@ class CheckpointWriter:
                 self._pending = None
 
     def close(self, interrupted: bool = False) -> None:
-        """Write the newest snapshot if it is not on disk yet, and stop the thread.
+        """Write the newest snapshot if it is not on disk yet.
 
         Normally the write goes on in the background (``wait_for_checkpoints``). With
-        ``interrupted`` (the trainer is unwinding from Ctrl-C, SIGTERM or an error) it is
-        written before ``close`` returns, and a failed write is logged rather than raised, so
-        the original exception wins.
+        ``interrupted`` (the trainer is unwinding from Ctrl-C, SIGTERM or an error) it is on
+        disk when ``close`` returns, and a failed write is logged rather than raised, so the
+        original exception wins.
         """
         if not interrupted:
             self._submit()
             if self._pending is not None:
                 _FINAL_WRITES.add(self._pending)
                 self._pending = None
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)  # the thread finishes the write, then ends
-                self._executor = None
             return
-        try:
-            for step in (self.wait, self._submit, self.wait):
-                try:
-                    step()
-                except Exception:  # noqa: BLE001 -- logged: the interrupt or error being raised wins
-                    _log.exception("writing the checkpoint %s failed", self.path)
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+        for step in (self.wait, self._submit, self.wait):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 -- logged: the interrupt or error being raised wins
+                _log.exception("writing the checkpoint %s failed", self.path)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +113,7 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
             # Raises TrainingDiverged on a non-finite loss, before anything is reported or saved.
             if progress.record(metrics, patience=params.early_stopping_patience,
                                min_delta=params.early_stopping_min_delta):
-                best_state = _copy_state(model.state_dict())
+                best_state = _copy_model_state(model)
             # A write in flight (the previous epoch's, with checkpoint_interval_s 0) is on disk before
             # this epoch is reported: a run killed after the report loses at most this epoch.
             writer.wait()
@@ -204,23 +205,29 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return total_loss / len(y), correct / len(y)
 
 
-def _copy_state(value: Any) -> Any:
-    """A copy of a ``state_dict`` that later training steps leave alone: tensors cloned, containers rebuilt.
+def _copy_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's ``state_dict`` with every tensor cloned, so later training steps leave it alone.
 
-    Faster than ``copy.deepcopy`` (a fifth of the time for an Adam state); an ``OrderedDict``
-    keeps its ``_metadata`` (module versions), as ``load_state_dict`` reads it.
+    It keeps the ``_metadata`` (module versions) that ``load_state_dict`` reads.
     """
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        copied = type(value)((key, _copy_state(item)) for key, item in value.items())
-        metadata = getattr(value, "_metadata", None)
-        if metadata is not None:
-            copied._metadata = metadata  # type: ignore[attr-defined]  # made afresh by every state_dict()
-        return copied
-    if type(value) in (list, tuple):
-        return type(value)(_copy_state(item) for item in value)
-    return value
+    state = model.state_dict()
+    copied = OrderedDict((key, value.detach().clone()) for key, value in state.items())
+    copied._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    return copied
+
+
+def _copy_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's ``state_dict`` with its tensors cloned.
+
+    ``state_dict()`` builds fresh containers every call and its parameter groups hold
+    plain values, so only the per-parameter tensors (Adam's moments, ...) need copying:
+    a quarter of the time of a generic deep copy, noticed by a small model's epoch.
+    """
+    state = optimizer.state_dict()
+    state["state"] = {index: {key: value.detach().clone() if isinstance(value, torch.Tensor) else value
+                              for key, value in entry.items()}
+                      for index, entry in state["state"].items()}
+    return state
 
 
 def _snapshot(saved_params: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -232,13 +239,13 @@ def _snapshot(saved_params: dict[str, Any], model: nn.Module, optimizer: torch.o
     the writer thread can write it while training goes on. When this epoch is the best one
     the model entry *is* the best-weights copy, and ``torch.save`` stores those tensors once.
     """
-    model_state = best_state if progress.best_epoch == progress.epoch else _copy_state(model.state_dict())
+    model_state = best_state if progress.best_epoch == progress.epoch else _copy_model_state(model)
     return {
         "format": CHECKPOINT_FORMAT,
         "params": saved_params,
         **progress.state(),  # epoch, history, best_epoch, best_val_loss, bad_epochs, stopped_early
         "model": model_state,
-        "optimizer": _copy_state(optimizer.state_dict()),
+        "optimizer": _copy_optimizer_state(optimizer),
         "scheduler": copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None,  # plain values
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
