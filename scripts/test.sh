@@ -44,12 +44,13 @@ fi
 if [[ $stages == *,plugins,* ]]; then
   wait "$stage" && plugins=passed || plugins="FAILED (exit $?)"
   trap - EXIT
-  plugins_s=$((SECONDS - setup_s))
+  # the stage's own duration (it may have ended before the kernel suite)
+  plugins_s=$(sed -n 's/^plugin_suites: \([0-9]*\) s in all$/\1/p' "$log")
   echo
   echo "---------------- plugin stage (scripts/plugin_suites.py; log $log)"
   cat "$log"
   rm -f "$log"
 fi
-echo "test: set-up ${setup_s} s; kernel suite ${kernel} in ${kernel_s} s; plugin stage ${plugins} in ${plugins_s} s" \
+echo "test: set-up ${setup_s} s; kernel suite ${kernel} in ${kernel_s} s; plugin stage ${plugins} in ${plugins_s:-?} s" \
   "(both started after the set-up); ${SECONDS} s in all"
 [[ $kernel != FAILED* && $plugins != FAILED* ]]
