@@ -14,6 +14,7 @@ installs everything itself (slower: torch alone takes 20 to 60 s to unpack).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -161,7 +162,7 @@ def link_distributions(venv: FreshVenv, requirements: Sequence[str], skip: Itera
             continue
         if not requirement.specifier.contains(dist.version, prereleases=True):
             continue  # pip will pick a version that fits
-        if (dist.read_text("direct_url.json") or "").find('"editable": true') != -1:
+        if json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable"):
             continue  # a checkout's editable install: never link source trees
         for file in dist.files or ():
             found = Path(dist.locate_file(file))
