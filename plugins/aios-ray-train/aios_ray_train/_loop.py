@@ -30,7 +30,6 @@ from typing import Any
 CHECKPOINT_FILE = "aios-ray-train.pt"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FORMAT = "aios-ray-train-checkpoint/2"
-_EVAL_BATCH = 4096
 _SEED_STRIDE = 1_000_003
 
 
@@ -63,9 +62,11 @@ def train_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
     import torch.distributed as dist
+    from aios_torch.training import evaluate, make_optimizer, make_scheduler
     from torch.nn import functional as F
 
     from aios_core import EpochProgress, TrainingDiverged, report_steps
+    from aios_ray_train import RayTrainParams
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -89,8 +90,9 @@ def train_worker(config: dict[str, Any]) -> None:
         progress, best_state = EpochProgress.from_state(restored), restored["best_state"]
         order_generator.set_state(restored["generator"])
     model = ray.train.torch.prepare_model(module)
-    optimizer = _optimizer(model, params)
-    scheduler = _scheduler(optimizer, params)
+    trainer_params = RayTrainParams.model_validate(params)
+    optimizer = make_optimizer(model, trainer_params)
+    scheduler = make_scheduler(optimizer, trainer_params)
     if restored is not None:
         optimizer.load_state_dict(restored["optimizer"])
         if scheduler is not None:
@@ -128,7 +130,7 @@ def train_worker(config: dict[str, Any]) -> None:
         if world > 1:
             dist.all_reduce(totals)
         seconds = time.perf_counter() - started
-        val_loss, val_accuracy = _evaluate(_unwrap(model), x_val, y_val, F)
+        val_loss, val_accuracy = evaluate(_unwrap(model), x_val, y_val)
         if scheduler is not None:
             scheduler.step()
         metrics = {"epoch": epoch, "loss": float(totals[0] / totals[2]), "accuracy": float(totals[1] / totals[2]),
@@ -213,37 +215,3 @@ def _report(train: Any, torch: Any, rank: int, metrics: dict[str, float], progre
                      checkpoint_dir_name=f"epoch_{progress.epoch:05d}")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _optimizer(model: Any, params: dict[str, Any]) -> Any:
-    import torch
-
-    if params["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=params["learning_rate"], momentum=params["momentum"],
-                               weight_decay=params["weight_decay"])
-    return torch.optim.Adam(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
-
-
-def _scheduler(optimizer: Any, params: dict[str, Any]) -> Any:
-    import torch
-
-    if params["lr_schedule"] == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params["lr_step_size"], gamma=params["lr_gamma"])
-    if params["lr_schedule"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params["epochs"])
-    return None
-
-
-def _evaluate(module: Any, x: Any, y: Any, F: Any) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on the whole validation split (every rank computes the same)."""
-    import torch
-
-    module.eval()
-    with torch.inference_mode():
-        total_loss = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
-        for begin in range(0, len(y), _EVAL_BATCH):
-            logits = module(x[begin:begin + _EVAL_BATCH])
-            total_loss += F.cross_entropy(logits, y[begin:begin + _EVAL_BATCH], reduction="sum").double()
-            correct += (logits.argmax(dim=1) == y[begin:begin + _EVAL_BATCH]).sum()
-    return float(total_loss.item() / len(y)), float(correct.item() / len(y))

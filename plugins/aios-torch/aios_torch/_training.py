@@ -45,6 +45,7 @@ from aios_core import (
 )
 
 if TYPE_CHECKING:
+    from aios_core import TrainingParams
     from aios_torch import TorchTrainerParams
 
 CHECKPOINT_NAME = "last.pt"
@@ -83,8 +84,8 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerPar
 def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
     x_train, y_train = _tensors(dataset.x_train, dataset.y_train)
     x_val, y_val = _tensors(dataset.x_val, dataset.y_val)
-    optimizer = _optimizer(model, params)
-    scheduler = _scheduler(optimizer, params)
+    optimizer = make_optimizer(model, params)
+    scheduler = make_scheduler(optimizer, params)
     generator = torch.Generator().manual_seed(run.seed)
     checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
     progress, best_state = EpochProgress(), None
@@ -136,14 +137,16 @@ def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
 
 
-def _optimizer(model: nn.Module, params: TorchTrainerParams) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, params: TrainingParams) -> torch.optim.Optimizer:
+    """The optimizer ``params`` name (``adam`` or ``sgd``) for ``model``'s parameters."""
     if params.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=params.learning_rate, momentum=params.momentum,
                                weight_decay=params.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, params: TorchTrainerParams) -> Any:
+def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainingParams) -> Any:
+    """The learning-rate schedule ``params`` name, stepped once per epoch; None for ``none``."""
     if params.lr_schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params.lr_step_size, gamma=params.lr_gamma)
     if params.lr_schedule == "cosine":
