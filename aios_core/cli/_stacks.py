@@ -41,6 +41,8 @@ def _execute(stack_run: Any) -> None:
     from aios_core.runner import RunFailed, RunInterrupted
 
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: state saved, resumable
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C (kill -INT) must still stop a run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     for warning in stack_run.stack.skipped:
         click.echo(f"warning: skipped monitor: {warning}", err=True)
