@@ -27,15 +27,15 @@ VERSION = "20260101-000000"
 REPLACER = "replace-deployed-model"
 
 
-def write_mlp(path: Path, seed: int = 0, features: int = FEATURES, classes: int = CLASSES) -> Path:
-    """A float32 features-32-classes MLP ending in softmax; input "input" (n, features), output "probabilities"
+def write_mlp(path: Path, seed: int = 0, features: int = FEATURES, classes: int = CLASSES, hidden: int = 32) -> Path:
+    """A float32 features-hidden-classes MLP ending in softmax; input "input" (n, features), output "probabilities"
     (n, classes); 64-32-10 by default, for digits."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    weights = {"w1": rng.normal(0, 0.3, (features, 32)), "b1": rng.normal(0, 0.1, 32),
-               "w2": rng.normal(0, 0.3, (32, classes)), "b2": rng.normal(0, 0.1, classes)}
+    weights = {"w1": rng.normal(0, 0.3, (features, hidden)), "b1": rng.normal(0, 0.1, hidden),
+               "w2": rng.normal(0, 0.3, (hidden, classes)), "b2": rng.normal(0, 0.1, classes)}
     initializers = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
     nodes = [helper.make_node("MatMul", ["input", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
              helper.make_node("Relu", ["hb"], ["a"]), helper.make_node("MatMul", ["a", "w2"], ["z"]),
@@ -51,14 +51,14 @@ def write_mlp(path: Path, seed: int = 0, features: int = FEATURES, classes: int 
     return path
 
 
-def make_run_dir(root: Path, name: str = MODEL, stamp: str = VERSION, seed: int = 0) -> Path:
+def make_run_dir(root: Path, name: str = MODEL, stamp: str = VERSION, seed: int = 0, hidden: int = 32) -> Path:
     """A finished run directory as aios run leaves it (lock, state, data summary, final ONNX model), written
     through the run record's own API (``aios_core.RunDirectory``)."""
     from aios_core import ModelArtifact, RunDirectory, RunState
 
     run = RunDirectory(root / f"{stamp}-{name}")
     run.artifacts_dir.mkdir(parents=True)
-    model = write_mlp(run.artifacts_dir / "model.onnx", seed)
+    model = write_mlp(run.artifacts_dir / "model.onnx", seed, hidden=hidden)
     run.write_lock({"name": name, "seed": 0, "threads": 1})
     artifact = ModelArtifact(name="onnx", path=model, format="onnx", producer="test")
     run.write_state(RunState(status="completed", phases={"export": {"artifacts": [run.artifact_to_json(artifact)]}}))
