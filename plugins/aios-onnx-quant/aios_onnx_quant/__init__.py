@@ -8,6 +8,7 @@ int8 model it writes is an ordinary ``onnx`` artifact: the kernel runs it
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt
@@ -39,6 +40,12 @@ class OnnxQuantParams(Params):
     latency_runs: PositiveInt = Field(200, description="Timed batch-1 inferences per model; the median is reported.")
 
 
+_NEEDS = {"onnx": "reading and checking models", "onnxruntime": "quantizing and measuring",
+          "sympy": "quantization pre-processing", "ml_dtypes": "imported by onnxruntime.quantization",
+          "numpy": "calibration rows"}
+"""What a quantization imports, and why; each a requirement of this distribution."""
+
+
 class OnnxQuantCompressor(Compressor):
     """Quantizes an ONNX classifier to int8 (static QDQ or dynamic), measuring what it gains and loses."""
 
@@ -49,6 +56,16 @@ class OnnxQuantCompressor(Compressor):
 
     def __init__(self, params: OnnxQuantParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "onnx-quant")
+
+    @hookimpl
+    def aios_validate(self) -> list[tuple[str, str]]:
+        """Before a run: the packages quantization imports are installed (found by name, nothing imported)."""
+        missing = [module for module in _NEEDS if importlib.util.find_spec(module) is None]
+        if not missing:
+            return []
+        needs = ", ".join(f"{module} ({_NEEDS[module]})" for module in missing)
+        return [("plugin", (f"found 'onnx-quant', which needs {needs}, not installed in this Python environment; "
+                            f"expected them installed: pip install {' '.join(missing)}"))]
 
     @hookimpl
     def aios_compress(self, artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> ModelArtifact:

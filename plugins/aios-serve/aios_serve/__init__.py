@@ -11,6 +11,7 @@ loads only when a hook runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,6 +40,14 @@ class ServerParams(Params):
                                  "(POST /v2/repository/models/{name}/load|unload).")
     smoke_requests: PositiveInt = Field(200, description="Single-row requests the smoke test sends (test rows).")
 
+    def environment_problems(self) -> list[tuple[str, str]]:
+        """Before a run: a ``token_env`` whose variable is unset would stop the smoke test after training."""
+        if self.token_env and not os.environ.get(self.token_env):
+            return [("token_env", (f"found '{self.token_env}', but that environment variable is not set (or is "
+                                   f"empty); expected the bearer token in it: export {self.token_env}=<token>, or "
+                                   "drop token_env"))]
+        return []
+
     def settings(self, threads: int = 2) -> Any:
         from aios_serve.server import settings_from
 
@@ -64,6 +73,10 @@ class OipDeployer(Deployer):
 
     def __init__(self, params: OipParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "oip")
+
+    @hookimpl
+    def aios_validate(self) -> list[tuple[str, str]]:
+        return self.params.environment_problems()
 
     @hookimpl
     def aios_deploy(self, artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> dict[str, Any]:
@@ -110,6 +123,10 @@ class KServeDeployer(Deployer):
 
     def __init__(self, params: KServeParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "kserve")
+
+    @hookimpl
+    def aios_validate(self) -> list[tuple[str, str]]:
+        return self.params.environment_problems()
 
     @hookimpl
     def aios_deploy(self, artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> dict[str, Any]:

@@ -100,3 +100,19 @@ def test_a_run_whose_served_model_answers_differently_fails(tmp_path: Path) -> N
     assert state.error is not None and state.error.startswith("deploy:") and "smoke test failed" in state.error
     reasons = [line for line in result.stderr.splitlines() if "smoke test failed" in line]
     assert len(reasons) == 1 and "differ from the in-process predictions" in reasons[0], result.stderr
+
+
+def test_an_unset_token_variable_is_refused_before_the_run_starts(tmp_path: Path) -> None:
+    """token_env naming an unset variable would fail the smoke test after training: aios validate says so first."""
+    (tmp_path / "stack.yaml").write_text("name: tok\ndata: {plugin: sklearn, dataset: digits}\nmodel: {framework: torch}\n"
+                                         "deployer: {plugin: oip, token_env: AIOS_SERVE_TEST_UNSET_TOKEN}\n")
+    for command in ("validate", "run"):
+        result = run_aios(command, "stack.yaml", cwd=tmp_path, env={"AIOS_SERVE_TEST_UNSET_TOKEN": None})
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and errors == [
+            "error: stack.yaml:4: deployer.token_env: found 'AIOS_SERVE_TEST_UNSET_TOKEN', but that environment "
+            "variable is not set (or is empty); expected the bearer token in it: export "
+            "AIOS_SERVE_TEST_UNSET_TOKEN=<token>, or drop token_env"], result.stderr
+    assert not (tmp_path / "runs").exists()
+    accepted = run_aios("validate", "stack.yaml", cwd=tmp_path, env={"AIOS_SERVE_TEST_UNSET_TOKEN": "s3cret"})
+    assert accepted.returncode == 0, accepted.stderr
