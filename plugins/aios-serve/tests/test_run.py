@@ -109,10 +109,10 @@ def test_an_unset_token_variable_is_refused_before_the_run_starts(tmp_path: Path
     for command in ("validate", "run"):
         result = run_aios(command, "stack.yaml", cwd=tmp_path, env={"AIOS_SERVE_TEST_UNSET_TOKEN": None})
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        assert result.returncode == 2 and errors == [
-            "error: stack.yaml:4: deployer.token_env: found 'AIOS_SERVE_TEST_UNSET_TOKEN', but that environment "
-            "variable is not set (or is empty); expected the bearer token in it: export "
-            "AIOS_SERVE_TEST_UNSET_TOKEN=<token>, or drop token_env"], result.stderr
+        expected = ("error: stack.yaml:4: deployer.token_env: found 'AIOS_SERVE_TEST_UNSET_TOKEN', but that "
+                    "environment variable is not set (or is empty); expected the bearer token in it: export "
+                    "AIOS_SERVE_TEST_UNSET_TOKEN=<token>, or drop token_env")
+        assert result.returncode == 2 and errors == [expected], result.stderr
     assert not (tmp_path / "runs").exists()
     accepted = run_aios("validate", "stack.yaml", cwd=tmp_path, env={"AIOS_SERVE_TEST_UNSET_TOKEN": "s3cret"})
     assert accepted.returncode == 0, accepted.stderr
