@@ -1,4 +1,4 @@
-"""Test support: the `aios` CLI in a subprocess, and plugin distributions made on the fly.
+"""Test support: the `aios` CLI in a subprocess, stack files it refuses, and plugin distributions made on the fly.
 
 A made-up distribution is a real one as far as discovery goes: a ``*.dist-info`` folder
 with METADATA and entry_points.txt on PYTHONPATH, found by importlib.metadata.
@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +61,70 @@ def run_aios(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     """Run the real CLI in a subprocess (the installed console script's code path)."""
     return subprocess.run([sys.executable, "-m", "aios_core", *args], env=env or aios_env(), cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# A small valid stack: the digits data set, a torch CNN trained for two epochs (the YAML layer's tests use this).
+TRAINING_STACK = """\
+name: digits
+seed: 1
+data:
+  plugin: sklearn
+  dataset: digits
+model:
+  framework: torch
+  architecture: cnn
+trainer:
+  plugin: torch
+  epochs: 2
+"""
+# The same with a static ONNX quantizer; the line numbers the stack tests expect count from this text.
+STACK = TRAINING_STACK + """\
+compressors:
+  - plugin: onnx-quant
+    mode: static
+"""
+
+
+def write_stack(tmp_path: Path, content: str | bytes) -> Path:
+    """``tmp_path/stack.yaml`` holding ``content`` (text as UTF-8, bytes as they are)."""
+    stack = tmp_path / "stack.yaml"
+    stack.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return stack
+
+
+def stack_problems(tmp_path: Path, content: str | bytes, *overrides: str,
+                   read: Callable[..., object] | None = None) -> list[str]:
+    """The problems ``load_stack`` (or ``read``, e.g. ``read_stack_file``) reports, each without the file name."""
+    import pytest
+
+    from aios_core.stack import StackError, load_stack
+
+    stack = write_stack(tmp_path, content)
+    with pytest.raises(StackError) as caught:
+        (read or load_stack)(stack, overrides)
+    return [str(problem).removeprefix(str(stack)) for problem in caught.value.problems]
+
+
+def refusal(tmp_path: Path, content: str | bytes, *args: str, run: bool = False) -> str:
+    """The one line ``aios validate [ARGS]`` writes for a stack holding ``content``, less ``error: FILE``.
+
+    It must exit 2 with no traceback; with ``run``, ``aios run [ARGS]`` must write the same line and
+    create no run directory.
+    """
+    stack = write_stack(tmp_path, content)
+    runs = tmp_path / "runs"
+    commands = [["validate", str(stack)]] + ([["run", str(stack), "--runs-dir", str(runs)]] if run else [])
+    lines = []
+    for command in commands:
+        result = run_aios(*command, *args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        found = result.stderr.strip().splitlines()
+        assert len(found) == 1, result.stderr
+        lines.append(found[0])
+    assert lines == lines[:1] * len(lines), lines
+    assert not runs.exists()
+    return lines[0].removeprefix(f"error: {stack}")
 
 
 _PIP_OPTIONS_WITH_VALUES = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",

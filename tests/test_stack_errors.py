@@ -5,25 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from support import aios_env, run_aios
-
-VALID = """\
-name: digits
-seed: 1
-data:
-  plugin: sklearn
-  dataset: digits
-model:
-  framework: torch
-  architecture: cnn
-trainer:
-  plugin: torch
-  epochs: 2
-compressors:
-  - plugin: onnx-quant
-    mode: static
-"""
+from support import STACK as VALID
+from support import aios_env, refusal, run_aios, write_stack
 
 # (test id, stack text, expected error line without the "error: <file>" prefix)
 CASES = [
@@ -62,20 +45,13 @@ CASES = [
 
 @pytest.mark.parametrize("text, expected", [pytest.param(t, e, id=i) for i, t, e in CASES])
 def test_malformed_stack_gives_one_precise_line(tmp_path: Path, text: str, expected: str) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(text)
-    result = run_aios("validate", str(stack))
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith(f"error: {stack}"), lines[0]
-    assert expected in lines[0], lines[0]
+    line = refusal(tmp_path, text)
+    assert line.startswith(":") and expected in line, line  # ":" right after the file name
 
 
 def test_every_problem_is_listed_one_per_line(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("epochs: 2", "epochs: 0\n  batch_size: -1").replace("mode: static", "mode: fast"))
+    stack = write_stack(tmp_path, VALID.replace("epochs: 2", "epochs: 0\n  batch_size: -1").replace("mode: static",
+                                                                                                  "mode: fast"))
     result = run_aios("validate", str(stack))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -89,8 +65,7 @@ def test_missing_stack_file(tmp_path: Path) -> None:
 
 
 def test_set_override_errors_name_the_option(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID)
+    stack = write_stack(tmp_path, VALID)
     result = run_aios("validate", str(stack), "--set", "trainer.epochs=zero")
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --set: trainer.epochs: found 'zero', expected a valid integer, "
@@ -100,8 +75,7 @@ def test_set_override_errors_name_the_option(tmp_path: Path) -> None:
 
 
 def test_overrides_and_env_defaults_apply(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("epochs: 2", "epochs: ${AIOS_TEST_EPOCHS:-4}"))
+    stack = write_stack(tmp_path, VALID.replace("epochs: 2", "epochs: ${AIOS_TEST_EPOCHS:-4}"))
     from aios_core.stack import load_stack
 
     assert load_stack(stack).resolved["trainer"]["epochs"] == 4
@@ -114,16 +88,14 @@ def test_overrides_and_env_defaults_apply(tmp_path: Path) -> None:
 def test_trainer_defaults_to_the_frameworks_own(tmp_path: Path) -> None:
     from aios_core.stack import load_stack
 
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("trainer:\n  plugin: torch\n", "trainer:\n"))
+    stack = write_stack(tmp_path, VALID.replace("trainer:\n  plugin: torch\n", "trainer:\n"))
     assert load_stack(stack).components["trainer"].name == "torch"
 
 
 def test_uninstalled_component_of_a_known_plugin_names_the_pip_command(tmp_path: Path) -> None:
     index = tmp_path / "index.json"
     index.write_text('{"plugins": [{"distribution": "aios-jax", "components": {"framework": ["jax"]}}]}')
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("framework: torch", "framework: jax"))
+    stack = write_stack(tmp_path, VALID.replace("framework: torch", "framework: jax"))
     result = run_aios("validate", str(stack), env=aios_env(AIOS_INDEX=str(index)))
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
@@ -145,8 +117,7 @@ def test_components_that_do_not_fit_are_named(tmp_path: Path, site: Path) -> Non
             input_formats = ("keras",)
             output_format = "keras"
     """})
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("  epochs: 2\n", "").replace("    mode: static\n", "").replace("plugin: torch", "plugin: other").replace("plugin: onnx-quant", "plugin: prune-native"))
+    stack = write_stack(tmp_path, VALID.replace("  epochs: 2\n", "").replace("    mode: static\n", "").replace("plugin: torch", "plugin: other").replace("plugin: onnx-quant", "plugin: prune-native"))
     result = run_aios("validate", str(stack), env=aios_env(site))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -159,8 +130,7 @@ def test_components_that_do_not_fit_are_named(tmp_path: Path, site: Path) -> Non
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(VALID.replace("epochs: 2", "epochs: 0"))
+    stack = write_stack(tmp_path, VALID.replace("epochs: 2", "epochs: 0"))
     result = run_aios("--debug", "validate", str(stack))
     assert result.returncode != 0
     assert "Traceback" in result.stderr

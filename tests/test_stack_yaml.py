@@ -7,45 +7,16 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from support import run_aios
+from support import TRAINING_STACK as STACK
+from support import refusal, run_aios, stack_problems, write_stack
 
 from aios_core.stack import StackError, read_stack_file
 from aios_core.stack.yaml_file import MAX_BYTES, MAX_DEPTH, MAX_VALUES
 
-STACK = """\
-name: digits
-seed: 1
-data:
-  plugin: sklearn
-  dataset: digits
-model:
-  framework: torch
-  architecture: cnn
-trainer:
-  plugin: torch
-  epochs: 2
-"""
-
 
 def problems(tmp_path: Path, content: str | bytes) -> list[str]:
-    """The problems ``read_stack_file`` reports for a stack file holding ``content``."""
-    stack = tmp_path / "stack.yaml"
-    stack.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(StackError) as caught:
-        read_stack_file(stack)
-    return [str(problem).removeprefix(f"{stack}") for problem in caught.value.problems]
-
-
-def cli_error(tmp_path: Path, content: str | bytes, *args: str) -> str:
-    """``aios validate`` on a stack holding ``content``: exit 2, one line on stderr, no traceback."""
-    stack = tmp_path / "stack.yaml"
-    stack.write_bytes(content if isinstance(content, bytes) else content.encode())
-    result = run_aios("validate", str(stack), *args)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0].removeprefix(f"error: {stack}")
+    """The problems ``read_stack_file`` (the YAML layer alone, no plugin loaded) reports for ``content``."""
+    return stack_problems(tmp_path, content, read=read_stack_file)
 
 
 def billion_laughs(levels: int = 9) -> str:
@@ -98,8 +69,8 @@ def test_a_quoted_number_is_a_field_name(tmp_path: Path) -> None:
 
 
 def test_merge_keys_still_work(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(STACK + "monitors:\n  - &console {plugin: console}\n  - <<: *console\n    plugin: jsonl\n")
+    stack = write_stack(tmp_path, STACK + "monitors:\n  - &console {plugin: console}\n"
+                                                   "  - <<: *console\n    plugin: jsonl\n")
     assert read_stack_file(stack).data["monitors"] == [{"plugin": "console"}, {"plugin": "jsonl"}]
 
 
@@ -133,9 +104,8 @@ def test_an_alias_bomb_inside_a_section_names_the_field(tmp_path: Path) -> None:
 
 
 def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(STACK.replace("architecture: cnn", "architecture: cnn\n  hidden_units: &units [64, 32]\n"
-                                   "  conv_channels: *units"))
+    stack = write_stack(tmp_path, STACK.replace(
+        "architecture: cnn", "architecture: cnn\n  hidden_units: &units [64, 32]\n  conv_channels: *units"))
     assert read_stack_file(stack).data["model"]["conv_channels"] == [64, 32]
 
 
@@ -187,14 +157,12 @@ def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
 
 
 def test_a_byte_order_mark_is_fine(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_bytes(b"\xef\xbb\xbf" + STACK.encode())
+    stack = write_stack(tmp_path, b"\xef\xbb\xbf" + STACK.encode())
     assert read_stack_file(stack).settings.name == "digits"
 
 
 def test_utf16_with_a_byte_order_mark_is_fine(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_bytes(STACK.encode("utf-16"))
+    stack = write_stack(tmp_path, STACK.encode("utf-16"))
     assert read_stack_file(stack).settings.name == "digits"
 
 
@@ -236,23 +204,23 @@ def test_a_directory_is_not_a_stack_file(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- through the CLI
 def test_cli_duplicate_key(tmp_path: Path) -> None:
-    line = cli_error(tmp_path, STACK.replace("epochs: 2", "epochs: 2\n  epochs: 30"))
+    line = refusal(tmp_path, STACK.replace("epochs: 2", "epochs: 2\n  epochs: 30"))
     assert line == ":12: trainer.epochs: found 'epochs' a second time (first on line 11), expected each field once"
 
 
 def test_cli_alias_bomb(tmp_path: Path) -> None:
     start = time.perf_counter()
-    line = cli_error(tmp_path, STACK + billion_laughs())
+    line = refusal(tmp_path, STACK + billion_laughs())
     assert "found more than" in line
     assert time.perf_counter() - start < 30  # a subprocess on a busy machine; in-process it is milliseconds
 
 
 def test_cli_non_utf8(tmp_path: Path) -> None:
-    assert cli_error(tmp_path, b"name: caf\xe9\n").startswith(":1: found the byte 0xe9")
+    assert refusal(tmp_path, b"name: caf\xe9\n").startswith(":1: found the byte 0xe9")
 
 
 def test_cli_non_string_key(tmp_path: Path) -> None:
-    assert cli_error(tmp_path, STACK + "null: x\n").startswith(":12: found the key 'null'")
+    assert refusal(tmp_path, STACK + "null: x\n").startswith(":12: found the key 'null'")
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])
@@ -265,10 +233,4 @@ def test_cli_a_directory_gets_one_line_not_a_usage_block(tmp_path: Path, command
 
 
 def test_cli_run_of_a_refused_stack_creates_no_run_directory(tmp_path: Path) -> None:
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(STACK + billion_laughs())
-    runs = tmp_path / "runs"
-    result = run_aios("run", str(stack), "--runs-dir", str(runs))
-    assert result.returncode == 2, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-    assert not runs.exists()
+    assert "found more than" in refusal(tmp_path, STACK + billion_laughs(), run=True)
