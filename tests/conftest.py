@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The helper modules the tests import: their asserts report values as a test's own do (and
+# contract_kit_support, a plugin of the kit's tests as well, is imported before pytest registers it).
+pytest.register_assert_rewrite("support", "contract_kit_support")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Let SIGINT interrupt again when the suite was started in the background.

@@ -1,7 +1,7 @@
 """The framework contract checks what downstream relies on: ONNX exports onnx-quant and oip can run, trained weights
 that survive a save and a load, native files that run no code when loaded.
 
-As in test_contract_kit.py, the kit runs in a separate pytest process against installed
+As in test_contract_kit.py (contract_kit_support.py), the kit runs in a separate pytest process against installed
 distributions. ``aios-kit-onnx`` holds a small numpy framework that exports ONNX (built
 with ``onnx.helper``) and frameworks that each break one thing downstream relies on.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from contract_kit_support import assert_only_failure, contract_class
 from support import make_distribution
-from test_contract_kit import KIT_TESTS
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-pytest_plugins = ["pytester", "test_contract_kit"]  # its run_kit fixture
+pytest_plugins = ["pytester", "contract_kit_support"]  # run_kit
 
 ONNX_DEMO = '''
     """Softmax regression exporting ONNX, and frameworks each breaking one thing downstream relies on."""
@@ -27,7 +27,7 @@ ONNX_DEMO = '''
     from pathlib import Path
 
     from aios_core import ModelArtifact, atomic_path, hookimpl
-    from aios_kit_demo import GradientDescentTrainer, SoftmaxFramework, softmax, write_npz
+    from aios_kit_demo import GradientDescentTrainer, SoftmaxFramework, softmax
 
 
     class OnnxSoftmaxFramework(SoftmaxFramework):
@@ -154,21 +154,15 @@ ONNX_DEMO = '''
     class Weightless(SoftmaxFramework):
         """Saves the shapes only; loading draws the weights anew, as a build with seed 0 does."""
 
-        @hookimpl
-        def aios_save_model(self, model, path):
+        def saved_arrays(self, model):
             import numpy as np
 
-            write_npz(path, {"shape": np.asarray(model["w"].shape)})
-            return ModelArtifact(name="native", path=Path(path), format=self.native_format, producer=self.name)
+            return {"shape": np.asarray(model["w"].shape)}
 
-        @hookimpl
-        def aios_load_model(self, artifact):
+        def loaded_model(self, arrays):
             import numpy as np
 
-            if artifact.format != self.native_format:
-                return None
-            with np.load(artifact.path, allow_pickle=False) as data:
-                features, classes = (int(size) for size in data["shape"])
+            features, classes = (int(size) for size in arrays["shape"])
             rng = np.random.default_rng(0)
             return {"w": rng.normal(0, 0.01, (features, classes)).astype(np.float32),
                     "b": np.zeros(classes, dtype=np.float32)}
@@ -177,19 +171,13 @@ ONNX_DEMO = '''
     class Biasless(OnnxSoftmaxFramework):
         """Saves the weights but not the biases, which load as zeros (their value before training)."""
 
-        @hookimpl
-        def aios_save_model(self, model, path):
-            write_npz(path, {"w": model["w"]})
-            return ModelArtifact(name="native", path=Path(path), format=self.native_format, producer=self.name)
+        def saved_arrays(self, model):
+            return {"w": model["w"]}
 
-        @hookimpl
-        def aios_load_model(self, artifact):
+        def loaded_model(self, arrays):
             import numpy as np
 
-            if artifact.format != self.native_format:
-                return None
-            with np.load(artifact.path, allow_pickle=False) as data:
-                return {"w": data["w"], "b": np.zeros(data["w"].shape[1], dtype=np.float32)}
+            return {"w": arrays["w"], "b": np.zeros(arrays["w"].shape[1], dtype=np.float32)}
 
 
     class Pickling(SoftmaxFramework):
@@ -255,13 +243,9 @@ def run_onnx_kit(run_kit, site: Path):
             "aios.frameworks": {name: f"aios_kit_onnx:{cls}" for name, cls in FRAMEWORKS.items()},
             "aios.trainers": {"gd-onnx": "aios_kit_onnx:OnnxGradientDescentTrainer"},
         }, modules={"aios_kit_onnx": ONNX_DEMO})
-        source = KIT_TESTS
-        for test_class, body in classes.items():
-            name = test_class.removeprefix("Test")
-            source += (f"\n    class {test_class}(FrameworkContract):\n"
-                       f"        component_name = named({FRAMEWORK_OF[name]!r})\n"
-                       + "".join(f"        {line}\n" for line in (body or "pass").splitlines()))
-        return run_kit(source)
+        return run_kit("".join(contract_class(f"{test_class}(FrameworkContract)",
+                                              FRAMEWORK_OF[test_class.removeprefix("Test")], body)
+                               for test_class, body in classes.items()))
 
     return run
 
@@ -323,31 +307,31 @@ def test_an_onnx_export_without_probabilities_first_fails(run_onnx_kit) -> None:
 
 def test_an_onnx_export_importing_the_default_opset_twice_fails(run_onnx_kit) -> None:
     result = run_onnx_kit(TestTwoOpsets="pass")
-    result.assert_outcomes(failed=1, passed=18)
-    result.stdout.fnmatch_lines([
+    assert_only_failure(
+        result, "TestTwoOpsets::test_onnx_export_imports_one_opset_per_domain",
         ("*the ONNX export of framework 'two-opsets' must import one opset per domain, the default domain ('' or "
          "'ai.onnx', one entry) included; found domain 'ai.onnx': versions [[]17, 13[]]. onnx-quant's quantizer reads "
          "the model's opset from that one entry and stops with 'Failed to find proper ai.onnx domain' otherwise*"),
-        "FAILED test_plugin.py::TestTwoOpsets::test_onnx_export_imports_one_opset_per_domain*"])
+        passed=18)
 
 
 def test_an_onnx_export_answering_unlike_the_native_model_fails(run_onnx_kit) -> None:
     result = run_onnx_kit(TestStandardizing="pass")
-    result.assert_outcomes(failed=1, passed=18)
-    result.stdout.fnmatch_lines([
+    assert_only_failure(
+        result, "TestStandardizing::test_onnx_export_answers_as_the_native_model",
         ("*ONNX Runtime on the ONNX export of framework 'standardizing' answers differently from the native model on "
          "the same 48 rows: max difference * in probability (allowed 0.0001); the served model must be the trained "
          "one*"),
-        "FAILED test_plugin.py::TestStandardizing::test_onnx_export_answers_as_the_native_model*"])
+        passed=18)
 
 
 def test_an_onnx_export_whose_answers_depend_on_the_batch_fails(run_onnx_kit) -> None:
     result = run_onnx_kit(TestBatchCentering="pass")
-    result.assert_outcomes(failed=1, passed=18)
-    result.stdout.fnmatch_lines([
+    assert_only_failure(
+        result, "TestBatchCentering::test_onnx_export_predicts_a_row_alone_as_in_a_batch",
         ("*ONNX Runtime on the ONNX export of framework 'batch-centering' predicts test row * alone differently from "
          "the same row in a batch of 48: max difference * (allowed 1e-05). oip batches concurrent requests together*"),
-        "FAILED test_plugin.py::TestBatchCentering::test_onnx_export_predicts_a_row_alone_as_in_a_batch*"])
+        passed=18)
 
 
 # ---------------------------------------------------------------- native files: trained weights, no code

@@ -1,7 +1,7 @@
 """The contract kit checks what stack validation and plugin listing rely on: ``aios_validate`` answers as
 ``load_stack`` reads it, ``aios_describe_data`` tells the truth, entry-point modules import no heavy library.
 
-As in test_contract_kit.py, the kit runs in a separate pytest process against installed
+As in test_contract_kit.py (contract_kit_support.py), the kit runs in a separate pytest process against installed
 distributions built on ``aios-kit-demo`` (whose softmax framework validates and whose
 blobs datastore describes its data: test_a_good_component_of_every_kind_passes).
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract_kit_support import assert_only_failure, contract_class
 from support import make_distribution
-from test_contract_kit import KIT_TESTS
 
-pytest_plugins = ["pytester", "test_contract_kit"]  # its run_kit fixture
+pytest_plugins = ["pytester", "contract_kit_support"]  # run_kit
 
 VALIDATING_MONITORS = '''
     from pydantic import Field
@@ -69,16 +69,8 @@ def test_validators_that_answer_unlike_load_stack_reads_them_fail(run_kit, site:
     make_distribution(site, "aios-kit-validating", {"aios.monitors": {
         "prose": "aios_kit_validating:ProseMonitor", "curious": "aios_kit_validating:CuriousMonitor",
         "misplaced": "aios_kit_validating:MisplacedMonitor"}}, modules={"aios_kit_validating": VALIDATING_MONITORS})
-    result = run_kit(KIT_TESTS + '''
-    class TestProseMonitor(MonitorContract):
-        component_name = named("prose")
-
-    class TestCuriousMonitor(MonitorContract):
-        component_name = named("curious")
-
-    class TestMisplacedMonitor(MonitorContract):
-        component_name = named("misplaced")
-    ''')
+    result = run_kit("".join(contract_class(f"Test{name.title()}Monitor(MonitorContract)", name)
+                             for name in ("prose", "curious", "misplaced")))
     result.assert_outcomes(failed=3, passed=3 * 9)
     result.stdout.fnmatch_lines([
         ("*aios_validate of monitor 'prose' returned 'events.log will be written in the run directory' in its list; "
@@ -99,16 +91,13 @@ def test_validators_that_answer_unlike_load_stack_reads_them_fail(run_kit, site:
 def test_a_datastore_describing_other_data_than_it_loads_fails(run_kit, site: Path) -> None:
     make_distribution(site, "aios-kit-validating", {"aios.datastores": {
         "four-blobs": "aios_kit_validating:FourClassBlobs"}}, modules={"aios_kit_validating": VALIDATING_MONITORS})
-    result = run_kit(KIT_TESTS + '''
-    class TestFourClassBlobs(DatastoreContract):
-        component_name = named("four-blobs")
-    ''')
-    result.assert_outcomes(failed=1, passed=9, skipped=1)
-    result.stdout.fnmatch_lines([
+    result = run_kit(contract_class("TestFourClassBlobs(DatastoreContract)", "four-blobs"))
+    assert_only_failure(
+        result, "TestFourClassBlobs::test_described_data_is_the_loaded_data",
         ("*aios_describe_data of datastore 'four-blobs' said num_classes=3, but the loaded Dataset has 4. The other "
          "components' aios_validate judge the stack by this description (a cnn needs an image shape), so it must be "
          "what aios_load_dataset returns, or None for what is unknown before loading"),
-        "FAILED test_plugin.py::TestFourClassBlobs::test_described_data_is_the_loaded_data*"])
+        passed=9, skipped=1)
 
 
 def test_a_plugin_importing_sklearn_at_module_top_fails_naming_sklearn(run_kit, site: Path) -> None:
@@ -122,12 +111,9 @@ def test_a_plugin_importing_sklearn_at_module_top_fails_naming_sklearn(run_kit, 
                       ''',
                                # The check looks at sys.modules only; a stand-in spares a real scikit-learn import.
                                "sklearn": ""})
-    result = run_kit(KIT_TESTS + '''
-    class TestTabularMonitor(MonitorContract):
-        component_name = named("tabular")
-    ''')
-    result.assert_outcomes(failed=1, passed=8, skipped=1)
-    result.stdout.fnmatch_lines([
+    result = run_kit(contract_class("TestTabularMonitor(MonitorContract)", "tabular"))
+    assert_only_failure(
+        result, "TestTabularMonitor::test_entry_point_module_imports_no_heavy_library",
         ("*importing aios_kit_tabular (the entry point of monitor 'tabular': aios_kit_tabular:TabularMonitor) imported "
          "sklearn; move `import sklearn` inside the hook methods that use it*"),
-        "FAILED test_plugin.py::TestTabularMonitor::test_entry_point_module_imports_no_heavy_library*"])
+        passed=8, skipped=1)
