@@ -124,6 +124,22 @@ def test_a_subclass_adds_checks_on_the_records_the_fixtures_return(run_kit) -> N
     result.assert_outcomes(passed=42 + 4, skipped=10)  # the four classes' own checks, then the four above
 
 
+def test_a_class_that_shares_training_trains_once(run_kit) -> None:
+    result = run_kit(contract_class("TestTrainer(TrainerContract)", "gd", '''
+        share_training = True
+        seen = []
+
+        def test_first(self, training):
+            self.seen.append(training)
+            assert all(other is training for other in self.seen)
+
+        def test_second(self, training):
+            self.seen.append(training)
+            assert all(other is training for other in self.seen)
+    '''))
+    result.assert_outcomes(passed=11 + 2, skipped=1)
+
+
 # ---------------------------------------------------------------- broken plugins fail, saying why
 def test_a_trainer_that_never_lowers_the_loss_fails(run_kit, site: Path) -> None:
     make_distribution(site, "aios-kit-stuck", {"aios.trainers": {"stuck": "aios_kit_stuck:StuckTrainer"}},

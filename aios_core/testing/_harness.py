@@ -8,6 +8,7 @@ A contract module imports from here and from ``component``; this module imports 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pluggy
 
+    from aios_core.context import RunContext
     from aios_core.records import Dataset, ModelArtifact
 
 HEAVY_MODULES = ("torch", "tensorflow", "ray", "onnxruntime", "sklearn", "pandas", "scipy", "mlflow")
@@ -117,6 +119,12 @@ def build(cls: type[Component], params: dict[str, Any], name: str) -> Component:
     except ValidationError as error:
         fail(f"the parameters given to {label_of(cls.kind, name)} do not validate "
              f"(component_params: {params!r}):\n{error}")
+
+
+def identity(component: Component) -> tuple[str, ...]:
+    """What tells one configured component from another in the kit's session caches: class, name and parameters."""
+    params = json.dumps(component.params.model_dump(mode="json"), sort_keys=True, default=str)
+    return type(component).__module__, type(component).__qualname__, component.name, params
 
 
 def manager_with(*components: Any) -> pluggy.PluginManager:
@@ -212,14 +220,22 @@ def _make_model(framework: Framework, trainer: Component | None, fmt: str, datas
 
     pm = manager_with(framework, *([trainer] if trainer else []))
     run = RunContext(name="contract-input", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook)
-    model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
-    if trainer is not None:
-        run.phase = "train"
-        model = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={}).model
+    if trainer is None:
+        model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
+    else:
+        model = train(pm, run, dataset).model
     path = run.artifacts_dir / f"model.{fmt}"
     if fmt == framework.native_format:
         return pm.hook.aios_save_model(model=model, path=path)
     return pm.hook.aios_export_model(model=model, fmt=fmt, path=path, dataset=dataset)
+
+
+def train(pm: pluggy.PluginManager, run: RunContext, dataset: Dataset) -> Any:
+    """Build a model with the registered framework and train it with the registered trainer, as a run's train phase
+    does; what ``aios_train`` returned."""
+    run.phase = "train"
+    model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
+    return pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={})
 
 
 # ---------------------------------------------------------------- predictions

@@ -10,14 +10,13 @@ without them, and the checks skip, saying so.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from aios_core.records import ModelArtifact
-from aios_core.testing._harness import check_probabilities, fail, fail_raised, manager_with, predictor_for
+from aios_core.testing._harness import check_probabilities, fail, fail_raised, identity, manager_with, predictor_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,8 +63,7 @@ def onnx_export(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory,
     for module in ("onnx", "onnxruntime"):
         pytest.importorskip(module, reason=f"the ONNX checks of {label} inspect and run its export with {module}, "
                                            f"which is not installed: pip install {module}")
-    params = json.dumps(framework.params.model_dump(mode="json"), sort_keys=True, default=str)
-    key = (type(framework).__module__, type(framework).__qualname__, framework.name, params, dataset.content_hash)
+    key = (*identity(framework), dataset.content_hash)
     cache = config.stash.setdefault(_EXPORTS, {})
     if key not in cache:
         try:

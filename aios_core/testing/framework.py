@@ -19,6 +19,7 @@ from aios_core.testing._harness import (
     load_class,
     manager_with,
     predictor_for,
+    train,
     trainers_of,
 )
 from aios_core.testing._onnx_checks import OnnxExport
@@ -163,10 +164,8 @@ class FrameworkContract(ComponentContract):
         """How without a predictor of the model in memory: ``aios_core.testing._saving.check_trained_weights_survive``."""
         pm = manager_with(component, trainer)
         run = aios_run_context(pm)
-        run.phase = "train"
         untrained = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
-        model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})  # a trainer may train in place
-        result = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={})
+        result = train(pm, run, dataset)  # on a model of its own: a trainer may train in place
         trained = getattr(result, "model", None)
         if trained is None:
             fail(f"aios_train of {label_of('trainer', trainer.name)} returned {result!r}, with no model to save")

@@ -15,10 +15,12 @@ from aios_core.testing._harness import (
     check_probabilities,
     entry_of,
     fail,
+    identity,
     label_of,
     load_class,
     manager_with,
     predictor_for,
+    train,
 )
 from aios_core.testing.component import ComponentContract
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from aios_core.records import Dataset
 
 __all__ = ["TrainerContract", "Training"]
+
+_SHARED_TRAININGS = pytest.StashKey[dict]()
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,16 @@ class TrainerContract(ComponentContract):
     the trainer's ``frameworks``; the checks skip if none is installed),
     ``framework_params`` (default ``{}``) and ``dataset`` (default ``tiny_dataset``).
     If the trainer's Params has an ``epochs`` field, the checks train for ``epochs``
-    (a class attribute, 5) unless ``component_params`` sets it.
+    (a class attribute, 5) unless ``component_params`` sets it. Each check that asks for
+    ``training`` trains anew, unless the class sets ``share_training = True`` (for a trainer
+    whose fit is slow, e.g. one that starts processes): then they share one training.
     """
 
     kind = "trainer"
     required_hooks = ("aios_train",)
     required_attributes = ("frameworks",)
     epochs: ClassVar[int] = 5
+    share_training: ClassVar[bool] = False
     _example_name = "torch"
 
     def contract_params(self, component_class: type[Component], params: dict[str, Any]) -> dict[str, Any]:
@@ -100,16 +107,21 @@ class TrainerContract(ComponentContract):
         return tiny_dataset
 
     @pytest.fixture
-    def training(self, component: Component, framework: Framework, dataset: Dataset,
-                 aios_run_context: Callable[..., RunContext]) -> Training:
-        """Build a model with the framework and train it, recording what the trainer reports."""
+    def training(self, request: pytest.FixtureRequest, component: Component, framework: Framework,
+                 dataset: Dataset, aios_run_context: Callable[..., RunContext]) -> Training:
+        """Build a model with the framework and train it, recording what the trainer reports; with
+        ``share_training``, once per test class and configuration."""
+        shared = request.config.stash.setdefault(_SHARED_TRAININGS, {})
+        key = (request.cls, *identity(component), *identity(framework), dataset.content_hash)
+        if self.share_training and key in shared:
+            return shared[key]
         recorder = Recorder()
         pm = manager_with(framework, component, recorder)
         run = aios_run_context(pm)
-        run.phase = "train"
-        model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
-        result = pm.hook.aios_train(model=model, dataset=dataset, run=run, overrides={})
-        return Training(result=result, recorder=recorder, plugin_manager=pm, run=run)
+        training = Training(result=train(pm, run, dataset), recorder=recorder, plugin_manager=pm, run=run)
+        if self.share_training:
+            shared[key] = training
+        return training
 
     def _result(self, training: Training, name: str) -> TrainResult:
         result = training.result
