@@ -39,11 +39,11 @@ class {cls}(Monitor):
 '''
 
 
-def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monitor: str | None = None,
-                dependencies: tuple[str, ...] = ("aios-kernel>=0.1,<0.2",)) -> str:
-    """Build a real wheel of a small distribution (a monitor plugin, or a plain library); its sha256."""
+def write_project(project: Path, name: str, version: str, *, monitor: str | None = None,
+                  dependencies: tuple[str, ...] = ("aios-kernel>=0.1,<0.2",)) -> None:
+    """Write the source of a small distribution into ``project``: a monitor plugin (its ``Hello`` under the
+    entry-point name ``monitor``), or a plain library."""
     module = name.replace("-", "_")
-    project = projects / f"{name}-{version}"
     (project / module).mkdir(parents=True)
     entry_points = f'[project.entry-points."aios.monitors"]\n{monitor} = "{module}:Hello"\n' if monitor else ""
     (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
@@ -57,6 +57,14 @@ def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monito
         dependencies = {json.dumps(list(dependencies))}
         """) + entry_points)
     (project / module / "__init__.py").write_text(MONITOR.format(cls="Hello") if monitor else "WORDS = ['hello']\n")
+
+
+def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monitor: str | None = None,
+                dependencies: tuple[str, ...] = ("aios-kernel>=0.1,<0.2",)) -> str:
+    """Build a real wheel of a small distribution (a monitor plugin, or a plain library); its sha256."""
+    module = name.replace("-", "_")
+    project = projects / f"{name}-{version}"
+    write_project(project, name, version, monitor=monitor, dependencies=dependencies)
     result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels),
                              str(project)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -245,22 +253,7 @@ def test_deprecated_and_unreviewed_versions_warn(sandbox: Sandbox) -> None:
 def git_source(root: Path, name: str, version: str) -> dict[str, str]:
     """A git repository holding a monitor plugin in plugins/NAME (as AIOS's repository does); its index source."""
     repo = root / "repo"
-    project = repo / "plugins" / name
-    (project / name.replace("-", "_")).mkdir(parents=True)
-    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [build-system]
-        requires = ["hatchling"]
-        build-backend = "hatchling.build"
-
-        [project]
-        name = "{name}"
-        version = "{version}"
-        dependencies = ["aios-kernel>=0.1,<0.2"]
-
-        [project.entry-points."aios.monitors"]
-        {name.removeprefix("aios-")} = "{name.replace("-", "_")}:Hello"
-        """))
-    (project / name.replace("-", "_") / "__init__.py").write_text(MONITOR.format(cls="Hello"))
+    write_project(repo / "plugins" / name, name, version, monitor=name.removeprefix("aios-"))
     for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@example.org",
                                                    "commit", "-q", "-m", "source"]):
         subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
