@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pytest
+
     from aios_core import Dataset, ModelArtifact, RunContext
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
@@ -32,6 +36,20 @@ def compress_with(artifact: ModelArtifact, dataset: Dataset, run_dir: Path, *, s
     pm = plugin_manager(OnnxQuantCompressor(OnnxQuantCompressor.Params(**params)))
     run = RunContext(name="t", seed=seed, threads=1, dir=run_dir, stack={}, hook=pm.hook)
     return pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run), run
+
+
+def compressed_by_mode(artifact: ModelArtifact, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory,
+                       prefix: str = "", **params: Any) -> Callable[[str], ModelArtifact]:
+    """``get(mode)``: ``artifact`` compressed in ``mode`` (with ``params``), made on the first call for a mode."""
+    cache: dict[str, ModelArtifact] = {}
+
+    def get(mode: str) -> ModelArtifact:
+        if mode not in cache:
+            cache[mode], _ = compress_with(artifact, dataset, tmp_path_factory.mktemp(f"{prefix}{mode}"), mode=mode,
+                                           **params)
+        return cache[mode]
+
+    return get
 
 
 def onnx_artifact(path: Path) -> ModelArtifact:

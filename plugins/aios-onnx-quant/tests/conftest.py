@@ -17,7 +17,7 @@ from aios_core import Dataset, ModelArtifact, RunContext
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from aios_onnx_quant_test_helpers import compress_with, onnx_artifact
+from aios_onnx_quant_test_helpers import compress_with, compressed_by_mode, onnx_artifact
 
 Compress = Callable[..., tuple[ModelArtifact, RunContext]]
 
@@ -72,11 +72,4 @@ def compress(fp32_artifact: ModelArtifact, digits_dataset: Dataset, tmp_path: Pa
 def compressed(fp32_artifact: ModelArtifact, digits_dataset: Dataset,
                tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], ModelArtifact]:
     """The compressed digits CNN for one mode (default parameters otherwise), built once per session."""
-    cache: dict[str, ModelArtifact] = {}
-
-    def get(mode: str) -> ModelArtifact:
-        if mode not in cache:
-            cache[mode], _ = compress_with(fp32_artifact, digits_dataset, tmp_path_factory.mktemp(mode), mode=mode)
-        return cache[mode]
-
-    return get
+    return compressed_by_mode(fp32_artifact, digits_dataset, tmp_path_factory)

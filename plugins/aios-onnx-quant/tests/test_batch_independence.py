@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aios_onnx_quant_test_helpers import compress_with, onnx_artifact, trained_mlp_layers, write_classifier
+from aios_onnx_quant_test_helpers import compressed_by_mode, onnx_artifact, trained_mlp_layers, write_classifier
 
 from aios_core import Dataset, ModelArtifact, onnx_predictor
 
@@ -30,15 +30,7 @@ def mlp(digits_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Mo
 @pytest.fixture(scope="module")
 def mlp_compressed(mlp: ModelArtifact, digits_dataset: Dataset,
                    tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], ModelArtifact]:
-    cache: dict[str, ModelArtifact] = {}
-
-    def get(mode: str) -> ModelArtifact:
-        if mode not in cache:
-            cache[mode], _ = compress_with(mlp, digits_dataset, tmp_path_factory.mktemp(f"mlp-{mode}"), mode=mode,
-                                           latency_runs=20)
-        return cache[mode]
-
-    return get
+    return compressed_by_mode(mlp, digits_dataset, tmp_path_factory, "mlp-", latency_runs=20)
 
 
 def _alone_and_batched(path: Path, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
