@@ -9,7 +9,7 @@ Run from the repository root with the project's venv::
 (b) The ``torch`` trainer, called through ``pm.hook.aios_train`` with a real
     ``RunContext`` and the stack's parameters (the checkpoint policy's defaults), against
     a hand-written PyTorch loop: same data, model, seed, optimizer and batch size, one
-    thread; whole-fit time (final checkpoint write included), ratio per interleaved pair,
+    thread; whole-fit time (the final checkpoint is handed to its thread, as in a run), ratio per interleaved pair,
     median and spread (target <= 1.05). ``--only-trainer`` runs (b) alone and updates
     its part of RESULTS.md.
 (c) The default stack run once with ``aios run``: size, accuracy and latency of the
@@ -845,7 +845,7 @@ def _training_findings(training: list[TrainingResult]) -> list[str]:
         trainer, plain, parts, epochs = result.trainer, result.plain, result.parts, result.epochs
         line = (
             f"- (b) {result.architecture.upper()}: whole fit {_ms(_median(trainer.total) / epochs)} ms/epoch "
-            f"(trainer, checkpoint policy defaults, final write included) vs {_ms(_median(plain.total) / epochs)} "
+            f"(trainer, checkpoint policy defaults, final checkpoint handed to its thread) vs {_ms(_median(plain.total) / epochs)} "
             f"ms/epoch (plain loop): ratio **{result.ratio:.3f}** (median of {result.repeats} interleaved pairs, "
             f"quartiles {_percentile(result.ratios, 25):.3f}–{_percentile(result.ratios, 75):.3f}; target <= "
             f"{TRAINER_TARGET_RATIO}{', over' if result.ratio > TRAINER_TARGET_RATIO else ', met'}); least "
@@ -1031,11 +1031,12 @@ def _quantization_markdown(result: QuantizationResult) -> str:
         "",
         f"`aios run --runs-dir <tmp>` of the bundled default stack (`onnx-quant` mode auto): "
         f"{result.run_seconds:.1f} s wall; trained {len(result.train['history'])} epochs"
-        f"{' (stopped early)' if result.train['stopped_early'] else ''}, best epoch {result.train['best_epoch']}. The compressor built static (QDQ) and "
-        f"dynamic int8 models and kept **{chosen}** (validation accuracy fp32 "
-        f"{variants['fp32']['val_accuracy']:.4f}, static {variants['static']['val_accuracy']:.4f}, dynamic "
-        f"{variants['dynamic']['val_accuracy']:.4f}; its batch-1 p50: fp32 {variants['fp32']['latency_ms_b1']:.4f} ms, "
-        f"static {variants['static']['latency_ms_b1']:.4f} ms, dynamic {variants['dynamic']['latency_ms_b1']:.4f} ms).",
+        f"{' (stopped early)' if result.train['stopped_early'] else ''}, best epoch {result.train['best_epoch']}. `auto` "
+        "builds only int8 variants whose answers do not depend on the batch (dynamic int8 computes activation ranges "
+        f"per call), so it built {', '.join(name for name in variants if name != 'fp32')} and kept **{chosen}** "
+        "(validation accuracy and batch-1 p50: "
+        + "; ".join(f"{name} {figures['val_accuracy']:.4f}, {figures['latency_ms_b1']:.4f} ms"
+                    for name, figures in variants.items()) + ").",
         "",
         f"From the run's `report/evaluation.json` (test split, {result.evaluation['test_rows']} rows; latency p50 over "
         f"{fp32['latency_ms']['1']['runs']} batch-1 / {fp32['latency_ms']['256']['runs']} batch-256 calls per model, "
