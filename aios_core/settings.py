@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from aios_core.vocabulary import canonical_name
 
 __all__ = ["PluginSettings", "SettingsError", "cache_dir", "config_path", "load_settings"]
 
@@ -39,11 +40,6 @@ def cache_dir() -> Path:
     if os.environ.get("AIOS_CACHE_DIR"):
         return Path(os.environ["AIOS_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aios"
-
-
-def _canonical_pattern(pattern: str) -> str:
-    """A name pattern in PEP 503 form, so ``AIOS_Torch`` in a list means ``aios-torch``."""
-    return re.sub(r"[-_.]+", "-", pattern.strip()).lower()
 
 
 @dataclass(frozen=True)
@@ -71,14 +67,14 @@ class PluginSettings:
 def _patterns(value: object, where: str) -> tuple[str, ...]:
     if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
         raise SettingsError(f"{where}: expected a list of name patterns such as [\"aios-*\"], found {value!r}")
-    return tuple(_canonical_pattern(item) for item in value if item.strip())
+    return tuple(canonical_name(item.strip()) for item in value if item.strip())
 
 
 def _env_patterns(variable: str) -> tuple[str, ...] | None:
     raw = os.environ.get(variable, "")
     if not raw.strip():
         return None
-    return tuple(_canonical_pattern(part) for part in raw.split(",") if part.strip())
+    return tuple(canonical_name(part.strip()) for part in raw.split(",") if part.strip())
 
 
 def load_settings() -> PluginSettings:
