@@ -166,6 +166,22 @@ def test_plain_cookiecutter_generates_the_same_project(generate: Callable[[str, 
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
 
 
+def test_plain_cookiecutter_without_aios_kernel_names_the_install_command(tmp_path: Path) -> None:
+    from cookiecutter.environment import StrictEnvironment
+
+    answers = {"plugin_name": "hello", "kinds": "monitor", "distribution": "aios-hello", "package": "aios_hello",
+               "summary": "AIOS plugin hello: monitor", "author": "Ada", "author_email": "", "license": "MIT",
+               "aios_core_range": ">=0.1,<0.2", "repository": "https://example.com/aios-hello"}
+    hook = tmp_path / "pre_gen_project.py"
+    template = StrictEnvironment().from_string((TEMPLATE / "hooks" / "pre_gen_project.py").read_text())
+    hook.write_text(template.render(cookiecutter=answers))
+    result = run([sys.executable, "-S", hook])  # -S: no site-packages, so no aios_core, as beside a lone cookiecutter
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: the template checks its answers with aios-kernel")
+    assert line.endswith('pip install "aios-kernel @ git+https://github.com/aios-ml/aios"')
+
+
 def test_the_generated_registry_entry_passes_the_registry_build(generate: Callable[[str, str], Generated],
                                                                 tmp_path: Path) -> None:
     _, project = generate("every", ALL_KINDS)

@@ -1,7 +1,8 @@
 """Check the template's answers before anything is generated: one line per problem, then exit 1.
 
-Runs with the interpreter that runs cookiecutter (``aios new plugin`` or plain
-``cookiecutter``), so it uses the standard library, plus ``packaging`` when present.
+Runs with the interpreter that runs cookiecutter (``aios new plugin``, or plain
+``cookiecutter`` where aios-kernel is installed), so the kinds, their entry-point groups
+and the canonical-name rule come from ``aios_core.vocabulary``, as for the plugin loader.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ import re
 import sys
 from importlib import metadata
 
-KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
-GROUPS = {kind: f"aios.{kind}s" for kind in KINDS}
-KERNEL = "aios-kernel"  # aios_core.vocabulary.CORE_DISTRIBUTION; this hook may run where aios_core is not installed
+try:
+    from aios_core import __version__ as KERNEL_VERSION
+    from aios_core.vocabulary import CORE_DISTRIBUTION, FORMER_CORE_DISTRIBUTION, KIND_GROUPS, KINDS, canonical_name
+except ImportError as error:  # plain cookiecutter in an environment without AIOS
+    sys.exit(f"error: the template checks its answers with aios-kernel, which does not import in the Python "
+             f"running cookiecutter ({error}); install it there: "
+             'pip install "aios-kernel @ git+https://github.com/aios-ml/aios"')
+from packaging.specifiers import InvalidSpecifier, SpecifierSet  # a dependency of aios-kernel
+
 # AIOS's own distributions, and aios-core: on PyPI that name is an unrelated project
-RESERVED_DISTRIBUTIONS = {KERNEL, "aios-core", "aios-data", "aios-torch", "aios-tf", "aios-onnx-quant", "aios-serve",
-                          "aios-ray-train"}
+RESERVED_DISTRIBUTIONS = {CORE_DISTRIBUTION, FORMER_CORE_DISTRIBUTION, "aios-data", "aios-torch", "aios-tf",
+                          "aios-onnx-quant", "aios-serve", "aios-ray-train"}
 RESERVED_PACKAGES = {"aios_core", "aios_data", "aios_torch", "aios_tf", "aios_onnx_quant", "aios_serve",
                      "aios_ray_train", "tests", "test"}
 
@@ -33,11 +40,6 @@ ANSWERS = {
     "aios_core_range": {{ cookiecutter.aios_core_range | tojson }},
     "repository": {{ cookiecutter.repository | tojson }},
 }
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normal form of a distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def check_plugin_name(name: str) -> list[str]:
@@ -67,8 +69,8 @@ def check_distribution(name: str) -> list[str]:
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
         return [f"distribution {name!r} is not a valid distribution name: letters, digits, '-', '_' and '.', "
                 f"starting and ending with a letter or digit (e.g. aios-hello)"]
-    if name != canonical(name):
-        return [f"distribution {name!r} is not in normal form; write it as {canonical(name)!r}"]
+    if name != canonical_name(name):
+        return [f"distribution {name!r} is not in normal form; write it as {canonical_name(name)!r}"]
     if name in RESERVED_DISTRIBUTIONS:
         return [f"distribution {name!r} is AIOS's own; choose another name (e.g. aios-{ANSWERS['plugin_name']}-plugin)"]
     return []
@@ -85,26 +87,16 @@ def check_package(name: str) -> list[str]:
 
 def check_range(text: str) -> list[str]:
     try:
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    except ImportError:  # plain cookiecutter without packaging: check the shape only
-        clause = r"\s*(===|==|!=|~=|<=|>=|<|>)\s*[0-9][0-9A-Za-z.*+!-]*\s*"
-        if not re.fullmatch(f"{clause}(,{clause})*", text):
-            return [f"aios_core_range {text!r} is not a version range; write one like '>=0.1,<0.2' (PEP 440)"]
-        return []
-    try:
         specifier = SpecifierSet(text)
     except InvalidSpecifier:
         return [f"aios_core_range {text!r} is not a version range; write one like '>=0.1,<0.2' (PEP 440)"]
     if not str(specifier):
-        return [f"aios_core_range is empty; write the {KERNEL} versions the plugin supports, e.g. '>=0.1,<0.2'"]
-    try:
-        running = metadata.version(KERNEL)
-    except metadata.PackageNotFoundError:
-        return []
-    if not specifier.contains(running, prereleases=True):
-        return [f"aios_core_range {text!r} excludes the installed {KERNEL} {running}, so AIOS would report the "
-                f"plugin incompatible; include it, e.g. '>={'.'.join(running.split('.')[:2])},<"
-                f"{running.split('.')[0]}.{int(running.split('.')[1]) + 1}'"]
+        return [f"aios_core_range is empty; write the {CORE_DISTRIBUTION} versions the plugin supports, "
+                "e.g. '>=0.1,<0.2'"]
+    if not specifier.contains(KERNEL_VERSION, prereleases=True):
+        major, minor = KERNEL_VERSION.split(".")[:2]
+        return [f"aios_core_range {text!r} excludes the installed {CORE_DISTRIBUTION} {KERNEL_VERSION}, so AIOS would "
+                f"report the plugin incompatible; include it, e.g. '>={major}.{minor},<{major}.{int(minor) + 1}'"]
     return []
 
 
@@ -146,12 +138,12 @@ def check_clashes(name: str, kinds: str, distribution: str) -> list[str]:
     if asked & {"framework", "trainer"}:
         asked |= {"framework", "trainer"}
     for dist in metadata.distributions():
-        owner = canonical(dist.metadata["Name"] or "")
+        owner = canonical_name(dist.metadata["Name"] or "")
         if owner == distribution:
             continue
         for entry_point in dist.entry_points:
             for kind in sorted(asked & set(KINDS)):
-                if entry_point.group == GROUPS[kind] and entry_point.name == name:
+                if entry_point.group == KIND_GROUPS[kind] and entry_point.name == name:
                     problems.append(f"plugin_name {name!r}: the installed {owner} already provides a {kind} "
                                     f"named {name!r}; choose another name")
     return problems

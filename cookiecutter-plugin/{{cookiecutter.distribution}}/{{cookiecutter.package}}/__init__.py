@@ -139,28 +139,27 @@ class {{ P }}TrainerParams(TrainingParams):
     """Parameters of the ``{{ cookiecutter.plugin_name }}`` trainer (a stack's ``trainer:`` section).
 
     AIOS's shared ``TrainingParams``, so a stack's trainer values keep their meaning when
-    it changes trainer. A field this trainer does not implement accepts only the value it
-    implements (``optimizer: sgd``, ``lr_schedule: none``, no early stopping, a checkpoint
-    every epoch), so a stack asking for more is told so; widen the field when you implement it.
+    it changes trainer. This trainer implements them all (learning-rate schedules, early
+    stopping, the checkpoint policy ``checkpoint_interval_s``) but one optimizer:
+    ``optimizer`` accepts only ``sgd``, so a stack asking for adam is told so; widen the
+    field when you implement it.
     """
 
     batch_size: int = Field(32, ge=1, description="Rows per gradient step.")
     optimizer: Literal["sgd"] = Field("sgd", description="sgd with momentum: the only optimizer of this trainer.")
-    learning_rate: float = Field(0.05, gt=0.0, description="Step size of gradient descent.")
+    learning_rate: float = Field(0.05, gt=0.0, description="Step size of gradient descent (the first epoch's, with "
+                                                           "lr_schedule step or cosine).")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="Momentum of gradient descent (0: plain SGD).")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty on the weights, added to their gradient.")
-    lr_schedule: Literal["none"] = Field("none", description="none: the learning rate stays constant.")
-    early_stopping_patience: None = Field(None, description="Early stopping: not implemented, null.")
-    checkpoint_interval_s: float = Field(0.0, ge=0.0, le=0.0,
-                                         description="0: this trainer writes a checkpoint after every epoch.")
 
 
 class {{ P }}Trainer(Trainer):
     """Trains ``{{ cookiecutter.plugin_name }}`` models with mini-batch gradient descent on cross-entropy.
 
-    Reports every epoch, writes a checkpoint after each one under ``run.checkpoint_dir``
-    and, with ``run.resume``, continues from it; the result equals an uninterrupted run.
-    The returned model holds the weights of the epoch with the lowest ``val_loss``.
+    Reports every epoch, writes checkpoints under ``run.checkpoint_dir`` as the checkpoint
+    policy says (``checkpoint_interval_s``) and, with ``run.resume``, continues from the
+    newest; the result equals an uninterrupted run. The returned model holds the weights
+    of the epoch with the lowest ``val_loss``.
     """
 
     Params = {{ P }}TrainerParams

@@ -1,4 +1,12 @@
-"""The ``{{ cookiecutter.plugin_name }}`` training loop: mini-batch gradient descent, checkpointed every epoch, resumable."""
+"""The ``{{ cookiecutter.plugin_name }}`` training loop: mini-batch gradient descent with momentum, resumable.
+
+What every epoch-based trainer shares comes from the kernel (``aios_core.training``):
+``EpochProgress`` (history, best epoch, early stopping, the refusal of a non-finite loss),
+``report_steps``, ``check_resume_params`` and ``CheckpointWriter`` (the checkpoint policy,
+``checkpoint_interval_s``). This module keeps what is NumPy's: the gradient step, the
+learning rate of an epoch, and the checkpoint's content (``last.npz``: the weights, their
+momentum and the best weights so far as plain arrays, read with ``allow_pickle=False``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from aios_core import Dataset, RunContext, TrainResult, atomic_path
+from aios_core import (
+    CheckpointWriter,
+    Dataset,
+    EpochProgress,
+    RunContext,
+    TrainResult,
+    check_resume_params,
+    report_steps,
+)
 
 from {{ cookiecutter.package }}._model import MLP, softmax
 
@@ -18,8 +34,9 @@ if TYPE_CHECKING:
 
 CHECKPOINT_NAME = "last.npz"
 CHECKPOINT_FORMAT = "{{ cookiecutter.plugin_name }}-checkpoint/1"
-_RESUMABLE_CHANGES = {"progress_updates"}
-"""Trainer parameters that may differ between an interrupted run and its resumption."""
+
+Arrays = list[np.ndarray]
+"""A model's weights then its biases, or the momentum of each, in that order."""
 
 
 def train(model: MLP, dataset: Dataset, run: RunContext, params: {{ cookiecutter.__class_prefix }}TrainerParams) -> TrainResult:
@@ -30,46 +47,61 @@ def train(model: MLP, dataset: Dataset, run: RunContext, params: {{ cookiecutter
     if len(dataset.y_val) == 0:
         raise ValueError(f"dataset {dataset.name!r} has an empty validation split; the trainer keeps the weights "
                          "of the epoch with the lowest val_loss, so give the datastore a validation split")
-    state = _State.start(model, params)
+    settings = params.model_dump(mode="json")
     checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
+    progress, velocity, best = EpochProgress(), [np.zeros_like(array) for array in _arrays(model)], None
     if run.resume and checkpoint.exists():
-        state.restore(checkpoint, model, params)
-        run.log.info("{{ cookiecutter.plugin_name }} trainer: resuming after epoch %d from %s", state.epoch, checkpoint)
+        progress, velocity, best = _restore(checkpoint, model, settings, type(params)().model_dump(mode="json"))
+        run.log.info("{{ cookiecutter.plugin_name }} trainer: resuming after epoch %d from %s", progress.epoch, checkpoint)
 
     x_train = np.ascontiguousarray(dataset.x_train, dtype=np.float32)
     y_train = np.asarray(dataset.y_train, dtype=np.int64)
     steps = math.ceil(len(y_train) / params.batch_size)
-    report_at = _report_steps(steps, params.progress_updates)
-    while state.epoch < params.epochs:
-        epoch = state.epoch + 1
-        started = time.perf_counter()
-        order = np.random.default_rng([run.seed, epoch]).permutation(len(y_train))  # the same order on resume
-        loss_sum, correct = 0.0, 0
-        for step, begin in enumerate(range(0, len(order), params.batch_size), start=1):
-            rows = order[begin:begin + params.batch_size]
-            batch_loss, batch_correct = _step(model, state, x_train[rows], y_train[rows], params)
-            loss_sum += batch_loss * len(rows)
-            correct += batch_correct
-            if step in report_at:
-                run.report_step(epoch, step, steps, {"loss": loss_sum / (begin + len(rows))})
-        seconds = time.perf_counter() - started
-        val_loss, val_accuracy = evaluate(model, dataset.x_val, dataset.y_val)
-        metrics = {"epoch": epoch, "loss": loss_sum / len(y_train), "accuracy": correct / len(y_train),
-                   "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": params.learning_rate,
-                   "seconds": seconds}
-        state.epoch = epoch
-        state.history.append(metrics)
-        if val_loss < state.best_val_loss:
-            state.best_val_loss, state.best_epoch = val_loss, epoch
-            state.best = [array.copy() for array in (*model.weights, *model.biases)]
-        run.report_epoch(epoch, dict(metrics))
-        state.save(checkpoint, model, params)
+    report_at = report_steps(steps, params.progress_updates)
+    writer = CheckpointWriter(checkpoint, _save, interval_s=params.checkpoint_interval_s)
+    try:
+        while not progress.done(params.epochs):
+            epoch, started = progress.epoch + 1, time.perf_counter()
+            lr = learning_rate(params, epoch)
+            order = np.random.default_rng([run.seed, epoch]).permutation(len(y_train))  # the same order on resume
+            loss_sum, correct = 0.0, 0
+            for step, begin in enumerate(range(0, len(order), params.batch_size), start=1):
+                rows = order[begin:begin + params.batch_size]
+                batch_loss, batch_correct = _step(model, velocity, x_train[rows], y_train[rows], lr, params)
+                loss_sum += batch_loss * len(rows)
+                correct += batch_correct
+                if step in report_at:
+                    run.report_step(epoch, step, steps, {"loss": loss_sum / (begin + len(rows))})
+            seconds = time.perf_counter() - started
+            val_loss, val_accuracy = evaluate(model, dataset.x_val, dataset.y_val)
+            metrics = {"epoch": epoch, "loss": loss_sum / len(y_train), "accuracy": correct / len(y_train),
+                       "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": lr, "seconds": seconds}
+            # Raises TrainingDiverged on a non-finite loss, before anything is reported or saved.
+            if progress.record(metrics, patience=params.early_stopping_patience,
+                               min_delta=params.early_stopping_min_delta):
+                best = _arrays(model, copy=True)
+            run.report_epoch(epoch, dict(metrics))
+            writer.epoch_end({"model": _arrays(model, copy=True), "velocity": [v.copy() for v in velocity],
+                              "best": best, "progress": progress.state(), "params": settings})
+    except BaseException:
+        writer.close(interrupted=True)  # the interrupt (or error) wins; the newest snapshot is still written
+        raise
+    writer.close()
 
-    if state.best is not None:
-        layers = len(model.weights)
-        model.weights, model.biases = state.best[:layers], state.best[layers:]
-    return TrainResult(model=model, history=[dict(row) for row in state.history],
-                       best_epoch=state.best_epoch or state.epoch)
+    if best is not None:
+        _set_arrays(model, best)
+    return TrainResult(model=model, history=[dict(row) for row in progress.history],
+                       best_epoch=progress.best_epoch, stopped_early=progress.stopped_early)
+
+
+def learning_rate(params: {{ cookiecutter.__class_prefix }}TrainerParams, epoch: int) -> float:
+    """The learning rate of 1-based ``epoch``, as torch's StepLR / CosineAnnealingLR(T_max=epochs) give it."""
+    done = epoch - 1
+    if params.lr_schedule == "step":
+        return params.learning_rate * params.lr_gamma ** (done // params.lr_step_size)
+    if params.lr_schedule == "cosine":
+        return params.learning_rate * (1 + math.cos(math.pi * done / params.epochs)) / 2
+    return params.learning_rate
 
 
 def evaluate(model: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -79,7 +111,7 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(loss), float((probabilities.argmax(axis=1) == y).mean())
 
 
-def _step(model: MLP, state: _State, x: np.ndarray, y: np.ndarray,
+def _step(model: MLP, velocity: Arrays, x: np.ndarray, y: np.ndarray, lr: float,
           params: {{ cookiecutter.__class_prefix }}TrainerParams) -> tuple[float, int]:
     """One gradient step on a batch; returns the batch's mean loss and correct count (before the step)."""
     outputs = model.hidden(x)
@@ -89,7 +121,8 @@ def _step(model: MLP, state: _State, x: np.ndarray, y: np.ndarray,
     grad = probabilities
     grad[np.arange(len(y)), y] -= 1.0
     grad /= len(y)
-    for layer in reversed(range(len(model.weights))):
+    layers = len(model.weights)
+    for layer in reversed(range(layers)):
         weight = model.weights[layer]
         grad_weight = outputs[layer].T @ grad + params.weight_decay * weight
         grad_bias = grad.sum(axis=0)
@@ -97,70 +130,51 @@ def _step(model: MLP, state: _State, x: np.ndarray, y: np.ndarray,
             grad = grad @ weight.T
             before = outputs[layer]
             grad = grad * (before > 0) if model.activation == "relu" else grad * (1.0 - before ** 2)
-        bias_velocity = state.velocity[len(model.weights) + layer]
-        for values, gradient, velocity in ((weight, grad_weight, state.velocity[layer]),
-                                           (model.biases[layer], grad_bias, bias_velocity)):
-            velocity *= params.momentum
-            velocity -= params.learning_rate * gradient
-            values += velocity
+        for values, gradient, moving in ((weight, grad_weight, velocity[layer]),
+                                         (model.biases[layer], grad_bias, velocity[layers + layer])):
+            moving *= params.momentum
+            moving -= lr * gradient
+            values += moving
     return loss, correct
 
 
-def _report_steps(steps: int, updates: int) -> frozenset[int]:
-    """The 1-based steps after which to report progress: ``updates`` of them, evenly spread."""
-    count = min(updates, steps)
-    return frozenset(math.ceil(i * steps / count) for i in range(1, count + 1)) if count else frozenset()
+def _arrays(model: MLP, copy: bool = False) -> Arrays:
+    """The model's weights then biases; with ``copy``, copies that later steps leave alone."""
+    arrays = [*model.weights, *model.biases]
+    return [array.copy() for array in arrays] if copy else arrays
 
 
-class _State:
-    """What a checkpoint holds besides the model's weights: epoch, momentum, history and the best weights."""
-
-    def __init__(self, velocity: list[np.ndarray]) -> None:
-        self.epoch = 0
-        self.velocity = velocity
-        self.history: list[dict[str, float]] = []
-        self.best: list[np.ndarray] | None = None
-        self.best_epoch = 0
-        self.best_val_loss = math.inf
-
-    @classmethod
-    def start(cls, model: MLP, params: Any) -> _State:
-        return cls([np.zeros_like(array) for array in (*model.weights, *model.biases)])
-
-    def save(self, path: Path, model: MLP, params: Any) -> None:
-        arrays: dict[str, np.ndarray] = {
-            "format": np.array(CHECKPOINT_FORMAT),
-            "progress": np.array(json.dumps({
-                "epoch": self.epoch, "history": self.history, "best_epoch": self.best_epoch,
-                "best_val_loss": self.best_val_loss, "params": _resumable(params)})),
-        }
-        for index, array in enumerate((*model.weights, *model.biases)):
-            arrays[f"model_{index}"] = array
-            arrays[f"velocity_{index}"] = self.velocity[index]
-            if self.best is not None:
-                arrays[f"best_{index}"] = self.best[index]
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    def restore(self, path: Path, model: MLP, params: Any) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["format"]) != CHECKPOINT_FORMAT:
-                raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
-            progress = json.loads(str(data["progress"]))
-            if progress["params"] != _resumable(params):
-                raise ValueError(f"{path}: the checkpoint was written with other trainer parameters "
-                                 f"({progress['params']}); start a new run instead of resuming")
-            count = len(model.weights) + len(model.biases)
-            restored = [data[f"model_{i}"] for i in range(count)]
-            if [a.shape for a in restored] != [a.shape for a in (*model.weights, *model.biases)]:
-                raise ValueError(f"{path}: the checkpoint holds a model of another shape")
-            layers = len(model.weights)
-            model.weights, model.biases = restored[:layers], restored[layers:]
-            self.velocity = [data[f"velocity_{i}"] for i in range(count)]
-            self.best = [data[f"best_{i}"] for i in range(count)] if "best_0" in data.files else None
-        self.epoch, self.history = progress["epoch"], progress["history"]
-        self.best_epoch, self.best_val_loss = progress["best_epoch"], progress["best_val_loss"]
+def _set_arrays(model: MLP, arrays: Arrays) -> None:
+    layers = len(model.weights)
+    model.weights, model.biases = list(arrays[:layers]), list(arrays[layers:])
 
 
-def _resumable(params: Any) -> dict[str, Any]:
-    return {k: v for k, v in params.model_dump(mode="json").items() if k not in _RESUMABLE_CHANGES}
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint (``CheckpointWriter`` calls it on its thread, at a temporary path)."""
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(CHECKPOINT_FORMAT),
+        "state": np.array(json.dumps({"progress": payload["progress"], "params": payload["params"]})),
+    }
+    for prefix in ("model", "velocity", "best"):
+        arrays.update({f"{prefix}_{index}": array for index, array in enumerate(payload[prefix])})
+    with open(path, "wb") as handle:  # a handle, so numpy keeps the temporary file's name as it is
+        np.savez(handle, **arrays)
+
+
+def _restore(path: Path, model: MLP, settings: dict[str, Any],
+             defaults: dict[str, Any]) -> tuple[EpochProgress, Arrays, Arrays]:
+    """Put the checkpoint's weights into ``model``; return the progress, the momentum and the best weights."""
+    with np.load(path, allow_pickle=False) as data:
+        if "format" not in data.files or str(data["format"]) != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint; start a new run instead of resuming")
+        state = json.loads(str(data["state"]))
+        check_resume_params(state["params"], settings, path, defaults)
+        count = sum(1 for name in data.files if name.startswith("model_"))
+        saved = {prefix: [data[f"{prefix}_{index}"] for index in range(count)]
+                 for prefix in ("model", "velocity", "best")}
+    shapes = [array.shape for array in _arrays(model)]
+    if [array.shape for array in saved["model"]] != shapes:
+        raise ValueError(f"{path}: the checkpoint holds a model of shapes {[a.shape for a in saved['model']]}, "
+                         f"this run builds {shapes}; start a new run instead of resuming")
+    _set_arrays(model, saved["model"])
+    return EpochProgress.from_state(state["progress"]), saved["velocity"], saved["best"]
