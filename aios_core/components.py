@@ -9,6 +9,7 @@ kernel check that a stack's components fit together before any work starts.
 from __future__ import annotations
 
 import importlib
+import math
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -276,3 +277,13 @@ class TrainingParams(Params):
     checkpoint_interval_s: float = Field(
         10.0, ge=0.0, description="Write a checkpoint when this many seconds have passed since the last one (0: every "
                                   "epoch); the newest is always written at the end, on Ctrl-C and on SIGTERM.")
+
+    def scheduled_learning_rate(self, epoch: int) -> float:
+        """The learning rate of 1-based ``epoch`` under ``lr_schedule``, as PyTorch's ``StepLR`` and
+        ``CosineAnnealingLR(T_max=epochs)`` give it, for trainers whose library has no scheduler of its own."""
+        done = epoch - 1
+        if self.lr_schedule == "step":
+            return self.learning_rate * self.lr_gamma ** (done // self.lr_step_size)
+        if self.lr_schedule == "cosine":
+            return self.learning_rate * (1 + math.cos(math.pi * done / self.epochs)) / 2
+        return self.learning_rate

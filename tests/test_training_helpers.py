@@ -173,3 +173,32 @@ def test_the_final_write_goes_on_after_close_and_leaves_no_partial_file(tmp_path
     wait_for_checkpoints()
     assert json.loads(writer.path.read_text()) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.json"]  # no temporary file left
+
+
+# ---------------------------------------------------------------- the learning-rate schedule
+@pytest.mark.parametrize(("schedule", "expected"), [
+    ("none", [0.1, 0.1, 0.1, 0.1]),
+    ("step", [0.1, 0.1, 0.05, 0.05]),
+    ("cosine", [0.1, 0.1 * (1 + math.cos(math.pi / 4)) / 2, 0.05, 0.1 * (1 + math.cos(3 * math.pi / 4)) / 2]),
+])
+def test_the_scheduled_learning_rate_of_each_epoch(schedule: str, expected: list[float]) -> None:
+    from aios_core import TrainingParams
+
+    params = TrainingParams(epochs=4, learning_rate=0.1, lr_schedule=schedule, lr_step_size=2, lr_gamma=0.5)
+    assert [params.scheduled_learning_rate(epoch) for epoch in range(1, 5)] == pytest.approx(expected)
+
+
+def test_the_schedule_is_torchs() -> None:
+    torch = pytest.importorskip("torch")
+    from aios_core import TrainingParams
+
+    for schedule, make in (("step", lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.3)),
+                           ("cosine", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7))):
+        params = TrainingParams(epochs=7, learning_rate=0.2, lr_schedule=schedule, lr_step_size=3, lr_gamma=0.3)
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+        scheduler, rates = make(optimizer), []
+        for _ in range(7):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert [params.scheduled_learning_rate(epoch) for epoch in range(1, 8)] == pytest.approx(rates)

@@ -62,7 +62,7 @@ def train(model: MLP, dataset: Dataset, run: RunContext, params: {{ cookiecutter
     try:
         while not progress.done(params.epochs):
             epoch, started = progress.epoch + 1, time.perf_counter()
-            lr = learning_rate(params, epoch)
+            lr = params.scheduled_learning_rate(epoch)
             order = np.random.default_rng([run.seed, epoch]).permutation(len(y_train))  # the same order on resume
             loss_sum, correct = 0.0, 0
             for step, begin in enumerate(range(0, len(order), params.batch_size), start=1):
@@ -93,15 +93,6 @@ def train(model: MLP, dataset: Dataset, run: RunContext, params: {{ cookiecutter
     return TrainResult(model=model, history=[dict(row) for row in progress.history],
                        best_epoch=progress.best_epoch, stopped_early=progress.stopped_early)
 
-
-def learning_rate(params: {{ cookiecutter.__class_prefix }}TrainerParams, epoch: int) -> float:
-    """The learning rate of 1-based ``epoch``, as torch's StepLR / CosineAnnealingLR(T_max=epochs) give it."""
-    done = epoch - 1
-    if params.lr_schedule == "step":
-        return params.learning_rate * params.lr_gamma ** (done // params.lr_step_size)
-    if params.lr_schedule == "cosine":
-        return params.learning_rate * (1 + math.cos(math.pi * done / params.epochs)) / 2
-    return params.learning_rate
 
 
 def evaluate(model: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

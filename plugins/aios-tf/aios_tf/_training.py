@@ -105,15 +105,6 @@ def _optimizer(keras: Any, params: KerasTrainerParams) -> Any:
     return keras.optimizers.Adam(learning_rate=params.learning_rate, weight_decay=decay)
 
 
-def learning_rate(params: KerasTrainerParams, epoch: int) -> float:
-    """The learning rate of 1-based ``epoch``, as torch's StepLR / CosineAnnealingLR(T_max=epochs) give it."""
-    done = epoch - 1
-    if params.lr_schedule == "step":
-        return params.learning_rate * params.lr_gamma ** (done // params.lr_step_size)
-    if params.lr_schedule == "cosine":
-        return params.learning_rate * (1 + math.cos(math.pi * done / params.epochs)) / 2
-    return params.learning_rate
-
 
 def epoch_order(seed: int, epoch: int, rows: int) -> np.ndarray:
     """The order in which 1-based ``epoch`` visits the training rows: a function of (seed, epoch) only."""
@@ -150,7 +141,7 @@ def _callback_classes() -> tuple[type, type]:
             self.started = self.trained = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.model.optimizer.learning_rate = learning_rate(self.settings, epoch + 1)
+            self.model.optimizer.learning_rate = self.settings.scheduled_learning_rate(epoch + 1)
             self.trained = 0.0
             self.started = time.perf_counter()
 
@@ -165,7 +156,7 @@ def _callback_classes() -> tuple[type, type]:
             params = self.settings
             metrics = {"epoch": number, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
                        "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
-                       "lr": learning_rate(params, number), "seconds": seconds}
+                       "lr": params.scheduled_learning_rate(number), "seconds": seconds}
             # raises TrainingDiverged on a non-finite loss: fit stops, the epoch is neither reported nor saved
             if self.progress.record(metrics, patience=params.early_stopping_patience,
                                     min_delta=params.early_stopping_min_delta):
