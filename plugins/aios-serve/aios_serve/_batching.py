@@ -8,7 +8,8 @@ request waits at most ``max_delay_ms``. The wait is adaptive:
 - the batcher waits for more rows only while more requests for the model have arrived
   and are still being read, and never longer than one model call takes (waiting longer
   than running the batch already gathered would cost more than it saves);
-- requests that arrive while a batch runs form the next batch.
+- requests that arrive while a model call runs (a batch, or a request that ran alone) form
+  the next batch.
 
 Calls of models whose one-row call (timed when loaded) is faster than ``INLINE_SECONDS``
 run in the event loop: handing them to a thread
@@ -50,7 +51,7 @@ class Batcher:
         self.wait = min(self.max_delay, model.call_seconds)
         self._queue: collections.deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = collections.deque()
         self._rows = 0
-        self._busy = False
+        self._running = 0  # model calls in flight, alone or batched
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
@@ -66,9 +67,9 @@ class Batcher:
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for ``batch``, computed alone or together with concurrent requests."""
         self.incoming -= 1
-        alone = not self._queue and not self._busy and self.incoming == 0
+        alone = not self._queue and not self._running and self.incoming == 0
         if self.max_batch_size <= 1 or len(batch) >= self.max_batch_size or alone:
-            return await self._run(batch)
+            return await self._run(batch)  # counted as running: requests arriving meanwhile batch
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._queue.append((batch, future))
@@ -84,7 +85,11 @@ class Batcher:
         self.metrics.batch_size.observe(len(batch))
         if self.inline and len(batch) <= _INLINE_ROWS:
             return self.model.predict(batch)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.model.predict, batch)
+        self._running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self.model.predict, batch)
+        finally:
+            self._running -= 1
 
     async def _gather(self) -> None:
         """Wait for announced requests, at most ``max_delay`` and one model call's time."""
@@ -116,7 +121,6 @@ class Batcher:
             self._rows -= rows
             self.metrics.queue_depth.dec(len(parts))
             batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            self._busy = True
             try:
                 probabilities = await self._run(batch)
             except Exception as error:  # noqa: BLE001 - the requests of this batch fail with it; the batcher goes on
@@ -124,8 +128,6 @@ class Batcher:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            finally:
-                self._busy = False
             start = 0
             for part, future in zip(parts, futures, strict=True):
                 if not future.done():  # a client that went away cancels its future
