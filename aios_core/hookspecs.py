@@ -231,6 +231,26 @@ def aios_on_epoch_end(run: RunContext, phase: str, epoch: int, metrics: dict[str
 
 
 @hookspec
+def aios_on_trial_start(run: RunContext, trial: int, params: dict[str, Any]) -> None:
+    """A tuner trial starts: ``trial`` is its number, ``params`` the parameters it tries.
+
+    The runner calls it in the ``tune`` phase before building the trial's model; ``run``
+    is the trial's context (its own ``checkpoint_dir``), so epoch reports that follow
+    belong to this trial until ``aios_on_trial_end``.
+    """
+
+
+@hookspec
+def aios_on_trial_end(run: RunContext, trial: int, status: str, value: float | None, metrics: dict[str, float]) -> None:
+    """A tuner trial ended with status ``completed``, ``pruned`` or ``failed``.
+
+    ``value`` is the objective it returned (``None`` unless completed) and ``metrics``
+    the trainer's final metrics (empty when it failed). The runner calls it in the
+    ``tune`` phase whatever happened to the trial.
+    """
+
+
+@hookspec
 def aios_on_phase_end(run: RunContext, phase: str, summary: dict[str, Any]) -> None:
     """A phase ended; ``summary`` is the JSON-able outcome recorded in the run's state.
 

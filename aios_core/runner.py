@@ -155,11 +155,20 @@ class StackRun:
             unknown = sorted(k for k in params if not k.startswith(("model.", "trainer.")))
             if unknown:
                 raise ValueError(f"tuner parameters must start with model. or trainer.: {', '.join(unknown)}")
-            trial = self.context.for_trial(next(trials))
-            model = self._call("model", "aios_build_model", dataset=dataset, run=trial, overrides=model_overrides)
-            result = self._call("trainer", "aios_train", model=model, dataset=dataset, run=trial,
-                                overrides=trainer_overrides)
-            return float(result.final_metrics["val_loss"])
+            number = next(trials)
+            trial = self.context.for_trial(number)
+            self.pm.hook.aios_on_trial_start(run=trial, trial=number, params=params)
+            try:
+                model = self._call("model", "aios_build_model", dataset=dataset, run=trial, overrides=model_overrides)
+                result = self._call("trainer", "aios_train", model=model, dataset=dataset, run=trial,
+                                    overrides=trainer_overrides)
+                value = float(result.final_metrics["val_loss"])
+            except BaseException:
+                self.pm.hook.aios_on_trial_end(run=trial, trial=number, status="failed", value=None, metrics={})
+                raise
+            self.pm.hook.aios_on_trial_end(run=trial, trial=number, status="completed", value=value,
+                                           metrics=dict(result.final_metrics))
+            return value
 
         return objective
 

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["MonitorContract"]
 
 _LIFECYCLE_HOOKS = ("aios_on_run_start", "aios_on_phase_start", "aios_on_step", "aios_on_epoch_end",
-                    "aios_on_phase_end", "aios_on_artifact", "aios_on_error", "aios_on_run_end")
+                    "aios_on_phase_end", "aios_on_trial_start", "aios_on_trial_end", "aios_on_artifact",
+                    "aios_on_error", "aios_on_run_end")
 
 
 class MonitorContract(ComponentContract):
@@ -84,7 +85,12 @@ class MonitorContract(ComponentContract):
             data_summary = {**dataset.summary(), "seconds": 0.01}
             train_summary = {"history": history, "best_epoch": 2, "stopped_early": False, "final": history[1],
                              "artifact": artifact.to_json(), "seconds": 0.02}
-            state = {"status": "completed", "phases": {"data": data_summary, "train": train_summary},
+            trial_params = {"trainer.learning_rate": 0.01}
+            tune_summary = {"best_params": trial_params, "best_value": history[0]["val_loss"], "trials": 1,
+                            "seconds": 0.01}
+            trial = run.for_trial(1)
+            state = {"status": "completed",
+                     "phases": {"data": data_summary, "tune": tune_summary, "train": train_summary},
                      "started": "2024-01-01T00:00:00", "finished": "2024-01-01T00:00:01"}
 
             def phase(name: str) -> Callable[[], None]:
@@ -102,6 +108,13 @@ class MonitorContract(ComponentContract):
                 ("aios_on_run_start", lambda: hook.aios_on_run_start(run=run)),
                 ("aios_on_phase_start(data)", phase("data")),
                 ("aios_on_phase_end(data)", lambda: hook.aios_on_phase_end(run=run, phase="data", summary=data_summary)),
+                ("aios_on_phase_start(tune)", phase("tune")),
+                ("aios_on_trial_start", lambda: hook.aios_on_trial_start(run=trial, trial=1, params=trial_params)),
+                ("aios_on_epoch_end(tune)", lambda: trial.report_epoch(1, dict(history[0]))),
+                ("aios_on_trial_end", lambda: hook.aios_on_trial_end(run=trial, trial=1, status="completed",
+                                                                     value=history[0]["val_loss"],
+                                                                     metrics=dict(history[0]))),
+                ("aios_on_phase_end(tune)", lambda: hook.aios_on_phase_end(run=run, phase="tune", summary=tune_summary)),
                 ("aios_on_phase_start(train)", phase("train")),
                 ("aios_on_step(train)", lambda: run.report_step(1, 2, 4, {"loss": 1.2})),
                 ("aios_on_epoch_end(train)", lambda: run.report_epoch(1, dict(history[0]))),
