@@ -86,12 +86,32 @@ def hash_arrays(*parts: Any) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, np.ndarray):
-            array = np.ascontiguousarray(part)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
+            digest.update(f"{part.dtype.str}{part.shape or (1,)}".encode())  # as np.ascontiguousarray saw it
+            _hash_buffer(digest, part)
         else:
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+_HASH_CHUNK_BYTES = 1 << 24
+
+
+def _hash_buffer(digest: Any, array: Any) -> None:
+    """Feed ``array``'s bytes in C order to ``digest`` without copying a contiguous array whole.
+
+    A contiguous array is read through its buffer; any other is copied a chunk of rows at a time.
+    """
+    import numpy as np
+
+    if array.dtype.hasobject:
+        digest.update(array.tobytes())
+        return
+    if array.flags.c_contiguous:
+        digest.update(array.reshape(-1).view(np.uint8))
+        return
+    rows = max(1, _HASH_CHUNK_BYTES // max(1, array[:1].nbytes))
+    for start in range(0, len(array), rows):
+        digest.update(np.ascontiguousarray(array[start:start + rows]).reshape(-1).view(np.uint8))
 
 
 @dataclass

@@ -230,6 +230,9 @@ def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np
 
 
 def _take(keep: np.ndarray, features: pd.DataFrame | np.ndarray, *arrays: np.ndarray) -> tuple[Any, ...]:
+    """The rows where ``keep`` is true; the inputs themselves (no copy) when it keeps every row."""
+    if keep.all():
+        return (features, *arrays)
     if isinstance(features, pd.DataFrame):
         kept = features.iloc[np.flatnonzero(keep)].reset_index(drop=True)
     else:

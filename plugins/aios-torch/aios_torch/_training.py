@@ -166,13 +166,13 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
     """
     model.train()
     order = torch.randperm(len(y), generator=generator)
-    x, y = x[order], y[order]
+    y = y[order]  # the labels in batch order; the features are gathered batch by batch, never copied whole
     loss_sum = 0.0  # sum of per-row losses: batch mean x batch rows
     correct = 0
     kept: list[torch.Tensor] = []  # logits of the rows from kept_from on, not counted yet
     kept_from = 0
     for step, begin in enumerate(range(0, len(y), batch_size), start=1):
-        inputs, targets = x[begin:begin + batch_size], y[begin:begin + batch_size]
+        inputs, targets = x[order[begin:begin + batch_size]], y[begin:begin + batch_size]
         logits = model(inputs)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
