@@ -172,6 +172,15 @@ def aios_compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext) ->
     ``export``, one at a time; ``artifact`` is the newest one in the compressor's
     ``input_formats`` (the previous compressor's output when it fits). The result's ``metrics`` should report size, accuracy and
     latency of input and output.
+
+    A compressor of the framework's native model (``native_format`` in and out:
+    ``Compressor.works_before_export``) runs earlier, in the ``compress-native`` phase after
+    ``train``; ``export`` then exports its output too, and the others compress that export.
+    Such compressors come first in a stack's list (``aios validate`` refuses one listed
+    after a compressor of the exported model). One that trains (fine-tuning, distillation)
+    calls ``run.train(model, dataset, checkpoint_dir=..., overrides=...)``: the stack's
+    trainer, with its monitors and checkpoints, resuming from ``checkpoint_dir`` when
+    ``run.resume``.
     """
 
 
@@ -208,6 +217,8 @@ def aios_on_run_start(run: RunContext) -> None:
 @hookspec
 def aios_on_phase_start(run: RunContext, phase: str) -> None:
     """A phase starts: ``data``, ``tune``, ``train``, ``export``, ``compress``, ``evaluate`` or ``deploy``.
+
+    ``compress-native`` (between ``train`` and ``export``) runs when a stack has compressors of the native model.
 
     The runner calls it for each phase it runs; a resumed run skips the phases it finished.
     """
