@@ -210,7 +210,7 @@ class StackRun:
         framework = self.stack.components["model"]
         with self._phase("export") as summary:
             exported = []
-            for native in dict.fromkeys([natives[0], natives[-1]]):
+            for native in natives[:1] + natives[1:][-1:]:
                 if (model is None or native is not natives[0]) and framework.export_formats:
                     model = self._call("model", "aios_load_model", artifact=native)
                 prefix = "" if native is natives[0] else f"{native.name}."

@@ -15,6 +15,7 @@ each finished step's model is saved, so a resumed run continues inside the step 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aios_core import Dataset, ModelArtifact, RunContext
+from aios_core import Dataset, ModelArtifact, RunContext, write_json
 from aios_torch import _models
 
 if TYPE_CHECKING:
@@ -144,11 +145,11 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
     steps: list[dict[str, Any]] = []
     started = time.perf_counter()
     for step in range(1, params.steps + 1):
-        done = work / f"step-{step}.torch"
-        if run.resume and done.exists():
+        done, record = work / f"step-{step}.torch", work / f"step-{step}.json"
+        if run.resume and done.exists() and record.exists():
             model = _models.load_model(done)
             run.log.info("torch-prune: step %d was done before the interruption (%s)", step, done)
-            steps.append({"step": step, "widths": widths(_models.model_spec(model)), "resumed": True})
+            steps.append({**json.loads(record.read_text(encoding="utf-8")), "resumed": True})
             continue
         step_widths = [max(t, round(o - (o - t) * step / params.steps)) for o, t in zip(original, target, strict=True)]
         model = prune(model, step_widths, params.criterion)
@@ -163,6 +164,7 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
         steps.append({"step": step, "widths": step_widths, "val_accuracy_pruned": pruned_accuracy,
                       "val_accuracy": _val_accuracy(model, dataset),
                       "finetune_seconds": round(time.perf_counter() - step_started, 3)})
+        write_json(record, steps[-1])  # after the model: a step counts as done when both are there
         run.log.info("torch-prune: step %d widths %s val_accuracy %.4f -> %.4f after fine-tuning", step,
                      step_widths, pruned_accuracy, steps[-1]["val_accuracy"])
     after = _val_accuracy(model, dataset)
