@@ -103,7 +103,8 @@ def aios_load_model(artifact: ModelArtifact) -> Any:
     """Load a native model written by ``aios_save_model``; first result wins.
 
     The runner calls it in the ``export`` phase of a resumed run (the trained model is no
-    longer in memory) when the framework has export formats. Must refuse to run code from the file (``weights_only`` / safe
+    longer in memory) and for the output of a native-format compressor, when the framework
+    has export formats. Must refuse to run code from the file (``weights_only`` / safe
     mode, ``allow_pickle=False``): raise ``ValueError`` or return ``None`` for a file that
     is not one of its models.
     """
@@ -140,7 +141,9 @@ def aios_train(model: Any, dataset: Dataset, run: RunContext, overrides: dict[st
     """Train ``model`` on ``dataset.train``, validating on ``dataset.val``; first result wins.
 
     The runner calls it on the stack's trainer in the ``train`` phase, after
-    ``aios_build_model``, and once per tuner trial (``run`` is then the trial's context).
+    ``aios_build_model``, and once per tuner trial (``run`` is then the trial's context);
+    a compressor that fine-tunes calls it through ``RunContext.train`` (``run.phase`` is then
+    ``compress-native`` and ``run.checkpoint_dir`` the compressor's own folder).
     Report each epoch with ``run.report_epoch`` (and, sparingly, ``run.report_step``),
     checkpoint under ``run.checkpoint_dir`` by the policy of ``aios_core.CheckpointWriter``
     (at most every ``checkpoint_interval_s`` seconds, always at the end and when

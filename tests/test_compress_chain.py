@@ -80,7 +80,7 @@ def test_the_example_prunes_before_export_and_quantizes_after(example_run: tuple
 
 
 def test_the_evaluation_table_shows_the_gain_over_the_unpruned_export(example_run: tuple) -> None:
-    result, run_dir = example_run
+    _, run_dir = example_run
     report = _report(run_dir)
     by_name = {a["name"]: a for a in report["artifacts"]}
     assert report["comparison"]["baseline"] == "onnx"  # the trained model's own export
@@ -114,7 +114,8 @@ def test_a_distilled_student_replaces_the_model_for_the_rest_of_the_chain(tmp_pa
 def _fine_tune_epochs(metrics: Path) -> int:
     if not metrics.exists():
         return 0
-    lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.startswith("{") and line.endswith("}")]
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()
+             if line.startswith("{") and line.endswith("}")]
     return sum(1 for r in lines if r.get("event") == "epoch" and r.get("phase") == "compress-native")
 
 
@@ -122,7 +123,8 @@ def _pruned_outcome(run_dir: Path) -> dict:
     state = json.loads((run_dir / "state.json").read_text())
     pruned = state["phases"]["compress-native"]["artifacts"][0]["metrics"]
     return {"val_accuracy": pruned["val_accuracy"], "widths": pruned["widths"],
-            "steps": [{k: v for k, v in s.items() if k not in ("finetune_seconds", "resumed")} for s in pruned["steps"]],
+            "steps": [{k: v for k, v in s.items() if k not in ("finetune_seconds", "resumed")}
+                      for s in pruned["steps"]],
             "accuracies": {a["name"]: a["accuracy"] for a in _report(run_dir)["artifacts"]}}
 
 
@@ -155,8 +157,8 @@ def test_a_run_killed_inside_fine_tuning_resumes_to_the_same_pruned_model(tmp_pa
 
 @pytest.mark.parametrize(("compressors", "expected"), [
     ("[{plugin: onnx-quant}, {plugin: torch-prune}]",
-     "compressors.1.plugin: compressor 'torch-prune' works on the native torch model before export, so it cannot "
-     "follow compressor 'onnx-quant', which works on the exported model; list 'torch-prune' before 'onnx-quant'"),
+     ("compressors.1.plugin: compressor 'torch-prune' works on the native torch model before export, so it cannot "
+      "follow compressor 'onnx-quant', which works on the exported model; list 'torch-prune' before 'onnx-quant'")),
     ("[{plugin: onnx-quant}, {plugin: distill}]", "list 'distill' before 'onnx-quant'"),
 ])
 def test_an_order_that_cannot_work_is_refused_at_validate(tmp_path: Path, compressors: str, expected: str) -> None:

@@ -129,6 +129,7 @@ class CompressorContract(ModelConsumerContract):
             fail(f"framework '{framework.name}' does not load the output of {label} ({output.path}) with "
                  "aios_load_model; a native compressor must write a model its framework loads")
         for fmt in framework.export_formats:
-            exported = pm.hook.aios_export_model(model=model, fmt=fmt, path=tmp_path / f"model.{fmt}", dataset=dataset)
+            exported = pm.hook.aios_export_model(model=model, fmt=fmt, path=tmp_path / f"model.{fmt}",
+                                                 dataset=dataset)
             who = f"the {fmt} export of the output of {label}"
             check_probabilities(predictor_for(pm, exported, who), dataset, who)

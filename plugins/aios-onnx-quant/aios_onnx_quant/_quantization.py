@@ -339,10 +339,10 @@ def measure(paths: dict[str, Path], x_val: np.ndarray, y_val: np.ndarray, *, thr
     latencies = {size: _latencies(sessions, x_val, size, runs if size == 1 else max(20, runs // 10))
                  for size in batch_sizes}
     figures = {}
-    for name in paths:
+    for name, path in paths.items():
         medians = {str(size): round(float(np.median(latencies[size][name])) * 1000.0, 4) for size in batch_sizes}
         figures[name] = {
-            "size_bytes": paths[name].stat().st_size,
+            "size_bytes": path.stat().st_size,
             "val_accuracy": float(np.mean(_probabilities(sessions[name], x_val).argmax(axis=1) == y_val)),
             "latency_ms_b1": medians.get("1", medians[str(min(batch_sizes))]),
             "latency_ms": medians,

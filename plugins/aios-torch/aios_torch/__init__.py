@@ -130,14 +130,14 @@ def _native_model_problems(context: ValidationContext, who: str, trains: bool) -
     """Before a run: the stack's model is a torch mlp or cnn, and a trainer is there when ``who`` trains."""
     model, problems = context.stack.get("model") or {}, []
     if model.get("framework") != "torch":
-        problems.append(("plugin", f"found '{who}' with framework {model.get('framework')!r}; it compresses models "
-                                   "of the torch framework (model: {framework: torch})"))
+        problems.append(("plugin", (f"found '{who}' with framework {model.get('framework')!r}; it compresses "
+                                    "models of the torch framework (model: {framework: torch})")))
     elif model.get("architecture") not in ("mlp", "cnn"):
-        problems.append(("plugin", f"found '{who}' for the factory architecture {model.get('architecture')!r}; it "
-                                   "works on the torch framework's mlp and cnn models (model.architecture)"))
+        problems.append(("plugin", (f"found '{who}' for the factory architecture {model.get('architecture')!r}; "
+                                    "it works on the torch framework's mlp and cnn models (model.architecture)")))
     if trains and not context.stack.get("trainer"):
-        problems.append(("plugin", f"found '{who}', which trains with the stack's trainer, but the stack has no "
-                                   "trainer: section; add trainer: {plugin: torch}"))
+        problems.append(("plugin", (f"found '{who}', which trains with the stack's trainer, but the stack has no "
+                                    "trainer: section; add trainer: {plugin: torch}")))
     return problems
 
 
@@ -252,8 +252,8 @@ class DistillCompressor(Compressor):
         problems = _native_model_problems(context, "distill", trains=True)
         trainer = (context.stack.get("trainer") or {}).get("plugin")
         if trainer not in (None, "torch"):
-            problems.append(("plugin", f"found 'distill' with trainer {trainer!r}; it trains the student with the "
-                                       "torch trainer (trainer: {plugin: torch})"))
+            problems.append(("plugin", (f"found 'distill' with trainer {trainer!r}; it trains the student with "
+                                        "the torch trainer (trainer: {plugin: torch})")))
         return problems + [(f"student.{field}", message)
                            for field, message in self.params.student.environment_problems(context.data)]
 

@@ -107,7 +107,8 @@ def prune(model: nn.Module, new_widths: list[int], criterion: str) -> nn.Module:
     old_layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     new_layers = [m for m in pruned.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if len(old_layers) != len(new_layers) or len(old_layers) != len(old_widths) + 1:
-        raise ValueError("torch-prune: the model's layers do not match its spec; prune models the torch framework built")
+        raise ValueError("torch-prune: the model's layers do not match its spec; "
+                         "prune models the torch framework built")
     kept_in: torch.Tensor | None = None  # input features kept in the next layer (None: all)
     with torch.no_grad():
         for index, (old, new) in enumerate(zip(old_layers, new_layers, strict=True)):
@@ -151,7 +152,8 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
             run.log.info("torch-prune: step %d was done before the interruption (%s)", step, done)
             steps.append({**json.loads(record.read_text(encoding="utf-8")), "resumed": True})
             continue
-        step_widths = [max(t, round(o - (o - t) * step / params.steps)) for o, t in zip(original, target, strict=True)]
+        step_widths = [max(t, round(o - (o - t) * step / params.steps))
+                       for o, t in zip(original, target, strict=True)]
         model = prune(model, step_widths, params.criterion)
         pruned_accuracy = _val_accuracy(model, dataset)
         overrides: dict[str, Any] = {"epochs": params.finetune_epochs}

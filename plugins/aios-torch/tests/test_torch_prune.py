@@ -14,8 +14,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from aios_torch import TorchFramework, TorchPruneCompressor, TorchPruneParams, TorchTrainer, TorchTrainerParams
-from aios_torch import _models, _onnx, _pruning
+from aios_torch import (
+    TorchFramework,
+    TorchPruneCompressor,
+    TorchPruneParams,
+    TorchTrainer,
+    TorchTrainerParams,
+    _models,
+    _onnx,
+    _pruning,
+)
 from pydantic import ValidationError
 
 from aios_core import Dataset, ModelArtifact, ModelParams, RunContext, onnx_predictor, testing, wait_for_checkpoints
