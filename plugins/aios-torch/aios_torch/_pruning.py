@@ -79,7 +79,8 @@ def sparsity_for_size(spec: dict[str, Any], target_ratio: float) -> float:
     raise ValueError(
         f"torch-prune: target_size_ratio {target_ratio} cannot be met: even with {MIN_WIDTH} unit or channel per "
         f"hidden layer the model keeps {smallest:.3f} of its {before} parameters (the input and output layers "
-        f"stay); set target_size_ratio to at least {math.ceil(smallest * 1000) / 1000}, or use a smaller model")
+        f"stay); set target_size_ratio to at least {math.ceil(smallest * 1000) / 1000}, or train a smaller model "
+        "(model.hidden_units, model.conv_channels)")
 
 
 # ---------------------------------------------------------------- pruning one step
