@@ -152,6 +152,9 @@ class TorchPruneParams(Params):
     target_size_ratio: float | None = Field(
         None, gt=0.0, le=1.0, description="Instead of sparsity: the smallest uniform sparsity whose model keeps at "
                                           "most this fraction of the parameters.")
+    target_latency_ms: float | None = Field(
+        None, gt=0.0, description="Instead of sparsity: the smallest sparsity (0, 0.05, ..., 0.95) whose ONNX export "
+                                  "takes at most this many ms per row at batch 1 on this machine.")
     steps: PositiveInt = Field(2, description="Pruning steps to reach the target, each followed by fine-tuning.")
     finetune_epochs: int = Field(2, ge=0, description="Epochs of the stack's trainer after each step (0: none).")
     finetune_learning_rate: float | None = Field(
@@ -160,16 +163,17 @@ class TorchPruneParams(Params):
         0.02, ge=0.0, le=1.0, description="Largest validation-accuracy loss vs the input model (0.02 = 2 points); "
                                           "beyond it the compressor fails and says what to change.")
 
-    @field_validator("target_size_ratio")
+    @field_validator("target_size_ratio", "target_latency_ms")
     @classmethod
     def _one_target(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is not None and info.data.get("sparsity") is not None:
-            raise ValueError("give one target: sparsity or target_size_ratio, not both")
+        given = [name for name in ("sparsity", "target_size_ratio") if info.data.get(name) is not None]
+        if value is not None and given:
+            raise ValueError(f"give one target: {given[0]} or {info.field_name}, not both")
         return value
 
     @model_validator(mode="after")
     def _default_target(self) -> TorchPruneParams:
-        if self.sparsity is None and self.target_size_ratio is None:
+        if self.sparsity is None and self.target_size_ratio is None and self.target_latency_ms is None:
             self.sparsity = 0.5
         return self
 

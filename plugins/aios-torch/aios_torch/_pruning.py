@@ -83,6 +83,74 @@ def sparsity_for_size(spec: dict[str, Any], target_ratio: float) -> float:
         "(model.hidden_units, model.conv_channels)")
 
 
+MAX_SPARSITY = 0.95
+"""The most ``target_latency_ms`` may prune."""
+_LATENCY_GRID = 19
+"""Sparsities ``target_latency_ms`` chooses from: 0, 0.05, ..., 0.9, 0.95 (19 steps of 0.05 after 0)."""
+_LATENCY_RUNS = 300
+
+
+def exported_latency_ms(spec: dict[str, Any], dataset: Dataset, scratch: Path, threads: int) -> float:
+    """Median batch-1 latency (ms) of the ONNX export of the module ``spec`` describes (weights do not matter)."""
+    from aios_core import onnx_session
+    from aios_torch import _onnx
+
+    with torch.random.fork_rng(devices=[]):
+        module = _models.build_module(spec)
+    path = scratch / f"{'-'.join(map(str, widths(spec)))}.onnx"
+    _onnx.export_onnx(module, path, dataset)
+    session = onnx_session(path, threads)
+    name = session.get_inputs()[0].name
+    row = np.ascontiguousarray(dataset.x_val[:1], dtype=np.float32)
+    timings = []
+    for index in range(_LATENCY_RUNS + 20):
+        start = time.perf_counter()
+        session.run(None, {name: row})
+        if index >= 20:
+            timings.append(time.perf_counter() - start)
+    return float(np.median(timings)) * 1000
+
+
+def sparsity_for_latency(spec: dict[str, Any], target_ms: float, dataset: Dataset, threads: int,
+                         log: Any) -> tuple[float, dict[str, float]]:
+    """The smallest sparsity on the grid whose exported model takes at most ``target_ms`` at batch 1.
+
+    Latency depends on the widths, not on the weights, so candidates are exported untrained
+    and timed in ONNX Runtime as evaluation runs them; a binary search (latency falls as
+    sparsity grows) needs a handful of exports. ValueError when even ``MAX_SPARSITY`` is too slow.
+    """
+    import tempfile
+
+    original = widths(spec)
+    grid = [round(MAX_SPARSITY * index / _LATENCY_GRID, 4) for index in range(_LATENCY_GRID + 1)]
+    measured: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="aios-torch-prune-") as scratch:
+        def latency(sparsity: float) -> float:
+            key = f"{sparsity:g}"
+            if key not in measured:
+                measured[key] = round(exported_latency_ms(with_widths(spec, widths_at(original, sparsity)), dataset,
+                                                          Path(scratch), threads), 4)
+                log.info("torch-prune: sparsity %s -> %.4f ms at batch 1 (target %.4f)", key, measured[key], target_ms)
+            return measured[key]
+
+        if latency(grid[0]) <= target_ms:
+            return grid[0], measured  # already fast enough: nothing to prune
+        if latency(grid[-1]) > target_ms:
+            raise ValueError(
+                f"torch-prune: target_latency_ms {target_ms} cannot be met: even at sparsity {grid[-1]} (widths "
+                f"{widths_at(original, grid[-1])}) the exported model takes {measured[f'{grid[-1]:g}']:.4f} ms per "
+                "row at batch 1 here, most of it ONNX Runtime's per-call cost; raise target_latency_ms, or use "
+                "sparsity / target_size_ratio")
+        low, high = 1, len(grid) - 1  # grid[high] meets the target, grid[0] does not
+        while low < high:
+            middle = (low + high) // 2
+            if latency(grid[middle]) <= target_ms:
+                high = middle
+            else:
+                low = middle + 1
+    return grid[high], measured
+
+
 # ---------------------------------------------------------------- pruning one step
 def _norms(weight: torch.Tensor, criterion: str) -> torch.Tensor:
     flat = weight.detach().reshape(weight.shape[0], -1)
@@ -138,15 +206,15 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
     if spec["params"]["architecture"] not in ("mlp", "cnn"):
         raise ValueError(f"torch-prune prunes the torch framework's mlp and cnn models; this one is built by "
                          f"the factory {spec['params']['architecture']!r}")
-    sparsity = params.sparsity if params.sparsity is not None else sparsity_for_size(spec, params.target_size_ratio)
-    original = widths(spec)
-    target = widths_at(original, sparsity)
     output = run.artifacts_dir / f"{Path(artifact.path).stem}.pruned.{artifact.format}"
     work = Path(run.checkpoint_dir) / output.stem
+    sparsity, searched = _sparsity(spec, params, dataset, run, work / "target.json")
+    original = widths(spec)
+    target = widths_at(original, sparsity)
     before = _val_accuracy(model, dataset)
     steps: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for step in range(1, params.steps + 1):
+    for step in range(1, params.steps + 1 if target != original else 1):  # nothing to prune: no steps
         done, record = work / f"step-{step}.torch", work / f"step-{step}.json"
         if run.resume and done.exists() and record.exists():
             model = _models.load_model(done)
@@ -186,7 +254,27 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
         "val_accuracy": {"before": before, "after": after},
         "latency_ms_b1": _latencies(artifact, output, dataset, run.threads),
         "steps": steps, "seconds": round(time.perf_counter() - started, 3),
+        **({"latency_search_ms": searched} if searched else {}),
     })
+
+
+def _sparsity(spec: dict[str, Any], params: TorchPruneParams, dataset: Dataset, run: RunContext,
+              record: Path) -> tuple[float, dict[str, float]]:
+    """The sparsity the parameters ask for, and the latencies searched for ``target_latency_ms``.
+
+    A latency search is recorded in ``record`` so that a resumed run prunes to the same
+    widths as the interrupted one, whatever the machine's load is now.
+    """
+    if params.sparsity is not None:
+        return params.sparsity, {}
+    if params.target_size_ratio is not None:
+        return sparsity_for_size(spec, params.target_size_ratio), {}
+    if run.resume and record.exists():
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        return float(saved["sparsity"]), saved["searched"]
+    sparsity, searched = sparsity_for_latency(spec, float(params.target_latency_ms), dataset, run.threads, run.log)
+    write_json(record, {"sparsity": sparsity, "searched": searched})
+    return sparsity, searched
 
 
 def _val_accuracy(model: nn.Module, dataset: Dataset) -> float:

@@ -7,6 +7,7 @@ as a run's ``compress-native`` phase does.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,44 @@ def test_a_size_target_that_cannot_be_met_says_what_can(trained_mlp: ModelArtifa
     assert not (tmp_path / "artifacts").exists()
 
 
+def test_a_latency_target_that_cannot_be_met_says_why(trained_mlp: ModelArtifact, flat_digits: Dataset,
+                                                      tmp_path: Path) -> None:
+    """No model runs in a nanosecond: even the sparsest candidate's export misses, and the message says so."""
+    with pytest.raises(ValueError, match=r"target_latency_ms 1e-06 cannot be met: even at sparsity 0.95 \(widths "
+                                         r"\[3, 2\]\) the exported model takes [\d.]+ ms per row"):
+        prune_with(trained_mlp, flat_digits, tmp_path, target_latency_ms=1e-6)
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_a_latency_target_already_met_prunes_nothing_and_records_the_search(
+        trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path) -> None:
+    out = prune_with(trained_mlp, flat_digits, tmp_path, target_latency_ms=1000.0)
+    assert out.metrics["sparsity"] == 0 and out.metrics["widths"] == {"before": [64, 32], "after": [64, 32]}
+    assert out.metrics["steps"] == [] and out.metrics["parameter_ratio"] == 1.0
+    searched = out.metrics["latency_search_ms"]
+    assert list(searched) == ["0"] and searched["0"] > 0  # the unpruned export was fast enough: no more searched
+    assert (tmp_path / "checkpoints" / "model.pruned" / "target.json").is_file()  # a resumed run reuses it
+
+
+def test_a_latency_target_between_the_extremes_is_searched_for_the_smallest_sparsity_that_meets_it(
+        trained_mlp: ModelArtifact, flat_digits: Dataset) -> None:
+    """Against the search's own measurements (timings are never asserted): the chosen sparsity's export met the
+    target, and the next sparser-but-smaller step it measured below it did not."""
+    spec = _models.model_spec(_models.load_model(trained_mlp.path))
+    log = logging.getLogger("test")
+    _, extremes = _pruning.sparsity_for_latency(spec, 1e9, flat_digits, 1, log)
+    with pytest.raises(ValueError) as caught:
+        _pruning.sparsity_for_latency(spec, 1e-9, flat_digits, 1, log)
+    slowest = extremes["0"]
+    fastest = float(str(caught.value).split(" takes ")[1].split(" ms")[0])
+    target = (slowest + fastest) / 2
+    chosen, measured = _pruning.sparsity_for_latency(spec, target, flat_digits, 1, log)
+    grid = [round(0.95 * index / 19, 4) for index in range(20)]
+    assert measured[f"{chosen:g}"] <= target
+    if chosen > 0:  # the search measured the grid point before the one it chose, and it missed
+        assert measured[f"{grid[grid.index(chosen) - 1]:g}"] > target
+
+
 def test_an_accuracy_loss_beyond_the_budget_fails_and_says_what_to_change(
         trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"more than max_accuracy_drop 0.0; prune less"):
@@ -221,7 +260,11 @@ def test_parameters_take_one_target() -> None:
     assert TorchPruneParams().sparsity == 0.5
     with pytest.raises(ValidationError, match="give one target"):
         TorchPruneParams(sparsity=0.5, target_size_ratio=0.5)
-    for bad in ({"sparsity": 1.0}, {"sparsity": 0}, {"criterion": "l3"}, {"target_size_ratio": 0}, {"steps": 0}):
+    with pytest.raises(ValidationError, match="give one target: sparsity or target_latency_ms"):
+        TorchPruneParams(sparsity=0.5, target_latency_ms=0.01)
+    assert TorchPruneParams(target_latency_ms=0.01).sparsity is None
+    for bad in ({"sparsity": 1.0}, {"sparsity": 0}, {"criterion": "l3"}, {"target_size_ratio": 0}, {"steps": 0},
+                {"target_latency_ms": 0}):
         with pytest.raises(ValidationError):
             TorchPruneParams(**bad)
 
