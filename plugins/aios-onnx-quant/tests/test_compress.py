@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_auto_measures_fp32_and_the_static_variant_and_keeps_static(compressed: 
     metrics = compressed("auto").metrics
     assert set(metrics["variants"]) == {"fp32", "static"}
     assert metrics["chosen"] == "static" and metrics["batch_independent"] is True
-    assert "static is" in metrics["reason"] and "0.28 of its size" in metrics["reason"]
+    assert re.search(r"^static is .* 0\.[23]\d of its size", metrics["reason"]), metrics["reason"]
 
 
 def test_auto_with_no_tolerance_keeps_static_and_says_when_it_loses_accuracy(compress: Callable) -> None:
