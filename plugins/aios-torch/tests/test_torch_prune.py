@@ -8,6 +8,7 @@ as a run's ``compress-native`` phase does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,61 +17,50 @@ import onnx
 import pytest
 import torch
 from aios_torch import (
-    TorchFramework,
     TorchPruneCompressor,
     TorchPruneParams,
-    TorchTrainer,
-    TorchTrainerParams,
     _models,
     _onnx,
     _pruning,
 )
 from pydantic import ValidationError
 
-from aios_core import Dataset, ModelArtifact, ModelParams, RunContext, onnx_predictor, testing, wait_for_checkpoints
-
-CNN = {"architecture": "cnn", "conv_channels": [16, 32], "hidden_units": [64]}
-MLP = {"architecture": "mlp", "hidden_units": [64, 32]}
-TRAINER = {"epochs": 12, "batch_size": 32, "checkpoint_interval_s": 0}
+from aios_core import Dataset, ModelArtifact, onnx_predictor
 
 
-def _trained(model: dict[str, Any], dataset: Dataset, run_dir: Path) -> ModelArtifact:
-    framework = TorchFramework(ModelParams(**model))
-    pm = testing.plugin_manager(framework, TorchTrainer(TorchTrainerParams(**TRAINER)))
-    run = RunContext(name="t", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook)
-    built = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
-    trained = pm.hook.aios_train(model=built, dataset=dataset, run=run, overrides={}).model
-    wait_for_checkpoints()
-    return pm.hook.aios_save_model(model=trained, path=run_dir / "artifacts" / "model.torch")
+def prune_with(
+    compress: Callable[..., ModelArtifact],
+    artifact: ModelArtifact,
+    dataset: Dataset,
+    run_dir: Path,
+    *,
+    monitors: tuple = (),
+    resume: bool = False,
+    **params: Any,
+) -> ModelArtifact:
+    """Prune with ``params`` through ``compress`` (the ``compress_natively`` fixture)."""
+    return compress(
+        TorchPruneCompressor(TorchPruneParams(**params)), artifact, dataset, run_dir, monitors=monitors, resume=resume
+    )
 
 
-@pytest.fixture(scope="session")
-def trained_cnn(digits_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
-    return _trained(CNN, digits_dataset, tmp_path_factory.mktemp("cnn"))
-
-
-@pytest.fixture(scope="session")
-def trained_mlp(flat_digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
-    return _trained(MLP, flat_digits, tmp_path_factory.mktemp("mlp"))
-
-
-def prune_with(artifact: ModelArtifact, dataset: Dataset, run_dir: Path, *, monitors: tuple = (),
-               resume: bool = False, **params: Any) -> ModelArtifact:
-    """Run ``aios_compress`` as the runner's compress-native phase does: framework, trainer, compressor registered."""
-    compressor = TorchPruneCompressor(TorchPruneParams(**params))
-    pm = testing.plugin_manager(TorchFramework(), TorchTrainer(TorchTrainerParams(**TRAINER)), compressor, *monitors)
-    run = RunContext(name="t", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook, resume=resume)
-    run.phase = "compress-native"
-    result = pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run)
-    wait_for_checkpoints()
-    return result
-
-
-@pytest.fixture(scope="session")
-def pruned_cnn(trained_cnn: ModelArtifact, digits_dataset: Dataset,
-               tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
-    return prune_with(trained_cnn, digits_dataset, tmp_path_factory.mktemp("pruned-cnn"), sparsity=0.5,
-                      steps=2, finetune_epochs=4, finetune_learning_rate=0.003)
+@pytest.fixture(scope="module")
+def pruned_cnn(
+    trained_cnn: ModelArtifact,
+    digits_dataset: Dataset,
+    compress_natively: Callable[..., ModelArtifact],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ModelArtifact:
+    return prune_with(
+        compress_natively,
+        trained_cnn,
+        digits_dataset,
+        tmp_path_factory.mktemp("pruned-cnn"),
+        sparsity=0.5,
+        steps=2,
+        finetune_epochs=4,
+        finetune_learning_rate=0.003,
+    )
 
 
 def _accuracy(model: torch.nn.Module, dataset: Dataset) -> float:
@@ -79,8 +69,9 @@ def _accuracy(model: torch.nn.Module, dataset: Dataset) -> float:
 
 # ---------------------------------------------------------------- what pruning does to a model
 @pytest.mark.parametrize("which", ["cnn", "mlp"])
-def test_pruning_to_the_same_widths_changes_nothing(which: str, trained_cnn: ModelArtifact, trained_mlp: ModelArtifact,
-                                                    digits_dataset: Dataset) -> None:
+def test_pruning_to_the_same_widths_changes_nothing(
+    which: str, trained_cnn: ModelArtifact, trained_mlp: ModelArtifact, digits_dataset: Dataset
+) -> None:
     """Copying every unit into the rebuilt module (the flatten mapping included) keeps the function exactly."""
     model = _models.load_model((trained_cnn if which == "cnn" else trained_mlp).path)
     same = _pruning.prune(model, _pruning.widths(_models.model_spec(model)), "l1")
@@ -89,8 +80,9 @@ def test_pruning_to_the_same_widths_changes_nothing(which: str, trained_cnn: Mod
         np.testing.assert_array_equal(same.eval()(rows).numpy(), model(rows).numpy())
 
 
-def test_removing_channels_that_carry_nothing_keeps_the_outputs(trained_cnn: ModelArtifact,
-                                                                digits_dataset: Dataset) -> None:
+def test_removing_channels_that_carry_nothing_keeps_the_outputs(
+    trained_cnn: ModelArtifact, digits_dataset: Dataset
+) -> None:
     """Zero the weakest half of the last convolution's filters: pruning must remove exactly those, so the
     logits stay the same (this checks which flattened features follow each kept channel)."""
     model = _models.load_model(trained_cnn.path)
@@ -131,7 +123,8 @@ def test_compressing_removes_channels_and_parameters(pruned_cnn: ModelArtifact, 
 
 
 def test_the_pruned_model_exports_smaller_onnx_initializers_with_parity(
-        pruned_cnn: ModelArtifact, trained_cnn: ModelArtifact, digits_dataset: Dataset, tmp_path: Path) -> None:
+    pruned_cnn: ModelArtifact, trained_cnn: ModelArtifact, digits_dataset: Dataset, tmp_path: Path
+) -> None:
     shapes = {}
     for name, artifact in (("fp32", trained_cnn), ("pruned", pruned_cnn)):
         path = tmp_path / f"{name}.onnx"
@@ -149,8 +142,9 @@ def test_the_pruned_model_exports_smaller_onnx_initializers_with_parity(
     np.testing.assert_allclose(probabilities, expected.numpy(), atol=1e-4)
 
 
-def test_accuracy_after_fine_tuning_is_within_the_budget(pruned_cnn: ModelArtifact, trained_cnn: ModelArtifact,
-                                                         digits_dataset: Dataset) -> None:
+def test_accuracy_after_fine_tuning_is_within_the_budget(
+    pruned_cnn: ModelArtifact, trained_cnn: ModelArtifact, digits_dataset: Dataset
+) -> None:
     metrics = pruned_cnn.metrics
     assert metrics["val_accuracy"]["before"] - metrics["val_accuracy"]["after"] <= 0.02  # max_accuracy_drop default
     before = _accuracy(_models.load_model(trained_cnn.path), digits_dataset)
@@ -161,10 +155,24 @@ def test_accuracy_after_fine_tuning_is_within_the_budget(pruned_cnn: ModelArtifa
 
 
 def test_fine_tuning_goes_through_the_stack_trainer_with_its_monitors(
-        trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path, epoch_recorder: Any) -> None:
+    compress_natively: Callable[..., ModelArtifact],
+    trained_mlp: ModelArtifact,
+    flat_digits: Dataset,
+    tmp_path: Path,
+    epoch_recorder: Any,
+) -> None:
     recorder = epoch_recorder()
-    out = prune_with(trained_mlp, flat_digits, tmp_path, monitors=(recorder,), sparsity=0.5, steps=2,
-                     finetune_epochs=1, max_accuracy_drop=1.0)
+    out = prune_with(
+        compress_natively,
+        trained_mlp,
+        flat_digits,
+        tmp_path,
+        monitors=(recorder,),
+        sparsity=0.5,
+        steps=2,
+        finetune_epochs=1,
+        max_accuracy_drop=1.0,
+    )
     assert [epoch for epoch, _ in recorder.epochs] == [1, 1]  # one epoch after each step
     for step in (1, 2):  # each step's checkpoints in a folder of their own, written by the trainer
         assert (tmp_path / "checkpoints" / "model.pruned" / f"step-{step}" / "last.pt").is_file()
@@ -172,37 +180,58 @@ def test_fine_tuning_goes_through_the_stack_trainer_with_its_monitors(
     assert out.metrics["widths"]["after"] == [32, 16]
 
 
-def test_target_size_ratio_picks_the_smallest_sparsity_that_meets_it(pruned_cnn: ModelArtifact,
-                                                                     trained_mlp: ModelArtifact, flat_digits: Dataset,
-                                                                     tmp_path: Path) -> None:
-    out = prune_with(trained_mlp, flat_digits, tmp_path, target_size_ratio=0.3, steps=1, finetune_epochs=1,
-                     max_accuracy_drop=1.0)
+def test_target_size_ratio_picks_the_smallest_sparsity_that_meets_it(
+    compress_natively: Callable[..., ModelArtifact],
+    pruned_cnn: ModelArtifact,
+    trained_mlp: ModelArtifact,
+    flat_digits: Dataset,
+    tmp_path: Path,
+) -> None:
+    out = prune_with(
+        compress_natively,
+        trained_mlp,
+        flat_digits,
+        tmp_path,
+        target_size_ratio=0.3,
+        steps=1,
+        finetune_epochs=1,
+        max_accuracy_drop=1.0,
+    )
     assert out.metrics["parameter_ratio"] <= 0.3
     spec = _models.model_spec(_models.load_model(trained_mlp.path))
     less = _pruning.widths_at(_pruning.widths(spec), out.metrics["sparsity"] - 1 / 200)
     assert _pruning.parameter_count(_pruning.with_widths(spec, less)) > 0.3 * out.metrics["parameters"]["before"]
 
 
-def test_a_size_target_that_cannot_be_met_says_what_can(trained_mlp: ModelArtifact, flat_digits: Dataset,
-                                                        tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"target_size_ratio 0.001 cannot be met.*set target_size_ratio to at "
-                                         r"least 0\.0\d+"):
-        prune_with(trained_mlp, flat_digits, tmp_path, target_size_ratio=0.001)
+def test_a_size_target_that_cannot_be_met_says_what_can(
+    compress_natively: Callable[..., ModelArtifact], trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"target_size_ratio 0.001 cannot be met.*set target_size_ratio to at "
+        r"least 0\.0\d+",
+    ):
+        prune_with(compress_natively, trained_mlp, flat_digits, tmp_path, target_size_ratio=0.001)
     assert not (tmp_path / "artifacts").exists()
 
 
-def test_a_latency_target_that_cannot_be_met_says_why(trained_mlp: ModelArtifact, flat_digits: Dataset,
-                                                      tmp_path: Path) -> None:
+def test_a_latency_target_that_cannot_be_met_says_why(
+    compress_natively: Callable[..., ModelArtifact], trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path
+) -> None:
     """No model runs in a nanosecond: even the sparsest candidate's export misses, and the message says so."""
-    with pytest.raises(ValueError, match=r"target_latency_ms 1e-06 cannot be met: even at sparsity 0.95 \(widths "
-                                         r"\[3, 2\]\) the exported model takes [\d.]+ ms per row"):
-        prune_with(trained_mlp, flat_digits, tmp_path, target_latency_ms=1e-6)
+    with pytest.raises(
+        ValueError,
+        match=r"target_latency_ms 1e-06 cannot be met: even at sparsity 0.95 \(widths "
+        r"\[3, 2\]\) the exported model takes [\d.]+ ms per row",
+    ):
+        prune_with(compress_natively, trained_mlp, flat_digits, tmp_path, target_latency_ms=1e-6)
     assert not (tmp_path / "artifacts").exists()
 
 
 def test_a_latency_target_already_met_prunes_nothing_and_records_the_search(
-        trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path) -> None:
-    out = prune_with(trained_mlp, flat_digits, tmp_path, target_latency_ms=1000.0)
+    compress_natively: Callable[..., ModelArtifact], trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path
+) -> None:
+    out = prune_with(compress_natively, trained_mlp, flat_digits, tmp_path, target_latency_ms=1000.0)
     assert out.metrics["sparsity"] == 0 and out.metrics["widths"] == {"before": [64, 32], "after": [64, 32]}
     assert out.metrics["steps"] == [] and out.metrics["parameter_ratio"] == 1.0
     searched = out.metrics["latency_search_ms"]
@@ -211,7 +240,8 @@ def test_a_latency_target_already_met_prunes_nothing_and_records_the_search(
 
 
 def test_a_latency_target_between_the_extremes_is_searched_for_the_smallest_sparsity_that_meets_it(
-        trained_mlp: ModelArtifact, flat_digits: Dataset) -> None:
+    trained_mlp: ModelArtifact, flat_digits: Dataset
+) -> None:
     """Against the search's own measurements (timings are never asserted): the chosen sparsity's export met the
     target, and the next sparser-but-smaller step it measured below it did not."""
     spec = _models.model_spec(_models.load_model(trained_mlp.path))
@@ -230,24 +260,40 @@ def test_a_latency_target_between_the_extremes_is_searched_for_the_smallest_spar
 
 
 def test_an_accuracy_loss_beyond_the_budget_fails_and_says_what_to_change(
-        trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path) -> None:
+    compress_natively: Callable[..., ModelArtifact], trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match=r"more than max_accuracy_drop 0.0; prune less"):
-        prune_with(trained_mlp, flat_digits, tmp_path, sparsity=0.97, steps=1, finetune_epochs=0,
-                   max_accuracy_drop=0.0)
+        prune_with(
+            compress_natively,
+            trained_mlp,
+            flat_digits,
+            tmp_path,
+            sparsity=0.97,
+            steps=1,
+            finetune_epochs=0,
+            max_accuracy_drop=0.0,
+        )
 
 
 def test_resuming_continues_inside_the_step_it_was_in_to_the_same_model(
-        trained_mlp: ModelArtifact, flat_digits: Dataset, tmp_path: Path, epoch_recorder: Any) -> None:
+    compress_natively: Callable[..., ModelArtifact],
+    trained_mlp: ModelArtifact,
+    flat_digits: Dataset,
+    tmp_path: Path,
+    epoch_recorder: Any,
+) -> None:
     """Interrupted in step 2's fine-tuning (Ctrl-C in a monitor; kill -9 is the end-to-end test's), then
     resumed: step 1 is not redone, step 2 continues from its checkpoint, the result equals a straight run."""
     params = {"sparsity": 0.5, "steps": 2, "finetune_epochs": 3, "max_accuracy_drop": 1.0}
-    straight = prune_with(trained_mlp, flat_digits, tmp_path / "straight", **params)
+    straight = prune_with(compress_natively, trained_mlp, flat_digits, tmp_path / "straight", **params)
     interrupted = tmp_path / "interrupted"
     recorder = epoch_recorder(interrupt_at_epoch=2)
     with pytest.raises(KeyboardInterrupt):  # the first time epoch 2 ends: inside step 1
-        prune_with(trained_mlp, flat_digits, interrupted, monitors=(recorder,), **params)
+        prune_with(compress_natively, trained_mlp, flat_digits, interrupted, monitors=(recorder,), **params)
     resumed_recorder = epoch_recorder()
-    resumed = prune_with(trained_mlp, flat_digits, interrupted, monitors=(resumed_recorder,), resume=True, **params)
+    resumed = prune_with(
+        compress_natively, trained_mlp, flat_digits, interrupted, monitors=(resumed_recorder,), resume=True, **params
+    )
     assert [epoch for epoch, _ in resumed_recorder.epochs] == [2, 3, 1, 2, 3]  # step 1 goes on from epoch 1
     first, second = torch.load(straight.path, weights_only=True), torch.load(resumed.path, weights_only=True)
     for key, value in first["state_dict"].items():
@@ -263,19 +309,32 @@ def test_parameters_take_one_target() -> None:
     with pytest.raises(ValidationError, match="give one target: sparsity or target_latency_ms"):
         TorchPruneParams(sparsity=0.5, target_latency_ms=0.01)
     assert TorchPruneParams(target_latency_ms=0.01).sparsity is None
-    for bad in ({"sparsity": 1.0}, {"sparsity": 0}, {"criterion": "l3"}, {"target_size_ratio": 0}, {"steps": 0},
-                {"target_latency_ms": 0}):
+    for bad in (
+        {"sparsity": 1.0},
+        {"sparsity": 0},
+        {"criterion": "l3"},
+        {"target_size_ratio": 0},
+        {"steps": 0},
+        {"target_latency_ms": 0},
+    ):
         with pytest.raises(ValidationError):
             TorchPruneParams(**bad)
 
 
-@pytest.mark.parametrize(("stack", "expected"), [
-    ({"model": {"framework": "torch", "architecture": "pkg.mod:make"}, "trainer": {"plugin": "torch"}},
-     "factory architecture 'pkg.mod:make'"),
-    ({"model": {"framework": "keras", "architecture": "mlp"}, "trainer": {"plugin": "keras"}},
-     "compresses models of the torch framework"),
-    ({"model": {"framework": "torch", "architecture": "mlp"}}, "no trainer: section"),
-])
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [
+        (
+            {"model": {"framework": "torch", "architecture": "pkg.mod:make"}, "trainer": {"plugin": "torch"}},
+            "factory architecture 'pkg.mod:make'",
+        ),
+        (
+            {"model": {"framework": "keras", "architecture": "mlp"}, "trainer": {"plugin": "keras"}},
+            "compresses models of the torch framework",
+        ),
+        ({"model": {"framework": "torch", "architecture": "mlp"}}, "no trainer: section"),
+    ],
+)
 def test_validation_refuses_what_cannot_be_pruned(stack: dict, expected: str) -> None:
     from aios_core import ValidationContext
 
