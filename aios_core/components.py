@@ -180,6 +180,15 @@ class Compressor(Component):
     def capabilities(cls) -> dict[str, Any]:
         return {"input_formats": list(cls.input_formats), "output_format": cls.output_format}
 
+    @classmethod
+    def works_before_export(cls, native_format: str) -> bool:
+        """Whether it compresses the framework's native model (``native_format`` in, ``native_format`` out).
+
+        Such a compressor runs after ``train`` and before ``export``, which then exports its
+        output; the others run after ``export``.
+        """
+        return native_format in cls.input_formats and cls.output_format == native_format
+
 
 class Deployer(Component):
     """Serves or packages a model of one of ``formats`` (hooks: ``aios_deploy``, ``aios_serve``)."""

@@ -79,6 +79,25 @@ class RunContext:
         """A predictor for ``artifact`` from whichever selected component runs its format, or None."""
         return self._hook.aios_load_predictor(artifact=artifact, threads=self.threads)
 
+    def train(self, model: Any, dataset: Any, *, checkpoint_dir: Path,
+              overrides: dict[str, Any] | None = None) -> Any:
+        """Train ``model`` with the stack's trainer, for a compressor that fine-tunes or distills.
+
+        The trainer reports epochs to the monitors in the current phase and checkpoints
+        under ``checkpoint_dir`` (a folder of the compressor's own under ``checkpoint_dir``
+        of this run); in a resumed run it continues from the checkpoint there. ``overrides``
+        are trainer parameters (``{"epochs": 2}``). Returns the ``TrainResult``; ValueError
+        when the stack has no trainer.
+        """
+        context = RunContext(name=self.name, seed=self.seed, threads=self.threads, dir=self.dir, stack=self.stack,
+                             hook=self._hook, resume=self.resume, options=self.options, checkpoint_dir=checkpoint_dir)
+        context.phase = self.phase
+        result = self._hook.aios_train(model=model, dataset=dataset, run=context, overrides=dict(overrides or {}))
+        if result is None:
+            raise ValueError("this compressor trains with the stack's trainer, but the stack has none; "
+                             "add a trainer: section (e.g. trainer: {plugin: torch})")
+        return result
+
     def for_trial(self, number: int) -> RunContext:
         """A context for one tuner trial: its own checkpoints, never resumed."""
         trial = RunContext(name=self.name, seed=self.seed, threads=self.threads, dir=self.dir,

@@ -103,7 +103,8 @@ def aios_load_model(artifact: ModelArtifact) -> Any:
     """Load a native model written by ``aios_save_model``; first result wins.
 
     The runner calls it in the ``export`` phase of a resumed run (the trained model is no
-    longer in memory) when the framework has export formats. Must refuse to run code from the file (``weights_only`` / safe
+    longer in memory) and for the output of a native-format compressor, when the framework
+    has export formats. Must refuse to run code from the file (``weights_only`` / safe
     mode, ``allow_pickle=False``): raise ``ValueError`` or return ``None`` for a file that
     is not one of its models.
     """
@@ -140,7 +141,9 @@ def aios_train(model: Any, dataset: Dataset, run: RunContext, overrides: dict[st
     """Train ``model`` on ``dataset.train``, validating on ``dataset.val``; first result wins.
 
     The runner calls it on the stack's trainer in the ``train`` phase, after
-    ``aios_build_model``, and once per tuner trial (``run`` is then the trial's context).
+    ``aios_build_model``, and once per tuner trial (``run`` is then the trial's context);
+    a compressor that fine-tunes calls it through ``RunContext.train`` (``run.phase`` is then
+    ``compress-native`` and ``run.checkpoint_dir`` the compressor's own folder).
     Report each epoch with ``run.report_epoch`` (and, sparingly, ``run.report_step``),
     checkpoint under ``run.checkpoint_dir`` by the policy of ``aios_core.CheckpointWriter``
     (at most every ``checkpoint_interval_s`` seconds, always at the end and when
@@ -172,6 +175,15 @@ def aios_compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext) ->
     ``export``, one at a time; ``artifact`` is the newest one in the compressor's
     ``input_formats`` (the previous compressor's output when it fits). The result's ``metrics`` should report size, accuracy and
     latency of input and output.
+
+    A compressor of the framework's native model (``native_format`` in and out:
+    ``Compressor.works_before_export``) runs earlier, in the ``compress-native`` phase after
+    ``train``; ``export`` then exports its output too, and the others compress that export.
+    Such compressors come first in a stack's list (``aios validate`` refuses one listed
+    after a compressor of the exported model). One that trains (fine-tuning, distillation)
+    calls ``run.train(model, dataset, checkpoint_dir=..., overrides=...)``: the stack's
+    trainer, with its monitors and checkpoints, resuming from ``checkpoint_dir`` when
+    ``run.resume``.
     """
 
 
@@ -208,6 +220,8 @@ def aios_on_run_start(run: RunContext) -> None:
 @hookspec
 def aios_on_phase_start(run: RunContext, phase: str) -> None:
     """A phase starts: ``data``, ``tune``, ``train``, ``export``, ``compress``, ``evaluate`` or ``deploy``.
+
+    ``compress-native`` (between ``train`` and ``export``) runs when a stack has compressors of the native model.
 
     The runner calls it for each phase it runs; a resumed run skips the phases it finished.
     """

@@ -70,7 +70,8 @@ class ConsoleMonitor(Monitor):
 
     def _epochs(self, run: RunContext) -> str:
         epochs = (run.stack.get("trainer") or {}).get("epochs")
-        return f"/{epochs}" if epochs else ""
+        # A compressor that trains (compress-native) sets its own number of epochs: no total shown there.
+        return f"/{epochs}" if epochs and run.phase in ("train", "tune") else ""
 
     @hookimpl
     def aios_on_step(self, run: RunContext, epoch: int, step: int, total_steps: int) -> None:

@@ -73,7 +73,7 @@ class TrainSummary(TypedDict, total=False):
 
 
 class ArtifactsSummary(TypedDict, total=False):
-    """``export`` and ``compress``: the artifacts the phase wrote, in order (``ModelArtifact.to_json()``)."""
+    """``compress-native``, ``export`` and ``compress``: the artifacts the phase wrote, in order (``ModelArtifact.to_json()``)."""
 
     artifacts: list[dict[str, Any]]
     seconds: float
@@ -267,7 +267,7 @@ class RunDirectory:
         """Every model artifact the run wrote, in order: the native model, the exports, the compressors' outputs."""
         state = state or self.read_state()
         recorded = [summary["artifact"] for summary in [state.phase("train")] if summary and "artifact" in summary]
-        for phase in ("export", "compress"):
+        for phase in ("compress-native", "export", "compress"):
             recorded += (state.phase(phase) or {}).get("artifacts", [])
         return [self.artifact_from_json(data) for data in recorded]
 

@@ -1,4 +1,4 @@
-"""The stack runner: data -> tune -> train -> export -> compress -> evaluate -> deploy.
+"""The stack runner: data -> tune -> train -> compress-native -> export -> compress -> evaluate -> deploy.
 
 The one place that knows the phase order. Each finished phase is recorded in the run
 record (``aios_core.rundir``); ``--resume`` skips finished phases and lets the trainer
@@ -202,30 +202,38 @@ class StackRun:
                            final=result.final_metrics, artifact=self.dir.artifact_to_json(artifact))
         return result.model, artifact
 
-    def _export(self, model: Any, native: ModelArtifact, dataset: Dataset) -> list[ModelArtifact]:
+    def _export(self, model: Any, natives: list[ModelArtifact], dataset: Dataset) -> list[ModelArtifact]:
+        """Export the trained model and, after native-format compressors, their last output (named after it)."""
         done = self._done("export")
         if done:
             return [self.dir.artifact_from_json(a) for a in done["artifacts"]]
         framework = self.stack.components["model"]
         with self._phase("export") as summary:
-            if model is None and framework.export_formats:
-                model = self._call("model", "aios_load_model", artifact=native)
             exported = []
-            for fmt in framework.export_formats:
-                artifact = self._call("model", "aios_export_model", model=model, fmt=fmt,
-                                      path=self.dir.artifacts_dir / f"model.{fmt}", dataset=dataset)
-                exported.append(self._artifact_written(artifact))
+            for native in natives[:1] + natives[1:][-1:]:
+                if (model is None or native is not natives[0]) and framework.export_formats:
+                    model = self._call("model", "aios_load_model", artifact=native)
+                prefix = "" if native is natives[0] else f"{native.name}."
+                for fmt in framework.export_formats:
+                    artifact = self._call("model", "aios_export_model", model=model, fmt=fmt,
+                                          path=self.dir.artifacts_dir / f"model.{prefix}{fmt}", dataset=dataset)
+                    artifact.name = f"{prefix}{artifact.name}"
+                    exported.append(self._artifact_written(artifact))
             summary["artifacts"] = [self.dir.artifact_to_json(a) for a in exported]
         return exported
 
-    def _compress(self, artifacts: list[ModelArtifact], dataset: Dataset) -> list[ModelArtifact]:
-        roles = self.stack.roles("compressors")
+    def _compress(self, artifacts: list[ModelArtifact], dataset: Dataset, native: bool = False) -> list[ModelArtifact]:
+        """The compressors of the native model (``compress-native``, before export) or the others (``compress``)."""
+        native_format = self.stack.components["model"].native_format
+        roles = [role for role in self.stack.roles("compressors")
+                 if self.stack.components[role].works_before_export(native_format) == native]
         if not roles:
             return []
-        done = self._done("compress")
+        phase = "compress-native" if native else "compress"
+        done = self._done(phase)
         if done:
             return [self.dir.artifact_from_json(a) for a in done["artifacts"]]
-        with self._phase("compress") as summary:
+        with self._phase(phase) as summary:
             compressed: list[ModelArtifact] = []
             for role in roles:
                 compressor = self.stack.components[role]
@@ -280,7 +288,8 @@ class StackRun:
                 dataset = self._data()
                 best = self._tune(dataset)
                 model, native = self._train(dataset, best)
-                artifacts = [native, *self._export(model, native, dataset)]
+                natives = [native, *self._compress([native], dataset, native=True)]
+                artifacts = [*natives, *self._export(model, natives, dataset)]
                 artifacts += self._compress(artifacts, dataset)
                 self._evaluate(artifacts, dataset)
                 self._deploy(artifacts, dataset)

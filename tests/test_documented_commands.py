@@ -45,6 +45,7 @@ that run, then the ``curl`` calls); each group is one test, marked slow when it 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import queue
 import re
@@ -91,6 +92,7 @@ RUN: dict[str, str] = {
     ".venv/bin/python registry-index/build.py": "test_the_registry_build_runs_from_a_clone_and_names_a_broken_entry",
     ".venv/bin/python registry-index/build.py --check": "test_the_registry_build_runs_from_a_clone_and_names_a_broken_entry",
     "aios run examples/mnist-keras.yaml": "test_the_keras_quickstart_runs_on_digits_and_on_idx_files",
+    "aios run examples/digits-compress.yaml": "test_the_compression_example_runs_from_a_clone_and_shows_the_gain",
     "curl -s http://127.0.0.1:8080/v2": "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
     "curl -s http://127.0.0.1:8080/v2/models/digits-torch":
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
@@ -195,6 +197,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/serve/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/keras/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/ray/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/compression/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     "ray get-auth-token --generate": "writes ~/.ray/auth_token into the user's home, for a cluster of several hosts",
     "ray start --head --node-ip-address=10.0.0.10 --port=6379 --disable-usage-stats": (
         "starts a Ray head on a network address of another host (10.0.0.10), for a cluster of several hosts; "
@@ -235,6 +238,13 @@ ERROR_EXAMPLES: dict[str, str] = {
     "declares under [project.entry-points.\"aios.trainers\"]":
         "test_the_registry_build_runs_from_a_clone_and_names_a_broken_entry (here)",
     "data.path: no such file: /home/me/data/y.csv": "plugins/aios-data/tests/test_errors.py (one test per line)",
+    "error: stack.yaml:7: compressors.1.plugin: compressor 'torch-prune' works on the native torch model before export, "
+    "so it cannot follow compressor 'onnx-quant', which works on the exported model; list 'torch-prune' before "
+    "'onnx-quant'": "tests/test_compress_chain.py::test_an_order_that_cannot_work_is_refused_at_validate",
+    "torch-prune: target_size_ratio 0.001 cannot be met: even with 1 unit or channel per hidden layer the model keeps "
+    "0.009 of its 9610 parameters (the input and output layers stay); set target_size_ratio to at least 0.009, or "
+    "train a smaller model (model.hidden_units, model.conv_channels)":
+        "plugins/aios-torch/tests/test_torch_prune.py::test_a_size_target_that_cannot_be_met_says_what_can",
 }
 
 COMMANDS = documented_commands()
@@ -557,6 +567,19 @@ def test_the_keras_quickstart_runs_on_digits_and_on_idx_files(tmp_path: Path) ->
     finished_run(shell.run(on_digits, timeout=RUN_TIMEOUT))
     run = finished_run(shell.run(on_files, timeout=RUN_TIMEOUT))
     assert "train-images-idx3-ubyte.gz" in (clone / run / "stack.lock.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_the_compression_example_runs_from_a_clone_and_shows_the_gain(tmp_path: Path) -> None:
+    [command] = documented("aios run examples/digits-compress.yaml",
+                           "test_the_compression_example_runs_from_a_clone_and_shows_the_gain")
+    clone = fresh_clone(tmp_path / "aios")
+    result = Shell(clone, user_environment()).run(command, timeout=RUN_TIMEOUT)
+    run = finished_run(result)
+    for row in ("│ pruned      │ torch", "│ onnx        │ onnx", "│ pruned.onnx │ onnx"):
+        assert row in result.stdout, result.stdout
+    report = json.loads((clone / run / "report" / "evaluation.json").read_text())
+    assert report["comparison"]["baseline"] == "onnx" and report["comparison"]["size_ratio"] < 0.35
 
 
 def _install_into(site: Path, project: Path, *, build: bool) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from aios_core import RunContext, TrainResult, hookimpl
+from aios_core.testing import plugin_manager
 from aios_core.training import (
     CheckpointWriter,
     EpochProgress,
@@ -202,3 +204,32 @@ def test_the_schedule_is_torchs() -> None:
             optimizer.step()
             scheduler.step()
         assert [params.scheduled_learning_rate(epoch) for epoch in range(1, 8)] == pytest.approx(rates)
+
+
+# ---------------------------------------------------------------- RunContext.train: a compressor fine-tunes
+class _RecordingTrainer:
+    """A trainer that records the context it was called with and returns its model as trained."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    @hookimpl
+    def aios_train(self, model: object, run: RunContext, overrides: dict) -> TrainResult:
+        self.calls.append((run.phase, run.checkpoint_dir, run.resume, overrides))
+        return TrainResult(model=model, history=[], best_epoch=0, stopped_early=False)
+
+
+def test_run_train_calls_the_stacks_trainer_in_the_compressors_folder_and_phase(tmp_path: Path) -> None:
+    trainer = _RecordingTrainer()
+    run = RunContext(name="t", seed=0, threads=1, dir=tmp_path, stack={}, hook=plugin_manager(trainer).hook,
+                     resume=True)
+    run.phase = "compress-native"
+    result = run.train("model", "dataset", checkpoint_dir=tmp_path / "checkpoints" / "mine", overrides={"epochs": 2})
+    assert result.model == "model"
+    assert trainer.calls == [("compress-native", tmp_path / "checkpoints" / "mine", True, {"epochs": 2})]
+
+
+def test_run_train_without_a_trainer_says_to_add_one(tmp_path: Path) -> None:
+    run = RunContext(name="t", seed=0, threads=1, dir=tmp_path, stack={}, hook=plugin_manager().hook)
+    with pytest.raises(ValueError, match=r"the stack has none; add a trainer: section"):
+        run.train("model", "dataset", checkpoint_dir=tmp_path / "c")

@@ -123,8 +123,17 @@ def _check_fit(stack: Stack, positions: Positions, problems: list[Problem]) -> N
             f"it trains: {', '.join(trainer.frameworks) or 'nothing declared'}")))
     formats: set[str] = set(framework.formats)
     producer = f"framework '{framework.name}'"
+    exported_by = None  # the first compressor that works on an exported model
     for role in stack.roles("compressors"):
         compressor = stack.components[role]
+        if compressor.works_before_export(framework.native_format):
+            if exported_by is not None:
+                problems.append(positions.problem((*role_path(role), "plugin"), (
+                    f"compressor '{compressor.name}' works on the native {framework.native_format} model before "
+                    f"export, so it cannot follow compressor '{exported_by}', which works on the exported model; "
+                    f"list '{compressor.name}' before '{exported_by}'")))
+            continue
+        exported_by = exported_by or compressor.name
         if not formats & set(compressor.input_formats):
             problems.append(positions.problem((*role_path(role), "plugin"), (
                 f"compressor '{compressor.name}' takes {', '.join(compressor.input_formats)} models, "

@@ -172,7 +172,7 @@ def trainers_of(framework: ComponentEntry) -> list[tuple[ComponentEntry, type[Co
     return sorted(candidates, key=lambda pair: (pair[0].distribution != framework.distribution, pair[0].name))
 
 
-def _trainer_for(framework: ComponentEntry) -> Component | None:
+def trainer_for(framework: ComponentEntry) -> Component | None:
     """The first of ``trainers_of(framework)`` that builds, set to train for 2 epochs, or None."""
     for entry, cls in trainers_of(framework):
         params = {"epochs": 2} if "epochs" in cls.Params.model_fields else {}
@@ -206,7 +206,7 @@ def input_model(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory,
                 continue
             key = (entry.name, fmt, dataset.content_hash)
             if key not in cache:
-                cache[key] = _make_model(framework, _trainer_for(entry), fmt, dataset,
+                cache[key] = _make_model(framework, trainer_for(entry), fmt, dataset,
                                          tmp_path_factory.mktemp(f"aios-input-{entry.name}-{fmt}"))
             return cache[key]
     which = f"framework '{framework_name}'" if framework_name else "no installed framework"

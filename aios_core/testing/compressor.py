@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from aios_core.records import ModelArtifact
-from aios_core.testing._harness import check_probabilities, fail, label_of, manager_with, predictor_for
+from aios_core.testing._harness import (
+    check_probabilities,
+    entry_of,
+    fail,
+    frameworks_for,
+    label_of,
+    manager_with,
+    predictor_for,
+    trainer_for,
+)
 from aios_core.testing._model_consumer import ModelConsumerContract
 
 if TYPE_CHECKING:
@@ -17,7 +26,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
-    from aios_core.components import Component
+    from aios_core.components import Component, Framework
     from aios_core.context import RunContext
     from aios_core.records import Dataset
 
@@ -36,14 +45,25 @@ class Compression:
     """The run compressed in (phase ``compress``)."""
 
 
+def _native_framework(component: Component | type[Component], fmt: str) -> Framework | None:
+    """The installed framework whose native format is ``fmt``, if the compressor works on that format before export."""
+    return next((f for f in frameworks_for({fmt}) if f.native_format == fmt and component.works_before_export(fmt)),
+                None)
+
+
 class CompressorContract(ModelConsumerContract):
     """A compressor writes a model of its ``output_format`` under the run that loads and predicts.
 
     Optional fixtures: ``input_artifact`` (default: a small model in one of the
     compressor's ``input_formats``, from an installed framework; the checks skip if no
     installed framework writes one), ``supporting_components`` (components registered
-    beside it; default: installed frameworks of the input and output formats) and
-    ``dataset`` (default ``tiny_dataset``).
+    beside it; default: installed frameworks of the input and output formats, and for a
+    compressor of a framework's native model also a trainer of that framework, for
+    ``run.train``) and ``dataset`` (default ``tiny_dataset``).
+
+    A native-format compressor (``Compressor.works_before_export``) is called in the
+    ``compress-native`` phase, as the runner calls it, and its output must load with the
+    framework's ``aios_load_model`` and export to each of the framework's export formats.
     """
 
     kind = "compressor"
@@ -51,6 +71,14 @@ class CompressorContract(ModelConsumerContract):
     required_attributes = ("input_formats", "output_format")
     accepted_formats_attribute = "input_formats"
     _example_name = "onnx-quant"
+
+    @pytest.fixture
+    def supporting_components(self, input_artifact: ModelArtifact, component_class: type[Component]) -> list[Component]:
+        frameworks = frameworks_for({input_artifact.format, component_class.output_format})
+        natives = [f for f in frameworks if f.native_format == input_artifact.format
+                   and component_class.works_before_export(f.native_format)]
+        trainers = [trainer_for(entry_of("framework", f.name)) for f in natives[:1]]
+        return [*frameworks, *(t for t in trainers if t is not None)]
 
     @pytest.fixture
     def compressed(self, component: Component, input_artifact: ModelArtifact, dataset: Dataset,
@@ -62,7 +90,7 @@ class CompressorContract(ModelConsumerContract):
                  f"(input_formats {list(component.input_formats)})")
         pm = manager_with(*supporting_components, component)
         run = aios_run_context(pm)
-        run.phase = "compress"
+        run.phase = "compress-native" if _native_framework(component, input_artifact.format) else "compress"
         output = pm.hook.aios_compress(artifact=input_artifact, dataset=dataset, run=run)
         if not isinstance(output, ModelArtifact):
             fail(f"aios_compress of {label} returned {type(output).__name__}; it must return an aios_core.ModelArtifact")
@@ -87,3 +115,21 @@ class CompressorContract(ModelConsumerContract):
                                        compressed: Compression) -> None:
         who = f"the output of {label_of(self.kind, component.name)}"
         check_probabilities(predictor_for(compressed.plugin_manager, compressed.output, who), dataset, who)
+
+    def test_a_native_output_loads_and_exports_like_a_trained_model(
+            self, component: Component, dataset: Dataset, compressed: Compression, tmp_path: Path) -> None:
+        """The runner exports a native compressor's output and later compressors start from that export."""
+        output, pm = compressed.output, compressed.plugin_manager
+        framework = _native_framework(component, output.format)
+        if framework is None:
+            pytest.skip(f"{label_of(self.kind, component.name)} works on exported models")
+        label = label_of(self.kind, component.name)
+        model = pm.hook.aios_load_model(artifact=output)
+        if model is None:
+            fail(f"framework '{framework.name}' does not load the output of {label} ({output.path}) with "
+                 "aios_load_model; a native compressor must write a model its framework loads")
+        for fmt in framework.export_formats:
+            exported = pm.hook.aios_export_model(model=model, fmt=fmt, path=tmp_path / f"model.{fmt}",
+                                                 dataset=dataset)
+            who = f"the {fmt} export of the output of {label}"
+            check_probabilities(predictor_for(pm, exported, who), dataset, who)

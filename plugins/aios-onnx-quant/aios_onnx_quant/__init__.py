@@ -27,8 +27,9 @@ class OnnxQuantParams(Params):
 
     mode: Literal["dynamic", "static", "auto"] = Field(
         "auto", description="static: calibrated QDQ int8; dynamic: int8 weights, activations quantized per call "
-                            "(a row's answer then depends on its batch); auto: the fastest batch-independent "
-                            "variant (today: static) within max_accuracy_drop.")
+                            "(a row's answer then depends on its batch); auto: the batch-independent int8 "
+                            "variant (today: static) if it pays (within max_accuracy_drop, not slower at the "
+                            "stack's batch sizes, and faster or min_size_reduction smaller), else fp32, said why.")
     calibration_samples: PositiveInt = Field(
         256, description="Training rows (drawn with the run's seed) used to calibrate static quantization.")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
@@ -37,7 +38,11 @@ class OnnxQuantParams(Params):
     max_accuracy_drop: float = Field(
         0.01, ge=0.0, le=1.0, description="Largest validation-accuracy loss vs fp32 (0.01 = 1 point) a variant may "
                                           "have to be chosen; a kept model beyond it gets a warning in its metrics.")
-    latency_runs: PositiveInt = Field(200, description="Timed batch-1 inferences per model; the median is reported.")
+    latency_runs: PositiveInt = Field(200, description="Timed batch-1 inferences per model, interleaved (a tenth, "
+                                                       "at least 20, at larger batch sizes); medians are reported.")
+    min_size_reduction: float = Field(
+        0.5, ge=0.0, le=1.0, description="auto: an int8 model no faster than fp32 (within the measured noise) is "
+                                         "kept only if at least this much smaller (0.5: half the size).")
 
 
 _NEEDS = {"onnx": "reading and checking models", "onnxruntime": "quantizing and measuring",

@@ -36,6 +36,13 @@ if TYPE_CHECKING:
     from aios_onnx_quant import OnnxQuantParams
 
 OUTPUT_NAME = "model.int8.onnx"
+FP32_NAME = "model.fp32.onnx"
+"""What ``auto`` writes when no int8 model pays: a copy of its fp32 input, so it is never reported as int8."""
+DEFAULT_BATCH_SIZES = (1, 256)
+NOISE_BLOCKS = 5
+"""Interleaved timings are split into this many consecutive blocks; a latency difference counts only when every
+block's median ratio agrees on it and exceeds ``TIE_MARGIN``; anything else is a tie."""
+TIE_MARGIN = 0.03
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
     "entropy": CalibrationMethod.Entropy,
@@ -56,18 +63,23 @@ according to what others sent at the same moment. ``mode: dynamic`` builds it wh
 
 
 def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params: OnnxQuantParams) -> ModelArtifact:
-    """Quantize ``artifact`` as ``params.mode`` asks, measure every model, keep one, write it atomically."""
+    """Quantize ``artifact`` as ``params.mode`` asks, measure every model, keep one, write it atomically.
+
+    ``auto`` may keep fp32 (``choose_auto``); the output is then ``model.fp32.onnx``, named
+    ``fp32``, never called int8.
+    """
     if len(dataset.y_val) == 0:
         raise ValueError(f"onnx-quant measures accuracy on the validation split, but data set "
                          f"{dataset.name!r} has no validation rows; give the datastore a val fraction > 0.")
     warnings: list[str] = []
-    target = run.artifacts_dir / OUTPUT_NAME
+    batch_sizes = _stack_batch_sizes(run)
     with tempfile.TemporaryDirectory(prefix="aios-onnx-quant-") as scratch_dir:
         scratch = Path(scratch_dir)
         prepared, skipped = prepare(artifact.path, scratch / "prepared.onnx", run.log)
         if skipped:
             warnings.append(f"quantization pre-processing skipped ({skipped}); the model was quantized as is")
         paths = {"fp32": artifact.path}
+        unquantized: list[str] = []
         for mode in variants_for(params.mode):
             paths[mode] = scratch / f"{mode}.onnx"
             run.log.info("onnx-quant: building the %s int8 model", mode)
@@ -76,34 +88,68 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
                                       method=params.calibration_method, per_channel=params.per_channel, log=run.log)
             else:
                 quantize_dynamic_model(prepared, paths[mode], per_channel=params.per_channel, log=run.log)
-        variants = measure(paths, dataset.x_val, dataset.y_val, threads=run.threads, runs=params.latency_runs)
+            if not quantized_weights(paths[mode]):
+                unquantized.append(mode)
+                del paths[mode]
+        if unquantized and params.mode != "auto":
+            raise ValueError(f"onnx-quant: nothing was quantized: the {params.mode} quantizer left every operator "
+                             f"of {artifact.path} in float ({', '.join(operators(artifact.path))}), so there is no "
+                             "int8 model; drop onnx-quant from the stack, or use mode: auto (keeps fp32)")
+        variants = measure(paths, dataset.x_val, dataset.y_val, threads=run.threads, runs=params.latency_runs,
+                           batch_sizes=batch_sizes)
         for name, figures in variants.items():
-            run.log.info("onnx-quant: %s size=%d B val_accuracy=%.4f latency_b1=%.4f ms",
-                         name, figures["size_bytes"], figures["val_accuracy"], figures["latency_ms_b1"])
-        chosen, missed = choose_variant(variants, params.max_accuracy_drop)
-        if missed:
-            warnings.append(missed)
-        if chosen not in BATCH_INDEPENDENT:
+            run.log.info("onnx-quant: %s size=%d B val_accuracy=%.4f latency_ms=%s",
+                         name, figures["size_bytes"], figures["val_accuracy"], figures["latency_ms"])
+        if params.mode == "auto":
+            chosen, reason = choose_auto(variants, params.max_accuracy_drop, params.min_size_reduction, unquantized)
+            run.log.info("onnx-quant: auto keeps %s: %s", chosen, reason)
+        else:
+            chosen, missed = choose_variant(variants, params.max_accuracy_drop)
+            reason = f"mode: {params.mode}"
+            if missed:
+                warnings.append(missed)
+        if chosen not in BATCH_INDEPENDENT and chosen != "fp32":
             warnings.append(f"{chosen} int8 answers depend on the batch (activation ranges are computed per call): "
                             "a row alone and the same row in a batch can get different probabilities or labels; "
                             "mode: static (or auto) answers each row the same in any batch")
         for warning in warnings:
             run.log.warning("onnx-quant: %s", warning)
+        target = run.artifacts_dir / (FP32_NAME if chosen == "fp32" else OUTPUT_NAME)
         with atomic_path(target) as tmp:
             shutil.copyfile(paths[chosen], tmp)
             onnx.checker.check_model(str(tmp))
     return ModelArtifact(
-        name="int8", path=target, format="onnx", producer="onnx-quant",
+        name="fp32" if chosen == "fp32" else "int8", path=target, format="onnx", producer="onnx-quant",
         metrics={
             "mode": params.mode,
             "chosen": chosen,
-            "batch_independent": chosen in BATCH_INDEPENDENT,
+            "reason": reason,
+            "batch_independent": chosen in BATCH_INDEPENDENT or chosen == "fp32",
             "pre_processing": "skipped" if skipped else "applied",
             "variants": variants,
             "size_ratio": variants[chosen]["size_bytes"] / variants["fp32"]["size_bytes"],
             "warnings": warnings,
         },
     )
+
+
+def _stack_batch_sizes(run: RunContext) -> list[int]:
+    """The batch sizes the stack's evaluation measures (1 and 256 by default): those ``auto`` must be fast at."""
+    evaluate = (run.stack or {}).get("evaluate") or {}
+    return sorted({int(size) for size in evaluate.get("batch_sizes") or DEFAULT_BATCH_SIZES})
+
+
+def quantized_weights(path: Path) -> int:
+    """How many 8-bit initializers (quantized weights) the model holds; 0 means nothing was quantized."""
+    proto = onnx.load(str(path), load_external_data=False)
+    eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    return sum(1 for initializer in proto.graph.initializer if initializer.data_type in eight_bit)
+
+
+def operators(path: Path) -> list[str]:
+    """The distinct operator types of a model, in order of first use."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return list(dict.fromkeys(node.op_type for node in proto.graph.node))
 
 
 def variants_for(mode: str) -> tuple[str, ...]:
@@ -136,6 +182,56 @@ def choose_variant(variants: dict[str, dict[str, Any]], max_accuracy_drop: float
     return chosen, (f"no int8 model stays within max_accuracy_drop={max_accuracy_drop} of fp32 validation accuracy "
                     f"{baseline:.4f} ({found}); kept the most accurate, {chosen}. Raise max_accuracy_drop, try "
                     "calibration_method: entropy or per_channel: true, or drop the compressor")
+
+
+def choose_auto(variants: dict[str, dict[str, Any]], max_accuracy_drop: float, min_size_reduction: float,
+                unquantized: list[str] | tuple[str, ...] = ()) -> tuple[str, str]:
+    """``auto``: an int8 variant that pays, else fp32; returns the choice and why, in a sentence.
+
+    An int8 variant qualifies when it stays within ``max_accuracy_drop`` of fp32. It pays
+    when it is faster at one of the stack's batch sizes, or at least ``min_size_reduction``
+    smaller (0.5: half the size); latency differences within the measured noise are ties
+    (``speed_verdict``), which size then decides. Among paying variants the fastest at
+    batch 1 wins; the reason names every batch size's speed-up, slower ones included.
+    """
+    baseline, fp32_size = variants["fp32"]["val_accuracy"], variants["fp32"]["size_bytes"]
+    paying: dict[str, str] = {}
+    reasons = [f"{name}: the quantizer left every operator in float (nothing to quantize)" for name in unquantized]
+    for name, figures in variants.items():
+        if name == "fp32":
+            continue
+        size_ratio = figures["size_bytes"] / fp32_size
+        verdicts = figures.get("speed", {})
+        faster = [b for b, v in verdicts.items() if v["verdict"] == "faster"]
+        slower = [b for b, v in verdicts.items() if v["verdict"] == "slower"]
+        speeds = ", ".join(f"batch {b} x{1 / v['ratio']:.2f} ({v['verdict']})" for b, v in verdicts.items())
+        drop = baseline - figures["val_accuracy"]
+        if drop > max_accuracy_drop + 1e-9:
+            reasons.append(f"{name} loses {drop:.4f} validation accuracy (> max_accuracy_drop {max_accuracy_drop})")
+        elif faster:
+            paying[name] = (f"{name} is faster than fp32 at batch {', '.join(faster)} (speed-up {speeds}), "
+                            f"{size_ratio:.2f} of its size")
+        elif size_ratio <= 1 - min_size_reduction + 1e-9:
+            paying[name] = (f"{name} is not faster than fp32 beyond the measured noise (speed-up {speeds}) but "
+                            f"{size_ratio:.2f} of its size (min_size_reduction {min_size_reduction})")
+        else:
+            reasons.append(f"{name} is {'slower' if slower else 'not faster'} than fp32 (speed-up {speeds}) and "
+                           f"only {1 - size_ratio:.0%} smaller (< min_size_reduction {min_size_reduction:.0%})")
+    if paying:
+        chosen = min(paying, key=lambda name: variants[name]["latency_ms_b1"])
+        return chosen, paying[chosen]
+    return "fp32", "kept fp32, no int8 model pays: " + "; ".join(reasons or ["no int8 variant was built"])
+
+
+def speed_verdict(ratios: list[float]) -> dict[str, Any]:
+    """Per-round latency ratios (variant / fp32, interleaved) -> the median ratio, block medians and a verdict.
+
+    ``faster`` or ``slower`` only when the median of every one of ``NOISE_BLOCKS`` consecutive
+    blocks of rounds lies beyond ``TIE_MARGIN`` on the same side of 1; otherwise ``tie``.
+    """
+    blocks = [float(np.median(block)) for block in np.array_split(np.asarray(ratios), NOISE_BLOCKS) if len(block)]
+    verdict = ("faster" if max(blocks) < 1 - TIE_MARGIN else "slower" if min(blocks) > 1 + TIE_MARGIN else "tie")
+    return {"ratio": round(float(np.median(ratios)), 4), "blocks": [round(b, 4) for b in blocks], "verdict": verdict}
 
 
 # ---------------------------------------------------------------- quantizing
@@ -231,34 +327,49 @@ def _quiet(log: logging.Logger) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- measuring
-def measure(paths: dict[str, Path], x_val: np.ndarray, y_val: np.ndarray, *, threads: int,
-            runs: int) -> dict[str, dict[str, Any]]:
-    """Size, validation accuracy and median batch-1 latency (ms) of each model, in ``aios_core.onnx_session``s."""
+def measure(paths: dict[str, Path], x_val: np.ndarray, y_val: np.ndarray, *, threads: int, runs: int,
+            batch_sizes: tuple[int, ...] | list[int] = (1,)) -> dict[str, dict[str, Any]]:
+    """Size, validation accuracy and median latency (ms) per batch size of each model, in ``aios_core.onnx_session``s.
+
+    Every int8 variant also gets ``speed``: per batch size, its latency ratio to fp32 and
+    whether it is faster, slower or tied within the noise (``speed_verdict``).
+    """
     sessions = {name: onnx_session(path, threads) for name, path in paths.items()}
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
-    latencies = _batch1_latencies(sessions, x_val, runs)
-    return {
-        name: {
-            "size_bytes": paths[name].stat().st_size,
+    latencies = {size: _latencies(sessions, x_val, size, runs if size == 1 else max(20, runs // 10))
+                 for size in batch_sizes}
+    figures = {}
+    for name, path in paths.items():
+        medians = {str(size): round(float(np.median(latencies[size][name])) * 1000.0, 4) for size in batch_sizes}
+        figures[name] = {
+            "size_bytes": path.stat().st_size,
             "val_accuracy": float(np.mean(_probabilities(sessions[name], x_val).argmax(axis=1) == y_val)),
-            "latency_ms_b1": round(float(np.median(latencies[name])) * 1000.0, 4),
+            "latency_ms_b1": medians.get("1", medians[str(min(batch_sizes))]),
+            "latency_ms": medians,
         }
-        for name in paths
-    }
+        if name != "fp32" and "fp32" in paths:
+            figures[name]["speed"] = {
+                str(size): speed_verdict([t / f for t, f in zip(latencies[size][name], latencies[size]["fp32"],
+                                                                 strict=True)])
+                for size in batch_sizes}
+    return figures
 
 
-def _batch1_latencies(sessions: dict[str, Any], rows: np.ndarray, runs: int) -> dict[str, list[float]]:
-    """Time ``runs`` single-row inferences per session, interleaved so load spikes hit every model alike."""
-    feeds = [rows[index % len(rows)][None] for index in range(runs)]
+def _latencies(sessions: dict[str, Any], rows: np.ndarray, batch: int, runs: int) -> dict[str, list[float]]:
+    """Time ``runs`` inferences of ``batch`` rows per session, interleaved (alternating order) so load spikes hit
+    every model alike; round ``i`` of every model is comparable."""
+    feeds = [np.resize(np.roll(rows, -index, axis=0), (batch, rows.shape[1])) for index in range(min(runs, 16))]
     names = {name: sess.get_inputs()[0].name for name, sess in sessions.items()}
     for name, sess in sessions.items():
-        for feed in feeds[:10]:
+        for feed in feeds[:5]:
             sess.run(None, {names[name]: feed})
     timings: dict[str, list[float]] = {name: [] for name in sessions}
-    for feed in feeds:
-        for name, sess in sessions.items():
+    order = list(sessions)
+    for index in range(runs):
+        feed = feeds[index % len(feeds)]
+        for name in (order if index % 2 == 0 else order[::-1]):
             start = time.perf_counter()
-            sess.run(None, {names[name]: feed})
+            sessions[name].run(None, {names[name]: feed})
             timings[name].append(time.perf_counter() - start)
     return timings
 

@@ -87,6 +87,25 @@ def write_classifier(path: Path, layers: Layers) -> Path:
     return path
 
 
+def write_unquantizable(path: Path, features: int, classes: int) -> Path:
+    """A "classifier" of operators no quantizer touches: softmax of the absolute values of the first features."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    picked = numpy_helper.from_array(np.arange(classes, dtype=np.int64), "picked")
+    nodes = [helper.make_node("Abs", ["input"], ["magnitudes"]),
+             helper.make_node("Gather", ["magnitudes", "picked"], ["scores"], axis=1),
+             helper.make_node("Softmax", ["scores"], ["probabilities"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "unquantizable", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", classes])], [picked])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def nearest_mean_layers(dataset: Dataset, sharpness: float = 2.0) -> Layers:
     """A nearest-class-mean classifier on the training split, as two layers with a ReLU between.
 

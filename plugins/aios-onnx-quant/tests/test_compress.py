@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from aios_onnx_quant_test_helpers import accuracy, compress_with
+from aios_onnx_quant_test_helpers import accuracy, compress_with, onnx_artifact, write_unquantizable
 
 from aios_core import Dataset, ModelArtifact, onnx_predictor
 
@@ -59,14 +60,18 @@ def test_single_mode_builds_and_measures_only_that_variant(mode: str, compressed
     assert set(metrics["variants"]) == {"fp32", mode}
     assert metrics["variants"]["fp32"]["size_bytes"] == fp32_artifact.size_bytes
     for figures in metrics["variants"].values():
-        assert set(figures) == {"size_bytes", "val_accuracy", "latency_ms_b1"}
+        assert {"size_bytes", "val_accuracy", "latency_ms_b1", "latency_ms"} <= set(figures)
         assert 0.0 <= figures["val_accuracy"] <= 1.0 and figures["latency_ms_b1"] > 0
+        assert set(figures["latency_ms"]) == {"1", "256"}  # the default evaluation batch sizes
+    assert set(metrics["variants"][mode]["speed"]) == {"1", "256"}
 
 
 def test_auto_measures_fp32_and_the_static_variant_and_keeps_static(compressed: Callable[[str], ModelArtifact]) -> None:
+    """The CNN's static int8 is under a third of fp32's size: it pays for its size whatever the timings say."""
     metrics = compressed("auto").metrics
     assert set(metrics["variants"]) == {"fp32", "static"}
     assert metrics["chosen"] == "static" and metrics["batch_independent"] is True
+    assert re.search(r"^static is .* 0\.[23]\d of its size", metrics["reason"]), metrics["reason"]
 
 
 def test_auto_with_no_tolerance_keeps_static_and_says_when_it_loses_accuracy(compress: Callable) -> None:
@@ -127,3 +132,22 @@ def test_a_non_onnx_artifact_is_refused_with_its_format(digits_dataset: Dataset,
     with pytest.raises(ValueError, match="has format 'torch'"):
         compress_with(native, digits_dataset, tmp_path)
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_auto_keeps_fp32_when_nothing_was_quantized_and_says_why(digits_dataset: Dataset, tmp_path: Path) -> None:
+    """A model of operators the quantizer leaves alone: auto writes fp32 under that name, never calls it int8."""
+    model = write_unquantizable(tmp_path / "model.onnx", digits_dataset.num_features, digits_dataset.num_classes)
+    out, run = compress_with(onnx_artifact(model), digits_dataset, tmp_path / "run", mode="auto", latency_runs=10)
+    assert (out.name, out.metrics["chosen"]) == ("fp32", "fp32")
+    assert out.path == run.artifacts_dir / "model.fp32.onnx" and out.path.read_bytes() == model.read_bytes()
+    assert "nothing to quantize" in out.metrics["reason"] and out.metrics["size_ratio"] == 1.0
+    assert set(out.metrics["variants"]) == {"fp32"}
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_an_explicit_mode_refuses_to_report_int8_when_nothing_was_quantized(mode: str, digits_dataset: Dataset,
+                                                                            tmp_path: Path) -> None:
+    model = write_unquantizable(tmp_path / "model.onnx", digits_dataset.num_features, digits_dataset.num_classes)
+    with pytest.raises(ValueError, match=r"nothing was quantized.*\(Abs, Gather, Softmax\).*use mode: auto"):
+        compress_with(onnx_artifact(model), digits_dataset, tmp_path / "run", mode=mode, latency_runs=5)
+    assert not (tmp_path / "run" / "artifacts" / "model.int8.onnx").exists()

@@ -11,7 +11,7 @@ def test_defaults() -> None:
     params = OnnxQuantCompressor.Params()
     assert params.model_dump() == {
         "mode": "auto", "calibration_samples": 256, "calibration_method": "minmax", "per_channel": False,
-        "max_accuracy_drop": 0.01, "latency_runs": 200,
+        "max_accuracy_drop": 0.01, "latency_runs": 200, "min_size_reduction": 0.5,
     }
     assert OnnxQuantCompressor().params == params
 
@@ -24,6 +24,7 @@ def test_defaults() -> None:
     ("max_accuracy_drop", -0.1, "Input should be greater than or equal to 0"),
     ("latency_runs", 0, "Input should be greater than 0"),
     ("per_channel", "sometimes", "Input should be a valid boolean"),
+    ("min_size_reduction", 1.5, "Input should be less than or equal to 1"),
 ])
 def test_bad_values_are_rejected_naming_the_field(field: str, value: object, message: str) -> None:
     with pytest.raises(ValidationError) as caught:

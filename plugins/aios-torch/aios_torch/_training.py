@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from aios_core import TrainingParams
     from aios_torch import TorchTrainerParams
 
+TRAINING_LOSS = "aios_training_loss"
+"""A model may carry a callable ``(logits, targets, inputs) -> loss`` under this attribute: the training steps
+then minimize it instead of the cross-entropy (``distill`` sets it on its student); validation stays cross-entropy."""
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "aios-torch-checkpoint/1"
 _EVAL_BATCH = 4096
@@ -104,7 +107,7 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
             lr = float(optimizer.param_groups[0]["lr"])
             loss, accuracy = _train_epoch(model, optimizer, x_train, y_train, generator, params.batch_size,
                                           lambda step, loss, epoch=epoch: run.report_step(epoch, step, steps, {"loss": loss}),
-                                          reported_steps)
+                                          reported_steps, getattr(model, TRAINING_LOSS, None))
             seconds = time.perf_counter() - started
             val_loss, val_accuracy = evaluate(model, x_val, y_val)
             if scheduler is not None:
@@ -156,7 +159,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainingParams) -> 
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                  generator: torch.Generator, batch_size: int, report: Any,
-                 report_steps: frozenset[int]) -> tuple[float, float]:
+                 report_steps: frozenset[int], training_loss: Any = None) -> tuple[float, float]:
     """One pass over (x, y) in shuffled batches; returns the mean training loss and accuracy.
 
     The loss is summed as a Python float (``item()`` on a CPU scalar is a read, not a sync),
@@ -174,7 +177,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
     for step, begin in enumerate(range(0, len(y), batch_size), start=1):
         inputs, targets = x[order[begin:begin + batch_size]], y[begin:begin + batch_size]
         logits = model(inputs)
-        loss = F.cross_entropy(logits, targets)
+        loss = F.cross_entropy(logits, targets) if training_loss is None else training_loss(logits, targets, inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

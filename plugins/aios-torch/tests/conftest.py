@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aios_torch import TorchFramework, TorchTrainer, TorchTrainerParams
 
-from aios_core import Dataset, ModelParams, RunContext, hookimpl, testing, wait_for_checkpoints
+from aios_core import Dataset, ModelArtifact, ModelParams, RunContext, hookimpl, testing, wait_for_checkpoints
 
 TESTS_DIR = Path(__file__).parent
 
@@ -103,3 +103,45 @@ def factories_importable(monkeypatch: pytest.MonkeyPatch) -> str:
 def epoch_recorder() -> type[EpochRecorder]:
     """The EpochRecorder monitor class: ``epoch_recorder(interrupt_at_epoch=None)``."""
     return EpochRecorder
+
+
+# ---------------------------------------------------------------- trained models for the compressors' tests
+COMPRESSOR_TRAINER = {"epochs": 12, "batch_size": 32, "checkpoint_interval_s": 0}
+"""The trainer the compressors' tests train with and fine-tune through."""
+
+
+def _trained(model: dict[str, Any], dataset: Dataset, run_dir: Path) -> ModelArtifact:
+    stack = _make_stack(run_dir, model, COMPRESSOR_TRAINER)
+    result = stack.build_and_train(dataset)
+    return stack.pm.hook.aios_save_model(model=result.model, path=run_dir / "artifacts" / "model.torch")
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
+    """A digits CNN (conv 16, 32; dense 64) trained 12 epochs, saved as the framework's native model."""
+    return _trained({"architecture": "cnn", "conv_channels": [16, 32], "hidden_units": [64]}, digits_dataset,
+                    tmp_path_factory.mktemp("cnn"))
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(flat_digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
+    """A digits MLP (64, 32) trained 12 epochs, saved as the framework's native model."""
+    return _trained({"architecture": "mlp", "hidden_units": [64, 32]}, flat_digits, tmp_path_factory.mktemp("mlp"))
+
+
+@pytest.fixture(scope="session")
+def compress_natively() -> Callable[..., ModelArtifact]:
+    """``compress_natively(compressor, artifact, dataset, run_dir, monitors=(), resume=False)``: run
+    ``aios_compress`` as the runner's compress-native phase does, framework and trainer registered beside it."""
+
+    def compress(compressor: Any, artifact: ModelArtifact, dataset: Dataset, run_dir: Path, *,
+                 monitors: tuple[Any, ...] = (), resume: bool = False) -> ModelArtifact:
+        pm = testing.plugin_manager(TorchFramework(), TorchTrainer(TorchTrainerParams(**COMPRESSOR_TRAINER)),
+                                    compressor, *monitors)
+        run = RunContext(name="t", seed=0, threads=1, dir=run_dir, stack={}, hook=pm.hook, resume=resume)
+        run.phase = "compress-native"
+        result = pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run)
+        wait_for_checkpoints()
+        return result
+
+    return compress

@@ -1,4 +1,5 @@
-"""The aios-core contract kit: the torch framework (MLP and CNN) and the torch trainer pass it.
+"""The aios-core contract kit: the torch framework (MLP and CNN), the torch trainer and the native-format
+compressors (torch-prune, distill) pass it.
 
 The kit's light-import check also covers onnx and onnxscript here: they load only when a
 model is exported.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from aios_core.testing import HEAVY_MODULES, FrameworkContract, TrainerContract
+from aios_core.testing import HEAVY_MODULES, CompressorContract, FrameworkContract, TrainerContract
 
 ML_LIBRARIES = (*HEAVY_MODULES, "onnx", "onnxscript")
 
@@ -46,3 +47,39 @@ class TestTorchTrainer(TrainerContract):
     def invalid_params(self) -> list[dict]:
         return [{"not_a_parameter": 1}, {"epochs": 0}, {"optimizer": "lion"}, {"learning_rate": -1.0},
                 {"checkpoint_interval_s": -1.0}]
+
+
+class TestTorchPruneCompressor(CompressorContract):
+    """Prunes the kit's small torch model (built and trained by the installed torch framework and trainer)."""
+
+    heavy_modules = ML_LIBRARIES
+
+    @pytest.fixture
+    def component_name(self) -> str:
+        return "torch-prune"
+
+    @pytest.fixture
+    def component_params(self) -> dict:
+        return {"sparsity": 0.5, "steps": 1, "finetune_epochs": 1, "max_accuracy_drop": 1.0}
+
+    @pytest.fixture
+    def invalid_params(self) -> list[dict]:
+        return [{"not_a_parameter": 1}, {"sparsity": 1.0}, {"criterion": "l0"}, {"steps": 0},
+                {"sparsity": 0.5, "target_size_ratio": 0.5}]
+
+
+class TestDistillCompressor(CompressorContract):
+    heavy_modules = ML_LIBRARIES
+
+    @pytest.fixture
+    def component_name(self) -> str:
+        return "distill"
+
+    @pytest.fixture
+    def component_params(self) -> dict:
+        return {"student": {"hidden_units": [8]}, "epochs": 2, "max_accuracy_drop": 1.0}
+
+    @pytest.fixture
+    def invalid_params(self) -> list[dict]:
+        return [{"not_a_parameter": 1}, {"temperature": 0}, {"alpha": 1.5},
+                {"student": {"architecture": "pkg.mod:make"}}, {"student": {"hidden_units": []}}]
