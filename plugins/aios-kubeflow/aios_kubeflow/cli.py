@@ -29,7 +29,8 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--train-memory", help="Memory request of tune and train (default: --memory)."),
         click.option("--accelerator", default="nvidia.com/gpu", show_default=True,
                      help="Accelerator type of tune and train when the trainer has use_gpu: true."),
-        click.option("--retries", default=1, show_default=True, type=int, help="Retries of a failed step."),
+        click.option("--retries", type=int, help="Retries of a failed step, 30 s apart and doubling (default: 1; "
+                                                 "0 for run --local, where a retry meets the same machine again)."),
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Let KFP reuse a step's outputs when the stack, the data and the inputs are the same."),
     ]):
@@ -46,12 +47,13 @@ def _load(stack: str | None, overrides: tuple[str, ...]) -> Any:
         fail([str(p) for p in error.problems], EXIT_USAGE)
 
 
-def _options(values: dict[str, Any]) -> Any:
+def _options(values: dict[str, Any], default_retries: int = 1) -> Any:
     from aios_kubeflow.options import PipelineOptions
 
+    retries = default_retries if values["retries"] is None else values["retries"]
     options = PipelineOptions(image=values["image"], cpu=values["cpu"], memory=values["memory"],
                               train_cpu=values["train_cpu"], train_memory=values["train_memory"],
-                              accelerator=values["accelerator"], retries=values["retries"], caching=values["cache"])
+                              accelerator=values["accelerator"], retries=retries, caching=values["cache"])
     try:
         options.check()
     except ValueError as error:
@@ -97,7 +99,7 @@ def run_command(stack: str | None, local: bool, host: str | None, experiment: st
     if local == bool(host):
         fail("give either --local (kfp.local on this machine) or --host URL (a Kubeflow Pipelines endpoint)",
              EXIT_USAGE)
-    options = _options(values)
+    options = _options(values, default_retries=0 if local else 1)
     loaded = _load(stack, overrides)
     if host:
         from aios_kubeflow.local import submit

@@ -56,6 +56,8 @@ def run_local(stack: Any, options: PipelineOptions, pipeline_root: Path, runs_ro
     with warnings.catch_warnings():
         # kfp warns when a subprocess task's image is not named like a Python image: it runs here, not in it
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+        # resource requests, display names: the cluster's business; kfp.local says it ignores them, once per task
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
             task = pipeline()
         except RuntimeError as error:

@@ -23,12 +23,23 @@ class StepFailed(Exception):
 
 
 def _execute(stack_run: Any) -> Any:
+    """Run the selected phases; logs go to the run's run.log as in ``aios run``, not to the step's console
+    (kfp's executor puts a handler of its own on the root logger, which would print every library's logs)."""
+    import logging
+
     from aios_core.runner import RunFailed, RunInterrupted
 
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    for handler in handlers:
+        root.removeHandler(handler)
     try:
         return stack_run.execute()
     except (RunFailed, RunInterrupted) as error:
         raise StepFailed(str(error)) from error
+    finally:
+        for handler in handlers:
+            root.addHandler(handler)
 
 
 def first_step(lock_text: str, phases: list[str], out: str) -> str:
@@ -38,10 +49,15 @@ def first_step(lock_text: str, phases: list[str], out: str) -> str:
     from aios_core.runner import start_run
     from aios_core.stack import load_stack
 
+    from aios_core.stack import StackError
+
     with tempfile.TemporaryDirectory() as tmp:
         lock_file = Path(tmp) / "stack.lock.yaml"
         lock_file.write_text(lock_text, encoding="utf-8")
-        stack = load_stack(lock_file, locked=True)
+        try:
+            stack = load_stack(lock_file, locked=True)
+        except StackError as error:  # the image's plugins are not the ones the pipeline was compiled with
+            raise StepFailed("; ".join(str(p) for p in error.problems)) from error
     state = _execute(start_run(stack, Path(out).parent, RunOptions(), phases, at=Path(out)))
     return str((state.phase("data") or {}).get("content_hash", ""))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import aios, aios_process, install_grid_tuner
+from kubeflow_test_helpers import aios, aios_process, install_grid_tuner
 from google.protobuf.json_format import MessageToDict
 from kfp.components import load_component_from_file
 
@@ -18,14 +18,18 @@ def _spec(path: Path) -> dict[str, Any]:
 
 
 def _chain(spec: dict[str, Any]) -> list[str]:
-    """The tasks' display names, following each task's dependency from the one with none."""
+    """The tasks' display names, following the run directory from the task that receives none."""
     tasks = spec["root"]["dag"]["tasks"]
-    by_upstream = {tuple(t.get("dependentTasks", [])): name for name, t in tasks.items()}
-    order, upstream = [], ()
-    while upstream in by_upstream:
-        name = by_upstream[upstream]
-        order.append(tasks[name]["taskInfo"]["name"])
-        upstream = (name,)
+    receives = {name: t["inputs"].get("artifacts", {}).get("previous", {}).get("taskOutputArtifact", {})
+                .get("producerTask") for name, t in tasks.items()}
+    order, current = [], None
+    while True:
+        following = [name for name, producer in receives.items() if producer == current]
+        if not following:
+            break
+        assert len(following) == 1, following
+        current = following[0]
+        order.append(tasks[current]["taskInfo"]["name"])
     assert len(order) == len(tasks), f"the tasks are not one chain: {sorted(tasks)}"
     return order
 

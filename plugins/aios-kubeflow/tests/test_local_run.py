@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import aios_process
+from kubeflow_test_helpers import aios_process
 
 pytestmark = pytest.mark.slow
 
@@ -62,18 +62,16 @@ def test_every_phase_ran_as_its_own_step_and_the_run_completed(both_runs: tuple)
 
 def test_the_evaluate_step_logged_its_figures_as_kfp_metrics(both_runs: tuple) -> None:
     _, piped, _ = both_runs
-    root = piped.parent / "kfp-local"
-    metrics_files = [p for p in root.rglob("metrics") if p.is_file()]
-    assert len(metrics_files) == 1, metrics_files
-    logged = json.loads(metrics_files[0].read_text()) if metrics_files[0].read_text().startswith("{") else None
-    executor_outputs = [json.loads(p.read_text()) for p in root.rglob("executor_output.json")]
-    figures = [a["metadata"] for out in executor_outputs for name, arts in out.get("artifacts", {}).items()
-               if name == "metrics" for a in arts["artifacts"]]
-    assert figures or logged, "no metrics were logged"
-    metrics = figures[0] if figures else logged
-    evaluation = _state(piped)["phases"]["evaluate"]
+    outputs = [json.loads(p.read_text()) for p in (piped.parent / "kfp-local").rglob("executor_output.json")]
+    logged = [artifact["metadata"] for output in outputs
+              for artifact in output.get("artifacts", {}).get("metrics", {}).get("artifacts", [])]
+    assert len(logged) == 1, "one step (evaluate) logs metrics"
+    metrics, evaluation = logged[0], _state(piped)["phases"]["evaluate"]
     assert metrics["test_accuracy"] == evaluation["test_accuracy"]
-    assert metrics["size_bytes"] > 0 and metrics["latency_ms_p50_batch1"] > 0 and 0 < metrics["size_ratio"] < 1
+    final = next(a for a in evaluation["artifacts"] if a["name"] == "int8")
+    assert metrics["size_bytes"] == final["size_bytes"]
+    assert metrics["latency_ms_p50_batch1"] == final["latency_ms"]["1"]["p50"]
+    assert metrics["size_ratio"] == evaluation["comparison"]["size_ratio"]
 
 
 def test_a_missed_gate_fails_the_pipeline_with_the_gates_message(tmp_path: Path) -> None:
