@@ -199,7 +199,8 @@ def aios_serve(run_dirs: list[Path], host: str, port: int) -> None:
 # ---------------------------------------------------------------- monitor (run lifecycle)
 @hookspec
 def aios_on_run_start(run: RunContext) -> None:
-    """A run starts (or resumes: ``run.resume``); ``run.dir`` exists and holds the lock file.
+    """A run starts (or resumes: ``run.resume``, also each later step of an orchestrated run); ``run.dir``
+    exists and holds the lock file.
 
     The runner calls it first, before the ``data`` phase.
     """
@@ -277,7 +278,8 @@ def aios_on_error(run: RunContext, phase: str, error: BaseException) -> None:
 
 @hookspec
 def aios_on_run_end(run: RunContext, status: str, summary: dict[str, Any]) -> None:
-    """The run ended with status ``completed``, ``failed`` or ``interrupted``.
+    """The run ended with status ``completed``, ``failed`` or ``interrupted``, or ``partial`` when it ran only
+    the phases ``aios run --phases`` selected (an orchestrator's step; a later step continues it).
 
     The runner calls it last, whatever happened; ``summary`` is the run's ``state.json``.
     """
