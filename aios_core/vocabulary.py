@@ -6,18 +6,18 @@ template's hooks) can use it without pulling in another layer.
 
 from __future__ import annotations
 
-__all__ = ["COMMAND_GROUP", "CORE_DISTRIBUTION", "CORE_PACKAGE", "FORMER_CORE_DISTRIBUTION", "KINDS", "KIND_GROUPS",
-           "LIST_ROLES", "PHASES", "ROLE_KINDS", "canonical_name"]
+__all__ = ["CORE_DISTRIBUTION", "CORE_PACKAGE", "FORMER_CORE_DISTRIBUTION", "KINDS", "KIND_GROUPS", "LIST_ROLES",
+           "PHASES", "ROLE_KINDS", "canonical_name"]
 
-KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
-"""The seven kinds of component, in the order the docs and listings show them."""
+KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor", "orchestrator")
+"""The eight kinds of component, in the order the docs and listings show them."""
 
 KIND_GROUPS = {kind: f"aios.{kind}s" for kind in KINDS}
 """The entry-point group a distribution registers each kind's components in (``aios.frameworks``, ...)."""
 
 ROLE_KINDS = {
     "data": "datastore", "model": "framework", "trainer": "trainer", "tuner": "tuner",
-    "compressors": "compressor", "deployer": "deployer", "monitors": "monitor",
+    "compressors": "compressor", "deployer": "deployer", "monitors": "monitor", "orchestrator": "orchestrator",
 }
 """Each stack section (a role) and the kind of component it selects."""
 
@@ -27,10 +27,6 @@ LIST_ROLES = ("compressors", "monitors")
 PHASES = ("data", "tune", "train", "export", "compress", "evaluate", "deploy")
 """The phases of a run, in the order the runner (``aios_core.runner``) goes through them; a stack
 has ``tune``, ``compress`` and ``deploy`` only when it has a tuner, compressors, a deployer."""
-
-COMMAND_GROUP = "aios.commands"
-"""The entry-point group a distribution adds ``aios`` subcommands in (a click command or group, such as
-aios-kubeflow's ``aios pipeline``); loaded only when the command is invoked or ``aios --help`` lists it."""
 
 CORE_DISTRIBUTION = "aios-kernel"
 """The kernel's distribution name (its import package is ``aios_core``). Not ``aios-core``: on the

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from aios_core import HOOK_API_VERSION, __version__
-from aios_core.vocabulary import COMMAND_GROUP, CORE_DISTRIBUTION
+from aios_core.vocabulary import CORE_DISTRIBUTION
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -54,36 +54,7 @@ index_option = click.option("--index", "index_location", metavar="PATH_OR_URL",
                                  "then the cache aios plugins update-index wrote, then the bundled snapshot).")
 
 
-class _CommandsOfPlugins(click.Group):
-    """The kernel's commands, then those installed distributions add in the ``aios.commands`` entry-point group.
-
-    A distribution's command is imported only when it is invoked or ``aios --help`` lists it;
-    a kernel command of the same name wins; one that fails to import is skipped with a warning.
-    """
-
-    def _entry_points(self) -> dict[str, Any]:
-        from importlib.metadata import entry_points
-
-        return {entry.name: entry for entry in entry_points(group=COMMAND_GROUP)}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._entry_points()})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        entry = None if command is not None else self._entry_points().get(cmd_name)
-        if entry is None:
-            return command
-        try:
-            command = entry.load()
-        except Exception as error:  # a plugin's import may fail in any way; name it and go on
-            click.echo(f"warning: command '{cmd_name}' ({entry.value}) failed to import: "
-                       f"{type(error).__name__}: {error}", err=True)
-            return None
-        return command if isinstance(command, click.Command) else None
-
-
-@click.group(cls=_CommandsOfPlugins, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version",
                       message=f"{CORE_DISTRIBUTION} %(version)s (hook API {HOOK_API_VERSION})")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")

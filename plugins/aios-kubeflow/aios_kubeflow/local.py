@@ -14,13 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from aios_kubeflow.options import PipelineOptions
+from aios_core.errors import PipelineFailed
 
 __all__ = ["PipelineFailed", "run_local", "submit"]
-
-
-class PipelineFailed(Exception):
-    """A step of the local pipeline failed; the message names the phase and the runner's reason."""
 
 
 def _failed_step(pipeline_root: Path, since: float) -> str | None:
@@ -35,7 +31,7 @@ def _failed_step(pipeline_root: Path, since: float) -> str | None:
     return max(failed)[1] if failed else None
 
 
-def run_local(stack: Any, options: PipelineOptions, pipeline_root: Path, runs_root: Path) -> Path:
+def run_local(stack: Any, phases: list[str], options: Any, pipeline_root: Path, runs_root: Path) -> Path:
     """Compile ``stack``, run the YAML with kfp.local's SubprocessRunner (``use_venv=False``: this environment)
     and copy the final run directory under ``runs_root``; returns it. PipelineFailed if a step failed."""
     import time
@@ -49,7 +45,7 @@ def run_local(stack: Any, options: PipelineOptions, pipeline_root: Path, runs_ro
     pipeline_root.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        compiled = compile_pipeline(stack, Path(tmp) / "pipeline.yaml", options)
+        compiled = compile_pipeline(stack, phases, Path(tmp) / "pipeline.yaml", options)
         pipeline = load_component_from_file(str(compiled))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root.resolve()),
                raise_on_error=True, enable_caching=False)
@@ -69,15 +65,15 @@ def run_local(stack: Any, options: PipelineOptions, pipeline_root: Path, runs_ro
     return run_dir.path
 
 
-def submit(stack: Any, options: PipelineOptions, host: str, experiment: str) -> str:
-    """Compile ``stack`` and start a run of it on the KFP API at ``host``; the run's id."""
+def submit(stack: Any, phases: list[str], options: Any, host: str) -> str:
+    """Compile ``stack`` and start a run of it on the KFP API at ``host``, in ``options.experiment``; the run's id."""
     import kfp
 
     from aios_kubeflow.pipeline import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        compiled = compile_pipeline(stack, Path(tmp) / "pipeline.yaml", options)
+        compiled = compile_pipeline(stack, phases, Path(tmp) / "pipeline.yaml", options)
         client = kfp.Client(host=host)
-        result = client.create_run_from_pipeline_package(str(compiled), arguments={}, experiment_name=experiment,
+        result = client.create_run_from_pipeline_package(str(compiled), arguments={}, experiment_name=options.experiment,
                                                          run_name=f"aios-{stack.name}")
     return str(result.run_id)

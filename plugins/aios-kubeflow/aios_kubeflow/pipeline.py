@@ -15,7 +15,7 @@ import yaml
 from kfp import compiler, dsl
 
 from aios_kubeflow import components
-from aios_kubeflow.options import PipelineOptions, default_image, step_resources
+from aios_kubeflow.options import default_image, step_resources
 
 __all__ = ["build_pipeline", "compile_pipeline"]
 
@@ -23,16 +23,12 @@ def _lock_text(stack: Any) -> str:
     return yaml.safe_dump(stack.lock(), sort_keys=False)
 
 
-def build_pipeline(stack: Any, options: PipelineOptions) -> Any:
-    """The KFP pipeline function for ``stack`` (a loaded ``aios_core.stack.Stack``)."""
-    from aios_core.runner import stack_phases
-
-    options.check()
+def build_pipeline(stack: Any, phases: list[str], options: Any) -> Any:
+    """The KFP pipeline function for ``stack`` (a loaded ``aios_core.stack.Stack``), one task per phase of ``phases``;
+    ``options`` are the orchestrator's parameters (``KubeflowParams``)."""
     image = options.image or default_image(stack.name)
     lock = _lock_text(stack)
     digest = hashlib.sha256(lock.encode()).hexdigest()
-    phases = stack_phases(stack)
-
     def component_of(phase: str) -> Any:
         """The phase's component, named for it (task ``aios-train`` runs component ``aios-train``)."""
         function = (components.aios_first_step if phase == phases[0] else
@@ -67,11 +63,16 @@ def build_pipeline(stack: Any, options: PipelineOptions) -> Any:
     return dsl.pipeline(name=f"aios-{stack.name}", description=description)(pipeline)
 
 
-def compile_pipeline(stack: Any, output: Path, options: PipelineOptions) -> Path:
-    """Write ``stack``'s pipeline as KFP v2 YAML (IR) to ``output``, atomically."""
-    from aios_core.atomic import atomic_path
+def compile_pipeline(stack: Any, phases: list[str], output: Path, options: Any) -> Path:
+    """Write ``stack``'s pipeline as KFP v2 YAML (IR) to ``output`` (any name: kfp's compiler wants ``.yaml``, so it
+    writes beside and the text is moved), atomically."""
+    import tempfile
 
-    pipeline = build_pipeline(stack, options)
-    with atomic_path(output) as tmp:
-        compiler.Compiler().compile(pipeline, str(tmp))
+    from aios_core.atomic import write_text
+
+    pipeline = build_pipeline(stack, phases, options)
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(compiled))
+        write_text(output, compiled.read_text(encoding="utf-8"))
     return output

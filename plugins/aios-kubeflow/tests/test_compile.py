@@ -98,9 +98,10 @@ def test_the_lock_file_travels_in_the_pipeline(default_pipeline: Path) -> None:
 
 def test_options_and_set_shape_the_pipeline(tmp_path: Path) -> None:
     output = tmp_path / "p.yaml"
-    code, _, err = aios("pipeline", "compile", "-o", str(output), "--image", "registry.local/aios:7", "--cpu", "500m",
-                        "--memory", "1Gi", "--train-cpu", "2", "--retries", "0", "--no-cache",
-                        "--set", "trainer.epochs=3", "--set", "deployer=null")
+    code, _, err = aios("pipeline", "compile", "-o", str(output), "--set", "orchestrator.image=registry.local/aios:7",
+                        "--set", "orchestrator.cpu=500m", "--set", "orchestrator.memory=1Gi",
+                        "--set", "orchestrator.train_cpu=2", "--set", "orchestrator.retries=0",
+                        "--set", "orchestrator.caching=false", "--set", "trainer.epochs=3", "--set", "deployer=null")
     assert code == 0, err
     spec = _spec(output)
     assert _chain(spec) == ["data", "train", "export", "compress", "evaluate"]
@@ -124,7 +125,8 @@ model: {framework: torch, architecture: mlp}
 trainer: {plugin: ray-train, epochs: 2, num_workers: 4, cpus_per_worker: 2, use_gpu: true}
 """)
     output = tmp_path / "p.yaml"
-    code, _, err = aios("pipeline", "compile", str(stack), "-o", str(output), "--accelerator", "nvidia.com/gpu")
+    code, _, err = aios("pipeline", "compile", str(stack), "-o", str(output),
+                        "--set", "orchestrator.accelerator=nvidia.com/gpu")
     assert code == 0, err
     spec = _spec(output)
     assert _chain(spec) == ["data", "train", "export", "evaluate"]
@@ -153,15 +155,18 @@ tuner: {plugin: grid, values: [0.01, 0.003]}
     assert _task(spec, "tune")[2]["resources"]["resourceCpuRequest"] == "1"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--memory", "2GB"], "error: --memory '2GB' is not a Kubernetes quantity; expected e.g. '2Gi', '512Mi'"),
-    (["--cpu", "one"], "error: --cpu 'one' is not a Kubernetes quantity; expected e.g. '1', '500m'"),
-    (["--retries", "-1"], "error: --retries -1: expected 0 or more"),
-    (["--image", ""], "error: --image '': expected an image reference such as registry/aios-digits:1"),
-    (["--set", "trainer.epochs=0"], None),
+@pytest.mark.parametrize(("override", "message"), [
+    ("orchestrator.memory=2GB", "error: --set: orchestrator.memory: found '2GB', expected a Kubernetes quantity, e.g. 1, "
+                                "500m (CPU) or 2Gi, 512Mi (memory)"),
+    ("orchestrator.cpu=one", "error: --set: orchestrator.cpu: found 'one', expected a Kubernetes quantity, e.g. 1, "
+                             "500m (CPU) or 2Gi, 512Mi (memory)"),
+    ("orchestrator.retries=-1", "error: --set: orchestrator.retries: found -1, expected greater than or equal to 0"),
+    ("orchestrator.image=", "error: --set: orchestrator.image: found '', expected an image reference such as "
+                            "registry.example.com/aios/digits-torch:1"),
+    ("trainer.epochs=0", None),
 ])
-def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str | None) -> None:
-    code, out, err = aios("pipeline", "compile", "-o", str(tmp_path / "p.yaml"), *args)
+def test_bad_options_are_one_line_errors(tmp_path: Path, override: str, message: str | None) -> None:
+    code, out, err = aios("pipeline", "compile", "-o", str(tmp_path / "p.yaml"), "--set", override)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -170,6 +175,27 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], messag
     else:
         assert "trainer.epochs" in lines[0]
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_a_stack_file_names_the_orchestrator_and_its_parameters(tmp_path: Path) -> None:
+    stack = tmp_path / "stack.yaml"
+    stack.write_text("""\
+name: small
+data: {plugin: sklearn, dataset: digits}
+model: {framework: torch, architecture: mlp}
+trainer: {plugin: torch, epochs: 2}
+orchestrator: {plugin: kubeflow, memory: 3Gi, retries: 4}
+""")
+    output = tmp_path / "p.yaml"
+    code, out, err = aios("pipeline", "compile", str(stack), "-o", str(output))
+    assert code == 0, err
+    assert out.strip() == f"wrote {output} (kubeflow pipeline of small: data, train, export, evaluate)"
+    task, _, container = _task(_spec(output), "train")
+    assert container["resources"]["resourceMemoryRequest"] == "3Gi" and task["retryPolicy"]["maxRetryCount"] == 4
+    stack.with_name("bad.yaml").write_text(stack.read_text().replace("memory: 3Gi", "memory: 3GB"))
+    code, _, err = aios("validate", str(stack.with_name("bad.yaml")))
+    assert code == 2 and err.strip() == (f"error: {stack.with_name('bad.yaml')}:5: orchestrator.memory: found '3GB', "
+                                         "expected a Kubernetes quantity, e.g. 1, 500m (CPU) or 2Gi, 512Mi (memory)")
 
 
 def test_an_output_in_a_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
@@ -181,5 +207,4 @@ def test_an_output_in_a_missing_directory_is_a_one_line_error(tmp_path: Path) ->
 def test_run_needs_local_or_host() -> None:
     code, _, err = aios("pipeline", "run")
     assert code == 2
-    assert err.strip() == ("error: give either --local (kfp.local on this machine) or --host URL "
-                           "(a Kubeflow Pipelines endpoint)")
+    assert err.strip() == "error: give either --local (run it on this machine) or --host URL (submit it to an endpoint)"

@@ -1,15 +1,21 @@
-"""The contract kit (aios_core.testing): ``aios pipeline`` is a command as the kernel's CLI loads them."""
+"""The contract kit (aios_core.testing): ``kubeflow`` is an orchestrator as the kernel loads and calls them."""
 
 from __future__ import annotations
 
 import pytest
 
-from aios_core.testing import CommandContract
+from aios_core.testing import OrchestratorContract
 
 
-class TestPipelineCommand(CommandContract):
-    command_libraries = ("kfp", "kubernetes", "google.protobuf")
+class TestKubeflowOrchestrator(OrchestratorContract):
+    @pytest.fixture
+    def component_name(self) -> str:
+        return "kubeflow"
 
     @pytest.fixture
-    def command_name(self) -> str:
-        return "pipeline"
+    def component_params(self) -> dict:
+        return {"image": "registry.example.com/aios/digits:1", "retries": 2}
+
+    @pytest.fixture
+    def invalid_params(self) -> list[dict]:
+        return [{"memory": "2GB"}, {"retries": -1}, {"image": ""}, {"not_a_parameter": 1}]

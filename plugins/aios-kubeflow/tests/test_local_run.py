@@ -57,7 +57,7 @@ def test_every_phase_ran_as_its_own_step_and_the_run_completed(both_runs: tuple)
     for name in ("artifacts/model.torch", "artifacts/model.onnx", "artifacts/model.int8.onnx",
                  "report/evaluation.json", "metrics.jsonl"):
         assert (piped / name).is_file(), name
-    assert f"run directory: {piped}" in piped_result.stdout
+    assert f"kubeflow pipeline of digits-torch succeeded; run directory: {piped}" in piped_result.stdout
 
 
 def test_the_evaluate_step_logged_its_figures_as_kfp_metrics(both_runs: tuple) -> None:
