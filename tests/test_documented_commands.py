@@ -105,7 +105,7 @@ RUN: dict[str, str] = {
     "aios pipeline run --local": "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
     "aios pipeline compile -o pipeline.yaml": "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
     "aios pipeline dockerfile -o Dockerfile": "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
-    "aios pipeline compile --image registry.example.com/aios/digits-torch:1 -o pipeline.yaml":
+    "aios pipeline compile --set orchestrator.image=registry.example.com/aios/digits-torch:1 -o pipeline.yaml":
         "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
     "aios run --run-dir runs/steps --phases data,train": "test_the_phases_of_the_default_stack_run_one_command_at_a_time",
     "aios run --resume runs/steps --phases export,compress,evaluate,deploy":
@@ -208,7 +208,7 @@ NOT_RUN: dict[str, str] = {
     "docker build -t registry.example.com/aios/digits-torch:1 . && docker push registry.example.com/aios/digits-torch:1": (
         "needs a Docker engine and an image registry (none here); the Dockerfile is written by "
         "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory"),
-    "aios pipeline run --host https://kubeflow.example.com/pipeline --image registry.example.com/aios/digits-torch:1": (
+    "aios pipeline run --host https://kubeflow.example.com/pipeline --set orchestrator.image=registry.example.com/aios/digits-torch:1": (
         "needs a Kubeflow Pipelines endpoint (none here); the pipeline it submits is the one "
         "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory compiles and runs with kfp.local"),
     "ray get-auth-token --generate": "writes ~/.ray/auth_token into the user's home, for a cluster of several hosts",
@@ -254,6 +254,8 @@ ERROR_EXAMPLES: dict[str, str] = {
     "error: pipeline aios-digits-torch failed: evaluate: GateFailed: int8 test accuracy 0.7852 < min_accuracy 0.999 "
     "(run directory: runs/kfp-local/aios-digits-torch-2026-12-01-18-08-45-165525/aios-evaluate/run_dir)":
         "plugins/aios-kubeflow/tests/test_local_run.py::test_a_missed_gate_fails_the_pipeline_with_the_gates_message",
+    "error: --set: orchestrator.memory: found '2GB', expected a Kubernetes quantity, e.g. 1, 500m (CPU) or 2Gi, "
+    "512Mi (memory)": "plugins/aios-kubeflow/tests/test_compile.py::test_bad_options_are_one_line_errors",
 }
 
 COMMANDS = documented_commands()
@@ -695,15 +697,15 @@ def test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory(t
     for command in documented("aios pipeline run --local", test):
         shutil.rmtree(tmp_path / "runs", ignore_errors=True)
         result = shell.run(command, timeout=RUN_TIMEOUT)
-        [run] = re.findall(r"^pipeline aios-digits-torch succeeded; run directory: (runs/\S+) ", result.stdout,
+        [run] = re.findall(r"^kubeflow pipeline of digits-torch succeeded; run directory: (runs/\S+) ", result.stdout,
                            flags=re.MULTILINE)
         state = json.loads((tmp_path / run / "state.json").read_text())
         assert state["status"] == "completed" and state["phases"]["evaluate"]["test_accuracy"] >= 0.97
     [compile_default] = documented("aios pipeline compile -o pipeline.yaml", test)
     shell.run(compile_default)
     assert load_component_from_file(str(tmp_path / "pipeline.yaml")).name == "aios-digits-torch"
-    [compile_image] = documented("aios pipeline compile --image registry.example.com/aios/digits-torch:1 -o pipeline.yaml",
-                                 test)
+    [compile_image] = documented(
+        "aios pipeline compile --set orchestrator.image=registry.example.com/aios/digits-torch:1 -o pipeline.yaml", test)
     shell.run(compile_image)
     assert "image: registry.example.com/aios/digits-torch:1" in (tmp_path / "pipeline.yaml").read_text()
     [dockerfile] = documented("aios pipeline dockerfile -o Dockerfile", test)
