@@ -293,7 +293,7 @@ def aios_compile_pipeline(stack: Stack, phases: list[str], output: Path) -> Path
 
     ``aios pipeline compile`` calls it on the stack's orchestrator (its ``orchestrator``
     section) after the stack loaded and validated. ``phases`` are the stack's phases in the
-    runner's order (``aios_core.runner.stack_phases``); each becomes one step that runs the
+    runner's order (``Stack.phases``); each becomes one step that runs the
     kernel's runner for that phase on the run directory the step before wrote:
     ``aios run --lock LOCK --run-dir DIR --phases data`` starts it, ``aios run --resume DIR
     --phases PHASE`` continues it (``aios_core.runner.start_run``/``resume_run`` with

@@ -57,13 +57,6 @@ class _SelectionDone(Exception):
     """The phases after the selected ones are not run: the run stops ``partial``."""
 
 
-def stack_phases(stack: Stack) -> list[str]:
-    """The phases a run of ``stack`` goes through, in order (``PHASES`` less those it has no section for)."""
-    absent = {"tune": "tuner" not in stack.components, "compress": not stack.roles("compressors"),
-              "deploy": "deployer" not in stack.components}
-    return [phase for phase in PHASES if not absent.get(phase)]
-
-
 def select_phases(stack: Stack, state: RunState, phases: Sequence[str], where: Path) -> tuple[str, ...]:
     """Check that ``phases`` can run now in the run directory ``where`` (holding ``state``); ValueError if not.
 
@@ -71,7 +64,7 @@ def select_phases(stack: Stack, state: RunState, phases: Sequence[str], where: P
     one must be selected too or already recorded; a selected ``deploy`` needs a recorded
     ``evaluate`` whose gates passed. Returns the selection in run order.
     """
-    own = stack_phases(stack)
+    own = stack.phases
     for phase in phases:
         if phase not in own:
             known = f"the phases of {stack.name} are" if phase in PHASES else "the phases are"

@@ -93,20 +93,18 @@ def pipeline() -> None:
 @set_option
 def compile_pipeline(stack: str | None, output: str, orchestrator_name: str | None, overrides: tuple[str, ...]) -> None:
     """Write STACK (default: the bundled digits stack) as the orchestrator's pipeline definition."""
-    from aios_core.runner import stack_phases
-
     target = Path(output)
     if not target.parent.is_dir():
         fail(f"--output {output}: the directory {target.parent} does not exist", EXIT_USAGE)
     loaded = _load(stack, overrides, orchestrator_name)
     name = loaded.components["orchestrator"].name
     try:
-        _hook(loaded).aios_compile_pipeline(stack=loaded, phases=stack_phases(loaded), output=target)
+        _hook(loaded).aios_compile_pipeline(stack=loaded, phases=loaded.phases, output=target)
     except Exception as error:  # the orchestrator's refusal, in one line
         from aios_core.errors import one_line
 
         fail(f"orchestrator '{name}': {one_line(error)}", EXIT_FAILED)
-    click.echo(f"wrote {output} ({name} pipeline of {loaded.name}: {', '.join(stack_phases(loaded))})")
+    click.echo(f"wrote {output} ({name} pipeline of {loaded.name}: {', '.join(loaded.phases)})")
 
 
 @pipeline.command("run")
@@ -120,14 +118,12 @@ def run_pipeline(stack: str | None, local: bool, host: str | None, orchestrator_
                  overrides: tuple[str, ...], runs_dir: str | None) -> None:
     """Compile STACK and run it: --local on this machine (the final run directory lands in the runs directory),
     or --host URL on an endpoint."""
-    from aios_core.runner import stack_phases
-
     if local == bool(host):
         fail("give either --local (run it on this machine) or --host URL (submit it to an endpoint)", EXIT_USAGE)
     loaded = _load(stack, overrides, orchestrator_name)
     name = loaded.components["orchestrator"].name
     try:
-        result = _hook(loaded).aios_run_pipeline(stack=loaded, phases=stack_phases(loaded),
+        result = _hook(loaded).aios_run_pipeline(stack=loaded, phases=loaded.phases,
                                                  runs_root=runs_root(runs_dir), target=host)
     except KeyboardInterrupt:
         fail("interrupted", 130)

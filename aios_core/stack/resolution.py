@@ -29,7 +29,7 @@ from aios_core.plugins import (
 from aios_core.stack.problems import Positions, Problem, StackError, non_ascii, validation_problems
 from aios_core.stack.reading import read_stack_file, role_path
 from aios_core.stack.schema import StackFile
-from aios_core.vocabulary import ROLE_KINDS
+from aios_core.vocabulary import PHASES, ROLE_KINDS
 
 
 @dataclass
@@ -53,6 +53,14 @@ class Stack:
     def roles(self, section: str) -> list[str]:
         """The roles of a list section in order, e.g. ``compressors.0``, ``compressors.1``."""
         return [r for r in self.components if r.split(".")[0] == section]
+
+    @property
+    def phases(self) -> list[str]:
+        """The phases a run of this stack goes through, in the runner's order (``aios_core.vocabulary.PHASES``
+        less ``tune``, ``compress`` and ``deploy`` when it has no tuner, compressors, deployer)."""
+        absent = {"tune": "tuner" not in self.components, "compress": not self.roles("compressors"),
+                  "deploy": "deployer" not in self.components}
+        return [phase for phase in PHASES if not absent.get(phase)]
 
     def lock(self) -> dict[str, Any]:
         """The resolved stack plus the versions that ran it: a lock file ``aios run --lock`` reproduces."""

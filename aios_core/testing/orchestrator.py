@@ -52,7 +52,6 @@ class OrchestratorContract(ComponentContract):
 
     def test_compiles_a_stack_into_a_file(self, pipeline_stack: Any, component_name: str, tmp_path: Path) -> None:
         from aios_core.plugins import new_plugin_manager, register
-        from aios_core.runner import stack_phases
 
         component: Component = pipeline_stack.components["orchestrator"]
         pm = new_plugin_manager(builtins=False)
@@ -60,7 +59,7 @@ class OrchestratorContract(ComponentContract):
         output = tmp_path / "pipeline.out"
         label = label_of(self.kind, component_name)
         try:
-            returned = pm.hook.aios_compile_pipeline(stack=pipeline_stack, phases=stack_phases(pipeline_stack),
+            returned = pm.hook.aios_compile_pipeline(stack=pipeline_stack, phases=pipeline_stack.phases,
                                                      output=output)
         except Exception as error:
             fail(f"{label}: aios_compile_pipeline raised {type(error).__name__}: {error}")

@@ -1,6 +1,6 @@
 """A stack as a KFP v2 pipeline: one task per phase the stack has, the run directory passed between them.
 
-The phase order comes from the kernel (``aios_core.runner.stack_phases``); each task runs
+The phases come from the kernel (``Stack.phases``, passed to the hook); each task runs
 its phase with the kernel's runner (``aios_kubeflow.steps``). Importing this module
 imports kfp: the CLI imports it only in the commands that compile or run.
 """
