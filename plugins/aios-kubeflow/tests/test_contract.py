@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from aios_core.testing import OrchestratorContract
+from aios_core.testing import HEAVY_MODULES, OrchestratorContract
 
 
 class TestKubeflowOrchestrator(OrchestratorContract):
+    heavy_modules = (*HEAVY_MODULES, "kfp", "kubernetes", "google.protobuf")  # kfp loads in the hooks only
+
     @pytest.fixture
     def component_name(self) -> str:
         return "kubeflow"
