@@ -1,4 +1,4 @@
-"""Base classes for the seven kinds of component, and what each declares it can do.
+"""Base classes for the eight kinds of component, and what each declares it can do.
 
 A plugin's entry point names a subclass of one of these. ``Params`` is the pydantic
 model of the parameters a stack may give it (unknown keys are errors); capability
@@ -207,8 +207,15 @@ class Monitor(Component):
     kind = "monitor"
 
 
+class Orchestrator(Component):
+    """Runs a stack as a pipeline of steps, one per phase, elsewhere than in one process (hooks:
+    ``aios_compile_pipeline``, ``aios_run_pipeline``); each step is ``aios run --phases``."""
+
+    kind = "orchestrator"
+
+
 BASE_CLASSES: dict[str, type[Component]] = {
-    cls.kind: cls for cls in (Framework, Datastore, Trainer, Tuner, Compressor, Deployer, Monitor)
+    cls.kind: cls for cls in (Framework, Datastore, Trainer, Tuner, Compressor, Deployer, Monitor, Orchestrator)
 }
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["one_line"]
+__all__ = ["PipelineFailed", "one_line"]
+
+
+class PipelineFailed(Exception):
+    """An orchestrator's pipeline failed (``aios_run_pipeline``); the message is the one line the user sees,
+    naming the step and the reason (the runner's own line, e.g. a gate's message)."""
 
 _NAMED = re.compile(r"^[\w.]+(?:Error|Exception|Invalid|Failed|Failure|Interrupt)\w*:")
 _QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*(?:Error|Exception|Invalid|Failed|Failure|Interrupt)\b.*)$")

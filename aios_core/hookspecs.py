@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from aios_core.context import RunContext, ValidationContext
     from aios_core.records import DataDescription, Dataset, ModelArtifact, Predictor, TrainResult, TuneResult
+    from aios_core.stack import Stack
 
 PROJECT_NAME = "aios"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -211,7 +212,8 @@ def aios_serve(run_dirs: list[Path], host: str, port: int) -> None:
 # ---------------------------------------------------------------- monitor (run lifecycle)
 @hookspec
 def aios_on_run_start(run: RunContext) -> None:
-    """A run starts (or resumes: ``run.resume``); ``run.dir`` exists and holds the lock file.
+    """A run starts (or resumes: ``run.resume``, also each later step of an orchestrated run); ``run.dir``
+    exists and holds the lock file.
 
     The runner calls it first, before the ``data`` phase.
     """
@@ -291,7 +293,34 @@ def aios_on_error(run: RunContext, phase: str, error: BaseException) -> None:
 
 @hookspec
 def aios_on_run_end(run: RunContext, status: str, summary: dict[str, Any]) -> None:
-    """The run ended with status ``completed``, ``failed`` or ``interrupted``.
+    """The run ended with status ``completed``, ``failed`` or ``interrupted``, or ``partial`` when it ran only
+    the phases ``aios run --phases`` selected (an orchestrator's step; a later step continues it).
 
     The runner calls it last, whatever happened; ``summary`` is the run's ``state.json``.
+    """
+
+
+# ---------------------------------------------------------------- orchestrator
+@hookspec(firstresult=True)
+def aios_compile_pipeline(stack: Stack, phases: list[str], output: Path) -> Path:
+    """Write ``stack`` as this orchestrator's pipeline definition at ``output``; return ``output``. First result wins.
+
+    ``aios pipeline compile`` calls it on the stack's orchestrator (its ``orchestrator``
+    section) after the stack loaded and validated. ``phases`` are the stack's phases in the
+    runner's order (``Stack.phases``); each becomes one step that runs the
+    kernel's runner for that phase on the run directory the step before wrote:
+    ``aios run --lock LOCK --run-dir DIR --phases data`` starts it, ``aios run --resume DIR
+    --phases PHASE`` continues it (``aios_core.runner.start_run``/``resume_run`` with
+    ``phases`` in Python). ``stack.lock()`` is the resolved stack the steps must run.
+    """
+
+
+@hookspec(firstresult=True)
+def aios_run_pipeline(stack: Stack, phases: list[str], runs_root: Path, target: str | None) -> str:
+    """Run ``stack`` as this orchestrator's pipeline; first result wins.
+
+    ``aios pipeline run`` calls it. ``target`` None (``--local``): run it on this machine
+    and return the final run directory, copied under ``runs_root``. Otherwise ``target`` is
+    the orchestrator's endpoint (``--host URL``): submit it and return the submitted run's
+    id. A failed step raises, its message one line naming the phase and the reason.
     """

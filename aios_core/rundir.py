@@ -34,7 +34,7 @@ from aios_core.records import ModelArtifact
 __all__ = ["ArtifactsSummary", "DataSummary", "DeploySummary", "EvaluateSummary", "RunDirectory", "RunState",
            "TrainSummary", "TuneSummary", "final_artifact", "list_runs", "resolve_run"]
 
-STATUSES = ("created", "running", "completed", "failed", "interrupted")
+STATUSES = ("created", "running", "completed", "failed", "interrupted", "partial")
 
 
 # ---------------------------------------------------------------- phase summaries (state.json "phases")
@@ -114,7 +114,8 @@ def final_artifact(artifacts: Iterable[ModelArtifact], formats: Iterable[str] | 
 class RunState:
     """``state.json``: the run's status, when it started and finished, and each finished phase's summary.
 
-    ``status`` is ``created``, ``running``, ``completed``, ``failed`` or ``interrupted``;
+    ``status`` is ``created``, ``running``, ``completed``, ``failed``, ``interrupted`` or ``partial`` (the
+    phases ``aios run --phases`` selected finished, later ones are left for ``--resume``);
     ``error`` says why a failed run failed (``phase: message``); ``resumed`` counts
     ``aios run --resume``. ``phases`` maps a phase name to its summary (the TypedDicts
     above), in the order the phases finished.
@@ -167,6 +168,17 @@ class RunDirectory:
             except FileExistsError:
                 continue
         raise FileExistsError(f"cannot create a run directory under {runs_root}")
+
+    @classmethod
+    def create_at(cls, path: str | Path) -> RunDirectory:
+        """A new run directory at exactly ``path`` (an orchestrator's output); FileExistsError unless it is
+        missing or empty."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise FileExistsError(f"{path}: not empty; a new run needs a new or empty directory "
+                                  "(to continue the run there: aios run --resume)")
+        return cls(path)
 
     @classmethod
     def open(cls, path: str | Path) -> RunDirectory:

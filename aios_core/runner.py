@@ -2,7 +2,9 @@
 
 The one place that knows the phase order. Each finished phase is recorded in the run
 record (``aios_core.rundir``); ``--resume`` skips finished phases and lets the trainer
-continue from its last checkpoint.
+continue from its last checkpoint. A run may go through only some phases (``aios run --phases``):
+an orchestrator runs each phase as its own step against the same run directory, every step
+continuing from what the earlier ones recorded (``select_phases`` checks a selection).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from aios_core.records import Dataset, ModelArtifact
 from aios_core.rundir import RunDirectory, RunState, final_artifact
 from aios_core.stack import Stack
 from aios_core.training import wait_for_checkpoints
+from aios_core.vocabulary import PHASES
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -48,6 +51,35 @@ class GateFailed(Exception):
 
 class SmokeTestFailed(Exception):
     """The deployer's smoke test found the deployed model answering differently from the run's model."""
+
+
+class _SelectionDone(Exception):
+    """The phases after the selected ones are not run: the run stops ``partial``."""
+
+
+def select_phases(stack: Stack, state: RunState, phases: Sequence[str], where: Path) -> tuple[str, ...]:
+    """Check that ``phases`` can run now in the run directory ``where`` (holding ``state``); ValueError if not.
+
+    Each must be a phase of the stack, and each phase of the stack before the last selected
+    one must be selected too or already recorded; a selected ``deploy`` needs a recorded
+    ``evaluate`` whose gates passed. Returns the selection in run order.
+    """
+    own = stack.phases
+    for phase in phases:
+        if phase not in own:
+            known = f"the phases of {stack.name} are" if phase in PHASES else "the phases are"
+            raise ValueError(f"--phases: '{phase}' is not a phase of this run; {known} {', '.join(own)}")
+    chosen = tuple(phase for phase in own if phase in phases)
+    for phase in own[:own.index(chosen[-1])]:
+        if phase not in chosen and state.phase(phase) is None:
+            raise ValueError(f"{where}: phase '{phase}' has not run; select it too (--phases {phase},"
+                             f"{','.join(chosen)}) or run it first")
+    evaluation = state.phase("evaluate")
+    if "deploy" in chosen and "evaluate" not in chosen and evaluation:
+        failed = [gate["message"] for gate in evaluation.get("gates", []) if not gate["passed"]]
+        if failed:
+            raise ValueError(f"{where}: the evaluation missed its gates ({'; '.join(failed)}); nothing to deploy")
+    return chosen
 
 
 @contextmanager
@@ -86,10 +118,12 @@ def _run_log(path: Path, debug: bool) -> Iterator[None]:
 class StackRun:
     """One run of a stack in one run directory (new or resumed)."""
 
-    def __init__(self, stack: Stack, run_dir: RunDirectory, options: RunOptions, resume: bool) -> None:
+    def __init__(self, stack: Stack, run_dir: RunDirectory, options: RunOptions, resume: bool,
+                 phases: Sequence[str] | None = None) -> None:
         self.stack = stack
         self.dir = run_dir
         self.state: RunState = run_dir.read_state()
+        self.phases = None if phases is None else select_phases(stack, self.state, phases, run_dir.path)
         self.pm = new_plugin_manager()
         for role, component in stack.components.items():
             register(self.pm, component, role)
@@ -113,6 +147,8 @@ class StackRun:
     @contextmanager
     def _phase(self, name: str) -> Iterator[dict[str, Any]]:
         """Run a phase: notify monitors, record its summary in state.json when it ends."""
+        if self._skipped(name):
+            raise _SelectionDone(name)
         self.context.phase = name
         self.pm.hook.aios_on_phase_start(run=self.context, phase=name)
         summary: dict[str, Any] = {}
@@ -134,16 +170,31 @@ class StackRun:
     def _done(self, name: str) -> dict[str, Any] | None:
         return self.state.phase(name) if self.context.resume else None
 
+    def _skipped(self, name: str) -> bool:
+        """Not among the selected phases (``--phases``): recorded by an earlier step, or left for a later one."""
+        return self.phases is not None and name not in self.phases
+
     # -------------------------------------------------------------- phases
     def _data(self) -> Dataset:
+        if self._skipped("data"):  # a later step of an orchestrated run: the same data again, not recorded
+            try:
+                return self._checked_data()
+            except Exception as error:
+                self.state.error = f"data: {one_line(error)}"
+                raise RunFailed(self.dir.path, "data", error) from error
         with self._phase("data") as summary:
-            dataset = self._call("data", "aios_load_dataset", run=self.context)
-            recorded = (self.state.phase("data") or {}).get("content_hash")
-            if self.context.resume and recorded and recorded != dataset.content_hash:
-                raise ValueError(f"the data changed since the run started (content hash {dataset.content_hash[:12]} "
-                                 f"!= {recorded[:12]}); start a new run instead of resuming")
+            dataset = self._checked_data()
             summary.update(dataset.summary())
             self.dir.write_data_summary(dataset.summary())
+        return dataset
+
+    def _checked_data(self) -> Dataset:
+        """The stack's dataset; on resume, refused if its content hash is not the recorded one."""
+        dataset = self._call("data", "aios_load_dataset", run=self.context)
+        recorded = (self.state.phase("data") or {}).get("content_hash")
+        if self.context.resume and recorded and recorded != dataset.content_hash:
+            raise ValueError(f"the data changed since the run started (content hash {dataset.content_hash[:12]} "
+                             f"!= {recorded[:12]}); start a new run instead of resuming")
         return dataset
 
     def _objective(self, dataset: Dataset) -> Callable[[dict[str, Any]], float]:
@@ -224,9 +275,7 @@ class StackRun:
 
     def _compress(self, artifacts: list[ModelArtifact], dataset: Dataset, native: bool = False) -> list[ModelArtifact]:
         """The compressors of the native model (``compress-native``, before export) or the others (``compress``)."""
-        native_format = self.stack.components["model"].native_format
-        roles = [role for role in self.stack.roles("compressors")
-                 if self.stack.components[role].works_before_export(native_format) == native]
+        roles = self.stack.compressor_roles(native)
         if not roles:
             return []
         phase = "compress-native" if native else "compress"
@@ -246,6 +295,9 @@ class StackRun:
     def _evaluate(self, artifacts: list[ModelArtifact], dataset: Dataset) -> dict[str, Any]:
         from aios_core.evaluation import evaluate
 
+        recorded = self.state.phase("evaluate")
+        if self._skipped("evaluate") and recorded:  # an earlier step's; select_phases checked its gates
+            return recorded
         with self._phase("evaluate") as summary:
             history = self.state.phases["train"]["history"]
             report = evaluate(artifacts, dataset, self.context.load_predictor, self.stack.settings.evaluate,
@@ -294,6 +346,8 @@ class StackRun:
                 self._evaluate(artifacts, dataset)
                 self._deploy(artifacts, dataset)
                 status = "completed"
+            except _SelectionDone:
+                status = "partial"
             except KeyboardInterrupt:
                 status = "interrupted"
                 raise RunInterrupted(self.dir.path) from None
@@ -304,18 +358,27 @@ class StackRun:
         return self.state
 
 
-def start_run(stack: Stack, runs_root: Path, options: RunOptions | None = None) -> StackRun:
-    """A new run directory for ``stack``, holding its lock file."""
-    run_dir = RunDirectory.create(runs_root, stack.name)
+def start_run(stack: Stack, runs_root: Path, options: RunOptions | None = None, phases: Sequence[str] | None = None,
+              at: Path | None = None) -> StackRun:
+    """A new run directory for ``stack`` (under ``runs_root``, or exactly ``at``), holding its lock file.
+
+    ``phases``: run only those (from ``data`` on; see ``select_phases``); ValueError before
+    anything is written if they cannot run.
+    """
+    if phases is not None:
+        select_phases(stack, RunState(), phases, at or runs_root)
+    run_dir = RunDirectory.create_at(at) if at else RunDirectory.create(runs_root, stack.name)
     run_dir.write_lock(stack.lock())
-    return StackRun(stack, run_dir, options or RunOptions(), resume=False)
+    return StackRun(stack, run_dir, options or RunOptions(), resume=False, phases=phases)
 
 
-def resume_run(run_dir: RunDirectory, options: RunOptions | None = None) -> StackRun:
-    """Continue an interrupted run from its lock file, state and checkpoints."""
+def resume_run(run_dir: RunDirectory, options: RunOptions | None = None,
+               phases: Sequence[str] | None = None) -> StackRun:
+    """Continue an interrupted (or ``partial``) run from its lock file, state and checkpoints; only ``phases``
+    if given (an orchestrator's next step)."""
     from aios_core.stack import load_stack
 
     if run_dir.read_state().status == "completed":
         raise ValueError(f"{run_dir.path}: this run already completed; to run it again: aios run --lock {run_dir.lock_file}")
     stack = load_stack(run_dir.lock_file, locked=True)
-    return StackRun(stack, run_dir, options or RunOptions(), resume=True)
+    return StackRun(stack, run_dir, options or RunOptions(), resume=True, phases=phases)

@@ -7,22 +7,27 @@ template's hooks) can use it without pulling in another layer.
 from __future__ import annotations
 
 __all__ = ["CORE_DISTRIBUTION", "CORE_PACKAGE", "FORMER_CORE_DISTRIBUTION", "KINDS", "KIND_GROUPS", "LIST_ROLES",
-           "ROLE_KINDS", "canonical_name"]
+           "PHASES", "ROLE_KINDS", "canonical_name"]
 
-KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor")
-"""The seven kinds of component, in the order the docs and listings show them."""
+KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor", "orchestrator")
+"""The eight kinds of component, in the order the docs and listings show them."""
 
 KIND_GROUPS = {kind: f"aios.{kind}s" for kind in KINDS}
 """The entry-point group a distribution registers each kind's components in (``aios.frameworks``, ...)."""
 
 ROLE_KINDS = {
     "data": "datastore", "model": "framework", "trainer": "trainer", "tuner": "tuner",
-    "compressors": "compressor", "deployer": "deployer", "monitors": "monitor",
+    "compressors": "compressor", "deployer": "deployer", "monitors": "monitor", "orchestrator": "orchestrator",
 }
 """Each stack section (a role) and the kind of component it selects."""
 
 LIST_ROLES = ("compressors", "monitors")
 """Sections that hold a list of components; their roles are ``compressors.0``, ``compressors.1``, ..."""
+
+PHASES = ("data", "tune", "train", "compress-native", "export", "compress", "evaluate", "deploy")
+"""The phases of a run, in the order the runner (``aios_core.runner``) goes through them; a stack
+has ``tune`` and ``deploy`` only when it has a tuner, a deployer, ``compress-native`` only when it
+has compressors of the native model and ``compress`` only when it has compressors of exports."""
 
 CORE_DISTRIBUTION = "aios-kernel"
 """The kernel's distribution name (its import package is ``aios_core``). Not ``aios-core``: on the

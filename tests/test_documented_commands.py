@@ -103,6 +103,14 @@ RUN: dict[str, str] = {
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
     "curl -s -X POST http://127.0.0.1:8080/v2/repository/index":
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+    "aios pipeline run --local": "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
+    "aios pipeline compile -o pipeline.yaml": "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
+    "aios pipeline dockerfile -o Dockerfile": "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
+    "aios pipeline compile --set orchestrator.image=registry.example.com/aios/digits-torch:1 -o pipeline.yaml":
+        "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory",
+    "aios run --run-dir runs/steps --phases data,train": "test_the_phases_of_the_default_stack_run_one_command_at_a_time",
+    "aios run --resume runs/steps --phases export,compress,evaluate,deploy":
+        "test_the_phases_of_the_default_stack_run_one_command_at_a_time",
 }
 
 # Run once placeholders are replaced: command -> (the test that runs it, what is substituted).
@@ -198,6 +206,13 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/keras/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/ray/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/compression/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/kubeflow/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    "docker build -t registry.example.com/aios/digits-torch:1 . && docker push registry.example.com/aios/digits-torch:1": (
+        "needs a Docker engine and an image registry (none here); the Dockerfile is written by "
+        "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory"),
+    "aios pipeline run --host https://kubeflow.example.com/pipeline --set orchestrator.image=registry.example.com/aios/digits-torch:1": (
+        "needs a Kubeflow Pipelines endpoint (none here); the pipeline it submits is the one "
+        "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory compiles and runs with kfp.local"),
     "ray get-auth-token --generate": "writes ~/.ray/auth_token into the user's home, for a cluster of several hosts",
     "ray start --head --node-ip-address=10.0.0.10 --port=6379 --disable-usage-stats": (
         "starts a Ray head on a network address of another host (10.0.0.10), for a cluster of several hosts; "
@@ -245,6 +260,11 @@ ERROR_EXAMPLES: dict[str, str] = {
     "0.009 of its 9610 parameters (the input and output layers stay); set target_size_ratio to at least 0.009, or "
     "train a smaller model (model.hidden_units, model.conv_channels)":
         "plugins/aios-torch/tests/test_torch_prune.py::test_a_size_target_that_cannot_be_met_says_what_can",
+    "error: pipeline aios-digits-torch failed: evaluate: GateFailed: int8 test accuracy 0.7852 < min_accuracy 0.999 "
+    "(run directory: runs/kfp-local/aios-digits-torch-2026-12-01-18-08-45-165525/aios-evaluate/run_dir)":
+        "plugins/aios-kubeflow/tests/test_local_run.py::test_a_missed_gate_fails_the_pipeline_with_the_gates_message",
+    "error: --set: orchestrator.memory: found '2GB', expected a Kubernetes quantity, e.g. 1, 500m (CPU) or 2Gi, "
+    "512Mi (memory)": "plugins/aios-kubeflow/tests/test_compile.py::test_bad_options_are_one_line_errors",
 }
 
 COMMANDS = documented_commands()
@@ -687,3 +707,46 @@ def test_stack_requirements_prints_the_lines_the_page_shows(tmp_path: Path) -> N
                                 "test_stack_requirements_prints_the_lines_the_page_shows")
     result = Shell(fresh_clone(tmp_path / "aios"), user_environment()).run(requirements)
     assert result.stdout.splitlines() == list(requirements.output)
+
+
+@pytest.mark.slow
+def test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory(tmp_path: Path) -> None:
+    """kubeflow.md: the README's set-up plus one command runs the default stack as a local Kubeflow pipeline."""
+    from kfp.components import load_component_from_file
+
+    test = "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory"
+    shell = Shell(tmp_path, user_environment())
+    for command in documented("aios pipeline run --local", test):
+        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+        result = shell.run(command, timeout=RUN_TIMEOUT)
+        [run] = re.findall(r"^kubeflow pipeline of digits-torch succeeded; run directory: (runs/\S+) ", result.stdout,
+                           flags=re.MULTILINE)
+        state = json.loads((tmp_path / run / "state.json").read_text())
+        assert state["status"] == "completed" and state["phases"]["evaluate"]["test_accuracy"] >= 0.97
+    [compile_default] = documented("aios pipeline compile -o pipeline.yaml", test)
+    shell.run(compile_default)
+    assert load_component_from_file(str(tmp_path / "pipeline.yaml")).name == "aios-digits-torch"
+    [compile_image] = documented(
+        "aios pipeline compile --set orchestrator.image=registry.example.com/aios/digits-torch:1 -o pipeline.yaml", test)
+    shell.run(compile_image)
+    assert "image: registry.example.com/aios/digits-torch:1" in (tmp_path / "pipeline.yaml").read_text()
+    [dockerfile] = documented("aios pipeline dockerfile -o Dockerfile", test)
+    shell.run(dockerfile)
+    text = (tmp_path / "Dockerfile").read_text()
+    assert text.count("FROM python:") == 1 and '"aios-kubeflow @ git+https://github.com/aios-ml/aios' in text
+    assert '"aios-torch @ git+https://github.com/aios-ml/aios#subdirectory=plugins/aios-torch"' in text
+
+
+@pytest.mark.slow
+def test_the_phases_of_the_default_stack_run_one_command_at_a_time(tmp_path: Path) -> None:
+    test = "test_the_phases_of_the_default_stack_run_one_command_at_a_time"
+    shell = Shell(tmp_path, user_environment())
+    [first] = documented("aios run --run-dir runs/steps --phases data,train", test)
+    shell.run(first, timeout=RUN_TIMEOUT)
+    state = json.loads((tmp_path / "runs/steps/state.json").read_text())
+    assert (state["status"], list(state["phases"])) == ("partial", ["data", "train"])
+    [rest] = documented("aios run --resume runs/steps --phases export,compress,evaluate,deploy", test)
+    shell.run(rest, timeout=RUN_TIMEOUT)
+    state = json.loads((tmp_path / "runs/steps/state.json").read_text())
+    assert state["status"] == "completed" and list(state["phases"]) == [
+        "data", "train", "export", "compress", "evaluate", "deploy"]

@@ -10,7 +10,7 @@ import pytest
 
 from support import aios_env
 
-HEAVY = ("torch", "tensorflow", "ray", "onnxruntime", "onnx", "sklearn", "pandas", "matplotlib",
+HEAVY = ("torch", "tensorflow", "ray", "onnxruntime", "onnx", "sklearn", "pandas", "matplotlib", "kfp", "kubernetes",
          "aios_torch", "aios_data", "aios_onnx_quant")
 
 

@@ -29,7 +29,7 @@ from support import bare_installs, first_party_names, run_aios
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "cookiecutter-plugin"
 FIRST_PARTY = ("aios-data", "aios-torch", "aios-onnx-quant")
-ALL_KINDS = "framework,datastore,trainer,tuner,compressor,deployer,monitor"
+ALL_KINDS = "framework,datastore,trainer,tuner,compressor,deployer,monitor,orchestrator"
 BAKES = {  # plugin_name: kinds; one project per kind, and one with every kind
     "tpl-monitor": "monitor",
     "tpl-datastore": "datastore",
@@ -38,10 +38,12 @@ BAKES = {  # plugin_name: kinds; one project per kind, and one with every kind
     "tpl-tuner": "tuner",
     "tpl-compressor": "compressor",
     "tpl-deployer": "deployer",
+    "tpl-orchestrator": "orchestrator",
     "tpl-all": ALL_KINDS,
 }
 KIND_FILES = {"framework": "_model.py", "trainer": "_training.py", "datastore": "_data.py", "tuner": "_search.py",
-              "compressor": "_compress.py", "deployer": "_server.py", "monitor": "_events.py"}
+              "compressor": "_compress.py", "deployer": "_server.py", "monitor": "_events.py",
+              "orchestrator": "_orchestrate.py"}
 
 
 def run(args: list[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -322,3 +324,14 @@ def test_the_example_stack_runs(outcomes: dict[str, Outcome], name: str) -> None
         assert state["phases"]["deploy"]["smoke_test"]["passed"] is True
     if "tuner" in kinds:
         assert len(state["phases"]["tune"]["trials"]) == 2
+
+
+@pytest.mark.slow
+def test_the_orchestrators_pipeline_runs_the_example_stack_one_phase_per_step(
+        venv: Venv, baked: dict[str, Path], tmp_path: Path) -> None:
+    result = check(venv.run(venv.aios, "pipeline", "run", "examples/stack.yaml", "--local", "--runs-dir", tmp_path,
+                            cwd=baked["tpl-orchestrator"]), "aios pipeline run examples/stack.yaml --local")
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert f"tpl-orchestrator pipeline of tpl-orchestrator-example succeeded; run directory: {run_dir}" in result.stdout
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "completed" and state["resumed"] == len(state["phases"]) - 1

@@ -17,7 +17,7 @@ CASES = [
     ("bad-name", VALID.replace("name: digits", "name: 'my stack!'"), ":1: name: found 'my stack!', expected a string matching the pattern"),
     ("seed-not-int", VALID.replace("seed: 1", "seed: one"), ":2: seed: found 'one', expected a valid integer"),
     ("negative-seed", VALID.replace("seed: 1", "seed: -4"), ":2: seed: found -4, expected greater than or equal to 0"),
-    ("unknown-top-field", VALID + "trainr:\n  epochs: 3\n", ":15: trainr: unknown field; expected one of: name, description, seed, threads, data, model, trainer, tuner, compressors, evaluate, deployer, monitors; did you mean 'trainer'?"),
+    ("unknown-top-field", VALID + "trainr:\n  epochs: 3\n", ":15: trainr: unknown field; expected one of: name, description, seed, threads, data, model, trainer, tuner, compressors, evaluate, deployer, monitors, orchestrator; did you mean 'trainer'?"),
     ("missing-data", VALID.replace("data:\n  plugin: sklearn\n  dataset: digits\n", ""), ": data: required field is missing"),
     ("data-without-plugin", VALID.replace("  plugin: sklearn\n", ""), ":3: data.plugin: required field is missing"),
     ("unknown-datastore", VALID.replace("plugin: sklearn", "plugin: sklern"), ":4: data.plugin: found 'sklern': no datastore named 'sklern' is installed; did you mean 'sklearn'?"),

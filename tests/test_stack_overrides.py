@@ -16,7 +16,7 @@ def override_problems(tmp_path: Path, *overrides: str, content: str = STACK) -> 
 
 @pytest.mark.parametrize("override, expected", [
     ("trainr.epochs=3", "--set: trainr: unknown field; expected one of: name, description, seed, threads, data, model, "
-                        + "trainer, tuner, compressors, evaluate, deployer, monitors; did you mean 'trainer'?"),
+                        + "trainer, tuner, compressors, evaluate, deployer, monitors, orchestrator; did you mean 'trainer'?"),
     ("trainer.epochs=yes", "--set: trainer.epochs: found true (a boolean), expected an integer"),
     ("trainer.epochs=zero", "--set: trainer.epochs: found 'zero', expected a valid integer, unable to parse string as "
                             + "an integer"),

@@ -7,7 +7,7 @@ Start-up is kept cheap: importing this package loads only click, ``aios_core`` a
 
 from __future__ import annotations
 
-from aios_core.cli import _new, _plugins, _runs, _stacks  # noqa: F401  (importing them registers their commands)
+from aios_core.cli import _new, _pipeline, _plugins, _runs, _stacks  # noqa: F401  (importing them registers their commands)
 from aios_core.cli._app import main
 
 __all__ = ["main"]

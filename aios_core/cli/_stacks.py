@@ -60,23 +60,34 @@ def _execute(stack_run: Any) -> None:
 @click.option("--lock", "lock_file", type=click.Path(), help="Reproduce a run from its stack.lock.yaml.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run.")
 @click.option("--serve", is_flag=True, help="Keep the deployed model serving after the run.")
+@click.option("--phases", "phase_list", metavar="PHASE,...",
+              help="Run only these phases (data, tune, train, compress-native, export, compress, evaluate, deploy); the earlier "
+                   "ones must be recorded in the run directory (--resume), the later ones are left for later.")
+@click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
+              help="Start the run in exactly this directory (new or empty) rather than under the runs directory.")
 @runs_dir_option
 def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, resume_dir: str | None,
-        serve: bool, runs_dir: str | None) -> None:
-    """Run STACK (default: the bundled digits stack): data, tune, train, export, compress, evaluate, deploy."""
+        serve: bool, phase_list: str | None, run_dir: str | None, runs_dir: str | None) -> None:
+    """Run STACK (default: the bundled digits stack): data, tune, train, compress-native, export, compress, evaluate, deploy."""
+    from pathlib import Path
+
     from aios_core.context import RunOptions
     from aios_core.runner import resume_run, start_run
     from aios_core.stack import DEFAULT_STACK
 
     options = RunOptions(serve=serve, debug=debug_enabled())
+    phases = None if phase_list is None else [p.strip() for p in phase_list.split(",") if p.strip()]
+    if phases == []:
+        fail("--phases: name at least one phase, e.g. --phases data,train", EXIT_USAGE)
     if resume_dir:
-        if stack or lock_file or overrides:
-            fail("--resume continues a run as it was locked; give no STACK, --lock or --set with it", EXIT_USAGE)
+        if stack or lock_file or overrides or run_dir:
+            fail("--resume continues a run as it was locked; give no STACK, --lock, --set or --run-dir with it",
+                 EXIT_USAGE)
         from aios_core.rundir import RunDirectory
         from aios_core.stack import StackError
 
         try:
-            stack_run = resume_run(RunDirectory.open(resume_dir), options)
+            stack_run = resume_run(RunDirectory.open(resume_dir), options, phases)
         except (ValueError, StackError) as error:
             fail(str(error).splitlines(), EXIT_USAGE)
     else:
@@ -85,7 +96,10 @@ def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, re
         loaded = _load(lock_file or stack or str(DEFAULT_STACK), overrides, locked=bool(lock_file))
         if serve and loaded.role("deployer") is None:
             fail(f"--serve keeps the deployed model serving, but {loaded.source} has no deployer section", EXIT_USAGE)
-        stack_run = start_run(loaded, runs_root(runs_dir), options)
+        try:
+            stack_run = start_run(loaded, runs_root(runs_dir), options, phases, Path(run_dir) if run_dir else None)
+        except (ValueError, FileExistsError) as error:
+            fail(str(error), EXIT_USAGE)
     _execute(stack_run)
 
 

@@ -39,6 +39,7 @@ def stack_json_schema() -> dict[str, Any]:
         compressors=(list[variants("compressor", "plugin")], []),  # type: ignore[misc]
         deployer=(variants("deployer", "plugin") | None, None),
         monitors=(list[variants("monitor", "plugin")], DEFAULT_MONITORS),  # type: ignore[misc]
+        orchestrator=(variants("orchestrator", "plugin") | None, None),
     )
     schema = schema_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -113,7 +113,7 @@ class StackFileContents:
         trainer = dict(self.data.get("trainer") or {})
         trainer.setdefault("plugin", self.settings.model.framework)
         sections["trainer"] = (trainer, "plugin")
-        for role in ("tuner", "deployer"):
+        for role in ("tuner", "deployer", "orchestrator"):
             if self.data.get(role):
                 sections[role] = (self.data[role], "plugin")
         for role in LIST_ROLES:

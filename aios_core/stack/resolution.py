@@ -29,7 +29,7 @@ from aios_core.plugins import (
 from aios_core.stack.problems import Positions, Problem, StackError, non_ascii, validation_problems
 from aios_core.stack.reading import read_stack_file, role_path
 from aios_core.stack.schema import StackFile
-from aios_core.vocabulary import ROLE_KINDS
+from aios_core.vocabulary import PHASES, ROLE_KINDS
 
 
 @dataclass
@@ -53,6 +53,20 @@ class Stack:
     def roles(self, section: str) -> list[str]:
         """The roles of a list section in order, e.g. ``compressors.0``, ``compressors.1``."""
         return [r for r in self.components if r.split(".")[0] == section]
+
+    def compressor_roles(self, native: bool) -> list[str]:
+        """The compressors of the native model (``native``: they run before export) or of exports, in order."""
+        native_format = self.components["model"].native_format
+        return [role for role in self.roles("compressors")
+                if self.components[role].works_before_export(native_format) == native]
+
+    @property
+    def phases(self) -> list[str]:
+        """The phases a run of this stack goes through, in the runner's order (``aios_core.vocabulary.PHASES``
+        less those it has nothing for: no tuner, no compressor of either group, no deployer)."""
+        absent = {"tune": "tuner" not in self.components, "compress-native": not self.compressor_roles(True),
+                  "compress": not self.compressor_roles(False), "deploy": "deployer" not in self.components}
+        return [phase for phase in PHASES if not absent.get(phase)]
 
     def lock(self) -> dict[str, Any]:
         """The resolved stack plus the versions that ran it: a lock file ``aios run --lock`` reproduces."""

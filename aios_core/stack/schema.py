@@ -16,7 +16,7 @@ from aios_core.components import Params
 DEFAULT_MONITORS = [{"plugin": "console"}, {"plugin": "jsonl"}]
 REQUIRED_SECTIONS = {"data": "plugin", "model": "framework"}
 """The sections a stack must have, each with the key that names its component."""
-OPTIONAL_SECTIONS = ("trainer", "tuner", "compressors", "evaluate", "deployer", "monitors")
+OPTIONAL_SECTIONS = ("trainer", "tuner", "compressors", "evaluate", "deployer", "monitors", "orchestrator")
 """Sections that may be left out (or left empty: only comments under ``trainer:``)."""
 SEED_MAX = 2**32 - 1
 """The largest seed every library accepts (numpy's legacy seeding and TensorFlow refuse larger)."""
@@ -69,3 +69,4 @@ class StackFile(Params):
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     deployer: ComponentSection | None = None
     monitors: list[ComponentSection] = Field(default_factory=lambda: [ComponentSection(**m) for m in DEFAULT_MONITORS])
+    orchestrator: ComponentSection | None = None

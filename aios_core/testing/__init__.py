@@ -32,6 +32,7 @@ _EXPORTS = {
     "CompressorContract": "aios_core.testing.compressor",
     "DeployerContract": "aios_core.testing.deployer",
     "MonitorContract": "aios_core.testing.monitor",
+    "OrchestratorContract": "aios_core.testing.orchestrator",
     "Built": "aios_core.testing.framework",
     "OnnxExport": "aios_core.testing.framework",
     "Training": "aios_core.testing.trainer",

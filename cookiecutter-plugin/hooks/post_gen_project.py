@@ -16,6 +16,7 @@ FILES = {
     "compressor": [f"{PACKAGE}/_compress.py", "tests/test_compressor.py"],
     "deployer": [f"{PACKAGE}/_server.py", "tests/test_deployer.py"],
     "monitor": [f"{PACKAGE}/_events.py", "tests/test_monitor.py"],
+    "orchestrator": [f"{PACKAGE}/_orchestrate.py", "tests/test_orchestrator.py"],
 }
 
 if __name__ == "__main__":

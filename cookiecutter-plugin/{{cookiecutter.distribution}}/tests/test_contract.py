@@ -8,7 +8,7 @@
 {%- endfor %}
 ){% endif -%}
 {%- endmacro -%}
-{%- set bases = {'framework': 'FrameworkContract', 'datastore': 'DatastoreContract', 'trainer': 'TrainerContract', 'tuner': 'TunerContract', 'compressor': 'CompressorContract', 'deployer': 'DeployerContract', 'monitor': 'MonitorContract'} -%}
+{%- set bases = {'framework': 'FrameworkContract', 'datastore': 'DatastoreContract', 'trainer': 'TrainerContract', 'tuner': 'TunerContract', 'compressor': 'CompressorContract', 'deployer': 'DeployerContract', 'monitor': 'MonitorContract', 'orchestrator': 'OrchestratorContract'} -%}
 """AIOS's contract tests for each component of this plugin (the kit in ``aios_core.testing``).
 
 They check what every component of a kind must do: its entry point, parameters, hooks,

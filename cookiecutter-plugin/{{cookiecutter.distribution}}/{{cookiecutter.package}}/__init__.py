@@ -9,12 +9,12 @@
 {%- endmacro -%}
 {%- set P = cookiecutter.__class_prefix -%}
 {%- set pkg = cookiecutter.package -%}
-{%- set base_names = {'framework': 'Framework', 'trainer': 'Trainer', 'datastore': 'Datastore', 'tuner': 'Tuner', 'compressor': 'Compressor', 'deployer': 'Deployer', 'monitor': 'Monitor'} -%}
+{%- set base_names = {'framework': 'Framework', 'trainer': 'Trainer', 'datastore': 'Datastore', 'tuner': 'Tuner', 'compressor': 'Compressor', 'deployer': 'Deployer', 'monitor': 'Monitor', 'orchestrator': 'Orchestrator'} -%}
 {%- set runtime = [] -%}
 {%- for kind in kinds %}{% set _ = runtime.append(base_names[kind]) %}{% endfor -%}
 {%- if 'framework' in kinds %}{% set _ = runtime.append('ModelArtifact') %}{% set _ = runtime.append('ModelParams') %}{% endif -%}
 {%- if 'trainer' in kinds %}{% set _ = runtime.append('TrainingParams') %}{% endif -%}
-{%- if kinds | select('in', ['datastore', 'tuner', 'compressor', 'deployer', 'monitor']) | list %}{% set _ = runtime.append('Params') %}{% endif -%}
+{%- if kinds | select('in', ['datastore', 'tuner', 'compressor', 'deployer', 'monitor', 'orchestrator']) | list %}{% set _ = runtime.append('Params') %}{% endif -%}
 {%- set typing_only = ['RunContext'] -%}
 {%- if kinds | select('in', ['framework', 'trainer', 'datastore', 'compressor', 'deployer']) | list %}{% set _ = typing_only.append('Dataset') %}{% endif -%}
 {%- if 'framework' not in kinds and kinds | select('in', ['compressor', 'deployer', 'monitor']) | list %}{% set _ = typing_only.append('ModelArtifact') %}{% endif -%}
@@ -25,7 +25,7 @@
 {%- if kinds | select('in', ['framework', 'datastore', 'tuner', 'deployer']) | list or ('compressor' in kinds and 'framework' not in kinds) %}{% set _ = pydantic_names.append('PositiveInt') %}{% endif -%}
 {%- if 'tuner' in kinds %}{% set _ = pydantic_names.append('field_validator') %}{% endif -%}
 {%- set typing_names = ['TYPE_CHECKING'] -%}
-{%- if kinds | select('in', ['framework', 'trainer', 'tuner', 'deployer', 'monitor']) | list %}{% set _ = typing_names.append('Any') %}{% endif -%}
+{%- if kinds | select('in', ['framework', 'trainer', 'tuner', 'deployer', 'monitor', 'orchestrator']) | list %}{% set _ = typing_names.append('Any') %}{% endif -%}
 {%- if 'framework' in kinds or 'trainer' in kinds %}{% set _ = typing_names.append('Literal') %}{% endif -%}
 """{{ cookiecutter.summary.rstrip('.') }}.
 
@@ -37,7 +37,10 @@ modules that do the work (the ``_*.py`` files beside this one) when they run, so
 
 from __future__ import annotations
 
-{% if 'framework' in kinds or 'datastore' in kinds -%}
+{% if 'orchestrator' in kinds -%}
+import sys
+{% endif -%}
+{% if 'framework' in kinds or 'datastore' in kinds or 'orchestrator' in kinds -%}
 from pathlib import Path
 {% endif -%}
 from typing import {{ typing_names | join(', ') }}
@@ -381,4 +384,43 @@ class {{ P }}Monitor(Monitor):
     @hookimpl
     def aios_on_run_end(self, run: RunContext, status: str) -> None:
         self._write(run, "run_end", {"status": status})
+{%- endif %}
+{%- if 'orchestrator' in kinds %}
+
+
+# ---------------------------------------------------------------- orchestrator
+class {{ P }}OrchestratorParams(Params):
+    """Parameters of the ``{{ cookiecutter.plugin_name }}`` orchestrator (a stack's ``orchestrator:`` section)."""
+
+    python: str = Field("", description="The Python the steps run (default: the one running aios).")
+
+
+class {{ P }}Orchestrator(Orchestrator):
+    """Runs a stack as a bash script of steps, one ``aios run --phases`` per phase, on this machine."""
+
+    Params = {{ P }}OrchestratorParams
+    params: {{ P }}OrchestratorParams
+
+    def __init__(self, params: {{ P }}OrchestratorParams | None = None, name: str | None = None) -> None:
+        super().__init__(params, name or NAME)
+
+    @hookimpl
+    def aios_compile_pipeline(self, stack: Any, phases: list[str], output: Path) -> Path:
+        from {{ pkg }} import _orchestrate
+
+        return _orchestrate.compile_script(stack.lock(), phases, Path(output), self.params.python or sys.executable)
+
+    @hookimpl
+    def aios_run_pipeline(self, stack: Any, phases: list[str], runs_root: Path, target: str | None) -> str:
+        from aios_core import RunDirectory
+
+        from {{ pkg }} import _orchestrate
+
+        if target:
+            raise ValueError(f"the {{ cookiecutter.plugin_name }} orchestrator runs on this machine only (--local), "
+                             f"it cannot reach {target}")
+        run_dir = RunDirectory.create(Path(runs_root), stack.name)
+        script = self.aios_compile_pipeline(stack, phases, run_dir.path.parent / f".{run_dir.name}.pipeline.sh")
+        _orchestrate.run_script(script, run_dir.path)
+        return str(run_dir.path)
 {%- endif %}
