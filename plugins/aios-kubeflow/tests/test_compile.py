@@ -212,7 +212,7 @@ def test_run_needs_local_or_host() -> None:
 
 def test_a_stack_that_prunes_gets_a_compress_native_task_with_the_trainers_resources(tmp_path: Path) -> None:
     stack = tmp_path / "prune.yaml"
-    stack.write_text("name: prune\ndata: {plugin: sklearn, dataset: digits}\nmodel: {plugin: torch, architecture: mlp}\n"
+    stack.write_text("name: prune\ndata: {plugin: sklearn, dataset: digits}\nmodel: {framework: torch, architecture: mlp}\n"
                      "trainer: {plugin: torch, epochs: 2}\n"
                      "compressors: [{plugin: torch-prune, sparsity: 0.5}, {plugin: onnx-quant}]\n")
     output = tmp_path / "p.yaml"
