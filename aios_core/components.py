@@ -99,15 +99,21 @@ def _number_slips(annotation: Any, value: Any, loc: tuple) -> list[InitErrorDeta
     return []
 
 
-_NAME_TUPLES = ("export_formats", "frameworks", "input_formats", "formats")
+_NAME_TUPLES = ("export_formats", "frameworks", "input_formats", "formats", "tasks")
 """Capability attributes that list names; a bare string there (``("onnx")``) is a common slip."""
 
 
 class Component:
-    """A selected, configured plugin component; its ``@hookimpl`` methods are its behaviour."""
+    """A selected, configured plugin component; its ``@hookimpl`` methods are its behaviour.
+
+    ``tasks`` names the tasks (``aios_core.vocabulary.TASKS``) it supports; a stack whose
+    data has another task is refused at ``aios validate`` (and, when the task is inferred
+    from the data, when the data is loaded).
+    """
 
     kind: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,6 +134,15 @@ class Component:
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name!r}>"
+
+
+def task_refusal(component: Component, task: str | None) -> str | None:
+    """One line saying ``component`` does not support ``task`` (None when it does, or the task is unknown)."""
+    if task is None or task in component.tasks:
+        return None
+    return (f"{component.kind} '{component.name}' supports {' and '.join(component.tasks) or 'no task'} only, but the "
+            f"data's task is {task}; choose a {component.kind} that declares {task} "
+            f"(aios plugins info NAME shows its tasks)")
 
 
 class Framework(Component):
@@ -205,6 +220,7 @@ class Monitor(Component):
     """Watches the run lifecycle (hooks: ``aios_on_*``)."""
 
     kind = "monitor"
+    tasks = ("classification", "regression")
 
 
 class Orchestrator(Component):
@@ -212,6 +228,7 @@ class Orchestrator(Component):
     ``aios_compile_pipeline``, ``aios_run_pipeline``); each step is ``aios run --phases``."""
 
     kind = "orchestrator"
+    tasks = ("classification", "regression")
 
 
 BASE_CLASSES: dict[str, type[Component]] = {
@@ -285,6 +302,9 @@ class TrainingParams(Params):
     lr_schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule per epoch.")
     lr_step_size: int = Field(10, ge=1, description="Epochs between decays (lr_schedule: step).")
     lr_gamma: float = Field(0.5, gt=0.0, le=1.0, description="Decay factor (lr_schedule: step).")
+    loss: Literal["auto", "cross_entropy", "mse", "mae", "huber"] = Field(
+        "auto", description="Training loss; auto: cross_entropy for classification, mse for regression "
+                            "(mae and huber are regression losses).")
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without val_loss improvement; null: never."
     )
@@ -293,6 +313,16 @@ class TrainingParams(Params):
     checkpoint_interval_s: float = Field(
         10.0, ge=0.0, description="Write a checkpoint when this many seconds have passed since the last one (0: every "
                                   "epoch); the newest is always written at the end, on Ctrl-C and on SIGTERM.")
+
+    def loss_for(self, task: str) -> str:
+        """The loss ``loss`` names for ``task`` (``auto`` resolved); ValueError when it does not fit the task."""
+        if self.loss == "auto":
+            return "mse" if task == "regression" else "cross_entropy"
+        if (self.loss == "cross_entropy") != (task == "classification"):
+            fits = "cross_entropy" if task == "classification" else "mse, mae or huber"
+            raise ValueError(f"trainer.loss: found {self.loss!r}, which does not fit the data's task {task}; "
+                             f"expected auto or {fits}")
+        return self.loss
 
     def scheduled_learning_rate(self, epoch: int) -> float:
         """The learning rate of 1-based ``epoch`` under ``lr_schedule``, as PyTorch's ``StepLR`` and

@@ -1,7 +1,11 @@
-"""The evaluate phase: accuracy, confusion matrix, size and latency of every model artifact.
+"""The evaluate phase: size, latency and quality of every model artifact on the test split.
 
-Writes ``report/evaluation.json`` and PNGs of the training curves and the final
-model's confusion matrix, and checks the gates of the stack's ``evaluate`` section.
+Quality is accuracy, per-class recall and the confusion matrix for classification;
+RMSE, MAE and R^2 in the target's units for regression. Writes ``report/evaluation.json``
+and PNGs (``aios_core.evaluation_plots``) of the training curves and of the final model:
+the confusion matrix, or predicted-vs-true and residuals; checks the gates of the
+stack's ``evaluate`` section. One path for both tasks: only ``_quality`` and the gates'
+metric differ.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aios_core.atomic import atomic_path, write_json
+from aios_core.atomic import write_json
+from aios_core.evaluation_plots import plot_confusion, plot_regression, plot_training
 from aios_core.records import Dataset, ModelArtifact, Predictor
 from aios_core.rundir import final_artifact
 
@@ -43,29 +48,65 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> np.ndarr
     return np.bincount(y_true * classes + y_pred, minlength=classes * classes).reshape(classes, classes)
 
 
+def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R^2 (averaged over targets) of ``predicted`` against ``true``, both (n, targets)."""
+    import numpy as np
+
+    true, predicted = np.asarray(true, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    true, predicted = true.reshape(len(true), -1), predicted.reshape(len(predicted), -1)
+    error = predicted - true
+    spread = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = 1.0 - (error**2).sum(axis=0) / np.maximum(spread, 1e-12)
+    return {"rmse": round(float(np.sqrt((error**2).mean())), 6), "mae": round(float(np.abs(error).mean()), 6),
+            "r2": round(float(r2.mean()), 6)}
+
+
+def metric_drop(result: dict[str, Any], baseline: dict[str, Any], prefix: str = "") -> float:
+    """How much worse ``result`` is than ``baseline``: the accuracy drop (points, as a fraction) for
+    classification, the relative RMSE increase ((rmse - baseline) / baseline) for regression.
+
+    The figures are ``accuracy`` or ``rmse`` keys, after ``prefix`` (``val_`` for validation figures);
+    compressors budget the same number (``max_metric_drop``), so one budget reads the same everywhere."""
+    rmse, accuracy = f"{prefix}rmse", f"{prefix}accuracy"
+    if rmse in result:
+        return round((result[rmse] - baseline[rmse]) / max(baseline[rmse], 1e-12), 6)
+    return round(baseline[accuracy] - result[accuracy], 6)
+
+
+def _quality(outputs: np.ndarray, dataset: Dataset) -> dict[str, Any]:
+    import numpy as np
+
+    if dataset.task == "regression":
+        predicted = dataset.unscale_targets(outputs.reshape(len(outputs), -1))
+        return regression_metrics(dataset.unscale_targets(dataset.y_test.reshape(len(dataset.y_test), -1)), predicted)
+    predicted = outputs.argmax(axis=1)
+    confusion = _confusion(dataset.y_test, predicted, dataset.num_classes)
+    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    return {"accuracy": round(float((predicted == dataset.y_test).mean()), 6),
+            "per_class_recall": {name: round(float(r), 4) for name, r in zip(dataset.class_names, recall)},
+            "confusion_matrix": confusion.tolist()}
+
+
 def _measure(artifact: ModelArtifact, predict: Predictor, dataset: Dataset, settings: EvaluateSettings) -> dict[str, Any]:
     import numpy as np
 
-    probabilities = np.asarray(predict(dataset.x_test.astype(np.float32)))
-    predicted = probabilities.argmax(axis=1)
-    confusion = _confusion(dataset.y_test, predicted, dataset.num_classes)
-    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    outputs = np.asarray(predict(dataset.x_test.astype(np.float32)))
     return {
         **artifact.to_json(),
         "size_bytes": artifact.size_bytes,
-        "accuracy": round(float((predicted == dataset.y_test).mean()), 6),
-        "per_class_recall": {name: round(float(r), 4) for name, r in zip(dataset.class_names, recall)},
-        "confusion_matrix": confusion.tolist(),
+        **_quality(outputs, dataset),
         "latency_ms": {str(b): _latency_ms(predict, dataset.x_test, b, settings.latency_runs)
                        for b in settings.batch_sizes},
     }
 
 
 def _compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    drop = metric_drop(result, baseline)
     return {
         "artifact": result["name"], "baseline": baseline["name"],
         "size_ratio": round(result["size_bytes"] / baseline["size_bytes"], 4),
-        "accuracy_drop": round(baseline["accuracy"] - result["accuracy"], 6),
+        **({"rmse_increase": drop} if "rmse" in result else {"accuracy_drop": drop}),
+        "metric_drop": drop,
         "speedup": {b: round(baseline["latency_ms"][b]["p50"] / max(result["latency_ms"][b]["p50"], 1e-9), 3)
                     for b in result["latency_ms"]},
     }
@@ -73,64 +114,23 @@ def _compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]
 
 def _gates(settings: EvaluateSettings, final: dict[str, Any], comparison: dict[str, Any] | None) -> list[dict[str, Any]]:
     gates = []
-    if settings.min_accuracy is not None:
-        value = final["accuracy"]
-        gates.append({"gate": "min_accuracy", "value": value, "limit": settings.min_accuracy,
-                      "passed": value >= settings.min_accuracy,
-                      "message": f"{final['name']} test accuracy {value:.4f} < min_accuracy {settings.min_accuracy}"})
+    for gate, key, at_least in (("min_accuracy", "accuracy", True), ("min_r2", "r2", True), ("max_rmse", "rmse", False)):
+        limit = getattr(settings, gate)
+        if limit is not None and key in final:
+            value = final[key]
+            gates.append({"gate": gate, "value": value, "limit": limit,
+                          "passed": value >= limit if at_least else value <= limit,
+                          "message": f"{final['name']} test {key} {value:.4f} {'<' if at_least else '>'} {gate} {limit}"})
     for gate, key, worse in (("max_accuracy_drop", "accuracy_drop", "accuracy drop"),
+                             ("max_metric_drop", "metric_drop", "metric drop"),
                              ("max_size_ratio", "size_ratio", "size ratio")):
         limit = getattr(settings, gate)
-        if limit is not None and comparison is not None:
+        if limit is not None and comparison is not None and key in comparison:
             value = comparison[key]
             gates.append({"gate": gate, "value": value, "limit": limit, "passed": value <= limit,
                           "message": f"{comparison['artifact']} {worse} {value:.4f} vs {comparison['baseline']} "
                                      f"> {gate} {limit}"})
     return gates
-
-
-def _plot_training(history: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    for axes, key, title in ((loss_axes, "loss", "Loss"), (accuracy_axes, "accuracy", "Accuracy")):
-        axes.plot(epochs, [h.get(key) for h in history], marker="o", label="train")
-        axes.plot(epochs, [h.get(f"val_{key}") for h in history], marker="o", label="validation")
-        axes.set(title=title, xlabel="epoch")
-        axes.grid(alpha=0.3)
-        axes.legend()
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-
-
-def _plot_confusion(confusion: list[list[int]], class_names: list[str], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    size = max(4.0, 0.5 * len(class_names) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
-    image = axes.imshow(confusion, cmap="Blues")
-    axes.set(title=title, xlabel="predicted", ylabel="true", xticks=range(len(class_names)),
-             yticks=range(len(class_names)), xticklabels=class_names, yticklabels=class_names)
-    peak = max(max(row) for row in confusion) or 1
-    for i, row in enumerate(confusion):
-        for j, count in enumerate(row):
-            if count:
-                axes.text(j, i, str(count), ha="center", va="center", fontsize=8,
-                          color="white" if count > peak / 2 else "black")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
 
 
 def evaluate(artifacts: list[ModelArtifact], dataset: Dataset, predictor_for: Callable[[ModelArtifact], Predictor | None],
@@ -154,15 +154,25 @@ def evaluate(artifacts: list[ModelArtifact], dataset: Dataset, predictor_for: Ca
     exported = [r for r in results_list if r["producer"] == first["producer"] and r is not first]
     baseline = exported[0] if exported else first
     comparison = _compare(final, baseline) if final is not baseline else None
+    headline = ({f"test_{key}": final[key] for key in ("rmse", "mae", "r2")} if dataset.task == "regression"
+                else {"test_accuracy": final["accuracy"]})
     report = {
-        "final": final["name"], "test_accuracy": final["accuracy"], "test_rows": len(dataset.y_test),
+        "final": final["name"], "task": dataset.task, **headline, "test_rows": len(dataset.y_test),
         "artifacts": results_list, "skipped": skipped, "comparison": comparison,
         "gates": _gates(settings, final, comparison),
     }
     report_dir.mkdir(parents=True, exist_ok=True)
     if history:
-        _plot_training(history, report_dir / "training_curves.png")
-    _plot_confusion(final["confusion_matrix"], dataset.class_names, f"Confusion matrix ({final['name']}, test)",
-                    report_dir / "confusion_matrix.png")
+        plot_training(history, report_dir / "training_curves.png")
+    if dataset.task == "regression":
+        import numpy as np
+
+        predicted = dataset.unscale_targets(np.asarray(predictor_for(evaluated)(dataset.x_test.astype(np.float32))))
+        true = dataset.unscale_targets(dataset.y_test.reshape(len(dataset.y_test), -1))
+        plot_regression(true, predicted, final["name"], report_dir / "predicted_vs_true.png",
+                        report_dir / "residuals.png")
+    else:
+        plot_confusion(final["confusion_matrix"], dataset.class_names, f"Confusion matrix ({final['name']}, test)",
+                       report_dir / "confusion_matrix.png")
     write_json(report_dir / "evaluation.json", report)
     return report

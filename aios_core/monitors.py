@@ -17,7 +17,7 @@ from aios_core.terminal import make_console
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
     shown = []
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
+    for key in ("loss", "accuracy", "rmse", "val_loss", "val_accuracy", "val_rmse", "val_mae", "lr", "seconds"):
         if key in metrics:
             value = metrics[key]
             shown.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
@@ -118,8 +118,10 @@ class ConsoleMonitor(Monitor):
         if phase == "data":
             sizes = summary["sizes"]
             self._print(f"  {summary['name']}: {sizes['train']}/{sizes['val']}/{sizes['test']} rows (train/val/test), "
-                        f"{summary['num_features']} features, {summary['num_classes']} classes, "
-                        f"hash {summary['content_hash'][:12]}")
+                        f"{summary['num_features']} features, "
+                        + (f"regression of {', '.join(summary.get('target_names') or ['a target'])}, "
+                           if summary.get("task") == "regression" else f"{summary['num_classes']} classes, ")
+                        + f"hash {summary['content_hash'][:12]}")
         elif phase == "train":
             final = summary.get("final", {})
             self._print(f"  best epoch {summary['best_epoch']}: {_format_metrics(final)}"
@@ -154,19 +156,26 @@ class ConsoleMonitor(Monitor):
         from rich.table import Table
 
         table = Table(title="evaluation on the test split", title_justify="left")
-        for column in ("model", "format", "size", "accuracy", *(f"latency b{b} (ms)" for b in report["artifacts"][0]["latency_ms"])):
+        quality = [key for key in ("accuracy", "rmse", "mae", "r2") if key in report["artifacts"][0]]
+        for column in ("model", "format", "size", *quality, *(f"latency b{b} (ms)" for b in report["artifacts"][0]["latency_ms"])):
             table.add_column(column, justify="left" if column in ("model", "format") else "right")
         for result in report["artifacts"]:
-            table.add_row(result["name"], result["format"], _size(result["size_bytes"]), f"{result['accuracy']:.4f}",
+            table.add_row(result["name"], result["format"], _size(result["size_bytes"]),
+                          *(f"{result[key]:.4f}" for key in quality),
                           *(f"{lat['p50']:.3f}" for lat in result["latency_ms"].values()))
         self._print("")
         (self._progress.console if self._progress else self.console).print(table)
         comparison = report.get("comparison")
-        lines = [f"test accuracy {report['test_accuracy']:.4f} ({report['final']})"]
+        lines = [f"test {key[5:].upper() if key != 'test_accuracy' else 'accuracy'} {report[key]:.4f}"
+                 for key in ("test_accuracy", "test_rmse", "test_r2") if key in report]
+        lines[-1] += f" ({report['final']})"
         if comparison:
             b1 = next((r["latency_ms"].get("1") for r in report["artifacts"] if r["name"] == comparison["artifact"]), None)
             lines.append(f"{comparison['artifact']} size {comparison['size_ratio'] * 100:.1f}% of {comparison['baseline']}")
-            lines.append(f"accuracy drop {comparison['accuracy_drop'] * 100:.2f} points")
+            if "accuracy_drop" in comparison:
+                lines.append(f"accuracy drop {comparison['accuracy_drop'] * 100:.2f} points")
+            else:
+                lines.append(f"RMSE {comparison['metric_drop'] * 100:+.2f}%")
             if b1:
                 lines.append(f"{comparison['artifact']} batch-1 latency {b1['p50']:.3f} ms "
                              f"({comparison['speedup'].get('1', 0):.2f}x {comparison['baseline']})")
@@ -237,7 +246,8 @@ class JsonlMonitor(Monitor):
     def aios_on_phase_end(self, phase: str, summary: dict[str, Any]) -> None:
         record: dict[str, Any] = {"event": "phase_end", "phase": phase, "seconds": summary.get("seconds")}
         if phase == "evaluate":
-            record.update(test_accuracy=summary["test_accuracy"], comparison=summary.get("comparison"))
+            record.update({key: summary[key] for key in ("test_accuracy", "test_rmse", "test_r2") if key in summary},
+                          comparison=summary.get("comparison"))
         self._write(record)
 
     @hookimpl

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 Predictor = Callable[["np.ndarray"], "np.ndarray"]
-"""Maps a float32 batch (n, features) to class probabilities (n, classes)."""
+"""Maps a float32 batch (n, features) to class probabilities (n, classes), or for a regression
+data set to predictions (n, targets) in the units of ``Dataset.y_*`` (scaled, if ``target_scaling`` says so)."""
 
 
 @dataclass
@@ -24,6 +25,12 @@ class Dataset:
     convolutional model can reshape it. ``preprocessing`` describes, as JSON, what was
     applied to raw rows (a server must apply the same); ``content_hash`` identifies the
     raw data and the parameters that produced the splits.
+
+    ``task`` is ``classification`` or ``regression``. For regression, labels are float32
+    arrays of shape (n, targets), ``class_names`` is empty, ``target_names`` names the
+    columns, and ``target_scaling`` records how they were scaled (``{"scaling":
+    "standardize", "mean": [...], "std": [...]}``, or ``{}`` when not), which
+    ``unscale_targets`` inverts: models predict scaled values, people read un-scaled ones.
     """
 
     name: str
@@ -38,6 +45,9 @@ class Dataset:
     image_shape: tuple[int, int, int] | None = None
     feature_names: list[str] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+    target_names: list[str] = field(default_factory=list)
+    target_scaling: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_features(self) -> int:
@@ -47,10 +57,27 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def num_targets(self) -> int:
+        """Columns a regression model predicts (0 for classification)."""
+        if self.task != "regression":
+            return 0
+        return len(self.target_names) or (int(self.y_train.shape[1]) if self.y_train.ndim == 2 else 1)
+
+    @property
+    def num_outputs(self) -> int:
+        """The width of the model's output: classes, or targets for regression."""
+        return self.num_targets if self.task == "regression" else self.num_classes
+
+    def unscale_targets(self, values: np.ndarray) -> np.ndarray:
+        """Regression values (n, targets) in the target's own units: ``target_scaling`` inverted (float64)."""
+        return unscale_targets(values, self.target_scaling)
+
     def summary(self) -> dict[str, Any]:
         """A JSON-able description, recorded in the run directory."""
         return {
             "name": self.name,
+            "task": self.task,
             "content_hash": self.content_hash,
             "num_features": self.num_features,
             "num_classes": self.num_classes,
@@ -58,7 +85,20 @@ class Dataset:
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
             "preprocessing": self.preprocessing,
+            **({"target_names": self.target_names, "target_scaling": self.target_scaling}
+               if self.task == "regression" else {}),
         }
+
+
+def unscale_targets(values: Any, target_scaling: dict[str, Any]) -> np.ndarray:
+    """``values`` (n, targets) with a ``Dataset.target_scaling`` record inverted: ``x * std + mean`` for
+    ``standardize``, unchanged for none. The server applies the same record, read from the run directory."""
+    import numpy as np
+
+    out = np.asarray(values, dtype=np.float64)
+    if target_scaling.get("scaling") == "standardize":
+        out = out * np.asarray(target_scaling["std"], dtype=np.float64) + np.asarray(target_scaling["mean"], dtype=np.float64)
+    return out
 
 
 @dataclass(frozen=True)
@@ -68,13 +108,16 @@ class DataDescription:
     A field is ``None`` when it is not known until the data is read. ``images`` says
     whether each row is a flattened image (``image_shape`` then gives its shape when
     known) or plain features (``False``), so a framework can refuse a ``cnn`` for
-    tabular rows before a run starts.
+    tabular rows before a run starts. ``task`` is ``classification`` or ``regression`` when
+    declared or known (``None`` when it is inferred from the target at load time), so
+    ``aios validate`` can refuse a component that does not support it.
     """
 
     num_features: int | None = None
     num_classes: int | None = None
     image_shape: tuple[int, int, int] | None = None
     images: bool | None = None
+    task: str | None = None
 
 
 def hash_arrays(*parts: Any) -> str:

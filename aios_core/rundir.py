@@ -42,6 +42,7 @@ class DataSummary(TypedDict, total=False):
     """``data``: what ``Dataset.summary()`` returns (also ``data.json``), plus ``seconds``."""
 
     name: str
+    task: str
     content_hash: str
     num_features: int
     num_classes: int
@@ -84,7 +85,11 @@ class EvaluateSummary(TypedDict, total=False):
     the final model with the first exported one, and the gates."""
 
     final: str
+    task: str
     test_accuracy: float
+    test_rmse: float
+    test_mae: float
+    test_r2: float
     test_rows: int
     artifacts: list[dict[str, Any]]
     skipped: list[dict[str, str]]

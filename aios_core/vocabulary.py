@@ -7,7 +7,7 @@ template's hooks) can use it without pulling in another layer.
 from __future__ import annotations
 
 __all__ = ["CORE_DISTRIBUTION", "CORE_PACKAGE", "FORMER_CORE_DISTRIBUTION", "KINDS", "KIND_GROUPS", "LIST_ROLES",
-           "PHASES", "ROLE_KINDS", "canonical_name"]
+           "PHASES", "ROLE_KINDS", "TASKS", "canonical_name"]
 
 KINDS = ("framework", "datastore", "trainer", "tuner", "compressor", "deployer", "monitor", "orchestrator")
 """The eight kinds of component, in the order the docs and listings show them."""
@@ -28,6 +28,10 @@ PHASES = ("data", "tune", "train", "compress-native", "export", "compress", "eva
 """The phases of a run, in the order the runner (``aios_core.runner``) goes through them; a stack
 has ``tune`` and ``deploy`` only when it has a tuner, a deployer, ``compress-native`` only when it
 has compressors of the native model and ``compress`` only when it has compressors of exports."""
+
+TASKS = ("classification", "regression")
+"""What a stack's model predicts: a class (probabilities over ``class_names``) or numbers (``predictions``,
+one column per target). A component declares the tasks it supports (``Component.tasks``)."""
 
 CORE_DISTRIBUTION = "aios-kernel"
 """The kernel's distribution name (its import package is ``aios_core``). Not ``aios-core``: on the

@@ -84,7 +84,8 @@ def parameter_table(params: Any) -> Table:
 
 def metrics_table(epochs: list[dict[str, Any]]) -> Table:
     """One row per training epoch, with the metrics the first epoch recorded."""
-    keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds") if k in epochs[0]]
+    keys = [k for k in ("loss", "accuracy", "rmse", "val_loss", "val_accuracy", "val_rmse", "val_mae", "lr", "seconds")
+            if k in epochs[0]]
     table = Table("epoch", *keys, title="metrics", title_justify="left")
     for record in epochs:
         table.add_row(str(record["epoch"]), *(f"{record[k]:.4g}" for k in keys))
@@ -103,9 +104,11 @@ def artifacts_table(run_dir: RunDirectory) -> Table:
 
 def evaluation_table(evaluation: dict[str, Any]) -> Table:
     """Each evaluated model's format, size, test accuracy and p50 latency per batch size."""
-    table = Table("model", "format", "size", "accuracy", *(f"b{b} p50 ms" for b in evaluation["artifacts"][0]["latency_ms"]),
+    quality = [key for key in ("accuracy", "rmse", "mae", "r2") if key in evaluation["artifacts"][0]]
+    table = Table("model", "format", "size", *quality, *(f"b{b} p50 ms" for b in evaluation["artifacts"][0]["latency_ms"]),
                   title="evaluation (test split)", title_justify="left")
     for result in evaluation["artifacts"]:
-        table.add_row(result["name"], result["format"], f"{result['size_bytes']:,} B", f"{result['accuracy']:.4f}",
+        table.add_row(result["name"], result["format"], f"{result['size_bytes']:,} B",
+                      *(f"{result[key]:.4f}" for key in quality),
                       *(f"{lat['p50']:.3f}" for lat in result["latency_ms"].values()))
     return table

@@ -82,6 +82,7 @@ def plugins_info(name: str, kind: str | None, index_location: str | None) -> Non
             console.print(f"  {cls.__doc__.strip().splitlines()[0]}")
         for key, value in cls.capabilities().items():
             console.print(f"  {key}: {value}")
+        console.print(f"  tasks: {list(cls.tasks)}")
         if cls.Params.model_fields:
             console.print(parameter_table(cls.Params))
 

@@ -27,11 +27,11 @@ def runs_list(runs_dir: str | None) -> None:
     if not found:
         click.echo(f"no runs under {root}")
         return
-    table = Table("run", "status", "started", "test accuracy", "final model", "error")
+    table = Table("run", "status", "started", "test accuracy / RMSE", "final model", "error")
     for run_dir in found:
         state = run_dir.read_state()
         evaluation = state.phase("evaluate") or {}
-        accuracy = evaluation.get("test_accuracy")
+        accuracy = evaluation.get("test_accuracy", evaluation.get("test_rmse"))
         table.add_row(run_dir.name, state.status, state.started or "",
                       f"{accuracy:.4f}" if accuracy is not None else "", evaluation.get("final", ""),
                       escape(state.error or ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aios_core.components import task_refusal
 from aios_core.context import ValidationContext
 from aios_core.errors import one_line
 from aios_core.plugins import new_plugin_manager, register
@@ -18,6 +19,11 @@ from aios_core.stack.reading import role_path
 
 if TYPE_CHECKING:
     from aios_core.stack.resolution import Stack
+
+
+_GATES_OF_THE_OTHER_TASK = {"regression": ("min_accuracy", "max_accuracy_drop"),
+                            "classification": ("max_rmse", "min_r2")}
+_OTHER = {"regression": "classification", "classification": "regression"}
 
 
 def check_environment(stack: Stack, positions: Positions, problems: list[Problem]) -> None:
@@ -41,6 +47,17 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
             data = None  # the other components still check what they can
         context = ValidationContext(stack=stack.resolved, seed=settings.seed, threads=settings.threads,
                                     source=stack.source, data=data)
+        for role, component in stack.components.items():
+            refusal = task_refusal(component, data.task if data is not None else None)
+            if refusal:
+                problems.append(positions.problem(role_path(role), refusal))
+        if data is not None and data.task is not None:
+            for gate in _GATES_OF_THE_OTHER_TASK[data.task]:
+                if getattr(settings.evaluate, gate) is not None:
+                    problems.append(positions.problem(("evaluate", gate), (
+                        f"a {'classification' if data.task == 'regression' else 'regression'} gate, but the data's "
+                        f"task is {data.task}; use {' or '.join(_GATES_OF_THE_OTHER_TASK[_OTHER[data.task]])} "
+                        "or max_metric_drop")))
     for role, component in stack.components.items():
         path = role_path(role)
         try:

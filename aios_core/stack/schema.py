@@ -52,6 +52,13 @@ class EvaluateSettings(Params):
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_accuracy_drop: float | None = Field(None, ge=0, le=1)
     max_size_ratio: float | None = Field(None, gt=0)
+    max_rmse: float | None = Field(None, gt=0)
+    """Regression: the final model's test RMSE, in the target's units, must not exceed this."""
+    min_r2: float | None = Field(None, le=1)
+    """Regression: the final model's test R^2 must reach this."""
+    max_metric_drop: float | None = Field(None, ge=0)
+    """The final model against the first export: accuracy drop (classification) or relative RMSE increase
+    (regression, 0.05 = 5 % higher) must not exceed this."""
 
 
 class StackFile(Params):

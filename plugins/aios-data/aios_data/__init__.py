@@ -26,7 +26,7 @@ __all__ = [
     "SplitParams",
 ]
 
-BUNDLED_DATASETS = ("digits", "iris", "wine", "breast_cancer")  # the keys of _bundled.BUNDLED_SETS
+BUNDLED_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")  # the keys of _bundled.BUNDLED_SETS
 FILE_FORMATS = ("csv", "parquet", "npz", "idx")
 _LOCATION_FIELDS = {"path", "labels_path"}
 """Where a file lies is not part of what it holds: moving it keeps its content hash."""
@@ -56,6 +56,9 @@ class PreprocessParams(_DocumentedParams):
     """The divisor when ``scaling`` is ``scale`` (16 for digits, 255 for 8-bit images)."""
     one_hot: list[str] = Field(default_factory=list)
     """Text or category columns of a CSV or Parquet file to one-hot encode before scaling."""
+    target_scaling: Literal["none", "standardize"] = "standardize"
+    """Regression only: ``standardize`` trains on (y - mean) / std of the train split; predictions are turned
+    back into the target's units by evaluation and the server (the statistics are recorded)."""
 
     @field_validator("scale_factor")
     @classmethod
@@ -75,7 +78,8 @@ class PreprocessParams(_DocumentedParams):
 
 
 class SplitParams(_DocumentedParams):
-    """Fractions of the rows held out, per class (stratified), chosen by the run's seed."""
+    """Fractions of the rows held out, chosen by the run's seed: per class (stratified) for classification,
+    uniformly at random for regression."""
 
     validation: float = Field(0.15, gt=0, lt=0.5)
     """Fraction of all rows held out for validation."""
@@ -86,6 +90,9 @@ class SplitParams(_DocumentedParams):
 class DataParams(_DocumentedParams):
     """Parameters every AIOS datastore of this distribution shares."""
 
+    task: Literal["auto", "classification", "regression"] = "auto"
+    """What the model predicts. ``auto``: regression for a numeric target with more than 20 distinct values
+    (or a regression set such as diabetes), else classification; the choice is logged and recorded."""
     clean: CleanParams = Field(default_factory=CleanParams)
     preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
     split: SplitParams = Field(default_factory=SplitParams)
@@ -94,8 +101,10 @@ class DataParams(_DocumentedParams):
 class SklearnDatastore(Datastore):
     """One of scikit-learn's bundled data sets (no download)."""
 
+    tasks = ("classification", "regression")
+
     class Params(DataParams):
-        dataset: Literal["digits", "iris", "wine", "breast_cancer"] = "digits"
+        dataset: Literal["digits", "iris", "wine", "breast_cancer", "diabetes"] = "digits"
         """Which of scikit-learn's bundled loaders to use (no download)."""
 
     params: Params
@@ -131,13 +140,15 @@ class SklearnDatastore(Datastore):
 class FilesDatastore(Datastore):
     """A labelled data file: CSV or Parquet table, NumPy ``.npz`` arrays, or MNIST-style IDX."""
 
+    tasks = ("classification", "regression")
+
     class Params(DataParams):
         path: Path
         """The data file; for IDX, the images file (``train-images-idx3-ubyte[.gz]``)."""
         format: Literal["auto", "csv", "parquet", "npz", "idx"] = "auto"
         """``auto`` tells the format from the file name."""
         target: str = Field("target", min_length=1)
-        """The label column of a CSV or Parquet file."""
+        """The label column of a CSV or Parquet file (class labels, or numbers for regression)."""
         x_key: str = Field("x", min_length=1)
         """The NPZ array of features, one row (or image) per sample."""
         y_key: str = Field("y", min_length=1)

@@ -13,7 +13,7 @@ class BundledSet(NamedTuple):
 
     rows: int
     features: int
-    classes: int
+    classes: int  # 0: a regression set
     image_shape: tuple[int, int, int] | None
 
 
@@ -22,6 +22,7 @@ BUNDLED_SETS = {
     "iris": BundledSet(150, 4, 3, None),
     "wine": BundledSet(178, 13, 3, None),
     "breast_cancer": BundledSet(569, 30, 2, None),
+    "diabetes": BundledSet(442, 10, 0, None),
 }
 
 
@@ -39,7 +40,8 @@ def load_bundled(name: str) -> RawData:
         features=bunch.data,
         labels=bunch.target,
         label_field=f"{FIELD}.dataset",
-        class_names=[str(target) for target in bunch.target_names],
+        class_names=[str(target) for target in bunch.target_names] if hasattr(bunch, "target_names") else None,
+        task="regression" if BUNDLED_SETS[name].classes == 0 else "classification",
         feature_names=[str(feature) for feature in feature_names] if feature_names is not None else None,
         image_shape=BUNDLED_SETS[name].image_shape,
     )

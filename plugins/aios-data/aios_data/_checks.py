@@ -63,15 +63,16 @@ class Findings:
     image_shape: tuple[int, int, int] | None = None
     images: bool | None = None
     rows: int | None = None
+    task: str | None = None
 
     def add(self, field: str, message: str) -> None:
         self.problems.append((field, message))
 
     def description(self) -> DataDescription | None:
         images = True if self.image_shape is not None else self.images
-        if self.num_features is None and self.num_classes is None and images is None:
+        if self.num_features is None and self.num_classes is None and images is None and self.task is None:
             return None
-        return DataDescription(self.num_features, self.num_classes, self.image_shape, images)
+        return DataDescription(self.num_features, self.num_classes, self.image_shape, images, self.task)
 
 
 def split_sizes(rows: int, validation: float, test: float) -> dict[str, int]:
@@ -86,8 +87,12 @@ def split_sizes(rows: int, validation: float, test: float) -> dict[str, int]:
 def inspect_bundled(params: SklearnDatastore.Params) -> Findings:
     """The sizes of the bundled set, and what would fail: a missing library, one-hot columns, split fractions."""
     known = BUNDLED_SETS[params.dataset]
-    findings = Findings(num_features=known.features, num_classes=known.classes, image_shape=known.image_shape,
-                        images=known.image_shape is not None, rows=known.rows)
+    findings = Findings(num_features=known.features, num_classes=known.classes or None, image_shape=known.image_shape,
+                        images=known.image_shape is not None, rows=known.rows,
+                        task="regression" if known.classes == 0 else "classification")
+    if params.task not in ("auto", findings.task):
+        findings.add("task", f"found {params.task!r}, but scikit-learn's {params.dataset} is a {findings.task} data "
+                             f"set; expected auto or {findings.task}")
     _check_libraries(findings, "sklearn", _LIBRARIES)
     if params.preprocess.one_hot:
         findings.add("preprocess.one_hot", f"found {params.preprocess.one_hot}, but scikit-learn's {params.dataset} "
@@ -104,7 +109,7 @@ def inspect_files(params: FilesDatastore.Params, source: str) -> Findings:
     ``source`` is the stack file's path, named in a hint when a relative path exists
     beside it but not in the working directory.
     """
-    findings = Findings()
+    findings = Findings(task=None if params.task == "auto" else params.task)
     written = params.path
     path = written.expanduser().absolute()
     problem = _file_problem(path, written, source, _EXPECTED_DATA)
@@ -315,7 +320,7 @@ def _check_split(findings: Findings, params: DataParams, what: str) -> None:
     if rows == 0:
         findings.add("path", f"found {what}, which holds no rows; expected labelled rows")
         return
-    classes = findings.num_classes or _MIN_CLASSES
+    classes = 1 if findings.task == "regression" else findings.num_classes or _MIN_CLASSES
     sizes = split_sizes(rows, split.validation, split.test)
     if min(sizes.values()) >= classes:
         return

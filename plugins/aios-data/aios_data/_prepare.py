@@ -1,7 +1,8 @@
 """From raw features and labels to a ``Dataset``: clean, encode, split, scale.
 
-Both datastores end here, so every source gets the same cleaning, the same stratified
-split and the same record of what was applied.
+Both datastores end here, so every source gets the same cleaning, the same split
+(stratified for classification, uniformly random for regression), the same task
+inference and the same record of what was applied.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ FIELD = "data"
 """The stack key of the datastore; error messages start with ``data.<field>``."""
 
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
+REGRESSION_DISTINCT_VALUES = 20
+"""``task: auto`` picks regression for a numeric target with more distinct values than this."""
 _BLOCK_ROWS = 8192
 """Rows processed at a time, so a large image set is never copied whole in float64."""
 
@@ -47,6 +50,8 @@ class RawData:
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
     image_shape: tuple[int, int, int] | None = None
+    task: str | None = None
+    """The source's own task (scikit-learn's diabetes: regression); None lets the values decide."""
 
 
 def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params: dict[str, Any],
@@ -89,19 +94,28 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         preprocessing["one_hot"] = categories
     else:
         x, feature_names = features, raw.feature_names
-    y, class_names = _encode_labels(values, raw)
+    task, reason = _task(values, raw, params)
     image_shape = _check_image_shape(raw, x.shape[1])
-
-    train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
+    if task == "regression":
+        y, class_names = values.astype(np.float64), []
+        train, val, test = _random_split(len(y), params, seed, raw.source)
+        y, target_scaling = _scale_targets(y, train, params)
+    else:
+        y, class_names = _encode_labels(values, raw)
+        train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
+        target_scaling = {}
     scaling = _fit_scaling(x, train, params)
     preprocessing.update(scaling.record)
     preprocessing["dropped_missing"] = dropped_missing
     preprocessing["dropped_duplicates"] = dropped_duplicates
+    preprocessing["task"] = {"task": task, "declared": params.task != "auto", "reason": reason}
 
     if log is not None:
+        log.info("data %s: task %s (%s)", raw.name, task, reason)
         log.info("data %s: %d rows kept (%d with missing values and %d duplicates dropped), "
-                 "%d features, %d classes; split %d/%d/%d", raw.name, len(y), dropped_missing,
-                 dropped_duplicates, x.shape[1], len(class_names), len(train), len(val), len(test))
+                 "%d features, %s; split %d/%d/%d", raw.name, len(y), dropped_missing,
+                 dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
+                 len(train), len(val), len(test))
     return Dataset(
         name=raw.name,
         x_train=scaling.apply(x, train), y_train=y[train],
@@ -112,7 +126,60 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         image_shape=image_shape,
         feature_names=feature_names,
         preprocessing=preprocessing,
+        task=task,
+        target_names=[_target_name(raw)] if task == "regression" else [],
+        target_scaling=target_scaling,
     )
+
+
+# ---------------------------------------------------------------- the task
+def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, str]:
+    """The task and why: declared (``data.task``), the source's own, or inferred from the target's values."""
+    numeric = values.dtype.kind in "iuf"
+    if params.task == "regression" and not numeric:
+        example = next(iter(values.tolist()), "")
+        raise ValueError(f"{FIELD}.task: regression needs a numeric target, but {raw.label_field} of {raw.source} "
+                         f"holds text (found {example!r}); set data.task to classification or pick a numeric target")
+    if params.task != "auto":
+        return params.task, "declared in data.task"
+    if raw.task is not None:
+        return raw.task, f"{raw.source} is a {raw.task} data set"
+    distinct = len(np.unique(values))
+    if numeric and distinct > REGRESSION_DISTINCT_VALUES:
+        return "regression", (f"inferred: numeric target with {distinct} distinct values "
+                              f"(> {REGRESSION_DISTINCT_VALUES}); set data.task to override")
+    return "classification", (f"inferred: {'numeric' if numeric else 'text'} target with {distinct} distinct values; "
+                              "set data.task to override")
+
+
+def _target_name(raw: RawData) -> str:
+    name = raw.labels.name if isinstance(raw.labels, pd.Series) else None
+    return str(name) if name is not None else "target"
+
+
+def _random_split(rows: int, params: DataParams, seed: int, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of train, validation and test, drawn uniformly (regression: no classes to stratify on)."""
+    from sklearn.model_selection import train_test_split
+
+    sizes = split_sizes(rows, params.split.validation, params.split.test)
+    if min(sizes.values()) < 1:
+        raise ValueError(f"{FIELD}.split: the {rows} rows of {source} leave an empty split "
+                         f"({sizes['train']}/{sizes['validation']}/{sizes['test']}); use more rows")
+    state = seed % 2**32
+    rest, test = train_test_split(np.arange(rows), test_size=params.split.test, random_state=state)
+    train, val = train_test_split(rest, test_size=params.split.validation / (1.0 - params.split.test),
+                                  random_state=state)
+    return train, val, test
+
+
+def _scale_targets(y: np.ndarray, train: np.ndarray, params: DataParams) -> tuple[np.ndarray, dict[str, Any]]:
+    """Targets as float32 (n, 1), standardized with the train rows' statistics when asked; and the record."""
+    if params.preprocess.target_scaling == "none":
+        return y.reshape(-1, 1).astype(np.float32), {"scaling": "none"}
+    mean, std = float(y[train].mean()), float(y[train].std())
+    std = std if std > 0 else 1.0
+    return ((y - mean) / std).reshape(-1, 1).astype(np.float32), {"scaling": "standardize", "mean": [mean],
+                                                                    "std": [std]}
 
 
 # ---------------------------------------------------------------- checks and hashing
@@ -171,7 +238,7 @@ def _label_values(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarra
     series = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
     missing = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        floats = series.to_numpy(dtype="float64", na_value=np.nan)
+        floats = series.to_numpy(dtype="float64", na_value=np.nan, copy=True)  # writable: a float column is a view
         floats[missing] = 0.0
         if np.all(np.isfinite(floats)) and np.all(floats == np.round(floats)):
             return floats.astype(np.int64), missing

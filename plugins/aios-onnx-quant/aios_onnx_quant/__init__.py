@@ -1,4 +1,4 @@
-"""AIOS compressor ``onnx-quant``: int8 quantization of ONNX classifiers with ONNX Runtime.
+"""AIOS compressor ``onnx-quant``: int8 quantization of ONNX classifiers and regressors with ONNX Runtime.
 
 Importing this module is cheap: onnx, onnxruntime and numpy load only when a hook runs
 (from ``aios_onnx_quant._quantization``), so listing plugins never pays for them. The
@@ -38,11 +38,22 @@ class OnnxQuantParams(Params):
     max_accuracy_drop: float = Field(
         0.01, ge=0.0, le=1.0, description="Largest validation-accuracy loss vs fp32 (0.01 = 1 point) a variant may "
                                           "have to be chosen; a kept model beyond it gets a warning in its metrics.")
+    max_metric_drop: float | None = Field(
+        None, ge=0.0, description="The budget in the data's task metric: for regression the largest relative "
+                                  "validation-RMSE increase vs fp32 (0.05 = 5 %; 0.05 when null); for "
+                                  "classification an accuracy drop, overriding max_accuracy_drop when given.")
     latency_runs: PositiveInt = Field(200, description="Timed batch-1 inferences per model, interleaved (a tenth, "
                                                        "at least 20, at larger batch sizes); medians are reported.")
     min_size_reduction: float = Field(
         0.5, ge=0.0, le=1.0, description="auto: an int8 model no faster than fp32 (within the measured noise) is "
                                          "kept only if at least this much smaller (0.5: half the size).")
+
+
+    def budget(self, task: str) -> float:
+        """How much worse than fp32 a variant may be, in ``aios_core.metric_drop``'s terms for ``task``."""
+        if self.max_metric_drop is not None:
+            return self.max_metric_drop
+        return 0.05 if task == "regression" else self.max_accuracy_drop
 
 
 _NEEDS = {"onnx": "reading and checking models", "onnxruntime": "quantizing and measuring",
@@ -55,6 +66,7 @@ class OnnxQuantCompressor(Compressor):
     """Quantizes an ONNX classifier to int8 (static QDQ or dynamic), measuring what it gains and loses."""
 
     Params: ClassVar[type[OnnxQuantParams]] = OnnxQuantParams
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
     input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
     output_format: ClassVar[str] = "onnx"
     params: OnnxQuantParams

@@ -29,7 +29,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from aios_core import ModelArtifact, atomic_path, one_line, onnx_session
+from aios_core import ModelArtifact, atomic_path, metric_drop, one_line, onnx_session, regression_metrics
 
 if TYPE_CHECKING:
     from aios_core import Dataset, RunContext
@@ -68,6 +68,7 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
     ``auto`` may keep fp32 (``choose_auto``); the output is then ``model.fp32.onnx``, named
     ``fp32``, never called int8.
     """
+    budget = params.budget(dataset.task)
     if len(dataset.y_val) == 0:
         raise ValueError(f"onnx-quant measures accuracy on the validation split, but data set "
                          f"{dataset.name!r} has no validation rows; give the datastore a val fraction > 0.")
@@ -98,13 +99,13 @@ def compress(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params:
         variants = measure(paths, dataset.x_val, dataset.y_val, threads=run.threads, runs=params.latency_runs,
                            batch_sizes=batch_sizes)
         for name, figures in variants.items():
-            run.log.info("onnx-quant: %s size=%d B val_accuracy=%.4f latency_ms=%s",
-                         name, figures["size_bytes"], figures["val_accuracy"], figures["latency_ms"])
+            run.log.info("onnx-quant: %s size=%d B %s=%.4f latency_ms=%s", name, figures["size_bytes"],
+                         _metric(figures), figures[_metric(figures)], figures["latency_ms"])
         if params.mode == "auto":
-            chosen, reason = choose_auto(variants, params.max_accuracy_drop, params.min_size_reduction, unquantized)
+            chosen, reason = choose_auto(variants, budget, params.min_size_reduction, unquantized)
             run.log.info("onnx-quant: auto keeps %s: %s", chosen, reason)
         else:
-            chosen, missed = choose_variant(variants, params.max_accuracy_drop)
+            chosen, missed = choose_variant(variants, budget)
             reason = f"mode: {params.mode}"
             if missed:
                 warnings.append(missed)
@@ -164,23 +165,35 @@ def _calibration_rows(dataset: Dataset, params: OnnxQuantParams, seed: int) -> n
     return dataset.x_train[rows]
 
 
-def choose_variant(variants: dict[str, dict[str, Any]], max_accuracy_drop: float) -> tuple[str, str | None]:
-    """The fastest int8 variant within ``max_accuracy_drop`` of fp32, else the most accurate and why it missed.
+def _metric(figures: dict[str, Any]) -> str:
+    """The validation figure a variant is judged by: ``val_accuracy``, or ``val_rmse`` for a regression model."""
+    return "val_rmse" if "val_rmse" in figures else "val_accuracy"
 
-    Returns the chosen name and ``None``, or, when no variant qualifies, the most accurate
-    one and a warning saying so (the output is always int8).
+
+def _budget_name(figures: dict[str, Any]) -> str:
+    return "max_metric_drop" if "val_rmse" in figures else "max_accuracy_drop"
+
+
+def choose_variant(variants: dict[str, dict[str, Any]], max_accuracy_drop: float) -> tuple[str, str | None]:
+    """The fastest int8 variant within the budget of fp32, else the most accurate and why it missed.
+
+    The budget is an accuracy drop for classification, a relative RMSE increase for regression
+    (``aios_core.metric_drop``). Returns the chosen name and ``None``, or, when no variant
+    qualifies, the most accurate one and a warning saying so (the output is always int8).
     """
-    baseline = variants["fp32"]["val_accuracy"]
+    fp32 = variants["fp32"]
     candidates = {name: figures for name, figures in variants.items() if name != "fp32"}
     # A tolerance of a fraction of one row, so a drop of exactly the limit is not lost to float rounding.
     qualified = [name for name, figures in candidates.items()
-                 if baseline - figures["val_accuracy"] <= max_accuracy_drop + 1e-9]
+                 if metric_drop(figures, fp32, "val_") <= max_accuracy_drop + 1e-9]
     if qualified:
         return min(qualified, key=lambda name: candidates[name]["latency_ms_b1"]), None
-    chosen = max(candidates, key=lambda name: (candidates[name]["val_accuracy"], -candidates[name]["latency_ms_b1"]))
-    found = ", ".join(f"{name} {figures['val_accuracy']:.4f}" for name, figures in candidates.items())
-    return chosen, (f"no int8 model stays within max_accuracy_drop={max_accuracy_drop} of fp32 validation accuracy "
-                    f"{baseline:.4f} ({found}); kept the most accurate, {chosen}. Raise max_accuracy_drop, try "
+    chosen = min(candidates, key=lambda name: (metric_drop(candidates[name], fp32, "val_"),
+                                               candidates[name]["latency_ms_b1"]))
+    key, budget = _metric(fp32), _budget_name(fp32)
+    found = ", ".join(f"{name} {figures[key]:.4f}" for name, figures in candidates.items())
+    return chosen, (f"no int8 model stays within {budget}={max_accuracy_drop} of fp32 validation "
+                    f"{key[4:]} {fp32[key]:.4f} ({found}); kept the most accurate, {chosen}. Raise {budget}, try "
                     "calibration_method: entropy or per_channel: true, or drop the compressor")
 
 
@@ -194,7 +207,7 @@ def choose_auto(variants: dict[str, dict[str, Any]], max_accuracy_drop: float, m
     (``speed_verdict``), which size then decides. Among paying variants the fastest at
     batch 1 wins; the reason names every batch size's speed-up, slower ones included.
     """
-    baseline, fp32_size = variants["fp32"]["val_accuracy"], variants["fp32"]["size_bytes"]
+    fp32, fp32_size = variants["fp32"], variants["fp32"]["size_bytes"]
     paying: dict[str, str] = {}
     reasons = [f"{name}: the quantizer left every operator in float (nothing to quantize)" for name in unquantized]
     for name, figures in variants.items():
@@ -205,9 +218,11 @@ def choose_auto(variants: dict[str, dict[str, Any]], max_accuracy_drop: float, m
         faster = [b for b, v in verdicts.items() if v["verdict"] == "faster"]
         slower = [b for b, v in verdicts.items() if v["verdict"] == "slower"]
         speeds = ", ".join(f"batch {b} x{1 / v['ratio']:.2f} ({v['verdict']})" for b, v in verdicts.items())
-        drop = baseline - figures["val_accuracy"]
+        drop = metric_drop(figures, fp32, "val_")
         if drop > max_accuracy_drop + 1e-9:
-            reasons.append(f"{name} loses {drop:.4f} validation accuracy (> max_accuracy_drop {max_accuracy_drop})")
+            lost = (f"raises validation RMSE by {drop:.2%}" if "val_rmse" in figures
+                    else f"loses {drop:.4f} validation accuracy")
+            reasons.append(f"{name} {lost} (> {_budget_name(fp32)} {max_accuracy_drop})")
         elif faster:
             paying[name] = (f"{name} is faster than fp32 at batch {', '.join(faster)} (speed-up {speeds}), "
                             f"{size_ratio:.2f} of its size")
@@ -343,7 +358,7 @@ def measure(paths: dict[str, Path], x_val: np.ndarray, y_val: np.ndarray, *, thr
         medians = {str(size): round(float(np.median(latencies[size][name])) * 1000.0, 4) for size in batch_sizes}
         figures[name] = {
             "size_bytes": path.stat().st_size,
-            "val_accuracy": float(np.mean(_probabilities(sessions[name], x_val).argmax(axis=1) == y_val)),
+            **_quality(_probabilities(sessions[name], x_val), y_val),
             "latency_ms_b1": medians.get("1", medians[str(min(batch_sizes))]),
             "latency_ms": medians,
         }
@@ -372,6 +387,14 @@ def _latencies(sessions: dict[str, Any], rows: np.ndarray, batch: int, runs: int
             sessions[name].run(None, {names[name]: feed})
             timings[name].append(time.perf_counter() - start)
     return timings
+
+
+def _quality(outputs: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
+    """``val_accuracy`` of class probabilities, or ``val_rmse`` of regression predictions (float labels), in
+    the units the model predicts: a relative increase is the same in any units."""
+    if y_val.dtype.kind == "f":
+        return {"val_rmse": regression_metrics(y_val.reshape(len(y_val), -1), outputs)["rmse"]}
+    return {"val_accuracy": float(np.mean(outputs.argmax(axis=1) == y_val))}
 
 
 def _probabilities(sess: Any, rows: np.ndarray) -> np.ndarray:

@@ -78,6 +78,7 @@ class RayTrainer(Trainer):
 
     Params = RayTrainParams
     frameworks = ("torch",)
+    tasks = ("classification", "regression")
     # Keras would need Ray Train's TensorflowTrainer and TensorFlow in every worker; it is
     # not offered, so a stack with framework keras is refused before anything starts.
 

@@ -62,8 +62,15 @@ def train_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
     import torch.distributed as dist
-    from aios_torch.training import evaluate, make_optimizer, make_scheduler
-    from torch.nn import functional as F
+    from aios_torch.training import (
+        batch_score,
+        epoch_score,
+        loss_function,
+        make_optimizer,
+        make_scheduler,
+        score_name,
+        validation_metrics,
+    )
 
     from aios_core import EpochProgress, TrainingDiverged, report_steps
     from aios_ray_train import RayTrainParams
@@ -77,9 +84,13 @@ def train_worker(config: dict[str, Any]) -> None:
 
     # Arrays in the loop config arrive read-only; torch wants writable memory.
     x_train = torch.from_numpy(np.array(config["x_train"], dtype=np.float32))
-    y_train = torch.from_numpy(np.array(config["y_train"], dtype=np.int64))
+    criterion = loss_function(config.get("loss", "cross_entropy"))
+    # class indices as int64; regression targets as float32 (n, targets)
+    labels = (lambda y: np.array(y, dtype=np.float32).reshape(len(y), -1)) if criterion.regression else (
+        lambda y: np.array(y, dtype=np.int64))
+    y_train = torch.from_numpy(labels(config["y_train"]))
     x_val = torch.from_numpy(np.array(config["x_val"], dtype=np.float32))
-    y_val = torch.from_numpy(np.array(config["y_val"], dtype=np.int64))
+    y_val = torch.from_numpy(labels(config["y_val"]))
 
     module = config["model"]
     progress, best_state = EpochProgress(), None
@@ -118,23 +129,27 @@ def train_worker(config: dict[str, Any]) -> None:
                 break
             rows = batch[rank::world]
             logits = model(x_train[rows])
-            loss_sum = F.cross_entropy(logits, y_train[rows], reduction="sum")
+            loss_sum = criterion(logits, y_train[rows], reduction="sum")
+            if criterion.regression:
+                loss_sum = loss_sum / y_train.shape[1]  # per row, as the cross-entropy's sum is
             optimizer.zero_grad(set_to_none=True)
             (loss_sum * (world / len(batch))).backward()  # DDP's average over ranks: the batch's mean loss
             optimizer.step()
             totals += torch.stack([loss_sum.detach().double(),
-                                   (logits.detach().argmax(dim=1) == y_train[rows]).sum().double(),
+                                   torch.tensor(batch_score(logits.detach(), y_train[rows], criterion),
+                                                dtype=torch.float64),
                                    torch.tensor(float(len(rows)), dtype=torch.float64)])
             if rank == 0 and step in reported_steps:
                 channel.put.remote(("step", epoch, step, steps, float(totals[0] / totals[2])))
         if world > 1:
             dist.all_reduce(totals)
         seconds = time.perf_counter() - started
-        val_loss, val_accuracy = evaluate(_unwrap(model), x_val, y_val)
+        validation = validation_metrics(_unwrap(model), x_val, y_val, criterion)
         if scheduler is not None:
             scheduler.step()
-        metrics = {"epoch": epoch, "loss": float(totals[0] / totals[2]), "accuracy": float(totals[1] / totals[2]),
-                   "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": lr, "seconds": seconds}
+        metrics = {"epoch": epoch, "loss": float(totals[0] / totals[2]),
+                   score_name(criterion): epoch_score(float(totals[1]), int(totals[2]), criterion),
+                   **validation, "lr": lr, "seconds": seconds}
         diverged: TrainingDiverged | None = None
         try:
             if progress.record(metrics, patience=params["early_stopping_patience"],

@@ -34,6 +34,7 @@ class KerasFramework(Framework):
     Params = ModelParams
     native_format = "keras"
     export_formats = ("onnx",)
+    tasks = ("classification", "regression")
 
     def __init__(self, params: ModelParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "keras")
@@ -102,6 +103,7 @@ class KerasTrainer(Trainer):
 
     Params = KerasTrainerParams
     frameworks = ("keras",)
+    tasks = ("classification", "regression")
 
     def __init__(self, params: KerasTrainerParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "keras")

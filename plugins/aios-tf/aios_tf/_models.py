@@ -24,7 +24,9 @@ def build_model(params: ModelParams, dataset: Dataset, *, seed: int, threads: in
     keras = _runtime.keras()
     _runtime.configure(threads)
     keras.utils.set_random_seed(seed)
-    num_features, num_classes = dataset.num_features, dataset.num_classes
+    # a regression head is a linear Dense named "predictions", one unit per target
+    num_features, num_classes = dataset.num_features, (-dataset.num_targets if dataset.task == "regression"
+                                                       else dataset.num_classes)
     if params.architecture == "mlp":
         return _mlp(keras, params, num_features, num_classes)
     if params.architecture == "cnn":
@@ -39,6 +41,8 @@ def _head(keras: Any, params: ModelParams, x: Any, num_classes: int) -> Any:
         x = layers.Dense(units, activation=params.activation, name=f"hidden_{number}")(x)
     if params.dropout > 0:
         x = layers.Dropout(params.dropout, name="dropout")(x)
+    if num_classes < 0:  # regression: -targets
+        return layers.Dense(-num_classes, name="predictions")(x)
     return layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
 
 
@@ -99,6 +103,11 @@ def _check_outputs(model: Any, dataset: Dataset, architecture: str) -> None:
             f"model.architecture: the model of factory {architecture!r} cannot take a float32 batch of shape "
             f"(n, {dataset.num_features}): {type(error).__name__}: {error}; give it keras.Input(({dataset.num_features},))"
         ) from error
+    if dataset.task == "regression":
+        if output.shape != (2, dataset.num_targets):
+            raise ValueError(f"model.architecture: the model of factory {architecture!r} outputs shape "
+                             f"{output.shape[1:]} per row; expected ({dataset.num_targets},), one value per target")
+        return
     if output.shape != (2, dataset.num_classes):
         raise ValueError(
             f"model.architecture: the model of factory {architecture!r} outputs shape {output.shape[1:]} per row; "
@@ -136,10 +145,15 @@ def load_model(path: Path) -> Any:
 
 
 def keras_predictor(model: Any, *, threads: int = 1) -> Predictor:
-    """A function mapping a float32 batch to class probabilities with ``model`` in inference mode."""
+    """A function mapping a float32 batch to class probabilities (regression: predictions) in inference mode."""
     _runtime.configure(threads)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_on_batch(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
 
     return predict
+
+
+def is_regression(model: Any) -> bool:
+    """Whether ``model`` ends in the regression head (a linear Dense named ``predictions``)."""
+    return model.layers[-1].name == "predictions"

@@ -35,7 +35,7 @@ def export_onnx(model: Any, path: Path, dataset: Dataset) -> dict[str, Any]:
     """
     import onnx
 
-    proto = _convert(model, dataset.num_features)
+    proto = _convert(model, dataset.num_features, "predictions" if dataset.task == "regression" else OUTPUT_NAME)
     onnx.checker.check_model(proto, full_check=True)
     rows = _parity_rows(dataset)
     with atomic_path(path) as tmp:
@@ -44,7 +44,7 @@ def export_onnx(model: Any, path: Path, dataset: Dataset) -> dict[str, Any]:
     return metrics
 
 
-def _convert(model: Any, num_features: int) -> Any:
+def _convert(model: Any, num_features: int, output_name: str = OUTPUT_NAME) -> Any:
     tf = _runtime.tensorflow()
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # per-op INFO notes; errors still raise
     import tf2onnx
@@ -55,7 +55,7 @@ def _convert(model: Any, num_features: int) -> Any:
     proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
     if len(proto.graph.output) != 1:
         raise ValueError(f"ONNX export: the model has {len(proto.graph.output)} outputs; expected one (probabilities)")
-    _rename_output(proto, proto.graph.output[0].name, OUTPUT_NAME)
+    _rename_output(proto, proto.graph.output[0].name, output_name)
     return proto
 
 

@@ -58,8 +58,16 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerPar
         )
     _runtime.configure(run.threads, deterministic=True)
     keras.utils.set_random_seed(run.seed)
-    model.compile(optimizer=_optimizer(keras, params), loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=False)
+    loss = params.loss_for(dataset.task)
+    if dataset.task == "regression":
+        losses = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError,
+                  "huber": keras.losses.Huber}
+        model.compile(optimizer=_optimizer(keras, params), loss=losses[loss](),
+                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse"),
+                               keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
+    else:
+        model.compile(optimizer=_optimizer(keras, params), loss=keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=False)
     checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
     progress, best_weights = EpochProgress(), None
     if run.resume and checkpoint.exists():
@@ -87,8 +95,7 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerPara
         model.fit(
             _batches(dataset, run.seed, params.batch_size, first_epoch=progress.epoch, epochs=params.epochs),
             epochs=params.epochs, initial_epoch=progress.epoch, steps_per_epoch=steps,
-            validation_data=(np.ascontiguousarray(dataset.x_val, dtype=np.float32),
-                             np.ascontiguousarray(dataset.y_val, dtype=np.int64)),
+            validation_data=(np.ascontiguousarray(dataset.x_val, dtype=np.float32), _labels(dataset.y_val)),
             validation_batch_size=_EVAL_BATCH, callbacks=callbacks, shuffle=False, verbose=0,
         )
     except BaseException:
@@ -106,6 +113,13 @@ def _optimizer(keras: Any, params: KerasTrainerParams) -> Any:
 
 
 
+def _labels(y: np.ndarray) -> np.ndarray:
+    """Class indices as int64, regression targets as float32 (n, targets)."""
+    if y.dtype.kind == "f":
+        return np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float32)
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
 def epoch_order(seed: int, epoch: int, rows: int) -> np.ndarray:
     """The order in which 1-based ``epoch`` visits the training rows: a function of (seed, epoch) only."""
     return np.random.default_rng([seed, epoch]).permutation(rows).astype(np.int64)
@@ -115,7 +129,7 @@ def _batches(dataset: Dataset, seed: int, batch_size: int, *, first_epoch: int, 
     """Batches of (x, y) for epochs ``first_epoch + 1 .. epochs``, each epoch in ``epoch_order``."""
     tf = _runtime.tensorflow()
     x = tf.constant(np.ascontiguousarray(dataset.x_train, dtype=np.float32))
-    y = tf.constant(np.ascontiguousarray(dataset.y_train, dtype=np.int64))
+    y = tf.constant(_labels(dataset.y_train))
     rows = len(dataset.y_train)
     orders = np.stack([epoch_order(seed, epoch, rows) for epoch in range(first_epoch + 1, epochs + 1)])
     index = tf.data.Dataset.from_tensor_slices(orders).flat_map(
@@ -154,8 +168,10 @@ def _callback_classes() -> tuple[type, type]:
             seconds = self.trained or (time.perf_counter() - self.started)
             number = epoch + 1
             params = self.settings
-            metrics = {"epoch": number, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
-                       "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
+            # the same keys as the torch trainer's: accuracy, or rmse with val_rmse and val_mae for regression
+            scores = (("rmse", "val_rmse", "val_mae") if "rmse" in logs else ("accuracy", "val_accuracy"))
+            metrics = {"epoch": number, "loss": float(logs["loss"]), "val_loss": float(logs["val_loss"]),
+                       **{key: float(logs[key]) for key in scores},
                        "lr": params.scheduled_learning_rate(number), "seconds": seconds}
             # raises TrainingDiverged on a non-finite loss: fit stops, the epoch is neither reported nor saved
             if self.progress.record(metrics, patience=params.early_stopping_patience,

@@ -37,7 +37,8 @@ __all__ = ["DistillCompressor", "DistillParams", "TorchFramework", "TorchPruneCo
 
 
 class TorchFramework(Framework):
-    """Builds PyTorch models that map flat float32 rows to class logits; saves, loads and exports them.
+    """Builds PyTorch models that map flat float32 rows to class logits (regression: to one value per target); saves,
+    loads and exports them.
 
     ``architecture`` is ``mlp``, ``cnn`` (needs ``dataset.image_shape``) or a user
     factory ``package.module:function`` called as ``function(dataset, **options)``
@@ -48,6 +49,7 @@ class TorchFramework(Framework):
     Params = ModelParams
     native_format = "torch"
     export_formats = ("onnx",)
+    tasks = ("classification", "regression")
 
     def __init__(self, params: ModelParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "torch")
@@ -103,7 +105,7 @@ class TorchTrainerParams(TrainingParams):
 
 
 class TorchTrainer(Trainer):
-    """Trains a ``torch`` framework model with cross-entropy, deterministically and resumably.
+    """Trains a ``torch`` framework model with cross-entropy (regression: MSE, MAE or Huber), deterministically and resumably.
 
     Every epoch it validates and reports; ``last.pt`` under ``run.checkpoint_dir`` is
     written every ``checkpoint_interval_s`` seconds, at the end and on an interrupt. With
@@ -114,6 +116,7 @@ class TorchTrainer(Trainer):
 
     Params = TorchTrainerParams
     frameworks = ("torch",)
+    tasks = ("classification", "regression")
 
     def __init__(self, params: TorchTrainerParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "torch")

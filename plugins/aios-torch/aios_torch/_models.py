@@ -31,6 +31,8 @@ def build_model(params: ModelParams, dataset: Dataset, *, seed: int, threads: in
             "num_features": dataset.num_features,
             "class_names": [str(name) for name in dataset.class_names],
             "image_shape": [int(size) for size in dataset.image_shape] if dataset.image_shape else None,
+            "task": dataset.task,
+            "target_names": [str(name) for name in dataset.target_names] or ["target"] * dataset.num_targets,
         },
     }
     return build_module(spec)
@@ -41,7 +43,8 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
     params = ModelParams.model_validate(spec["params"])
     shape = spec["dataset"]
     num_features = int(shape["num_features"])
-    num_classes = len(shape["class_names"])
+    # a regression head is a linear layer of one output per target; a classification head, one per class (logits)
+    num_classes = len(shape["target_names"]) if is_regression(spec) else len(shape["class_names"])
     if params.architecture == "mlp":
         module = _mlp(params, num_features, num_classes)
     elif params.architecture == "cnn":
@@ -50,6 +53,12 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
         module = _from_factory(params, _shape_only_dataset(shape))
     module._aios_spec = spec
     return module
+
+
+def is_regression(spec_or_model: Any) -> bool:
+    """Whether a model (or its spec) predicts numbers rather than class logits."""
+    spec = spec_or_model if isinstance(spec_or_model, dict) else getattr(spec_or_model, "_aios_spec", {}) or {}
+    return spec.get("dataset", {}).get("task", "classification") == "regression"
 
 
 def _head(params: ModelParams, width: int, num_classes: int) -> list[nn.Module]:
@@ -109,8 +118,12 @@ def _shape_only_dataset(shape: dict[str, Any]) -> Dataset:
     x = np.empty((0, int(shape["num_features"])), dtype=np.float32)
     y = np.empty((0,), dtype=np.int64)
     image_shape = tuple(shape["image_shape"]) if shape["image_shape"] else None
+    task = shape.get("task", "classification")
+    if task == "regression":
+        y = np.empty((0, len(shape["target_names"])), dtype=np.float32)
     return Dataset(name=shape["name"], x_train=x, y_train=y, x_val=x, y_val=y, x_test=x, y_test=y,
-                   class_names=list(shape["class_names"]), content_hash="", image_shape=image_shape)
+                   class_names=list(shape["class_names"]), content_hash="", image_shape=image_shape,
+                   task=task, target_names=list(shape.get("target_names", [])))
 
 
 def model_spec(model: Any) -> dict[str, Any]:
@@ -143,17 +156,19 @@ def load_model(path: Path) -> nn.Module:
 
 
 def torch_predictor(model: nn.Module, *, threads: int = 1) -> Predictor:
-    """A function mapping a float32 batch to class probabilities with ``model`` in eval mode.
+    """A function mapping a float32 batch to class probabilities (or regression predictions) with ``model`` in eval mode.
 
     torch's intra-op thread count is process-wide; it is set to ``threads`` here, as the
     run's build and training already did.
     """
     torch.set_num_threads(max(1, int(threads)))
     model.eval()
+    regression = is_regression(model)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.inference_mode():
-            return torch.softmax(model(inputs), dim=1).numpy()
+            outputs = model(inputs)
+            return (outputs if regression else torch.softmax(outputs, dim=1)).numpy()
 
     return predict

@@ -22,25 +22,32 @@ PARITY_BATCH_SIZES = (1, 256)
 
 
 class _Probabilities(nn.Module):
-    """Wraps a logits model so the exported graph outputs probabilities."""
+    """Wraps a logits model so the exported graph outputs probabilities (a regression model's outputs as they are)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, regression: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.regression = regression
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
+        outputs = self.model(x)
+        return outputs if self.regression else torch.softmax(outputs, dim=1)
 
 
 def export_onnx(model: nn.Module, path: Path, dataset: Dataset) -> dict[str, Any]:
     """Export ``model`` to ``path`` as one self-contained ONNX file and check it against PyTorch.
 
-    Raises ``ValueError`` when ONNX Runtime's probabilities differ from PyTorch's by
-    more than ``MAX_ABS_DIFF``; ``path`` is then left untouched.
+    The output is ``probabilities`` (n, classes), or ``predictions`` (n, targets) for a
+    regression model (the ONNX contract of each task). Raises ``ValueError`` when ONNX
+    Runtime's outputs differ from PyTorch's by more than ``MAX_ABS_DIFF``; ``path`` is
+    then left untouched.
     """
+    from aios_torch._models import is_regression
+
     rows = _parity_rows(dataset)
     was_training = model.training
-    wrapper = _Probabilities(model).eval()  # puts model in eval mode too; restored below
+    regression = is_regression(model)
+    wrapper = _Probabilities(model, regression).eval()  # puts model in eval mode too; restored below
     try:
         with atomic_path(path) as tmp:
             sample = torch.from_numpy(rows[:2])  # batch > 1 so the exporter keeps the batch dimension symbolic
@@ -48,7 +55,7 @@ def export_onnx(model: nn.Module, path: Path, dataset: Dataset) -> dict[str, Any
             with _exporter_notes_silenced():
                 torch.onnx.export(
                     wrapper, (sample,), tmp, dynamo=True, external_data=False, verbose=False,
-                    input_names=["input"], output_names=["probabilities"], dynamic_shapes=({0: batch},),
+                    input_names=["input"], output_names=["predictions" if regression else "probabilities"], dynamic_shapes=({0: batch},),
                 )
             stray = [p for p in tmp.parent.iterdir() if p.name.startswith(tmp.name) and p != tmp]
             for extra in stray:

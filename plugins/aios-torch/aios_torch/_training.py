@@ -85,8 +85,10 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerPar
 
 
 def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
+    loss_name = params.loss_for(dataset.task)
     x_train, y_train = _tensors(dataset.x_train, dataset.y_train)
     x_val, y_val = _tensors(dataset.x_val, dataset.y_val)
+    criterion = loss_function(loss_name)
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params)
     generator = torch.Generator().manual_seed(run.seed)
@@ -105,15 +107,15 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
             epoch = progress.epoch + 1
             started = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
-            loss, accuracy = _train_epoch(model, optimizer, x_train, y_train, generator, params.batch_size,
-                                          lambda step, loss, epoch=epoch: run.report_step(epoch, step, steps, {"loss": loss}),
-                                          reported_steps, getattr(model, TRAINING_LOSS, None))
+            loss, score = _train_epoch(model, optimizer, x_train, y_train, generator, params.batch_size,
+                                       lambda step, loss, epoch=epoch: run.report_step(epoch, step, steps, {"loss": loss}),
+                                       reported_steps, getattr(model, TRAINING_LOSS, None), criterion)
             seconds = time.perf_counter() - started
-            val_loss, val_accuracy = evaluate(model, x_val, y_val)
+            validation = validation_metrics(model, x_val, y_val, criterion)
             if scheduler is not None:
                 scheduler.step()
-            metrics = {"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
-                       "val_accuracy": val_accuracy, "lr": lr, "seconds": seconds}
+            metrics = {"epoch": epoch, "loss": loss, score_name(criterion): score, **validation, "lr": lr,
+                       "seconds": seconds}
             # Raises TrainingDiverged on a non-finite loss, before anything is reported or saved.
             if progress.record(metrics, patience=params.early_stopping_patience,
                                min_delta=params.early_stopping_min_delta):
@@ -136,8 +138,42 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features as float32; labels as int64 class indices, or float32 (n, targets) for regression."""
+    regression = y.dtype.kind == "f"
     return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+            torch.from_numpy(np.ascontiguousarray(y.reshape(len(y), -1) if regression else y,
+                                                  dtype=np.float32 if regression else np.int64)))
+
+
+_REGRESSION_LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
+
+
+def loss_function(name: str = "cross_entropy") -> Any:
+    """``(outputs, targets, reduction) -> loss`` for ``TrainingParams.loss_for``'s name; carries ``regression``."""
+    function = F.cross_entropy if name == "cross_entropy" else _REGRESSION_LOSSES[name]
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return function(outputs, targets, reduction=reduction)
+
+    loss.regression = name != "cross_entropy"  # type: ignore[attr-defined]
+    return loss
+
+
+def score_name(criterion: Any) -> str:
+    """The metric a training epoch reports besides its loss: ``accuracy``, or ``rmse`` for regression."""
+    return "rmse" if criterion.regression else "accuracy"
+
+
+def batch_score(outputs: torch.Tensor, targets: torch.Tensor, criterion: Any) -> float:
+    """Correct predictions (classification) or the sum of squared errors per target (regression) of a batch."""
+    if criterion.regression:
+        return float(((outputs - targets) ** 2).sum().item()) / max(1, targets.shape[1])
+    return float((outputs.argmax(dim=1) == targets).sum().item())
+
+
+def epoch_score(total: float, rows: int, criterion: Any) -> float:
+    """``batch_score`` summed over an epoch, as the metric ``score_name`` names (accuracy or RMSE)."""
+    return math.sqrt(total / rows) if criterion.regression else total / rows
 
 
 def make_optimizer(model: nn.Module, params: TrainingParams) -> torch.optim.Optimizer:
@@ -159,14 +195,16 @@ def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainingParams) -> 
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                  generator: torch.Generator, batch_size: int, report: Any,
-                 report_steps: frozenset[int], training_loss: Any = None) -> tuple[float, float]:
-    """One pass over (x, y) in shuffled batches; returns the mean training loss and accuracy.
+                 report_steps: frozenset[int], training_loss: Any = None,
+                 criterion: Any = None) -> tuple[float, float]:
+    """One pass over (x, y) in shuffled batches; returns the mean training loss and accuracy (RMSE for regression).
 
     The loss is summed as a Python float (``item()`` on a CPU scalar is a read, not a sync),
     so the progress reports cost no tensor work. The batches' logits are kept (detached)
     and counted for the accuracy every ``_ACCURACY_ROWS`` rows: one argmax for many small
     batches rather than one per step, which a small model's step would notice (3 %).
     """
+    criterion = criterion or loss_function()
     model.train()
     order = torch.randperm(len(y), generator=generator)
     y = y[order]  # the labels in batch order; the features are gathered batch by batch, never copied whole
@@ -177,7 +215,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
     for step, begin in enumerate(range(0, len(y), batch_size), start=1):
         inputs, targets = x[order[begin:begin + batch_size]], y[begin:begin + batch_size]
         logits = model(inputs)
-        loss = F.cross_entropy(logits, targets) if training_loss is None else training_loss(logits, targets, inputs)
+        loss = criterion(logits, targets) if training_loss is None else training_loss(logits, targets, inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -185,17 +223,13 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
         loss_sum += loss.item() * rows
         kept.append(logits.detach())
         if begin + rows - kept_from >= _ACCURACY_ROWS:
-            correct += _count_correct(kept, y[kept_from:begin + rows])
+            correct += batch_score(torch.cat(kept), y[kept_from:begin + rows], criterion)
             kept, kept_from = [], begin + rows
         if step in report_steps:
             report(step, loss_sum / (begin + rows))
     if kept:
-        correct += _count_correct(kept, y[kept_from:])
-    return loss_sum / len(y), correct / len(y)
-
-
-def _count_correct(logits: list[torch.Tensor], targets: torch.Tensor) -> int:
-    return int((torch.cat(logits).argmax(dim=1) == targets).sum().item())
+        correct += batch_score(torch.cat(kept), y[kept_from:], criterion)
+    return loss_sum / len(y), epoch_score(correct, len(y), criterion)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -209,6 +243,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
             total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
             correct += int((logits.argmax(dim=1) == targets).sum().item())
     return total_loss / len(y), correct / len(y)
+
+
+def validation_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: Any) -> dict[str, float]:
+    """``val_loss`` and ``val_accuracy``, or for regression ``val_loss``, ``val_rmse`` and ``val_mae`` (in the
+    units the model is trained in: standardized targets when the datastore standardized them)."""
+    if not criterion.regression:
+        val_loss, val_accuracy = evaluate(model, x, y)
+        return {"val_loss": val_loss, "val_accuracy": val_accuracy}
+    model.eval()
+    total_loss, squares, absolute = 0.0, 0.0, 0.0
+    with torch.inference_mode():
+        for begin in range(0, len(y), _EVAL_BATCH):
+            outputs, targets = model(x[begin:begin + _EVAL_BATCH]), y[begin:begin + _EVAL_BATCH]
+            total_loss += criterion(outputs, targets, reduction="sum").item() / targets.shape[1]
+            squares += ((outputs - targets) ** 2).sum().item()
+            absolute += (outputs - targets).abs().sum().item()
+    cells = y.numel()
+    return {"val_loss": total_loss / len(y), "val_rmse": math.sqrt(squares / cells), "val_mae": absolute / cells}
 
 
 def _copy_model_state(model: nn.Module) -> dict[str, torch.Tensor]:

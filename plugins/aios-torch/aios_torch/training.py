@@ -3,6 +3,16 @@
 Importing this module imports torch; the plugin's entry-point module does not.
 """
 
-from aios_torch._training import evaluate, make_optimizer, make_scheduler
+from aios_torch._training import (
+    batch_score,
+    epoch_score,
+    evaluate,
+    loss_function,
+    make_optimizer,
+    make_scheduler,
+    score_name,
+    validation_metrics,
+)
 
-__all__ = ["evaluate", "make_optimizer", "make_scheduler"]
+__all__ = ["batch_score", "epoch_score", "evaluate", "loss_function", "make_optimizer", "make_scheduler", "score_name",
+           "validation_metrics"]
