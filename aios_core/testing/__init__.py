@@ -40,6 +40,7 @@ _EXPORTS = {
     "Compression": "aios_core.testing.compressor",
     "HEAVY_MODULES": "aios_core.testing._harness",
     "tiny_dataset": "aios_core.testing._data",
+    "tiny_regression_dataset": "aios_core.testing._data",
     "digits_dataset": "aios_core.testing.tools",
     "plugin_manager": "aios_core.testing.tools",
     "run_aios": "aios_core.testing.tools",

@@ -251,11 +251,20 @@ def predictor_for(pm: pluggy.PluginManager, artifact: ModelArtifact,
 
 
 def check_probabilities(predict: Callable[[np.ndarray], np.ndarray], dataset: Dataset, who: str) -> np.ndarray:
-    """Predict ``dataset.x_test`` and check the result is (n, classes) probabilities."""
+    """Predict ``dataset.x_test`` and check the result is (n, classes) probabilities, or for a regression
+    data set (n, targets) finite predictions."""
     import numpy as np
 
     rows = dataset.x_test
     result = np.asarray(predict(rows))
+    if dataset.task == "regression":
+        expected = (len(rows), dataset.num_targets)
+        if result.shape != expected:
+            fail(f"the predictor of {who} returned shape {result.shape} for {len(rows)} rows of a regression data "
+                 f"set of {dataset.num_targets} target(s); expected predictions of shape {expected}")
+        if not np.all(np.isfinite(result)):
+            fail(f"the predictor of {who} returned {int(np.sum(~np.isfinite(result)))} non-finite predictions")
+        return result
     expected = (len(rows), dataset.num_classes)
     if result.shape != expected:
         fail(f"the predictor of {who} returned shape {result.shape} for {len(rows)} rows of a "

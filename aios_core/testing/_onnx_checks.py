@@ -195,13 +195,19 @@ def output_problems(export: OnnxExport, dataset: Dataset, extra_outputs: tuple[s
         return ["it has no output"]
     first, problems = outputs[0], []
     tensor = first.type.tensor_type
+    # the ONNX contract per task: probabilities (n, classes), or predictions (n, targets) named `predictions`
+    regression = dataset.task == "regression"
+    what, width = (("predictions", dataset.num_targets) if regression else ("class probabilities", dataset.num_classes))
     if not first.type.HasField("tensor_type") or tensor.elem_type != onnx.TensorProto.FLOAT:
-        problems.append(f"its first output is {_describe(first)}; expected float32 class probabilities")
+        problems.append(f"its first output is {_describe(first)}; expected float32 {what}")
+    if regression and first.name != "predictions":
+        problems.append(f"its first output is {_describe(first)}; a regression model's output is named "
+                        "'predictions' (oip answers with it by that name)")
     dims = list(tensor.shape.dim) if tensor.HasField("shape") else []
     if tensor.HasField("shape") and (len(dims) != 2 or (dims[1].HasField("dim_value")
-                                                        and dims[1].dim_value != dataset.num_classes)):
-        problems.append(f"its first output is {_describe(first)}; expected (n, {dataset.num_classes}), one "
-                        "probability per class")
+                                                        and dims[1].dim_value != width)):
+        problems.append(f"its first output is {_describe(first)}; expected (n, {width}), one "
+                        f"{'value per target' if regression else 'probability per class'}")
     others = tuple(value.name for value in outputs[1:])
     if others != tuple(extra_outputs):
         declared = f"the test class declares onnx_extra_outputs {list(extra_outputs)}" if extra_outputs else \

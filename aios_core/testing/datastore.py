@@ -50,13 +50,19 @@ class DatastoreContract(ComponentContract):
 
         return load
 
-    def test_dataset_splits_are_well_formed(self, component_name: str, load_with_seed: Callable[[int], Dataset]) -> None:
+    def test_dataset_splits_are_well_formed(self, component_name: str, component_class: type[Component],
+                                            load_with_seed: Callable[[int], Dataset]) -> None:
         import numpy as np
 
         dataset = load_with_seed(0)
         label = label_of(self.kind, component_name)
         problems = []
-        if len(dataset.class_names) < 2:
+        regression = dataset.task == "regression"
+        if dataset.task not in getattr(component_class, "tasks", ("classification",)):
+            problems.append(f"task is {dataset.task!r}, which the datastore does not declare in `tasks`")
+        if regression and dataset.class_names:
+            problems.append("class_names must be empty for a regression data set (target_names names the targets)")
+        if not regression and len(dataset.class_names) < 2:
             problems.append(f"class_names has {len(dataset.class_names)} entries; a classifier needs at least 2")
         features = dataset.x_train.shape[1] if getattr(dataset.x_train, "ndim", 0) == 2 else None
         for split in ("train", "val", "test"):
@@ -65,7 +71,12 @@ class DatastoreContract(ComponentContract):
                 problems.append(f"x_{split} must be a float32 array of shape (n, features), "
                                 f"found {type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}")
                 continue
-            if not (isinstance(y, np.ndarray) and y.dtype == np.int64 and y.ndim == 1):
+            if regression and not (isinstance(y, np.ndarray) and y.dtype == np.float32 and y.ndim == 2
+                                   and y.shape[1] == dataset.num_targets):
+                problems.append(f"y_{split} of a regression data set must be a float32 array of shape (n, targets), "
+                                f"found {type(y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}")
+                continue
+            if not regression and not (isinstance(y, np.ndarray) and y.dtype == np.int64 and y.ndim == 1):
                 problems.append(f"y_{split} must be an int64 array of shape (n,), "
                                 f"found {type(y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}")
                 continue
@@ -77,7 +88,9 @@ class DatastoreContract(ComponentContract):
                 problems.append(f"x_{split} has {x.shape[1]} features, x_train has {features}")
             if not np.all(np.isfinite(x)):
                 problems.append(f"x_{split} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite values")
-            if len(y) and (y.min() < 0 or y.max() >= len(dataset.class_names)):
+            if regression and not np.all(np.isfinite(y)):
+                problems.append(f"y_{split} holds {int(np.sum(~np.isfinite(y)))} NaN or infinite targets")
+            elif not regression and len(y) and (y.min() < 0 or y.max() >= len(dataset.class_names)):
                 problems.append(f"y_{split} holds labels {int(y.min())}..{int(y.max())}, outside "
                                 f"0..{len(dataset.class_names) - 1} (indices into class_names)")
         if dataset.image_shape is not None and features is not None and math.prod(dataset.image_shape) != features:

@@ -119,6 +119,29 @@ class FrameworkContract(ComponentContract):
             fail(f"aios_build_model of {label_of(self.kind, component.name)} returned None; it must return a model")
         return Built(plugin_manager=pm, run=run, model=model)
 
+    def test_regression_model_saves_and_exports_predictions(self, request: pytest.FixtureRequest,
+                                                            tmp_path_factory: pytest.TempPathFactory,
+                                                            component: Framework,
+                                                            tiny_regression_dataset: Dataset) -> None:
+        """For a framework that declares regression: its model for a regression set predicts (n, targets), and
+        its ONNX export's first output is ``predictions`` (n, targets), equal to the native model's."""
+        import numpy as np
+
+        label = label_of(self.kind, component.name)
+        if "regression" not in component.tasks:
+            pytest.skip(f"{label} declares tasks {list(component.tasks)}, not regression")
+        dataset = tiny_regression_dataset
+        export = onnx_checks.onnx_export(request.config, tmp_path_factory, component, dataset, label)
+        problems = onnx_checks.output_problems(export, dataset, self.onnx_extra_outputs)
+        if problems:
+            fail(f"the ONNX export of {label}'s regression model: " + "; ".join(problems))
+        native = onnx_checks.native_probabilities(export, dataset, label)
+        exported = onnx_checks.check_runtime_probabilities(export, dataset, label)
+        worst = float(np.max(np.abs(native - exported)))
+        if worst > onnx_checks.PARITY_ATOL:
+            fail(f"{label}'s regression model: ONNX Runtime's predictions differ from the native model's by up to "
+                 f"{worst:.3g} (allowed {onnx_checks.PARITY_ATOL:g})")
+
     def test_saved_model_loads_and_predicts_identically(self, component: Framework, dataset: Dataset,
                                                         built: Built) -> None:
         import numpy as np

@@ -36,6 +36,14 @@ def tiny_dataset() -> Dataset:
     return make()
 
 
+@pytest.fixture
+def tiny_regression_dataset() -> Dataset:
+    """``aios_core.testing.tiny_regression_dataset()``: 16 features, one standardized target, 144/48/48 rows."""
+    from aios_core.testing._data import tiny_regression_dataset as make
+
+    return make()
+
+
 @pytest.fixture(scope="session")
 def digits_dataset() -> Dataset:
     """``aios_core.testing.digits_dataset()``: scikit-learn's digits, 60/20/20, standardized, made once per session."""

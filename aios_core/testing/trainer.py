@@ -170,6 +170,33 @@ class TrainerContract(ComponentContract):
         if not 1 <= result.best_epoch <= len(result.history):
             fail(f"{label}: TrainResult.best_epoch is {result.best_epoch}, outside 1..{len(result.history)}")
 
+    def test_regression_training_lowers_the_mse(self, component: Component, component_name: str,
+                                                framework: Framework, tiny_regression_dataset: Dataset,
+                                                aios_run_context: Callable[..., RunContext]) -> None:
+        """For a trainer that declares regression: on a tiny regression set it lowers the (MSE) training loss,
+        reports ``val_rmse``, and its model predicts (n, targets)."""
+        label = label_of(self.kind, component_name)
+        for who, declared in ((label, component.tasks), (label_of("framework", framework.name), framework.tasks)):
+            if "regression" not in declared:
+                pytest.skip(f"{who} declares tasks {list(declared)}, not regression")
+        recorder = Recorder()
+        pm = manager_with(framework, component, recorder)
+        run = aios_run_context(pm)
+        result = train(pm, run, tiny_regression_dataset)
+        if not isinstance(result, TrainResult):
+            fail(f"aios_train of {label} returned {type(result).__name__} for a regression set")
+        reported = [metrics for _, _, metrics in recorder.epochs]
+        if len(reported) < 2 or not float(reported[-1]["loss"]) < float(reported[0]["loss"]):
+            fail(f"{label} did not lower the MSE on a regression set: losses "
+                 f"{[round(float(m.get('loss', float('nan'))), 4) for m in reported]}")
+        if "val_rmse" not in reported[-1]:
+            fail(f"{label} reported {sorted(reported[-1])} on a regression set; report val_rmse (and val_mae) "
+                 "instead of val_accuracy")
+        artifact = pm.hook.aios_save_model(model=result.model, path=run.artifacts_dir /
+                                           f"model.{framework.native_format}")
+        who = f"the regression model {label} trained"
+        check_probabilities(predictor_for(pm, artifact, who), tiny_regression_dataset, who)
+
     def test_trained_model_saves_and_predicts(self, component_name: str, framework: Framework, dataset: Dataset,
                                               training: Training) -> None:
         result = self._result(training, component_name)

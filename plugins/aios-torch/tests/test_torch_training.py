@@ -398,7 +398,7 @@ def test_overrides_take_precedence_over_trainer_params(torch_stack, digits_datas
 def test_defaults_are_the_documented_ones() -> None:
     assert TorchTrainerParams().model_dump() == {
         "epochs": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3, "momentum": 0.9,
-        "weight_decay": 0.0, "lr_schedule": "none", "lr_step_size": 10, "lr_gamma": 0.5,
+        "weight_decay": 0.0, "lr_schedule": "none", "lr_step_size": 10, "lr_gamma": 0.5, "loss": "auto",
         "early_stopping_patience": None, "early_stopping_min_delta": 0.0, "progress_updates": 4,
         "checkpoint_interval_s": 10.0,
     }
