@@ -1,0 +1,146 @@
+"""Regression through the whole stack, by the real CLI: a CSV with a numeric target, the task inferred and
+declared, refusals of classification-only components and gates, and the diabetes example against Ridge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support import REPO, refusal, run_aios
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = REPO / "examples" / "diabetes-regression.yaml"
+
+CSV_STACK = """\
+name: csv-regression
+seed: 7
+data: {{plugin: files, path: {path}, target: progression{task}}}
+model: {{framework: torch, architecture: mlp, hidden_units: [16]}}
+trainer: {{plugin: torch, epochs: 30, batch_size: 32, learning_rate: 0.01}}
+evaluate: {{batch_sizes: [1], latency_runs: 5, max_rmse: 80, min_r2: 0.2}}
+monitors: [{{plugin: jsonl}}]
+"""
+
+DIABETES = """\
+name: diabetes
+data: {plugin: sklearn, dataset: diabetes}
+model: {framework: torch, architecture: mlp}
+trainer: {plugin: torch, epochs: 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def diabetes_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's diabetes as a CSV file: ten feature columns and the numeric target ``progression``."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame.rename(columns={"target": "progression"})
+    path = tmp_path_factory.mktemp("csv") / "diabetes.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _run(tmp_path: Path, stack: str) -> Path:
+    path = tmp_path / "stack.yaml"
+    path.write_text(stack)
+    result = run_aios("run", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    return run_dir
+
+
+def test_a_csv_with_a_numeric_target_runs_end_to_end_with_the_task_inferred(tmp_path: Path, diabetes_csv: Path) -> None:
+    run_dir = _run(tmp_path, CSV_STACK.format(path=diabetes_csv, task=""))
+    data = json.loads((run_dir / "data.json").read_text())
+    assert data["task"] == "regression" and data["num_classes"] == 0 and data["target_names"] == ["progression"]
+    assert data["preprocessing"]["task"]["declared"] is False
+    assert "inferred: numeric target with 214 distinct values" in data["preprocessing"]["task"]["reason"]
+    assert data["target_scaling"]["scaling"] == "standardize" and data["target_scaling"]["std"][0] > 50
+    report = json.loads((run_dir / "report" / "evaluation.json").read_text())
+    assert report["task"] == "regression" and "test_accuracy" not in report
+    assert 30 < report["test_rmse"] < 80 and report["test_r2"] > 0.2  # in the target's units (it spans 25..346)
+    assert {gate["gate"]: gate["passed"] for gate in report["gates"]} == {"max_rmse": True, "min_r2": True}
+    onnx = next(a for a in report["artifacts"] if a["format"] == "onnx")
+    assert {"rmse", "mae", "r2"} <= set(onnx) and "confusion_matrix" not in onnx
+    assert (run_dir / "report" / "predicted_vs_true.png").stat().st_size > 1000
+    assert (run_dir / "report" / "residuals.png").stat().st_size > 1000
+    assert not (run_dir / "report" / "confusion_matrix.png").exists()
+    history = json.loads((run_dir / "state.json").read_text())["phases"]["train"]["history"]
+    assert {"loss", "rmse", "val_loss", "val_rmse", "val_mae"} <= set(history[0]) and "val_accuracy" not in history[0]
+
+
+def test_a_declared_task_overrides_the_inference(tmp_path: Path) -> None:
+    """Integer scores 0..24 (25 distinct values) would be inferred as regression; task: classification keeps classes."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3))
+    score = np.clip(np.round(12 + 4 * x[:, 0]), 0, 24).astype(int)
+    rows = ["a,b,c,progression"] + [f"{a:.4f},{b:.4f},{c:.4f},{s}" for (a, b, c), s in zip(x, score)]
+    csv = tmp_path / "scores.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    stack = CSV_STACK.format(path=csv, task=", task: classification").replace(
+        ", max_rmse: 80, min_r2: 0.2", "").replace("epochs: 30", "epochs: 2")
+    # 25 classes, some rare: the stratified split refuses them by name, which shows the declared task won
+    path = tmp_path / "stack.yaml"
+    path.write_text(stack)
+    result = run_aios("run", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode != 0
+    assert "data.split: class" in result.stderr and "stratified" in result.stderr
+
+
+def test_a_classification_only_component_is_refused_on_a_regression_stack(tmp_path: Path) -> None:
+    stack = DIABETES + "compressors: [{plugin: torch-prune}]\n"
+    line = refusal(tmp_path, stack)
+    assert line.endswith("compressors.0: compressor 'torch-prune' supports classification only, but the data's "
+                         "task is regression; choose a compressor that declares regression (aios plugins info "
+                         "NAME shows its tasks)"), line
+
+
+def test_a_classification_gate_is_refused_on_a_regression_stack(tmp_path: Path) -> None:
+    line = refusal(tmp_path, DIABETES + "evaluate: {min_accuracy: 0.9}\n")
+    assert "evaluate.min_accuracy: a classification gate, but the data's task is regression" in line
+
+
+def test_a_regression_task_on_a_classification_set_is_refused(tmp_path: Path) -> None:
+    line = refusal(tmp_path, DIABETES.replace("dataset: diabetes", "dataset: digits, task: regression"))
+    assert "data.task: found 'regression', but scikit-learn's digits is a classification data set" in line
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``examples/diabetes-regression.yaml`` as shipped, run once."""
+    runs = tmp_path_factory.mktemp("example") / "runs"
+    result = run_aios("run", str(EXAMPLE), "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = runs.iterdir()
+    return run_dir
+
+
+def _ridge_rmse(run_dir: Path) -> float:
+    """scikit-learn's Ridge (alpha 1) on the run's own splits and preprocessing, RMSE in the target's units."""
+    import numpy as np
+    from aios_data import SklearnDatastore
+    from sklearn.linear_model import Ridge
+
+    from aios_core import RunContext, RunDirectory
+
+    stack = RunDirectory(run_dir).read_lock()
+    params = {key: value for key, value in stack["data"].items() if key != "plugin"}
+    context = RunContext(name="ridge", seed=stack["seed"], threads=1, dir=run_dir, stack=stack, hook=None)
+    dataset = SklearnDatastore(SklearnDatastore.Params(**params)).aios_load_dataset(run=context)
+    model = Ridge(alpha=1.0).fit(dataset.x_train, dataset.unscale_targets(dataset.y_train))
+    predicted = model.predict(dataset.x_test).reshape(-1, 1)
+    return float(np.sqrt(np.mean((predicted - dataset.unscale_targets(dataset.y_test)) ** 2)))
+
+
+def test_the_diabetes_example_is_within_ten_percent_of_ridge(example_run: Path) -> None:
+    report = json.loads((example_run / "report" / "evaluation.json").read_text())
+    ridge = _ridge_rmse(example_run)
+    print(f"\ndiabetes test RMSE: {report['final']} {report['test_rmse']:.2f}, scikit-learn Ridge {ridge:.2f} "
+          f"(ratio {report['test_rmse'] / ridge:.3f})")
+    assert report["final"] == "int8"
+    assert report["test_rmse"] <= 1.10 * ridge
+    assert all(gate["passed"] for gate in report["gates"])
