@@ -119,6 +119,17 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def keras_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example with Keras instead of PyTorch: one line each in the model and trainer sections."""
+    runs = tmp_path_factory.mktemp("keras") / "runs"
+    result = run_aios("run", str(EXAMPLE), "--runs-dir", str(runs), "--set", "model.framework=keras",
+                      "--set", "trainer.plugin=keras")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = runs.iterdir()
+    return run_dir
+
+
 def _ridge_rmse(run_dir: Path) -> float:
     """scikit-learn's Ridge (alpha 1) on the run's own splits and preprocessing, RMSE in the target's units."""
     import numpy as np
@@ -136,11 +147,13 @@ def _ridge_rmse(run_dir: Path) -> float:
     return float(np.sqrt(np.mean((predicted - dataset.unscale_targets(dataset.y_test)) ** 2)))
 
 
-def test_the_diabetes_example_is_within_ten_percent_of_ridge(example_run: Path) -> None:
-    report = json.loads((example_run / "report" / "evaluation.json").read_text())
-    ridge = _ridge_rmse(example_run)
-    print(f"\ndiabetes test RMSE: {report['final']} {report['test_rmse']:.2f}, scikit-learn Ridge {ridge:.2f} "
-          f"(ratio {report['test_rmse'] / ridge:.3f})")
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_the_diabetes_example_is_within_ten_percent_of_ridge(framework: str, request: pytest.FixtureRequest) -> None:
+    run_dir = request.getfixturevalue("example_run" if framework == "torch" else "keras_run")
+    report = json.loads((run_dir / "report" / "evaluation.json").read_text())
+    ridge = _ridge_rmse(run_dir)
+    print(f"\ndiabetes test RMSE: {framework} {report['final']} {report['test_rmse']:.2f}, scikit-learn Ridge "
+          f"{ridge:.2f} (ratio {report['test_rmse'] / ridge:.3f})")
     assert report["final"] == "int8"
     assert report["test_rmse"] <= 1.10 * ridge
     assert all(gate["passed"] for gate in report["gates"])

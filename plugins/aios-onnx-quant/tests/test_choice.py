@@ -99,3 +99,39 @@ def test_a_latency_difference_counts_only_when_every_block_agrees(ratios: list[f
 def test_the_speed_verdict_reports_the_median_ratio_and_the_block_medians() -> None:
     figures = speed_verdict([0.5] * 10 + [0.7] * 10 + [0.6] * 30)
     assert figures["ratio"] == 0.6 and figures["blocks"] == [0.5, 0.7, 0.6, 0.6, 0.6]
+
+
+# ---------------------------------------------------------------- regression: the budget is a relative RMSE increase
+def _regression(fp32_rmse: float, static_rmse: float, ratio: float = 0.5) -> dict:
+    speed = {"1": speed_verdict([ratio] * 50)}
+    return {"fp32": {"size_bytes": 1000, "val_rmse": fp32_rmse, "latency_ms_b1": 1.0},
+            "static": {"size_bytes": 900, "val_rmse": static_rmse, "latency_ms_b1": ratio, "speed": speed}}
+
+
+def test_a_regression_variant_within_the_relative_rmse_budget_qualifies() -> None:
+    assert choose_variant(_regression(0.70, 0.73), 0.05) == ("static", None)  # +4.3 %
+
+
+def test_a_regression_variant_beyond_the_budget_gets_a_warning_naming_max_metric_drop() -> None:
+    chosen, warning = choose_variant(_regression(0.70, 0.77), 0.05)  # +10 %
+    assert chosen == "static" and warning is not None
+    assert "max_metric_drop=0.05 of fp32 validation rmse 0.7000" in warning
+
+
+def test_auto_keeps_fp32_when_int8_raises_the_rmse_too_much_however_fast() -> None:
+    chosen, reason = choose_auto(_regression(0.70, 0.77), 0.05, 0.5)
+    assert chosen == "fp32" and "static raises validation RMSE by 10.00% (> max_metric_drop 0.05)" in reason
+
+
+def test_auto_keeps_a_faster_int8_regressor_within_the_budget() -> None:
+    chosen, reason = choose_auto(_regression(0.70, 0.71), 0.05, 0.5)
+    assert chosen == "static" and "faster than fp32 at batch 1" in reason
+
+
+def test_the_budget_follows_the_task() -> None:
+    from aios_onnx_quant import OnnxQuantParams
+
+    assert OnnxQuantParams().budget("regression") == 0.05
+    assert OnnxQuantParams().budget("classification") == 0.01
+    assert OnnxQuantParams(max_metric_drop=0.1).budget("regression") == 0.1
+    assert OnnxQuantParams(max_metric_drop=0.02).budget("classification") == 0.02
