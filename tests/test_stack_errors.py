@@ -21,7 +21,7 @@ CASES = [
     ("missing-data", VALID.replace("data:\n  plugin: sklearn\n  dataset: digits\n", ""), ": data: required field is missing"),
     ("data-without-plugin", VALID.replace("  plugin: sklearn\n", ""), ":3: data.plugin: required field is missing"),
     ("unknown-datastore", VALID.replace("plugin: sklearn", "plugin: sklern"), ":4: data.plugin: found 'sklern': no datastore named 'sklern' is installed; did you mean 'sklearn'?"),
-    ("unknown-dataset", VALID.replace("dataset: digits", "dataset: mnist"), ":5: data.dataset: found 'mnist', expected 'digits', 'iris', 'wine' or 'breast_cancer'"),
+    ("unknown-dataset", VALID.replace("dataset: digits", "dataset: mnist"), ":5: data.dataset: found 'mnist', expected 'digits', 'iris', 'wine', 'breast_cancer' or 'diabetes'"),
     ("unknown-framework", VALID.replace("framework: torch", "framework: jax"), ":7: model.framework: found 'jax': no framework named 'jax' is installed"),
     ("bad-architecture", VALID.replace("architecture: cnn", "architecture: resnet 50"), ":8: model.architecture: found 'resnet 50', expected a string matching the pattern"),
     ("unknown-model-field", VALID.replace("architecture: cnn", "architecture: cnn\n  hiden_units: [64]"), ":9: model.hiden_units: unknown field; expected one of: architecture, hidden_units, conv_channels, kernel_size, activation, dropout, options; did you mean 'hidden_units'?"),

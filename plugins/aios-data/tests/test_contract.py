@@ -57,5 +57,5 @@ class TestFilesDatastore(DatastoreContract):
 
 
 def test_capabilities_list_data_sets_and_formats() -> None:
-    assert SklearnDatastore.capabilities() == {"datasets": ["digits", "iris", "wine", "breast_cancer"]}
+    assert SklearnDatastore.capabilities() == {"datasets": ["digits", "iris", "wine", "breast_cancer", "diabetes"]}
     assert FilesDatastore.capabilities() == {"formats": ["csv", "parquet", "npz", "idx"]}

@@ -27,20 +27,21 @@ def describe(component: type[Datastore], **params: Any) -> DataDescription | Non
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("digits", DataDescription(64, 10, (1, 8, 8), images=True)),
-    ("iris", DataDescription(4, 3, None, images=False)),
-    ("wine", DataDescription(13, 3, None, images=False)),
-    ("breast_cancer", DataDescription(30, 2, None, images=False)),
+    ("digits", DataDescription(64, 10, (1, 8, 8), images=True, task="classification")),
+    ("iris", DataDescription(4, 3, None, images=False, task="classification")),
+    ("wine", DataDescription(13, 3, None, images=False, task="classification")),
+    ("breast_cancer", DataDescription(30, 2, None, images=False, task="classification")),
+    ("diabetes", DataDescription(10, None, None, images=False, task="regression")),
 ])
 def test_bundled_sets_are_described_without_loading(name: str, expected: DataDescription) -> None:
     assert describe(SklearnDatastore, dataset=name) == expected
 
 
-@pytest.mark.parametrize("name", ["digits", "iris"])
+@pytest.mark.parametrize("name", ["digits", "iris", "diabetes"])
 def test_the_description_of_a_bundled_set_is_what_loads(name: str, load: Load) -> None:
     described, dataset = describe(SklearnDatastore, dataset=name), load(SklearnDatastore, dataset=name)
-    assert described == DataDescription(dataset.x_train.shape[1], dataset.num_classes, dataset.image_shape,
-                                        images=dataset.image_shape is not None)
+    assert described == DataDescription(dataset.x_train.shape[1], dataset.num_classes or None, dataset.image_shape,
+                                        images=dataset.image_shape is not None, task=dataset.task)
 
 
 # ---------------------------------------------------------------- files

@@ -14,8 +14,9 @@ def test_defaults() -> None:
     params = SklearnDatastore.Params()
     assert params.dataset == "digits"
     assert params.model_dump(exclude={"dataset"}) == {
+        "task": "auto",
         "clean": {"drop_missing": True, "drop_duplicates": False},
-        "preprocess": {"scaling": "standardize", "scale_factor": 1.0, "one_hot": []},
+        "preprocess": {"scaling": "standardize", "scale_factor": 1.0, "one_hot": [], "target_scaling": "standardize"},
         "split": {"validation": 0.15, "test": 0.15},
     }
 
