@@ -106,6 +106,12 @@ def test_new_plugin_generates_a_project_of_the_chosen_kind(generate: Callable[[s
     assert entry_points == {"aios.monitors": {"hello": "aios_hello:HelloMonitor"}}
 
 
+def test_each_generated_component_declares_its_tasks(generate: Callable[[str, str], Generated]) -> None:
+    _, project = generate("tasky", "framework,trainer,datastore,compressor,deployer,tuner")
+    source = (project / "aios_tasky" / "__init__.py").read_text()
+    assert source.count('    tasks = ("classification",)') == 6
+
+
 @pytest.mark.parametrize("kinds", ["monitor", "framework,datastore"])
 def test_the_generated_project_installs_aios_from_its_repository_never_by_name(
         generate: Callable[[str, str], Generated], kinds: str) -> None:

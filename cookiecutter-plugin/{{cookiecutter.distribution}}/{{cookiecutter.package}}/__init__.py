@@ -97,6 +97,7 @@ class {{ P }}Framework(Framework):
 
     Params = {{ P }}ModelParams
     native_format = NATIVE_FORMAT
+    tasks = ("classification",)  # add "regression" once it handles numeric targets (docs/regression.md)
     export_formats = ()
     params: {{ P }}ModelParams
 
@@ -167,6 +168,7 @@ class {{ P }}Trainer(Trainer):
 
     Params = {{ P }}TrainerParams
     frameworks = (NAME,)
+    tasks = ("classification",)  # add "regression" once it handles numeric targets (docs/regression.md)
     params: {{ P }}TrainerParams
 
     def __init__(self, params: {{ P }}TrainerParams | None = None, name: str | None = None) -> None:
@@ -204,6 +206,7 @@ class {{ P }}Datastore(Datastore):
 
     Params = {{ P }}DatastoreParams
     params: {{ P }}DatastoreParams
+    tasks = ("classification",)  # add "regression" once it handles numeric targets (docs/regression.md)
 
     def __init__(self, params: {{ P }}DatastoreParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or NAME)
@@ -241,6 +244,7 @@ class {{ P }}Tuner(Tuner):
     """Random search: tries distinct combinations of the ``space`` choices, in an order set by the run's seed."""
 
     Params = {{ P }}TunerParams
+    tasks = ("classification",)  # add "regression" once it handles numeric targets (docs/regression.md)
     params: {{ P }}TunerParams
 
     def __init__(self, params: {{ P }}TunerParams | None = None, name: str | None = None) -> None:
@@ -280,6 +284,7 @@ class {{ P }}Compressor(Compressor):
 {%- endif %}
     Params = {{ P }}CompressorParams
     params: {{ P }}CompressorParams
+    tasks = ("classification",)  # add "regression" once it handles numeric targets (docs/regression.md)
 
     def __init__(self, params: {{ P }}CompressorParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or NAME)
@@ -316,6 +321,7 @@ class {{ P }}Deployer(Deployer):
     formats = {% if 'framework' in kinds %}(NATIVE_FORMAT, "onnx"){% else %}("onnx",){% endif %}
     Params = {{ P }}DeployerParams
     params: {{ P }}DeployerParams
+    tasks = ("classification",)  # add "regression" once it handles numeric targets (docs/regression.md)
 
     def __init__(self, params: {{ P }}DeployerParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or NAME)
