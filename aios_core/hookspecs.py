@@ -85,7 +85,8 @@ def aios_build_model(dataset: Dataset, run: RunContext, overrides: dict[str, Any
     once per tuner trial. ``overrides`` holds model parameters chosen by the tuner (empty
     otherwise) and take precedence over the component's own ``params``. The model need
     not hold weights yet (an estimator that is fitted later), but it must save, load and
-    predict class probabilities as it is.
+    predict class probabilities as it is (for a ``dataset.task`` of ``regression``:
+    ``dataset.num_targets`` values per row).
     """
 
 
@@ -116,7 +117,8 @@ def aios_export_model(model: Any, fmt: str, path: Path, dataset: Dataset) -> Mod
     """Export ``model`` to ``fmt`` (one of the framework's ``export_formats``) at ``path``.
 
     The exported model takes a float32 batch (n, features) and returns class
-    probabilities (n, classes). ``dataset`` supplies sample inputs for tracing and
+    probabilities (n, classes), or for a regression ``dataset`` one output named
+    ``predictions`` (n, targets) in the units the model learned. ``dataset`` supplies sample inputs for tracing and
     parity checks. The runner calls it in the ``export`` phase, after ``train``, once per
     export format, at ``artifacts/model.<fmt>``. First result wins.
     """
@@ -124,7 +126,7 @@ def aios_export_model(model: Any, fmt: str, path: Path, dataset: Dataset) -> Mod
 
 @hookspec(firstresult=True)
 def aios_load_predictor(artifact: ModelArtifact, threads: int) -> Predictor | None:
-    """Return a function mapping a float32 batch to class probabilities, or ``None``.
+    """Return a function mapping a float32 batch to class probabilities (regression: predictions), or ``None``.
 
     ``threads`` is the number of intra-op threads the predictor should use (the stack's
     ``threads``), so measured latencies match the run's setting.
