@@ -93,6 +93,9 @@ RUN: dict[str, str] = {
     ".venv/bin/python registry-index/build.py --check": "test_the_registry_build_runs_from_a_clone_and_names_a_broken_entry",
     "aios run examples/mnist-keras.yaml": "test_the_keras_quickstart_runs_on_digits_and_on_idx_files",
     "aios run examples/digits-compress.yaml": "test_the_compression_example_runs_from_a_clone_and_shows_the_gain",
+    "aios run examples/diabetes-regression.yaml": "test_the_regression_example_runs_from_a_clone_near_ridge",
+    "aios run examples/diabetes-regression.yaml --set model.framework=keras --set trainer.plugin=keras":
+        "test_the_regression_example_runs_from_a_clone_near_ridge",
     "curl -s http://127.0.0.1:8080/v2": "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
     "curl -s http://127.0.0.1:8080/v2/models/digits-torch":
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
@@ -600,6 +603,28 @@ def test_the_compression_example_runs_from_a_clone_and_shows_the_gain(tmp_path: 
         assert row in result.stdout, result.stdout
     report = json.loads((clone / run / "report" / "evaluation.json").read_text())
     assert report["comparison"]["baseline"] == "onnx" and report["comparison"]["size_ratio"] < 0.35
+
+
+@pytest.mark.slow
+def test_the_regression_example_runs_from_a_clone_near_ridge(tmp_path: Path) -> None:
+    """torch, then keras: int8 served and smoke-tested in the target's units, test RMSE within 10 % of Ridge's."""
+    from test_regression import ridge_rmse
+
+    test = "test_the_regression_example_runs_from_a_clone_near_ridge"
+    commands = documented("aios run examples/diabetes-regression.yaml", test) + documented(
+        "aios run examples/diabetes-regression.yaml --set model.framework=keras --set trainer.plugin=keras", test)
+    clone = fresh_clone(tmp_path / "aios")
+    shell = Shell(clone, user_environment())
+    for command, framework in zip(commands, ("torch", "keras"), strict=True):
+        result = shell.run(command, timeout=RUN_TIMEOUT)
+        run = finished_run(result)
+        assert "regression of target" in result.stdout and "smoke test passed" in result.stdout, result.stdout
+        report = json.loads((clone / run / "report" / "evaluation.json").read_text())
+        ridge = ridge_rmse(clone / run)
+        print(f"\ndiabetes test RMSE: {framework} {report['final']} {report['test_rmse']:.2f}, "
+              f"scikit-learn Ridge {ridge:.2f} (ratio {report['test_rmse'] / ridge:.3f})")
+        assert report["final"] == "int8" and report["test_rmse"] <= 1.10 * ridge
+        assert all(gate["passed"] for gate in report["gates"])
 
 
 def _install_into(site: Path, project: Path, *, build: bool) -> None:
