@@ -1,0 +1,55 @@
+"""What a live server needs to tell whether its inputs still look like the training data.
+
+A datastore records ``drift_reference(x_train, y_train, ...)`` at data time (aios-data puts it in the
+data summary's ``preprocessing``, so it travels with the model to a server or a bundle); a server
+compares a window of live rows with it by ``psi``. numpy only, imported when used.
+
+The reference holds, per feature, the cut points of its training deciles and the share of training
+rows in each bin (a feature with few distinct values has fewer bins), the training range, and the
+share of each class in the training labels.
+
+Population stability index: ``sum((live - train) * ln(live / train))`` over the bins, with empty
+bins counted as ``PSI_FLOOR``. The usual reading: below 0.1 no shift, 0.1-0.25 a moderate shift,
+above ``PSI_ALERT`` = 0.25 a significant one. A window of n live rows scores about (bins - 1) / n
+with no shift at all (sampling noise): 10 bins and 270 rows, about 0.03.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PSI_ALERT", "PSI_FLOOR", "bin_shares", "drift_reference", "psi"]
+
+PSI_FLOOR = 1e-4
+PSI_ALERT = 0.25
+BINS = 10
+
+
+def drift_reference(x_train: np.ndarray, y_train: np.ndarray, class_names: list[str], bins: int = BINS,
+                    feature_names: list[str] | None = None) -> dict[str, Any]:
+    """Per-feature quantile bins, shares and range of the training rows, and the training class shares (JSON-able)."""
+    x = np.asarray(x_train, dtype=np.float64)
+    quantiles = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)  # (bins - 1, features)
+    cuts = [np.unique(quantiles[:, j]) for j in range(x.shape[1])]
+    shares = [bin_shares(x[:, j], c) for j, c in enumerate(cuts)]
+    classes = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(class_names)) / max(len(y_train), 1)
+    return {"method": "psi", "bins": bins, "rows": int(x.shape[0]),
+            "features": list(feature_names) if feature_names else [str(j) for j in range(x.shape[1])],
+            "cuts": [np.round(c, 6).tolist() for c in cuts], "shares": [np.round(s, 6).tolist() for s in shares],
+            "min": np.round(x.min(axis=0), 6).tolist(), "max": np.round(x.max(axis=0), 6).tolist(),
+            "classes": [str(name) for name in class_names], "class_shares": np.round(classes, 6).tolist()}
+
+
+def bin_shares(values: np.ndarray, cuts: np.ndarray | list[float]) -> np.ndarray:
+    """The share of ``values`` in each of the ``len(cuts) + 1`` bins (a value equal to a cut goes above it)."""
+    counts = np.bincount(np.searchsorted(np.asarray(cuts), values, side="right"), minlength=len(cuts) + 1)
+    return counts / max(len(values), 1)
+
+
+def psi(expected: np.ndarray | list[float], actual: np.ndarray | list[float]) -> float:
+    """The population stability index of ``actual`` shares against ``expected`` shares (same bins)."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
