@@ -32,13 +32,16 @@ def drift_reference(x_train: np.ndarray, y_train: np.ndarray, class_names: list[
     """Per-feature quantile bins, shares and range of the training rows, and the training class shares (JSON-able)."""
     x = np.asarray(x_train, dtype=np.float64)
     quantiles = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)  # (bins - 1, features)
-    cuts = [np.unique(quantiles[:, j]) for j in range(x.shape[1])]
+    # Rounded before the shares are counted, so a server binning live rows with the recorded (JSON) cuts
+    # puts a training value in the same bin as here: discrete features (pixels) sit exactly on their cuts.
+    cuts = [np.unique(np.round(quantiles[:, j], 6)) for j in range(x.shape[1])]
     shares = [bin_shares(x[:, j], c) for j, c in enumerate(cuts)]
     classes = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(class_names)) / max(len(y_train), 1)
     return {"method": "psi", "bins": bins, "rows": int(x.shape[0]),
             "features": list(feature_names) if feature_names else [str(j) for j in range(x.shape[1])],
-            "cuts": [np.round(c, 6).tolist() for c in cuts], "shares": [np.round(s, 6).tolist() for s in shares],
-            "min": np.round(x.min(axis=0), 6).tolist(), "max": np.round(x.max(axis=0), 6).tolist(),
+            "cuts": [c.tolist() for c in cuts], "shares": [np.round(s, 6).tolist() for s in shares],
+            # outward to 6 decimals: the training rows themselves are inside their recorded range
+            "min": (np.floor(x.min(axis=0) * 1e6) / 1e6).tolist(), "max": (np.ceil(x.max(axis=0) * 1e6) / 1e6).tolist(),
             "classes": [str(name) for name in class_names], "class_shares": np.round(classes, 6).tolist()}
 
 
