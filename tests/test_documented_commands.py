@@ -101,6 +101,9 @@ RUN: dict[str, str] = {
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
     "curl -s -X POST http://127.0.0.1:8080/v2/repository/index":
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+    "aios run examples/digits-mlflow.yaml": "test_the_mlflow_walkthrough_runs_from_a_clone",
+    "mlflow experiments search": "test_the_mlflow_walkthrough_runs_from_a_clone",
+    "mlflow runs list --experiment-id 1": "test_the_mlflow_walkthrough_runs_from_a_clone",
 }
 
 # Run once placeholders are replaced: command -> (the test that runs it, what is substituted).
@@ -221,6 +224,16 @@ NOT_RUN: dict[str, str] = {
     "python -m pytest plugins/aios-torch/tests -q --import-mode=importlib": _SUITE,
     "pytest plugins/aios-data/tests -q -p no:cacheprovider --import-mode=importlib": _SUITE,
     ".venv/bin/pytest -q -p no:cacheprovider plugins/aios-onnx-quant/tests": _SUITE,
+    "aios plugins install aios-mlflow": (
+        f"{_INSTALLS}; tests/test_plugin_index_commands.py::"
+        "test_a_first_party_plugin_without_a_release_installs_from_its_source installs from a source into a sandbox"),
+    "mlflow models serve -m models:/digits-classifier/1 --env-manager local --port 5001": (
+        "a server that runs until stopped; plugins/aios-mlflow/tests/test_tracking.py::"
+        "test_the_registered_model_predicts_as_the_runs_final_onnx_model loads the same registered version with "
+        "mlflow.pyfunc, which this command serves"),
+    "mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db": (
+        "a server that runs until stopped; plugins/aios-mlflow/tests/conftest.py starts the same command "
+        "(on a free port, with a local artifact root) for the plugin's tests"),
 }
 
 # Error output shown on its own, by its first line: where it is checked.
@@ -664,3 +677,23 @@ def test_stack_requirements_prints_the_lines_the_page_shows(tmp_path: Path) -> N
                                 "test_stack_requirements_prints_the_lines_the_page_shows")
     result = Shell(fresh_clone(tmp_path / "aios"), user_environment()).run(requirements)
     assert result.stdout.splitlines() == list(requirements.output)
+
+
+@pytest.mark.slow
+def test_the_mlflow_walkthrough_runs_from_a_clone(tmp_path: Path) -> None:
+    """monitoring.md: the example stack logs to MLflow's local default store, and MLflow's CLI finds the run."""
+    test = "test_the_mlflow_walkthrough_runs_from_a_clone"
+    [run_command] = documented("aios run examples/digits-mlflow.yaml", test)
+    [experiments] = documented("mlflow experiments search", test)
+    [runs_list] = documented("mlflow runs list --experiment-id 1", test)
+    clone = fresh_clone(tmp_path / "aios")
+    shell = Shell(clone, user_environment())
+    page_run_id, page_stamp = "f291c6dad1fd4dd9a50df5ac661b0d60", "20261201-182450"
+    figures = {page_stamp: "...", page_run_id: "...", "/home/me/aios": "...", "0.8 s wall, 0.7 s CPU, peak RSS 309": "..."}
+    run = finished_run(shell.run(run_command, substitutions=figures, timeout=RUN_TIMEOUT))
+    pointer = yaml.safe_load((clone / run / "mlflow.json").read_text())  # JSON is YAML
+    assert pointer["tracking_uri"] == f"sqlite:///{clone / 'mlflow.db'}" and pointer["model_version"] == 1
+    real = {page_stamp: run.split("/")[1][:15], page_run_id: pointer["run_id"], "/home/me/aios": str(clone),
+            "2026-12-01 18:24:56 UTC": "..."}
+    shell.run(experiments, substitutions=real)
+    shell.run(runs_list, substitutions=real)
