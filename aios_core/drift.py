@@ -25,23 +25,32 @@ __all__ = ["PSI_ALERT", "PSI_FLOOR", "bin_shares", "drift_reference", "psi"]
 PSI_FLOOR = 1e-4
 PSI_ALERT = 0.25
 BINS = 10
+SAMPLE_ROWS = 20_000
 
 
 def drift_reference(x_train: np.ndarray, y_train: np.ndarray, class_names: list[str], bins: int = BINS,
                     feature_names: list[str] | None = None) -> dict[str, Any]:
-    """Per-feature quantile bins, shares and range of the training rows, and the training class shares (JSON-able)."""
-    x = np.asarray(x_train, dtype=np.float64)
+    """Per-feature quantile bins, shares and range of the training rows, and the training class shares (JSON-able).
+
+    Bins and shares come from at most ``SAMPLE_ROWS`` rows (a seeded sample of larger splits: MNIST's
+    60,000 x 784 would otherwise take a float64 copy of several hundred MB); the range from all rows.
+    """
+    x = np.asarray(x_train)
+    low, high = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+    if len(x) > SAMPLE_ROWS:
+        x = x[np.sort(np.random.default_rng(0).choice(len(x), SAMPLE_ROWS, replace=False))]
+    x = x.astype(np.float64)
     quantiles = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)  # (bins - 1, features)
     # Rounded before the shares are counted, so a server binning live rows with the recorded (JSON) cuts
     # puts a training value in the same bin as here: discrete features (pixels) sit exactly on their cuts.
     cuts = [np.unique(np.round(quantiles[:, j], 6)) for j in range(x.shape[1])]
     shares = [bin_shares(x[:, j], c) for j, c in enumerate(cuts)]
     classes = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(class_names)) / max(len(y_train), 1)
-    return {"method": "psi", "bins": bins, "rows": int(x.shape[0]),
+    return {"method": "psi", "bins": bins, "rows": int(len(x_train)), "sampled_rows": int(x.shape[0]),
             "features": list(feature_names) if feature_names else [str(j) for j in range(x.shape[1])],
             "cuts": [c.tolist() for c in cuts], "shares": [np.round(s, 6).tolist() for s in shares],
             # outward to 6 decimals: the training rows themselves are inside their recorded range
-            "min": (np.floor(x.min(axis=0) * 1e6) / 1e6).tolist(), "max": (np.ceil(x.max(axis=0) * 1e6) / 1e6).tolist(),
+            "min": (np.floor(low * 1e6) / 1e6).tolist(), "max": (np.ceil(high * 1e6) / 1e6).tolist(),
             "classes": [str(name) for name in class_names], "class_shares": np.round(classes, 6).tolist()}
 
 

@@ -1,7 +1,8 @@
 """Resource usage of a run's phases: wall time, CPU time, peak resident memory, GPU memory.
 
 Read from the operating system's own counters when a phase starts and ends, never sampled
-in between, so measuring costs nothing while a phase runs (a few /proc reads per phase):
+in between, so measuring costs nothing while a phase runs (at each end: the /proc/<pid>/stat of every
+process, to find this one's descendants, about a millisecond; benchmarks/monitoring/RESULTS.md):
 
 - CPU time: ``os.times()`` for this process and its waited-for children, plus the
   ``/proc/<pid>/stat`` times of live descendants (Ray's raylet and workers, a server).
@@ -56,28 +57,36 @@ def _reset_peak(pid: int | str) -> bool:
         return False
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / _TICKS  # utime, stime, cutime, cstime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _descendants() -> dict[int, float]:
-    """Live descendants of this process and the CPU seconds each has used (its own and its waited children's)."""
+    """Live descendants of this process and the CPU seconds each has used (its own and its waited children's).
+
+    Every process's parent comes from ``/proc/*/stat`` (``/proc/<pid>/task/*/children`` would be cheaper but
+    needs a kernel option that is often off).
+    """
     if not _PROC.is_dir():
         return {}
     children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
     for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid (field 4 of stat)
-        times[pid] = sum(int(v) for v in fields[11:15]) / _TICKS  # utime, stime, cutime, cstime
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
     found: dict[int, float] = {}
     stack = list(children.get(os.getpid(), []))
     while stack:
         pid = stack.pop()
         if pid not in found:
-            found[pid] = times.get(pid, 0.0)
+            found[pid] = _cpu_seconds(pid)
             stack += children.get(pid, [])
     return found
 

@@ -210,7 +210,7 @@ class Tracker:
         self._log_params(self.run_id, dict(flatten({k: v for k, v in self.run.stack.items() if k != "lock"})))
 
     def _tags(self) -> dict[str, str]:
-        lock = self.rundir.read_lock().get("lock") or {}
+        lock = (self.rundir.read_lock().get("lock") or {}) if self.rundir.lock_file.is_file() else {}
         tags = {"aios.stack": self.run.name, "aios.seed": str(self.run.seed),
                 "aios.run_dir": str(self.rundir.path.resolve()), "aios.kernel_version": str(lock.get("aios_core")),
                 "aios.python": str(lock.get("python"))}

@@ -69,6 +69,9 @@ def test_phase_summaries_and_each_artifacts_evaluation_figures(mlflow_run: Any, 
     metrics = mlflow_run.data.metrics
     for phase in ("data", "tune", "train", "export", "compress", "evaluate"):
         assert metrics[f"{phase}.seconds"] == pytest.approx(state.phases[phase]["seconds"])
+        resources = state.phases[phase]["resources"]
+        for key in ("wall_seconds", "cpu_seconds", "peak_rss_bytes", "children_peak_rss_bytes"):
+            assert metrics[f"{phase}.resources.{key}"] == pytest.approx(resources[key]), (phase, key)
     evaluation = state.phases["evaluate"]
     assert {a["name"] for a in evaluation["artifacts"]} >= {"onnx", "int8"}
     for result in evaluation["artifacts"]:
