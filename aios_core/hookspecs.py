@@ -210,6 +210,7 @@ def aios_on_phase_start(run: RunContext, phase: str) -> None:
     """A phase starts: ``data``, ``tune``, ``train``, ``export``, ``compress``, ``evaluate`` or ``deploy``.
 
     The runner calls it for each phase it runs; a resumed run skips the phases it finished.
+    An exception raised here fails the phase, as one raised by the phase's own work would.
     """
 
 
