@@ -198,6 +198,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/serve/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/keras/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/ray/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/monitoring/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     "ray get-auth-token --generate": "writes ~/.ray/auth_token into the user's home, for a cluster of several hosts",
     "ray start --head --node-ip-address=10.0.0.10 --port=6379 --disable-usage-stats": (
         "starts a Ray head on a network address of another host (10.0.0.10), for a cluster of several hosts; "
