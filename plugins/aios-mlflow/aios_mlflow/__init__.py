@@ -47,6 +47,9 @@ class MlflowMonitor(Monitor):
             required: bool = Field(False, description="Fail the run when the tracking server cannot be reached; "
                                                       "otherwise report it once and go on.")
             log_models: bool = Field(True, description="Upload the model files of artifacts/ with the run's other files.")
+            flush_interval_s: float = Field(5.0, ge=0, le=3600,
+                                            description="Send the epochs' metrics at most this often (and at every "
+                                                        "phase, trial and run event); 0: every epoch.")
             request_timeout_s: int = Field(10, ge=1, le=600,
                                            description="Seconds one HTTP request to the tracking server may take "
                                                        "(MLFLOW_HTTP_REQUEST_TIMEOUT, when that is not set).")

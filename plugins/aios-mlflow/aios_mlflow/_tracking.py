@@ -1,7 +1,8 @@
 """The MLflow side of the monitor: one MLflow run per AIOS run, written by a background thread.
 
-Hooks only queue work (a batch per epoch, a batch per phase), so training never waits for the
-tracking server. The first request that fails stops the queue: it is reported once on the
+Hooks only queue work, so training never waits for the tracking server: epochs are kept and sent
+together every ``flush_interval_s`` (and before any other event), one ``log_batch`` per MLflow run,
+since even a request on another thread takes the interpreter's lock from the training loop. The first request that fails stops the queue: it is reported once on the
 console and in run.log, the run goes on (metrics.jsonl stays complete), and with
 ``required: true`` the next hook raises ``MlflowUnavailable`` instead.
 """
@@ -28,7 +29,6 @@ log = logging.getLogger("aios.mlflow")
 POINTER_FILE = "mlflow.json"
 """In the AIOS run directory: the tracking URI, experiment, MLflow run id and registered model version."""
 RUN_FILES = ("stack.lock.yaml", "state.json", "data.json", "metrics.jsonl", "run.log")
-MODEL_SUFFIXES = (".onnx", ".pt", ".keras", ".json")
 FLUSH_TIMEOUT_S = 120.0
 _BATCH = 100  # MLflow's log_batch takes at most 100 params (1000 metrics) per call
 _STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "pruned": "KILLED"}
@@ -125,6 +125,8 @@ class Tracker:
         self.experiment_id: str | None = None
         self.run_id: str | None = None
         self.trial_runs: dict[int, str] = {}
+        self._epochs: list[tuple[int | None, dict[str, float], int, int]] = []  # kept until sent
+        self._sent = time.monotonic()
         self.error: BaseException | None = None
         self._reported = False
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
@@ -148,6 +150,7 @@ class Tracker:
     def _submit(self, task: Callable[[], None], can_raise: bool = True) -> None:
         self.check(can_raise)
         if self.error is None:
+            self._send_epochs()
             self._queue.put(task)
 
     def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
@@ -194,13 +197,15 @@ class Tracker:
     def _open(self) -> None:
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=self.params.tracking_uri)
         pointer = self.rundir.path / POINTER_FILE
         if self.run.resume and pointer.is_file():
+            # the recorded URI is absolute: a resume from another directory still finds MLflow's local default
             recorded = json.loads(pointer.read_text(encoding="utf-8"))
+            self.client = MlflowClient(tracking_uri=self.params.tracking_uri or recorded["tracking_uri"])
             self.experiment_id, self.run_id = recorded["experiment_id"], recorded["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
             return
+        self.client = MlflowClient(tracking_uri=self.params.tracking_uri)
         experiment = self.client.get_experiment_by_name(self.experiment_name)
         self.experiment_id = (experiment.experiment_id if experiment is not None
                               else self.client.create_experiment(self.experiment_name))
@@ -241,19 +246,38 @@ class Tracker:
             self.client.log_batch(run_id, params=items[start:start + _BATCH])
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        self._log_epochs([(run_id, metrics, step, int(time.time() * 1000))])
+
+    def _log_epochs(self, epochs: list[tuple[str | int | None, dict[str, float], int, int]]) -> None:
+        """``(run, metrics, step, milliseconds)`` rows, one ``log_batch`` per MLflow run; ``run`` is a run id, a
+        trial's number or None (the AIOS run's own), resolved now that the runs those name exist."""
         from mlflow.entities import Metric
 
-        stamp = int(time.time() * 1000)
-        items = [Metric(key, value, stamp, step) for key, value in metrics.items()]
-        for start in range(0, len(items), 1000):
-            self.client.log_batch(run_id, metrics=items[start:start + 1000])
+        by_run: dict[str, list[Any]] = {}
+        for run, metrics, step, stamp in epochs:
+            run_id = self.trial_runs[run] if isinstance(run, int) else run or self.run_id
+            by_run.setdefault(run_id, []).extend(Metric(key, value, stamp, step) for key, value in metrics.items())
+        for run_id, items in by_run.items():
+            for start in range(0, len(items), 1000):
+                self.client.log_batch(run_id, metrics=items[start:start + 1000])
+
+    def _send_epochs(self) -> None:
+        """Queue the epochs reported since the last send, as one task (main thread; keeps the hooks' order)."""
+        if self._epochs:
+            batch, self._epochs = self._epochs, []
+            self._sent = time.monotonic()
+            self._queue.put(lambda: self._log_epochs(batch))
 
     # ------------------------------------------------------------ during the run
     def epoch(self, phase: str, epoch: int, metrics: dict[str, float]) -> None:
-        values = numeric(metrics)
+        """Keep the epoch's metrics; send what was kept every ``flush_interval_s`` and before any other event."""
+        self.check()
+        if self.error is not None:
+            return
         trial = max(self.trial_runs) if phase == "tune" and self.trial_runs else None
-        self._submit(lambda: self._log_metrics(self.trial_runs[trial] if trial is not None else self.run_id,
-                                               values, step=epoch))
+        self._epochs.append((trial, numeric(metrics), epoch, int(time.time() * 1000)))
+        if time.monotonic() - self._sent >= self.params.flush_interval_s:
+            self._send_epochs()
 
     def trial_start(self, trial: int, params: dict[str, Any]) -> None:
         self.trial_runs.setdefault(trial, "")
@@ -305,6 +329,8 @@ class Tracker:
     # ------------------------------------------------------------ run end
     def end(self, status: str) -> None:
         """Upload the run directory's files, register the model, close the run; waits for the queue."""
+        if self.error is None:
+            self._send_epochs()
         if self.run_id is not None:
             self._queue.put(lambda: self._finish(status))
         if not self.flush():
