@@ -126,6 +126,7 @@ class Tracker:
         self.run_id: str | None = None
         self.trial_runs: dict[int, str] = {}
         self._epochs: list[tuple[int | None, dict[str, float], int, int]] = []  # kept until sent
+        self.worker_cpu_s = 0.0  # CPU the logging thread spent on tasks (benchmarks/monitoring reads it)
         self._sent = time.monotonic()
         self.error: BaseException | None = None
         self._reported = False
@@ -140,7 +141,9 @@ class Tracker:
                 if task is None:
                     return
                 if self.error is None or isinstance(task, _Marker):
+                    started = time.thread_time()
                     task()
+                    self.worker_cpu_s += time.thread_time() - started
             except Exception as error:  # the first failure stops all logging to MLflow
                 self.error = error
                 log.warning("MLflow logging stopped: %s", one_line(error), exc_info=True)
