@@ -698,3 +698,13 @@ def test_the_mlflow_walkthrough_runs_from_a_clone(tmp_path: Path) -> None:
             "2026-12-01 18:24:56 UTC": "..."}
     shell.run(experiments, substitutions=real)
     shell.run(runs_list, substitutions=real)
+    # the page's MlflowClient snippet, in the same directory: its printed lines are the comments it shows
+    text = (REPO / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(from mlflow import MlflowClient\n.*?)```", text, flags=re.DOTALL)
+    assert snippet, "docs/monitoring.md: the MlflowClient snippet moved; update this test"
+    shown = [line.removeprefix("# ").replace(page_run_id, pointer["run_id"])
+             for line in snippet.group(1).splitlines() if line.startswith("# ")]
+    printed = subprocess.run([str(BIN / "python"), "-c", snippet.group(1)], cwd=clone, env=user_environment(),
+                             capture_output=True, text=True, timeout=SHORT_TIMEOUT, check=True).stdout.splitlines()
+    assert printed[0].split()[0] == "FINISHED" and printed[0].endswith("[16, 32]"), printed
+    assert printed[1].startswith("[(1, ") and printed[2] == shown[2], (printed, shown)
