@@ -46,7 +46,8 @@ class MlflowMonitor(Monitor):
                                                      "Model Registry (ONNX flavour, with a signature).")
             required: bool = Field(False, description="Fail the run when the tracking server cannot be reached; "
                                                       "otherwise report it once and go on.")
-            log_models: bool = Field(True, description="Upload the model files of artifacts/ with the run's other files.")
+            log_models: bool = Field(True, description="Upload the model files of artifacts/ with the run's "
+                                                       "other files.")
             flush_interval_s: float = Field(5.0, ge=0, le=3600,
                                             description="Send the epochs' metrics at most this often (and at every "
                                                         "phase, trial and run event); 0: every epoch.")
@@ -54,9 +55,10 @@ class MlflowMonitor(Monitor):
                                            description="Seconds one HTTP request to the tracking server may take "
                                                        "(MLFLOW_HTTP_REQUEST_TIMEOUT, when that is not set).")
             request_retries: int = Field(2, ge=0, le=10,
-                                         description="Retries of a failed HTTP request (MLFLOW_HTTP_REQUEST_MAX_RETRIES, "
-                                                     "when that is not set); MLflow's own default, 7 with backoff, "
-                                                     "waits minutes for a server that went away.")
+                                         description="Retries of a failed HTTP request "
+                                                     "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, when that is not set); "
+                                                     "MLflow's own default, 7 with backoff, waits minutes for a "
+                                                     "server that went away.")
 
     def __init__(self, params: Params | None = None, name: str | None = None) -> None:
         super().__init__(params, name)

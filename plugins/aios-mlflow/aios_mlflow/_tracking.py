@@ -2,9 +2,10 @@
 
 Hooks only queue work, so training never waits for the tracking server: epochs are kept and sent
 together every ``flush_interval_s`` (and before any other event), one ``log_batch`` per MLflow run,
-since even a request on another thread takes the interpreter's lock from the training loop. The first request that fails stops the queue: it is reported once on the
-console and in run.log, the run goes on (metrics.jsonl stays complete), and with
-``required: true`` the next hook raises ``MlflowUnavailable`` instead.
+since even a request on another thread takes the interpreter's lock from the training loop. The
+first request that fails stops the queue: it is reported once on the console and in run.log, the
+run goes on (metrics.jsonl stays complete), and with ``required: true`` the next hook inside a
+phase raises ``MlflowUnavailable`` instead.
 """
 
 from __future__ import annotations

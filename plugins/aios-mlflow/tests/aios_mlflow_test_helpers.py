@@ -1,5 +1,5 @@
-"""Test helpers (imported by conftest.py and the tests): a real ``mlflow server`` on 127.0.0.1 (SQLite backend, local artifact root), and one
-stack run end to end against it, with a tiny tuner so the run has nested trials."""
+"""Test helpers (imported by conftest.py and the tests): a real ``mlflow server`` on 127.0.0.1 (SQLite
+backend, local artifact root), small digits stacks, and a tiny tuner so a run has nested trials."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def start_mlflow_server(root: Path) -> MlflowServer:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {process.returncode}: {(root / 'server.log').read_text()[-2000:]}")
+            log_text = (root / "server.log").read_text()[-2000:]
+            raise RuntimeError(f"mlflow server exited with {process.returncode}: {log_text}")
         try:
             with urllib.request.urlopen(uri + "/health", timeout=2) as response:
                 if response.status == 200:
@@ -80,7 +81,8 @@ def start_mlflow_server(root: Path) -> MlflowServer:
         except OSError:
             time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"mlflow server did not answer /health within 180 s: {(root / 'server.log').read_text()[-2000:]}")
+    log_text = (root / "server.log").read_text()[-2000:]
+    raise RuntimeError(f"mlflow server did not answer /health within 180 s: {log_text}")
 
 
 def tuner_site(root: Path) -> Path:

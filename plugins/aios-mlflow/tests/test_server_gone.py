@@ -14,7 +14,8 @@ from aios_core import RunDirectory
 from aios_core.testing import run_aios
 
 
-def _run_killing_the_server_after_epoch(project: Path, server: MlflowServer, epoch: int) -> subprocess.CompletedProcess[str]:
+def _run_killing_the_server_after_epoch(project: Path, server: MlflowServer,
+                                        epoch: int) -> subprocess.CompletedProcess[str]:
     """``aios run stack.yaml`` in ``project``; the server is killed once the run has reported ``epoch``."""
     env = {k: v for k, v in os.environ.items() if k not in ("AIOS_RUNS_DIR", "MLFLOW_TRACKING_URI")}
     process = subprocess.Popen([sys.executable, "-m", "aios_core", "run", "stack.yaml"], cwd=project, env=env,

@@ -30,7 +30,8 @@ def state(tracked_run: TrackedRun) -> Any:
     return RunDirectory(tracked_run.run_dir).read_state()
 
 
-def test_one_finished_mlflow_run_in_the_stacks_experiment(client: Any, mlflow_run: Any, tracked_run: TrackedRun) -> None:
+def test_one_finished_mlflow_run_in_the_stacks_experiment(client: Any, mlflow_run: Any,
+                                                          tracked_run: TrackedRun) -> None:
     experiment = client.get_experiment(mlflow_run.info.experiment_id)
     assert experiment.name == "digits-mlflow-test"
     assert mlflow_run.info.status == "FINISHED"
@@ -57,7 +58,8 @@ def test_params_are_the_resolved_stack_flattened(mlflow_run: Any) -> None:
     assert not any(key.startswith("lock.") for key in params)
 
 
-def test_every_epoch_is_a_metric_step_with_the_recorded_values(client: Any, tracked_run: TrackedRun, state: Any) -> None:
+def test_every_epoch_is_a_metric_step_with_the_recorded_values(client: Any, tracked_run: TrackedRun,
+                                                               state: Any) -> None:
     history = state.phases["train"]["history"]
     for key in ("loss", "val_loss", "val_accuracy"):
         logged = sorted(client.get_metric_history(tracked_run.mlflow_run_id, key), key=lambda m: m.step)
