@@ -115,6 +115,13 @@ class ConsoleMonitor(Monitor):
     @hookimpl
     def aios_on_phase_end(self, run: RunContext, phase: str, summary: dict[str, Any]) -> None:
         self._stop_progress()
+        self._print_phase(phase, summary)
+        if summary.get("resources"):
+            from aios_core.resources import format_usage
+
+            self._print(f"  [dim]resources: {format_usage(summary['resources'])}[/]")
+
+    def _print_phase(self, phase: str, summary: dict[str, Any]) -> None:
         if phase == "data":
             sizes = summary["sizes"]
             self._print(f"  {summary['name']}: {sizes['train']}/{sizes['val']}/{sizes['test']} rows (train/val/test), "
@@ -244,7 +251,8 @@ class JsonlMonitor(Monitor):
 
     @hookimpl
     def aios_on_phase_end(self, phase: str, summary: dict[str, Any]) -> None:
-        record: dict[str, Any] = {"event": "phase_end", "phase": phase, "seconds": summary.get("seconds")}
+        record: dict[str, Any] = {"event": "phase_end", "phase": phase, "seconds": summary.get("seconds"),
+                                  "resources": summary.get("resources")}
         if phase == "evaluate":
             record.update({key: summary[key] for key in ("test_accuracy", "test_rmse", "test_r2") if key in summary},
                           comparison=summary.get("comparison"))

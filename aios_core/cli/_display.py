@@ -112,3 +112,19 @@ def evaluation_table(evaluation: dict[str, Any]) -> Table:
                       *(f"{result[key]:.4f}" for key in quality),
                       *(f"{lat['p50']:.3f}" for lat in result["latency_ms"].values()))
     return table
+
+
+def resources_table(state: Any) -> Table:
+    """Each finished phase's wall and CPU time, peak resident memory (process, children) and GPU memory."""
+    mib = 1024 * 1024
+    table = Table("phase", "wall s", "CPU s", "peak RSS MiB", "children MiB", "GPU MiB", title="resources",
+                  title_justify="left")
+    for phase, summary in state.phases.items():
+        usage = summary.get("resources")
+        if not usage:
+            continue
+        gpu = usage.get("gpu_peak_bytes")
+        table.add_row(phase, f"{usage['wall_seconds']:.2f}", f"{usage['cpu_seconds']:.2f}",
+                      f"{usage['peak_rss_bytes'] / mib:.0f}", f"{usage['children_peak_rss_bytes'] / mib:.0f}",
+                      "-" if gpu is None else f"{gpu / mib:.0f}")
+    return table

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from aios_core import Dataset, hash_arrays
+from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
 
@@ -116,9 +116,14 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  "%d features, %s; split %d/%d/%d", raw.name, len(y), dropped_missing,
                  dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
+    x_train = scaling.apply(x, train)
+    # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
+    # A regression set has no class shares to compare (its labels are numbers): the features' drift only.
+    labels = y[train] if task == "classification" else np.empty(0, dtype=np.int64)
+    preprocessing["drift_reference"] = drift_reference(x_train, labels, class_names, feature_names=feature_names)
     return Dataset(
         name=raw.name,
-        x_train=scaling.apply(x, train), y_train=y[train],
+        x_train=x_train, y_train=y[train],
         x_val=scaling.apply(x, val), y_val=y[val],
         x_test=scaling.apply(x, test), y_test=y[test],
         class_names=class_names,

@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from aios_serve._batching import Batcher
 from aios_serve._metrics import UNKNOWN_MODEL, ServerMetrics
+from aios_serve.drift import DriftMonitor
 from aios_serve._openapi import openapi_document
 from aios_serve._repository import LoadedModel, ModelRepository, RepositoryError, spec_from_run_dir
 
@@ -66,6 +67,7 @@ class _Server:
         self.settings = settings
         self.version = version
         self.metrics = ServerMetrics()
+        self.drift = DriftMonitor(self.metrics.registry)
         self.executor: ThreadPoolExecutor | None = None
         self.batchers: dict[tuple[str, str], Batcher] = {}
         for model in repository.loaded():
@@ -287,6 +289,7 @@ async def _infer(server: _Server, declared_length: str | None, stream: AsyncIter
         if not queued:
             batcher.abandon()
     answer = _response(model, probabilities, outputs, request_id)
+    server.drift.observe(model, rows, probabilities)
     metrics.latency.observe(time.perf_counter() - started)
     return answer
 
