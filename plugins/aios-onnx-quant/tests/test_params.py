@@ -11,7 +11,7 @@ def test_defaults() -> None:
     params = OnnxQuantCompressor.Params()
     assert params.model_dump() == {
         "mode": "auto", "calibration_samples": 256, "calibration_method": "minmax", "per_channel": False,
-        "max_accuracy_drop": 0.01, "latency_runs": 200, "min_size_reduction": 0.5,
+        "max_accuracy_drop": 0.01, "max_metric_drop": None, "latency_runs": 200, "min_size_reduction": 0.5,
     }
     assert OnnxQuantCompressor().params == params
 
