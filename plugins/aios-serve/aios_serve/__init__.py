@@ -36,8 +36,11 @@ class ServerParams(Params):
     max_body_bytes: PositiveInt = Field(8 * 1024 * 1024, description="Largest request body accepted (413 above).")
     token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description=(
         "Environment variable holding a bearer token every request but health checks must present."))
-    repository_api: bool = Field(True, description="Allow loading and unloading models over HTTP "
-                                 "(POST /v2/repository/models/{name}/load|unload).")
+    repository_api: bool | None = Field(None, description="Allow loading and unloading models over HTTP "
+                                        "(POST /v2/repository/models/{name}/load|unload); default: on only "
+                                        "when token_env is set.")
+    grpc_port: int | None = Field(8081, ge=0, le=65535, description="Port of the protocol's gRPC form "
+                                  "(inference.GRPCInferenceService) when serving; 0: a free one; null: no gRPC.")
     smoke_requests: PositiveInt = Field(200, description="Single-row requests the smoke test sends (test rows).")
 
     def environment_problems(self) -> list[tuple[str, str]]:
@@ -53,7 +56,7 @@ class ServerParams(Params):
 
         return settings_from(self.token_env, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
                              max_body_bytes=self.max_body_bytes, repository_api=self.repository_api,
-                             inference_threads=max(2, threads))
+                             inference_threads=max(2, threads), grpc_port=self.grpc_port)
 
 
 class OipParams(ServerParams):
@@ -88,16 +91,24 @@ class OipDeployer(Deployer):
     @hookimpl
     def aios_serve(self, run_dirs: list[Path], host: str, port: int) -> None:
         """Serve the final ONNX models of ``run_dirs`` until SIGTERM or Ctrl-C (``aios serve``)."""
+        from dataclasses import replace
+
         from aios_serve.server import serve
 
-        serve(run_dirs, host, port, settings=self.params.settings(),
-              on_started=lambda url: print(f"aios serve: serving {len(run_dirs)} run(s) on {url}/v2 "
-                                           "(Ctrl-C stops)", flush=True))
+        settings = self.params.settings()
+        if port == 0 and settings.grpc_port is not None:
+            settings = replace(settings, grpc_port=0)  # a free HTTP port: a free gRPC port too
+
+        def started(url: str, grpc: str | None = None) -> None:
+            print(f"aios serve: serving {len(run_dirs)} run(s) on {url}/v2" + (f" and gRPC {grpc}" if grpc else "")
+                  + " (Ctrl-C stops)", flush=True)
+
+        serve(run_dirs, host, port, settings=settings, on_started=started)
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
-        return {**super().capabilities(), "protocol": "open-inference-protocol-v2-rest",
-                "extensions": ["model_repository", "metrics", "raw_input"]}
+        return {**super().capabilities(), "protocol": "open-inference-protocol-v2-rest+grpc",
+                "extensions": ["model_repository", "metrics", "raw_input", "binary_tensor_data"]}
 
 
 class KServeParams(ServerParams):

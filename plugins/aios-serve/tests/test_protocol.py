@@ -265,10 +265,10 @@ def test_auth_on_accepts_the_token_and_leaves_health_checks_open(secured: str, r
 
 # ---------------------------------------------------------------- model repository extension
 def test_repository_loads_and_unloads_without_restart(tmp_path: Path, run_dir: Path, rows: np.ndarray) -> None:
-    from aios_serve.server import BackgroundServer
+    from aios_serve.server import BackgroundServer, ServerSettings
 
     second = make_run_dir(tmp_path, name=MODEL, stamp="20270101-000000", seed=3)
-    with BackgroundServer([run_dir]) as running:
+    with BackgroundServer([run_dir], settings=ServerSettings(repository_api=True)) as running:
         client = ProtocolClient(running.url)
         index = client.http.post("/v2/repository/index").json()
         assert index == [{"name": MODEL, "version": VERSION, "state": "READY"}]

@@ -134,8 +134,8 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
     original = server_module._Server
 
     class Recorded(original):  # type: ignore[misc, valid-type]
-        def __init__(self, config):  # type: ignore[no-untyped-def]
-            super().__init__(config)
+        def __init__(self, config, state):  # type: ignore[no-untyped-def]
+            super().__init__(config, state)
             started["server"] = self
 
     monkeypatch.setattr(server_module, "_Server", Recorded)
@@ -151,6 +151,7 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
         answer = httpx.post(f"{url}/v2/models/{MODEL}/infer", json=body(rows[:1]))
         assert answer.status_code == 200
         assert answer.json()["outputs"][0]["shape"] == [1, 10]
+        assert server_module.grpc_target(started["server"]) is not None  # port 0: gRPC on a free port too
     finally:
         started["server"].should_exit = True
         thread.join(30)

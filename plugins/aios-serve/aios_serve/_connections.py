@@ -1,0 +1,101 @@
+"""HTTP connections under the server's control: a header deadline, a connection cap, JSON for malformed requests.
+
+uvicorn's h11 protocol, with three changes a hostile or careless client needs:
+
+- a connection that has not finished sending a request's headers within
+  ``header_timeout`` seconds (idle from the start, or slow headers) gets
+  ``408 {"error": ...}`` and is closed (idle keep-alive connections are closed by
+  uvicorn's keep-alive timeout; slow bodies by the app's ``body_timeout``);
+- beyond ``max_connections`` open connections, a new one gets ``503 {"error": ...}``
+  with ``Retry-After`` and is closed at once;
+- a request h11 cannot parse (a bad ``Content-Length``, headers over 16 KiB, ...) gets
+  the protocol's ``400 {"error": ...}`` instead of plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Any
+
+import h11
+import orjson
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from aios_serve._inference import ServerState
+
+
+def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    body = orjson.dumps({"error": message})
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "content-type: application/json",
+            f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in extra)]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a header deadline, a connection cap and JSON 400s (``state`` set by ``protocol_for``)."""
+
+    state: ServerState
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._armed_cycle: Any = None
+        if len(self.connections) > self.state.settings.max_connections:
+            self.state.metrics.http_error(503)
+            transport.write(_raw_response(503, f"too many connections (max_connections "
+                                               f"{self.state.settings.max_connections}); retry shortly",
+                                          (("retry-after", "1"),)))
+            transport.close()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_header_timer", None) is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()
+        super().data_received(data)
+
+    def _arm(self) -> None:
+        self._armed_cycle = self.cycle
+        self._header_timer = self.loop.call_later(self.state.settings.header_timeout, self._header_expired)
+
+    def _header_expired(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # the headers arrived: the body's deadline is the app's
+        if self.cycle is not self._armed_cycle:
+            self._arm()  # requests were answered meanwhile: time the current one afresh
+            return
+        self.state.metrics.http_error(408)
+        self.transport.write(_raw_response(408, "the request's headers did not arrive within "
+                                                f"{self.state.settings.header_timeout:g} s"))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self.state.metrics.http_error(400)
+        message = (f"malformed HTTP request ({msg.rstrip('.')}): check Content-Length, header sizes (16 KiB at "
+                   "most) and the request line")
+        body = orjson.dumps({"error": message})
+        event = h11.Response(status_code=400, reason=b"Bad Request",
+                             headers=[(b"content-type", b"application/json"), (b"content-length", str(len(body))),
+                                      (b"connection", b"close")])
+        try:
+            self.transport.write(self.conn.send(event))
+            self.transport.write(self.conn.send(h11.Data(data=body)))
+            self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:  # h11 is past sending a response on this connection: write it raw
+            self.transport.write(_raw_response(400, message))
+        self.transport.close()
+
+
+def protocol_for(state: ServerState) -> type[GuardedH11Protocol]:
+    """The protocol class uvicorn instantiates per connection, bound to ``state``."""
+    return type("AiosServeProtocol", (GuardedH11Protocol,), {"state": state})
