@@ -215,7 +215,7 @@ def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
             raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
         shift, divisor = model.scaling
         rows = (rows - shift) / divisor
-    if rows.dtype.kind == "f" and not np.abs(rows).max() <= _FLOAT32_MAX:  # false for NaN too
+    if rows.dtype.kind == "f" and not float(np.abs(rows).max()) <= _FLOAT32_MAX:  # false for NaN too
         raise ProtocolError(f"input {name!r} holds NaN, infinity or values beyond float32's range")
     return np.ascontiguousarray(rows, dtype=np.float32)
 
