@@ -41,6 +41,7 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_cycle: Any = None
+        self._receiving = False
         if len(self.connections) > self.state.settings.max_connections:
             self.state.metrics.http_error(503)
             transport.write(_raw_response(503, f"too many connections (max_connections "
@@ -57,9 +58,14 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._receiving = True
         if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()
         super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        self._receiving = False
+        super().on_response_complete()
 
     def _arm(self) -> None:
         self._armed_cycle = self.cycle
@@ -73,6 +79,9 @@ class GuardedH11Protocol(H11Protocol):
             return  # the headers arrived: the body's deadline is the app's
         if self.cycle is not self._armed_cycle:
             self._arm()  # requests were answered meanwhile: time the current one afresh
+            return
+        if self.cycle is not None and not self._receiving:
+            self.transport.close()  # an idle keep-alive connection: closed without an answer
             return
         self.state.metrics.http_error(408)
         self.transport.write(_raw_response(408, "the request's headers did not arrive within "
