@@ -42,6 +42,9 @@ class ServerParams(Params):
     grpc_port: int | None = Field(8081, ge=0, le=65535, description="Port of the protocol's gRPC form "
                                   "(inference.GRPCInferenceService) when serving; 0: a free one; null: no gRPC.")
     smoke_requests: PositiveInt = Field(200, description="Single-row requests the smoke test sends (test rows).")
+    workers: PositiveInt | None = Field(None, le=64, description="Server processes sharing the port when serving "
+                                        "(aios serve, aios run --serve), each with its own ONNX Runtime sessions; "
+                                        "default: the cores this process may use, at most 8.")
 
     def environment_problems(self) -> list[tuple[str, str]]:
         """Before a run: a ``token_env`` whose variable is unset would stop the smoke test after training."""
@@ -52,11 +55,13 @@ class ServerParams(Params):
         return []
 
     def settings(self, threads: int = 2) -> Any:
+        from aios_serve._workers import default_workers
         from aios_serve.server import settings_from
 
         return settings_from(self.token_env, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
                              max_body_bytes=self.max_body_bytes, repository_api=self.repository_api,
-                             inference_threads=max(2, threads), grpc_port=self.grpc_port)
+                             inference_threads=max(2, threads), grpc_port=self.grpc_port,
+                             workers=self.workers or default_workers())
 
 
 class OipParams(ServerParams):

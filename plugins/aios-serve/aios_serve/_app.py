@@ -267,6 +267,9 @@ async def repository_index(state: ServerState, request: Request) -> Response:
 
 
 def _repository_api(state: ServerState) -> None:
+    if state.settings.workers > 1:
+        raise ProtocolError(f"the repository API is off with {state.settings.workers} workers (each holds its own "
+                            "models); serve with workers: 1 to load and unload over the API", 403)
     if not state.settings.repository_api_on:
         raise ProtocolError("the repository API is off on this server: it is on by default only with a token "
                             "(token_env); turn it on with repository_api: true (--repository-api)", 403)
@@ -311,6 +314,13 @@ async def repository_unload(state: ServerState, request: Request, name: str) -> 
 
 
 # ---------------------------------------------------------------- the app
+async def _share_metrics(state: ServerState) -> None:
+    """With several workers: write this one's metrics for the others every second."""
+    while True:
+        await asyncio.sleep(1.0)
+        await asyncio.get_running_loop().run_in_executor(state.parser, state.metrics.share)
+
+
 def create_app(repository: ModelRepository, settings: ServerSettings | None = None, version: str = "",
                state: ServerState | None = None) -> Any:
     """The ASGI app serving ``repository``'s loaded models with ``settings`` (and gRPC beside, when configured)."""
@@ -339,16 +349,20 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         state.start()
-        grpc_server = None
+        grpc_server = sharing = None
         try:
             if settings.grpc_port is not None:
                 from aios_serve._grpc import start_grpc
 
-                grpc_server = await start_grpc(state, state.grpc_host, settings.grpc_port)
+                grpc_server = await start_grpc(state, state.grpc_host, settings.grpc_port, state.reuse_port)
+            sharing = asyncio.create_task(_share_metrics(state)) if state.metrics.share_dir else None
             yield
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(state.drain_seconds)
+            if sharing is not None:
+                sharing.cancel()
+                state.metrics.share()
             state.stop()
 
     async def http_error(request: Request, error: Exception) -> Response:

@@ -199,7 +199,7 @@ def deploy_oip(artifact: ModelArtifact, dataset: Dataset, run: RunContext, param
     settings = params.settings(run.threads)
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
     reference = reference_predictions(artifact, run, rows, params.smoke_requests)
-    with BackgroundServer([spec], host="127.0.0.1", port=0, settings=replace(settings, grpc_port=None)) as server:
+    with BackgroundServer([spec], host="127.0.0.1", port=0, settings=replace(settings, grpc_port=None, workers=1)) as server:
         smoke = smoke_test(server.url, spec, rows, reference, settings, server.timing(spec.name, spec.version))
         log_smoke_test(run, f"oip on {server.url}", smoke)
     report: dict[str, Any] = {

@@ -53,6 +53,8 @@ class ServerSettings:
     max_connections: int = 2048
     grpc_port: int | None = None
     """Port of the gRPC service (0: a free one); None: no gRPC."""
+    workers: int = 1
+    """Server processes sharing the port (``serve`` only; each loads the models itself)."""
 
     @property
     def repository_api_on(self) -> bool:
@@ -76,6 +78,7 @@ class ServerState:
         self.grpc_host = "127.0.0.1"
         self.grpc_port: int | None = None
         """The gRPC service's port once it listens."""
+        self.reuse_port = False
         self._readers: set[asyncio.Timeout] = set()
         self.on_prediction: Callable[[LoadedModel, np.ndarray, np.ndarray], None] | None = None
         """Called after every prediction with (model, rows, probabilities): the place for monitors."""

@@ -155,7 +155,7 @@ def deploy_kserve(artifact: ModelArtifact, dataset: Dataset, run: RunContext, pa
     folder = Path(run.artifacts_dir) / "kserve"
     written = write_bundle(artifact, spec, params, folder, run.name)
     bundled = spec_from_bundle(folder / "models" / spec.name / spec.version)
-    settings = replace(params.settings(run.threads), grpc_port=None)  # the smoke test speaks REST
+    settings = replace(params.settings(run.threads), grpc_port=None, workers=1)  # the smoke test: REST, in-process
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
     reference = reference_predictions(artifact, run, rows, params.smoke_requests)
     with BackgroundServer([folder / "models"], settings=settings) as server:

@@ -103,6 +103,7 @@ class ServerMetrics:
                        for (n, v), m in self.models.items()},
             "errors": {f"{n}\n{s}": c for (n, s), c in self.errors.items()},
             "http_errors": dict(self.http_errors),
+            "workers": {str(os.getpid()): sum(m.requests for m in self.models.values())},
         }
 
     def share(self) -> None:
@@ -147,7 +148,7 @@ def _add(total: dict[str, Any], other: dict[str, Any]) -> None:
         mine["loaded"] = max(mine["loaded"], model["loaded"])
         for field in ("latency", "batch"):
             mine[field] = [a + b for a, b in zip(mine[field], model[field], strict=True)]
-    for section in ("errors", "http_errors"):
+    for section in ("errors", "http_errors", "workers"):
         for key, count in other.get(section, {}).items():
             total[section][key] = total[section].get(key, 0) + count
 
@@ -177,6 +178,8 @@ class _Collector:
         batch = HistogramMetricFamily("aios_serve_batch_size", "Rows per ONNX Runtime call.", labels=labels)
         queue = GaugeMetricFamily("aios_serve_queue_depth", "Requests waiting for the batcher.", labels=labels)
         loaded = GaugeMetricFamily("aios_serve_model_loaded", "1 while the model version is loaded.", labels=labels)
+        workers = CounterMetricFamily("aios_serve_worker_requests", "Inference requests by server process (pid).",
+                                      labels=["worker"])
         snapshot = self.metrics.combined()
         for key, model in sorted(snapshot["models"].items()):
             values = key.split("\n")
@@ -189,4 +192,6 @@ class _Collector:
             errors.add_metric(key.split("\n"), count)
         for status, count in sorted(snapshot["http_errors"].items()):
             http_errors.add_metric([status], count)
-        yield from (requests, errors, http_errors, latency, batch, queue, loaded)
+        for pid, count in sorted(snapshot["workers"].items()):
+            workers.add_metric([pid], count)
+        yield from (requests, errors, http_errors, latency, batch, queue, loaded, workers)

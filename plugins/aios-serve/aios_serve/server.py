@@ -78,10 +78,11 @@ class _Server(uvicorn.Server):
 
 
 def _server(repository: ModelRepository, host: str, port: int, settings: ServerSettings,
-            drain_seconds: float, log_level: str) -> _Server:
+            drain_seconds: float, log_level: str, reuse_port: bool = False) -> _Server:
     state = ServerState(repository, settings, _version())
     state.drain_seconds = drain_seconds
     state.grpc_host = host
+    state.reuse_port = reuse_port
     app = create_app(repository, settings, state=state)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
                             http=protocol_for(state), timeout_keep_alive=5,
@@ -95,12 +96,20 @@ def serve(run_dirs: list[str | Path] | list[ModelSpec], host: str = "127.0.0.1",
     """Serve the final models of ``run_dirs`` (or bundles) until SIGTERM/SIGINT, then drain and return.
 
     ``on_started(url)`` is called once the socket listens (``port`` 0 picks a free port); with a gRPC
-    service, ``on_started(url, grpc_target)``.
+    service, ``on_started(url, grpc_target)``. With ``settings.workers`` above 1, that many processes
+    serve the port (``aios_serve._workers``).
     """
     import gc
 
+    settings = settings or ServerSettings()
+    if settings.workers > 1:
+        from aios_serve._workers import serve_workers
+
+        specs_from_paths([s for s in run_dirs if not isinstance(s, ModelSpec)])  # a bad path fails here, once
+        serve_workers(list(run_dirs), host, port, settings, settings.workers, drain_seconds, log_level, on_started)
+        return
     repository = build_repository(run_dirs)
-    server = _server(repository, host, port, settings or ServerSettings(), drain_seconds, log_level)
+    server = _server(repository, host, port, settings, drain_seconds, log_level)
     if on_started is not None:
         threading.Thread(target=_announce, args=(server, on_started), daemon=True).start()
     # What exists now (libraries, sessions, metadata) lives as long as the server: keep it out of
@@ -200,6 +209,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="request body limit")
     parser.add_argument("--token-env", default=None, metavar="NAME",
                         help="require 'Authorization: Bearer <token>' with the token read from this variable")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="server processes sharing the port (default 1)")
     parser.add_argument("--grpc-port", type=int, default=None, metavar="PORT",
                         help="serve the protocol's gRPC form on this port too (0: any free port)")
     api = parser.add_mutually_exclusive_group()
@@ -228,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args.token_env, max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
                                  max_body_bytes=args.max_body_bytes, repository_api=args.repository_api,
-                                 grpc_port=args.grpc_port)
+                                 grpc_port=args.grpc_port, workers=max(1, args.workers))
         serve(args.paths, args.host, args.port, settings=settings,
               on_started=lambda url, grpc=None: print(f"aios-serve: serving on {url}"
                                                       + (f" and grpc {grpc}" if grpc else "") + " (Ctrl-C stops)",

@@ -139,7 +139,7 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
             started["server"] = self
 
     monkeypatch.setattr(server_module, "_Server", Recorded)
-    pm = plugin_manager(OipDeployer())
+    pm = plugin_manager(OipDeployer(OipDeployer.Params(workers=1)))
     thread = threading.Thread(target=pm.hook.aios_serve, kwargs={"run_dirs": [run_dir], "host": "127.0.0.1", "port": 0})
     thread.start()
     try:
