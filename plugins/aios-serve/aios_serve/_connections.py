@@ -1,6 +1,7 @@
 """HTTP connections under the server's control: a header deadline, a connection cap, JSON for malformed requests.
 
-uvicorn's h11 protocol, with three changes a hostile or careless client needs:
+uvicorn's HTTP protocol (httptools' when installed, else h11's: what uvicorn itself would
+pick), with three changes a hostile or careless client needs:
 
 - a connection that has not finished sending a request's headers within
   ``header_timeout`` seconds (idle from the start, or slow headers) gets
@@ -18,9 +19,8 @@ import asyncio
 from http import HTTPStatus
 from typing import Any
 
-import h11
 import orjson
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from aios_serve._inference import ServerState
 
@@ -32,13 +32,17 @@ def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] 
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline, a connection cap and JSON 400s (``state`` set by ``protocol_for``)."""
+class _Guarded:
+    """The changes, over either of uvicorn's HTTP protocols (``state`` is set by ``protocol_for``)."""
 
     state: ServerState
+    connections: set[Any]
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[misc]
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_cycle: Any = None
         self._receiving = False
@@ -55,17 +59,17 @@ class GuardedH11Protocol(H11Protocol):
         if getattr(self, "_header_timer", None) is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         self._receiving = True
         if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         self._receiving = False
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
 
     def _arm(self) -> None:
         self._armed_cycle = self.cycle
@@ -92,19 +96,10 @@ class GuardedH11Protocol(H11Protocol):
         self.state.metrics.http_error(400)
         message = (f"malformed HTTP request ({msg.rstrip('.')}): check Content-Length, header sizes (16 KiB at "
                    "most) and the request line")
-        body = orjson.dumps({"error": message})
-        event = h11.Response(status_code=400, reason=b"Bad Request",
-                             headers=[(b"content-type", b"application/json"), (b"content-length", str(len(body))),
-                                      (b"connection", b"close")])
-        try:
-            self.transport.write(self.conn.send(event))
-            self.transport.write(self.conn.send(h11.Data(data=body)))
-            self.transport.write(self.conn.send(h11.EndOfMessage()))
-        except h11.LocalProtocolError:  # h11 is past sending a response on this connection: write it raw
-            self.transport.write(_raw_response(400, message))
+        self.transport.write(_raw_response(400, message))
         self.transport.close()
 
 
-def protocol_for(state: ServerState) -> type[GuardedH11Protocol]:
+def protocol_for(state: ServerState) -> type[asyncio.Protocol]:
     """The protocol class uvicorn instantiates per connection, bound to ``state``."""
-    return type("AiosServeProtocol", (GuardedH11Protocol,), {"state": state})
+    return type("AiosServeProtocol", (_Guarded, AutoHTTPProtocol), {"state": state})
