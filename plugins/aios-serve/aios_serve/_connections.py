@@ -9,8 +9,8 @@ pick), with three changes a hostile or careless client needs:
   uvicorn's keep-alive timeout; slow bodies by the app's ``body_timeout``);
 - beyond ``max_connections`` open connections, a new one gets ``503 {"error": ...}``
   with ``Retry-After`` and is closed at once;
-- a request h11 cannot parse (a bad ``Content-Length``, headers over 16 KiB, ...) gets
-  the protocol's ``400 {"error": ...}`` instead of plain text.
+- a request the parser refuses (a bad ``Content-Length``, a request line and headers over
+  16 KiB, ...) gets the protocol's ``400 {"error": ...}`` instead of plain text.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ import orjson
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from aios_serve._inference import ServerState
+
+
+MAX_HEADER_BYTES = 16 * 1024
+"""Largest request line and headers (h11's own limit; httptools has none)."""
 
 
 def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
@@ -46,6 +50,7 @@ class _Guarded:
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_cycle: Any = None
         self._receiving = False
+        self._header_bytes = 0
         if len(self.connections) > self.state.settings.max_connections:
             self.state.metrics.http_error(503)
             transport.write(_raw_response(503, f"too many connections (max_connections "
@@ -63,9 +68,15 @@ class _Guarded:
 
     def data_received(self, data: bytes) -> None:
         self._receiving = True
-        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
+        if self.cycle is None or self.cycle.response_complete:  # reading a request's headers
+            self._header_bytes += len(data)
+            if self._header_timer is None:
+                self._arm()
         super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._header_bytes = 0  # the headers are complete
+        elif self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self.send_400_response(f"the request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
 
     def on_response_complete(self) -> None:
         self._receiving = False
