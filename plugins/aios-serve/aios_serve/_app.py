@@ -35,11 +35,25 @@ log = logging.getLogger("aios.serve")
 
 OFF_LOOP_BYTES = 64 * 1024
 """Bodies larger than this are decoded in a thread, so the event loop keeps answering meanwhile."""
+_HEADER_LENGTH = HEADER_LENGTH.encode()
 _UNAUTHORIZED = "missing or wrong bearer token (one header: Authorization: Bearer <token>)"
 
 
 def _authorization(scope: dict[str, Any]) -> list[str]:
     return [value.decode("latin-1") for key, value in scope["headers"] if key == b"authorization"]
+
+
+def _inference_headers(scope: dict[str, Any]) -> tuple[list[str], str | None, str | None]:
+    """``Authorization`` values, ``Content-Length`` and ``Inference-Header-Content-Length``, in one pass."""
+    authorization, length, header_length = [], None, None
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            length = value.decode("latin-1")
+        elif key == b"authorization":
+            authorization.append(value.decode("latin-1"))
+        elif key == _HEADER_LENGTH:
+            header_length = value.decode("latin-1")
+    return authorization, length, header_length
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -49,12 +63,11 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-async def read_body(state: ServerState, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+async def read_body(state: ServerState, declared: str | None, receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
     """The request body: at most ``max_body_bytes`` (413), within ``body_timeout`` (408), within the admission
     limit (503); the caller releases ``len(body)`` from ``state.inflight_bytes``."""
     settings = state.settings
     limit = settings.max_body_bytes
-    declared = _header(scope, b"content-length")
     if declared is not None:
         if not declared.isdigit():
             raise ProtocolError("invalid Content-Length header")
@@ -63,23 +76,25 @@ async def read_body(state: ServerState, scope: dict[str, Any], receive: Callable
                                 "(max_body_bytes); send fewer rows per request", 413)
     chunks: list[bytes] = []
     size = 0
+    task = state.begin_reading(settings.body_timeout)
     try:
-        async with state.reading(settings.body_timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ProtocolError("client disconnected while sending the body")
-                chunk = message.get("body", b"")
-                if size + len(chunk) > limit:
-                    raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
-                                        "send fewer rows per request", 413)
-                state.admit(len(chunk))
-                size += len(chunk)
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-    except TimeoutError:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ProtocolError("client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            if size + len(chunk) > limit:
+                raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
+                                    "send fewer rows per request", 413)
+            state.admit(len(chunk))
+            size += len(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
         state.inflight_bytes -= size
+        if not state.overdue(task):
+            raise
         if state.stopping:
             raise ProtocolError("the server is shutting down; retry on another replica", 503,
                                 {"Retry-After": "1"}) from None
@@ -87,6 +102,8 @@ async def read_body(state: ServerState, scope: dict[str, Any], receive: Callable
     except BaseException:
         state.inflight_bytes -= size
         raise
+    finally:
+        state.end_reading(task)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -146,14 +163,15 @@ class _InferenceFirst:
 
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, name: str, version: str | None) -> None:
         state = self.server
-        if not state.authorized(_authorization(scope)):
+        authorization, length, header_length = _inference_headers(scope)
+        if not state.authorized(authorization):
             state.metrics.http_error(401)
             await send_json(send, 401, {"error": _UNAUTHORIZED}, {"WWW-Authenticate": "Bearer"})
             return
 
         async def decode() -> InferenceRequest:
-            body = await read_body(state, scope, receive)
-            return await decode_body(state, body, _header(scope, HEADER_LENGTH.encode()))
+            body = await read_body(state, length, receive)
+            return await decode_body(state, body, header_length)
 
         try:
             model, request, outputs = await state.infer(name, version, decode)
@@ -203,7 +221,7 @@ def _route(state: ServerState, auth: bool = True) -> Callable[[Callable[..., Awa
 
 async def _json_body(state: ServerState, request: Request) -> Any:
     """A small JSON body of the repository endpoints (``{}`` when empty)."""
-    body = await read_body(state, request.scope, request.receive)
+    body = await read_body(state, _header(request.scope, b"content-length"), request.receive)
     state.inflight_bytes -= len(body)
     if not body.strip():
         return {}

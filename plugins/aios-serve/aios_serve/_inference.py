@@ -9,12 +9,11 @@ app and the gRPC service only decode and encode around it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,8 @@ EXTENSIONS = ["model_repository", "metrics", "raw_input", "binary_tensor_data"]
 INTO_FP32 = ("FP32", "FP16", "BOOL", "INT8", "INT16", "UINT8", "UINT16")
 """Input datatypes every value of which float32 holds exactly; others are refused rather than rounded."""
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+SWEEP_SECONDS = 0.1
+"""How often body deadlines are checked (a deadline is met to within this)."""
 
 
 @dataclass(frozen=True)
@@ -79,32 +80,59 @@ class ServerState:
         self.grpc_port: int | None = None
         """The gRPC service's port once it listens."""
         self.reuse_port = False
-        self._readers: set[asyncio.Timeout] = set()
+        self._readers: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self.on_prediction: Callable[[LoadedModel, np.ndarray, np.ndarray], None] | None = None
         """Called after every prediction with (model, rows, probabilities): the place for monitors."""
         for model in repository.loaded():
             self.metrics.set_loaded(model.name, model.version, True)
 
     def start(self) -> None:
+        """In the server's event loop, before serving."""
         self.executor = ThreadPoolExecutor(max(1, self.settings.inference_threads), thread_name_prefix="aios-serve")
         self.parser = ThreadPoolExecutor(2, thread_name_prefix="aios-serve-parse")
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for pool in (self.executor, self.parser):
             if pool is not None:
                 pool.shutdown(wait=True)
 
-    @contextlib.asynccontextmanager
-    async def reading(self, seconds: float) -> AsyncIterator[None]:
-        """A deadline for reading a request body, cut short when the server starts shutting down."""
-        if self.stopping:
-            seconds = min(seconds, self.stopping_grace)
-        async with asyncio.timeout(seconds) as deadline:
-            self._readers.add(deadline)
-            try:
-                yield
-            finally:
-                self._readers.discard(deadline)
+    # ------------------------------------------------------------ body deadlines
+    # A deadline per request costs a timer handle and a context manager on the hot path; instead each
+    # reading task is noted with its deadline in a dict, and one sweeper task cancels overdue readers.
+    def begin_reading(self, seconds: float) -> asyncio.Task[Any] | None:
+        """Note the current task as reading a body until ``seconds`` from now (shorter once stopping)."""
+        task = asyncio.current_task()
+        if task is not None:
+            if self.stopping:
+                seconds = min(seconds, self.stopping_grace)
+            self._readers[task] = asyncio.get_running_loop().time() + seconds
+        return task
+
+    def end_reading(self, task: asyncio.Task[Any] | None) -> None:
+        self._readers.pop(task, None)  # type: ignore[arg-type]
+
+    def overdue(self, task: asyncio.Task[Any] | None) -> bool:
+        """Whether ``task`` was cancelled by the sweeper for missing its deadline (and take that back)."""
+        if task is None or task not in self._expired:
+            return False
+        self._expired.discard(task)
+        task.uncancel()
+        return True
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = loop.time()
+            for task, deadline in list(self._readers.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
     @property
     def stopping_grace(self) -> float:
@@ -114,12 +142,9 @@ class ServerState:
     def begin_shutdown(self) -> None:
         """Readiness turns false and bodies still being read get ``stopping_grace`` to arrive (then 503)."""
         self.stopping = True
-        loop = asyncio.get_running_loop()
-        for deadline in list(self._readers):
-            when = deadline.when()
-            cut = loop.time() + self.stopping_grace
-            if when is None or when > cut:
-                deadline.reschedule(cut)
+        cut = asyncio.get_running_loop().time() + self.stopping_grace
+        for task, deadline in list(self._readers.items()):
+            self._readers[task] = min(deadline, cut)
 
     def ready(self) -> bool:
         """Server ready: not shutting down, and every model version not unloaded on purpose is loaded."""
@@ -213,14 +238,20 @@ def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
         raise ProtocolError(f"input {name!r} has shape {shape}; the model takes [n, {width or 'features'}] "
                             "with n >= 1")
     rows = tensor.array.reshape(shape)
-    if request.flag("raw"):
+    if request.parameters and request.flag("raw"):
         if model.scaling is None:
             raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
         shift, divisor = model.scaling
         rows = (rows - shift) / divisor
-    if rows.dtype.kind == "f" and not float(np.abs(rows).max()) <= _FLOAT32_MAX:  # false for NaN too
+    if rows.dtype != np.float32:
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows = rows.astype(np.float32)  # exact for the accepted datatypes; beyond float32's range: inf
+    # one reduction in the common case: a finite sum means finite values (an overflowing sum of finite
+    # values is told apart by the exact check)
+    if rows.dtype.kind == "f" and not math.isfinite(float(rows.sum(dtype=np.float64))) \
+            and not np.isfinite(rows).all():
         raise ProtocolError(f"input {name!r} holds NaN, infinity or values beyond float32's range")
-    return np.ascontiguousarray(rows, dtype=np.float32)
+    return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
 
 
 def output_names(model: LoadedModel, request: InferenceRequest) -> list[str]:
