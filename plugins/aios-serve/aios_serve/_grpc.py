@@ -107,6 +107,8 @@ class InferenceService:
         await context.abort(_CODES.get(status, grpc.StatusCode.INTERNAL), message)
 
     async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+        if not self.state.settings.token:
+            return
         values = [value for key, value in (context.invocation_metadata() or ()) if key == "authorization"]
         if not self.state.authorized([v if isinstance(v, str) else v.decode("latin-1") for v in values]):
             await self._fail(context, 401, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
