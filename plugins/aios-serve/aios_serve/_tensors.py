@@ -14,6 +14,7 @@ many elements as the shape says, binary sizes that add up to the body.
 
 from __future__ import annotations
 
+import array
 import math
 import struct
 from dataclasses import dataclass, field
@@ -88,8 +89,7 @@ class OutputTensor:
 
 # ---------------------------------------------------------------- shapes and elements
 def _shape(value: Any, name: str) -> list[int]:
-    if (not isinstance(value, list) or len(value) > MAX_DIMENSIONS
-            or not all(type(d) is int and d >= 0 for d in value)):
+    if type(value) is not list or len(value) > MAX_DIMENSIONS or not all(type(d) is int and d >= 0 for d in value):
         raise ProtocolError(f"input {name!r} has shape {value!r}"[:200] + "; a shape is a list of at most "
                             f"{MAX_DIMENSIONS} non-negative integers")
     return value
@@ -197,16 +197,16 @@ def _flatten(data: list[Any]) -> list[Any] | None:
 
 
 def _numbers(data: list[Any], name: str) -> np.ndarray:
-    """JSON numbers (flat, or nested in a regular array) as float64."""
-    for value in data:
-        kind = type(value)
-        if kind is not float and kind is not int:
-            break
-    else:
-        try:
-            return np.array(data, dtype=np.float64)
-        except (OverflowError, ValueError):
-            pass
+    """JSON numbers (flat, or nested in a regular array) as float64.
+
+    The flat case goes through ``array.array``: one C loop that refuses anything but
+    numbers (a string like "1" included, which numpy would convert); nested or odd data
+    takes the general path, which also words the errors.
+    """
+    try:
+        return np.frombuffer(array.array("d", data), dtype=np.float64)
+    except (TypeError, OverflowError):
+        pass
     try:
         values = np.asarray(data)
     except (ValueError, TypeError, RecursionError, OverflowError):
@@ -221,11 +221,15 @@ def _numbers(data: list[Any], name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the REST form
-def _parameters(value: Any, where: str) -> dict[str, Any]:
+_NO_PARAMETERS: dict[str, Any] = {}
+
+
+def _parameters(value: Any, where: str, name: str = "") -> dict[str, Any]:
     if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ProtocolError(f"\"parameters\" of {where} must be a JSON object")
+        return _NO_PARAMETERS
+    if type(value) is not dict:
+        raise ProtocolError(f"\"parameters\" of {where} {name!r} must be a JSON object" if name else
+                            f"\"parameters\" of {where} must be a JSON object")
     return value
 
 
@@ -265,7 +269,7 @@ def request_from_json(document: Any, binary: memoryview, has_header: bool) -> In
             raise ProtocolError(f"input {name!r} has datatype {datatype!r}"[:200] + "; the protocol's datatypes are "
                                 + ", ".join(ALL_DATATYPES))
         shape = _shape(tensor.get("shape"), name)
-        parameters = _parameters(tensor.get("parameters"), f"input {name!r}")
+        parameters = _parameters(tensor.get("parameters"), "input", name)
         size = parameters.get("binary_data_size")
         if size is None:
             array = from_json(tensor.get("data"), datatype, shape, name)
@@ -292,7 +296,7 @@ def request_from_json(document: Any, binary: memoryview, has_header: bool) -> In
             raise ProtocolError("\"outputs\" must be a list of {\"name\": ...} objects")
         outputs = []
         for output in wanted:
-            binary_flag = _parameters(output.get("parameters"), f"output {output['name']!r}").get("binary_data")
+            binary_flag = _parameters(output.get("parameters"), "output", output["name"]).get("binary_data")
             if binary_flag is not None and not isinstance(binary_flag, bool):
                 raise ProtocolError(f"output {output['name']!r}: binary_data must be true or false")
             outputs.append(RequestedOutput(output["name"], binary_flag))
@@ -305,7 +309,7 @@ def request_from_json(document: Any, binary: memoryview, has_header: bool) -> In
 def encode_http(model_name: str, model_version: str, request: InferenceRequest,
                 outputs: list[OutputTensor]) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when some output goes as binary data (else None)."""
-    default = request.flag("binary_data_output")
+    default = request.flag("binary_data_output") if request.parameters else False
     binary = {o.name: (default if o.binary is None else o.binary) for o in request.outputs or []}
     header: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.id is not None:
