@@ -42,6 +42,13 @@ class ServerParams(Params):
     grpc_port: int | None = Field(8081, ge=0, le=65535, description="Port of the protocol's gRPC form "
                                   "(inference.GRPCInferenceService) when serving; 0: a free one; null: no gRPC.")
     smoke_requests: PositiveInt = Field(200, description="Single-row requests the smoke test sends (test rows).")
+    max_inflight_bytes: PositiveInt = Field(64 * 1024 * 1024, description="Request bodies being read or parsed at "
+                                            "once, in bytes (the admission limit; 503 with Retry-After above).")
+    header_timeout_s: float = Field(10.0, gt=0.0, le=600.0, description="Seconds a connection may take to send a "
+                                    "request's headers (408 and closed after).")
+    body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="Seconds a request's body may take to "
+                                  "arrive once its headers did (408 after).")
+    max_connections: PositiveInt = Field(2048, description="Open connections per worker; a new one beyond gets 503.")
     workers: PositiveInt | None = Field(None, le=64, description="Server processes sharing the port when serving "
                                         "(aios serve, aios run --serve), each with its own ONNX Runtime sessions; "
                                         "default: the cores this process may use, at most 8.")
@@ -61,7 +68,9 @@ class ServerParams(Params):
         return settings_from(self.token_env, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
                              max_body_bytes=self.max_body_bytes, repository_api=self.repository_api,
                              inference_threads=max(2, threads), grpc_port=self.grpc_port,
-                             workers=self.workers or default_workers())
+                             workers=self.workers or default_workers(), max_inflight_bytes=self.max_inflight_bytes,
+                             header_timeout=self.header_timeout_s, body_timeout=self.body_timeout_s,
+                             max_connections=self.max_connections)
 
 
 class OipParams(ServerParams):
