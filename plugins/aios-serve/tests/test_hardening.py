@@ -189,3 +189,14 @@ def test_sigterm_cuts_a_stalled_upload_short_with_a_json_503_and_exits_0(run_dir
         assert process.process.wait(30) == 0
     finally:
         process.terminate()
+
+
+def test_the_limits_are_deployer_parameters() -> None:
+    from aios_serve import OipDeployer
+
+    params = OipDeployer.Params(header_timeout_s=2, body_timeout_s=3, max_connections=5, max_inflight_bytes=1000,
+                                workers=1, grpc_port=None)
+    settings = params.settings()
+    assert (settings.header_timeout, settings.body_timeout, settings.max_connections, settings.max_inflight_bytes,
+            settings.workers, settings.grpc_port) == (2, 3, 5, 1000, 1, None)
+    assert settings.repository_api_on is False  # no token: the repository API stays off unless asked
