@@ -367,17 +367,16 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         state.start()
-        grpc_server = sharing = None
+        sharing = None
         try:
             if settings.grpc_port is not None:
                 from aios_serve._grpc import start_grpc
 
-                grpc_server = await start_grpc(state, state.grpc_host, settings.grpc_port, state.reuse_port)
+                state.grpc_server = await start_grpc(state, state.grpc_host, settings.grpc_port, state.reuse_port)
             sharing = asyncio.create_task(_share_metrics(state)) if state.metrics.share_dir else None
             yield
         finally:
-            if grpc_server is not None:
-                await grpc_server.stop(state.drain_seconds)
+            await state.stop_grpc()
             if sharing is not None:
                 sharing.cancel()
                 state.metrics.share()

@@ -80,6 +80,8 @@ class ServerState:
         self.grpc_port: int | None = None
         """The gRPC service's port once it listens."""
         self.reuse_port = False
+        self.grpc_server: Any = None
+        self._grpc_stopping: asyncio.Task[Any] | None = None
         self._readers: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -142,9 +144,18 @@ class ServerState:
     def begin_shutdown(self) -> None:
         """Readiness turns false and bodies still being read get ``stopping_grace`` to arrive (then 503)."""
         self.stopping = True
-        cut = asyncio.get_running_loop().time() + self.stopping_grace
+        loop = asyncio.get_running_loop()
+        if self.grpc_server is not None and self._grpc_stopping is None:  # no new RPCs; those in flight finish
+            self._grpc_stopping = loop.create_task(self.grpc_server.stop(self.drain_seconds))
+        cut = loop.time() + self.stopping_grace
         for task, deadline in list(self._readers.items()):
             self._readers[task] = min(deadline, cut)
+
+    async def stop_grpc(self) -> None:
+        if self.grpc_server is not None:
+            if self._grpc_stopping is None:
+                self._grpc_stopping = asyncio.get_running_loop().create_task(self.grpc_server.stop(self.drain_seconds))
+            await self._grpc_stopping
 
     def ready(self) -> bool:
         """Server ready: not shutting down, and every model version not unloaded on purpose is loaded."""
