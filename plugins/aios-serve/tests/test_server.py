@@ -34,10 +34,10 @@ async def concurrent_single_rows(url: str, rows: np.ndarray) -> list[np.ndarray]
 
 
 def test_concurrent_requests_are_batched_and_answered_correctly(tmp_path: Path, rows: np.ndarray) -> None:
-    """Requests that arrive while a batch runs wait for the next one. The model is wide (64-16384-10), so
+    """Requests that arrive while a batch runs wait for the next one. The model is wide (64-65536-10), so
     that one ONNX Runtime call outlasts reading a request: with the 64-32-10 MLP a call ends before the
     next request is parsed, and whether any two share a call is down to the machine's load."""
-    run_dir = make_run_dir(tmp_path, hidden=16384)
+    run_dir = make_run_dir(tmp_path, hidden=65536)
     process = ServerProcess(str(run_dir), "--max-batch-size", "32", "--max-delay-ms", "20")
     try:
         answers = asyncio.run(concurrent_single_rows(process.url, rows))

@@ -38,7 +38,7 @@ def body(rows: np.ndarray) -> dict:
 
 def test_two_workers_share_the_port_and_the_load(workers: ServerProcess, rows: np.ndarray, reference) -> None:
     assert len(worker_pids(workers.process.pid)) == 2
-    before = metric(httpx.get(workers.url + "/metrics").text, "aios_serve_requests_total{")
+    before = int(metric(httpx.get(workers.url + "/metrics").text, "aios_serve_requests_total{"))
     seen: set[int] = set()
     for index in range(40):  # a new connection each time: the kernel spreads them over the workers
         response = httpx.post(f"{workers.url}/v2/models/{MODEL}/infer", json=body(rows[index % 8:index % 8 + 1]),
@@ -46,11 +46,16 @@ def test_two_workers_share_the_port_and_the_load(workers: ServerProcess, rows: n
         assert response.status_code == 200
         np.testing.assert_allclose(response.json()["outputs"][0]["data"], reference(rows[index % 8:index % 8 + 1])[0],
                                    atol=1e-6)
-    time.sleep(1.5)  # each worker shares its numbers every second
-    for _ in range(10):
-        text = httpx.get(workers.url + "/metrics", headers={"Connection": "close"}).text
-        seen.add(int(metric(text, "aios_serve_requests_total{")))
-    assert min(seen) - before == 40  # every scrape, whichever worker answers it, counts all 40
+    deadline = time.monotonic() + 20  # each worker shares its numbers every second
+    while time.monotonic() < deadline:
+        seen = set()
+        for _ in range(10):  # new connections: both workers answer some of the scrapes
+            text = httpx.get(workers.url + "/metrics", headers={"Connection": "close"}).text
+            seen.add(int(metric(text, "aios_serve_requests_total{")))
+        if seen == {before + 40}:
+            break
+        time.sleep(0.5)
+    assert seen == {before + 40}  # every scrape, whichever worker answers it, counts all 40
     served = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
               if line.startswith("aios_serve_worker_requests_total{")}
     assert {int(pid) for pid in served} == worker_pids(workers.process.pid)
