@@ -78,8 +78,17 @@ async def read_body(state: ServerState, declared: str | None, receive: Callable[
     size = 0
     task = state.begin_reading(settings.body_timeout)
     try:
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):  # the whole body at once
+            body = message.get("body", b"")
+            if len(body) > limit:
+                raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
+                                    "send fewer rows per request", 413)
+            state.admit(len(body))
+            return body
         while True:
-            message = await receive()
+            if chunks:
+                message = await receive()
             if message["type"] == "http.disconnect":
                 raise ProtocolError("client disconnected while sending the body")
             chunk = message.get("body", b"")

@@ -266,7 +266,7 @@ def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
 
 
 def output_names(model: LoadedModel, request: InferenceRequest) -> list[str]:
-    known = [model.output_name] + (["label"] if model.labels is not None else [])
+    known = model.output_names
     if request.outputs is None:
         return known
     names = [o.name for o in request.outputs]

@@ -163,6 +163,8 @@ class LoadedModel:
         self.num_classes = int(classes) if isinstance(classes, int) else (
             len(spec.class_names) if spec.class_names else None)
         self.labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
+        self.output_names = [self.output_name] + (["label"] if self.labels is not None else [])
+        """The outputs it answers with: the probabilities, and the labels when the run recorded class names."""
         self.scaling = _raw_scaling(spec.preprocessing, self.num_features)
         self.call_seconds = self._warm_up()
 

@@ -43,6 +43,7 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 """The protocol's fixed-size datatypes and their little-endian numpy types (``BYTES`` is handled apart)."""
 ALL_DATATYPES = (*DATATYPES, "BYTES")
+_KNOWN = frozenset(ALL_DATATYPES)
 HEADER_LENGTH = "inference-header-content-length"
 MAX_DIMENSIONS = 8
 
@@ -69,6 +70,7 @@ class InferenceRequest:
     outputs: list[RequestedOutput] | None = None
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    """Never mutated (a request without parameters shares one empty dict)."""
 
     def flag(self, key: str) -> bool:
         """A boolean request parameter (false when absent)."""
@@ -253,24 +255,23 @@ def decode_http(body: bytes, header_length: str | None) -> InferenceRequest:
 
 
 def request_from_json(document: Any, binary: memoryview, has_header: bool) -> InferenceRequest:
-    if not isinstance(document, dict):
+    if type(document) is not dict:
         raise ProtocolError("request body must be a JSON object with \"inputs\"")
     inputs = document.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
+    if type(inputs) is not list or not inputs:
         raise ProtocolError("missing input: the request needs \"inputs\": [{\"name\": ..., \"shape\": [n, features], "
                             "\"datatype\": \"FP32\", \"data\": [...]}]")
     tensors, offset = [], 0
     for tensor in inputs:
-        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+        if type(tensor) is not dict or type(name := tensor.get("name")) is not str:
             raise ProtocolError("each input must be an object with a string \"name\"")
-        name = tensor["name"]
         datatype = tensor.get("datatype")
-        if datatype not in ALL_DATATYPES:
+        if type(datatype) is not str or datatype not in _KNOWN:
             raise ProtocolError(f"input {name!r} has datatype {datatype!r}"[:200] + "; the protocol's datatypes are "
                                 + ", ".join(ALL_DATATYPES))
         shape = _shape(tensor.get("shape"), name)
-        parameters = _parameters(tensor.get("parameters"), "input", name)
-        size = parameters.get("binary_data_size")
+        parameters = tensor.get("parameters")
+        size = None if parameters is None else _parameters(parameters, "input", name).get("binary_data_size")
         if size is None:
             array = from_json(tensor.get("data"), datatype, shape, name)
         else:
@@ -301,9 +302,11 @@ def request_from_json(document: Any, binary: memoryview, has_header: bool) -> In
                 raise ProtocolError(f"output {output['name']!r}: binary_data must be true or false")
             outputs.append(RequestedOutput(output["name"], binary_flag))
     request_id = document.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if request_id is not None and type(request_id) is not str:
         raise ProtocolError("\"id\" must be a string")
-    return InferenceRequest(tensors, outputs, request_id, _parameters(document.get("parameters"), "the request"))
+    parameters = document.get("parameters")
+    return InferenceRequest(tensors, outputs, request_id,
+                            _NO_PARAMETERS if parameters is None else _parameters(parameters, "the request"))
 
 
 def encode_http(model_name: str, model_version: str, request: InferenceRequest,

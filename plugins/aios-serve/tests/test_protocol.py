@@ -168,6 +168,8 @@ BAD_BODIES = {
     "zero rows": {"inputs": [{"name": "input", "shape": [0, FEATURES], "datatype": "FP32", "data": []}]},
     "wrong datatype": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "INT64", "data": [0] * FEATURES}]},
     "unknown datatype": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "FLOAT", "data": [0.0] * FEATURES}]},
+    "datatype not a string": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": ["FP32"],
+                                          "data": [0.0] * FEATURES}]},
     "strings as data": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "FP32", "data": ["1"] * FEATURES}]},
     "ragged data": {"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP32", "data": [[1.0, 2.0], [3.0]]}]},
     "missing input": {"inputs": []},
