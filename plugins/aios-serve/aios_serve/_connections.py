@@ -21,12 +21,15 @@ from typing import Any
 
 import orjson
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from aios_serve._inference import ServerState
 
 
 MAX_HEADER_BYTES = 16 * 1024
 """Largest request line and headers (h11's own limit; httptools has none)."""
+COUNTS_HEADERS = AutoHTTPProtocol is not H11Protocol
+"""Whether this guard counts header bytes (under httptools); h11 refuses more than 16 KiB itself."""
 
 
 def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
@@ -51,6 +54,7 @@ class _Guarded:
         self._armed_cycle: Any = None
         self._receiving = False
         self._header_bytes = 0
+        self._in_headers = COUNTS_HEADERS
         if len(self.connections) > self.state.settings.max_connections:
             self.state.metrics.http_error(503)
             transport.write(_raw_response(503, f"too many connections (max_connections "
@@ -68,15 +72,28 @@ class _Guarded:
 
     def data_received(self, data: bytes) -> None:
         self._receiving = True
-        if self.cycle is None or self.cycle.response_complete:  # reading a request's headers
+        if (self.cycle is None or self.cycle.response_complete) and self._header_timer is None:
+            self._arm()
+        if self._in_headers:
             self._header_bytes += len(data)
-            if self._header_timer is None:
-                self._arm()
         super().data_received(data)  # type: ignore[misc]
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._header_bytes = 0  # the headers are complete
-        elif self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+        if self._in_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
             self.send_400_response(f"the request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
+
+    # httptools' parser callbacks (h11 enforces the same limit itself: _in_headers stays false there)
+    def on_message_begin(self) -> None:
+        self._in_headers = True
+        super().on_message_begin()  # type: ignore[misc]
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()  # type: ignore[misc]
+        self._in_headers = COUNTS_HEADERS  # the next bytes start the next request's headers
+        self._header_bytes = 0
 
     def on_response_complete(self) -> None:
         self._receiving = False
