@@ -152,6 +152,9 @@ class ConsoleMonitor(Monitor):
             latency = smoke.get("single_row_latency_ms")
             if isinstance(latency, dict) and "p50" in latency:
                 details.append(f"single-row p50 {latency['p50']:.2f} ms")
+            served = smoke.get("server_latency_ms")
+            if isinstance(served, dict) and "mean" in served:
+                details.append(f"server-side mean {served['mean']:.2f} ms per single-row request")
             if "max_abs_diff" in smoke:
                 details.append(f"max |diff| vs in-process {smoke['max_abs_diff']:.2g}")
             self._print(f"  smoke test {mark}" + (f": {', '.join(details)}" if details else ""))

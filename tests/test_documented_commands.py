@@ -133,6 +133,15 @@ SUBSTITUTED: dict[str, tuple[str, str]] = {
     "-d '{\"parameters\": {\"version\": \"20261129-150402\"}}'": (
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
         "the example version -> the served run's timestamp"),
+    "python -m aios_serve runs/20261129-150402-digits-torch --repository-api": (
+        "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+        "the example run -> the run `.venv/bin/aios run` made at the clone's root (after `aios serve` stopped)"),
+    "python client_http.py": (
+        "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+        "client_http.py -> the python block above it on the page, written to the clone's root"),
+    "python client_grpc.py": (
+        "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+        "client_grpc.py -> the python block above it on the page, written to the clone's root"),
     "aios serve runs/A runs/B --host 0.0.0.0 --port 9000": (
         "test_several_runs_are_served_on_all_addresses_of_a_private_network",
         "runs/A runs/B -> the run and its copy; only inside a private network namespace"),
@@ -209,6 +218,7 @@ NOT_RUN: dict[str, str] = {
         "tests/test_worked_example.py::test_the_plugin_passes_its_own_tests_and_the_contract_kit the worked example's"),
     ".venv/bin/python benchmarks/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/serve/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/serve/protocols.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/keras/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/ray/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/compression/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
@@ -533,11 +543,16 @@ def test_a_finished_run_is_served_and_answers_the_documented_curl_calls(served_c
     version, later_version = (re.search(r"\d{8}-\d{6}", name).group() for name in (run, later))
     substitutions = {"20261129-150402": version, "20261130-091500": later_version}
     [serve] = documented("aios serve runs/20261129-150402-digits-torch", test)
+    [serve_api] = documented("python -m aios_serve runs/20261129-150402-digits-torch --repository-api", test)
+    clients = [documented(f"python {name}", test)[0] for name in ("client_http.py", "client_grpc.py")]
+    for client in clients:
+        (clone / client.key.split()[1]).write_text(block_before(client, "python"))
     calls = [command for command in COMMANDS if command.file == "docs/serving.md" and command.key.startswith("curl -s")
              and "127.0.0.1:8080" in command.key]
     assert len(calls) == 6, [c.key for c in calls]
     for call in calls:
         documented(call.key, test)
+    repository = [call for call in calls if "/v2/repository/models/" in call.key]  # load and unload: one worker
     with private_network() as prefix:
         assert prefix or port_is_free(8080), "port 8080, which the documented `aios serve` binds, is taken"
         shell = Shell(clone, user_environment(), prefix)
@@ -545,8 +560,15 @@ def test_a_finished_run_is_served_and_answers_the_documented_curl_calls(served_c
             assert not output_differences([line.replace("20261129-150402", version) for line in serve.output],
                                           "".join(lines)), lines  # its URL line
             for call in calls:
-                shell.run(call, substitutions=substitutions)
+                if call not in repository:
+                    shell.run(call, substitutions=substitutions)
+            for client in clients:
+                shell.run(client)
         assert any("Shutting down" in line or "Finished server process" in line for line in lines), lines
+        with shell.background(serve_api, substitutions=substitutions) as lines:
+            assert not output_differences(serve_api.output, "".join(lines)), lines
+            for call in repository:
+                shell.run(call, substitutions=substitutions)
 
 
 @pytest.mark.slow
