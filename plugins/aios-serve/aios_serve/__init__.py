@@ -86,6 +86,7 @@ class OipDeployer(Deployer):
 
     Params: ClassVar[type[OipParams]] = OipParams
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")  # regression: `predictions`, target's units
     params: OipParams
 
     def __init__(self, params: OipParams | None = None, name: str | None = None) -> None:
@@ -144,6 +145,7 @@ class KServeDeployer(Deployer):
 
     Params: ClassVar[type[KServeParams]] = KServeParams
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")  # regression: `predictions`, target's units
     params: KServeParams
 
     def __init__(self, params: KServeParams | None = None, name: str | None = None) -> None:

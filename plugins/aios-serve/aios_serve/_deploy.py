@@ -33,7 +33,9 @@ def model_spec(artifact: ModelArtifact, dataset: Dataset, run: RunContext) -> Mo
     version = folder.replace(f"-{run.name}", "", 1) if f"-{run.name}" in folder else folder
     version = re.sub(r"[^A-Za-z0-9_.-]", "-", version)[:128] or "1"
     return ModelSpec(name=name, version=version, path=Path(artifact.path), class_names=list(dataset.class_names),
-                     preprocessing=dict(dataset.preprocessing), threads=max(1, run.threads), source=str(run.dir))
+                     preprocessing=dict(dataset.preprocessing), threads=max(1, run.threads), source=str(run.dir),
+                     task=dataset.task, target_names=list(dataset.target_names),
+                     target_scaling=dict(dataset.target_scaling))
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,11 @@ class Reference:
         return float(np.abs(self.batch[:len(self.alone)] - self.alone).max())
 
 
-def reference_predictions(artifact: ModelArtifact, run: RunContext, rows: np.ndarray, single_rows: int) -> Reference:
+def reference_predictions(artifact: ModelArtifact, run: RunContext, rows: np.ndarray, single_rows: int,
+                          dataset: Dataset | None = None) -> Reference:
     """The run's predictor (``run.load_predictor``: the kernel's ONNX Runtime session for ``onnx``) on ``rows``
-    as one batch, and on each of the first ``single_rows`` rows alone."""
+    as one batch, and on each of the first ``single_rows`` rows alone; for a regression ``dataset``, in the
+    target's units (``Dataset.unscale_targets``), as the server answers."""
     predict = run.load_predictor(artifact)
     if predict is None:
         raise RuntimeError(f"no component of the run returns a predictor for {artifact.path} (format "
@@ -64,7 +68,11 @@ def reference_predictions(artifact: ModelArtifact, run: RunContext, rows: np.nda
     alone = [np.asarray(predict(rows[index:index + 1]), dtype=np.float32)
              for index in range(min(single_rows, len(rows)))]
     batch = np.asarray(predict(rows), dtype=np.float32)
-    return Reference(batch=batch, alone=np.concatenate(alone) if alone else batch[:0])
+    alone_rows = np.concatenate(alone) if alone else batch[:0]
+    if dataset is not None and dataset.task == "regression":
+        batch, alone_rows = (dataset.unscale_targets(batch).astype(np.float32),
+                             dataset.unscale_targets(alone_rows).astype(np.float32))
+    return Reference(batch=batch, alone=alone_rows)
 
 
 def _server_latency(before: tuple[int, float], after: tuple[int, float]) -> dict[str, float] | None:
@@ -92,8 +100,11 @@ def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, reference: Reference
     headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
     infer_url = f"{url}/v2/models/{spec.name}/versions/{spec.version}/infer"
     problems: list[str] = []
-    labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
-    batch_dependent = reference.batch_dependence > TOLERANCE
+    regression = spec.task == "regression"
+    labels = np.asarray(spec.class_names, dtype=object) if spec.class_names and not regression else None
+    # regression answers are in the target's units: the float32 tolerance scales with their size
+    tolerance = TOLERANCE * max(1.0, float(np.abs(reference.batch).max(initial=0.0))) if regression else TOLERANCE
+    batch_dependent = reference.batch_dependence > tolerance
     clients = 1 if batch_dependent and settings.max_batch_size > 1 else CLIENTS
     warnings = [_batch_dependence_warning(reference, settings.max_batch_size)] if batch_dependent else []
 
@@ -148,9 +159,9 @@ def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, reference: Reference
         problems.append(f"labels differ from the in-process predictions for {len(batch_mislabelled)} of {len(rows)} "
                         f"rows of the batch request and {len(single_mislabelled)} of {len(results)} single-row "
                         f"requests (first rows: {', '.join(map(str, first))})")
-    if np.isfinite(max_diff) and max_diff > TOLERANCE:
-        problems.append(f"probabilities differ from the in-process predictions by up to {max_diff:.3g} "
-                        f"(tolerance {TOLERANCE})")
+    if np.isfinite(max_diff) and max_diff > tolerance:
+        problems.append(f"{'predictions' if regression else 'probabilities'} differ from the in-process "
+                        f"predictions by up to {max_diff:.3g} (tolerance {tolerance:.3g})")
     return {
         "passed": not problems,
         "problems": problems[:5],
@@ -160,6 +171,8 @@ def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, reference: Reference
         "concurrent_clients": clients,
         "batch_dependent": batch_dependent,
         "max_abs_diff": max_diff if np.isfinite(max_diff) else None,
+        "tolerance": tolerance,
+        "task": spec.task,
         "server_latency_ms": _server_latency(before, after),
         "reference": "run.load_predictor",
     }
@@ -198,7 +211,7 @@ def deploy_oip(artifact: ModelArtifact, dataset: Dataset, run: RunContext, param
     spec = model_spec(artifact, dataset, run)
     settings = params.settings(run.threads)
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
-    reference = reference_predictions(artifact, run, rows, params.smoke_requests)
+    reference = reference_predictions(artifact, run, rows, params.smoke_requests, dataset)
     with BackgroundServer([spec], host="127.0.0.1", port=0, settings=replace(settings, grpc_port=None, workers=1)) as server:
         smoke = smoke_test(server.url, spec, rows, reference, settings, server.timing(spec.name, spec.version))
         log_smoke_test(run, f"oip on {server.url}", smoke)

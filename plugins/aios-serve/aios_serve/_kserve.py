@@ -157,7 +157,7 @@ def deploy_kserve(artifact: ModelArtifact, dataset: Dataset, run: RunContext, pa
     bundled = spec_from_bundle(folder / "models" / spec.name / spec.version)
     settings = replace(params.settings(run.threads), grpc_port=None, workers=1)  # the smoke test: REST, in-process
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
-    reference = reference_predictions(artifact, run, rows, params.smoke_requests)
+    reference = reference_predictions(artifact, run, rows, params.smoke_requests, dataset)
     with BackgroundServer([folder / "models"], settings=settings) as server:
         smoke = smoke_test(server.url, bundled, rows, reference, settings, server.timing(spec.name, spec.version))
     smoke["served"] = "models/ (as the container serves /mnt/models)"

@@ -46,11 +46,17 @@ class ModelSpec:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
     source: str = ""
+    task: str = "classification"
+    """``regression``: the model's output is ``predictions`` (n, targets), answered in the target's units."""
+    target_names: list[str] = field(default_factory=list)
+    target_scaling: dict[str, Any] = field(default_factory=dict)
+    """How the run scaled the target (``Dataset.target_scaling``); the server inverts it."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``model.json`` of a bundle (the ONNX file sits next to it)."""
         return {"name": self.name, "version": self.version, "class_names": self.class_names,
-                "preprocessing": self.preprocessing, "threads": self.threads}
+                "preprocessing": self.preprocessing, "threads": self.threads, "task": self.task,
+                "target_names": self.target_names, "target_scaling": self.target_scaling}
 
 
 def check_name(name: str, what: str = "model name") -> str:
@@ -95,7 +101,8 @@ def spec_from_run_dir(path: str | Path, name: str | None = None, version: str | 
     default_version = run.name.replace(f"-{stack_name}", "", 1) if f"-{stack_name}" in run.name else run.name
     return ModelSpec(name=check_name(name or stack_name), version=check_name(version or default_version, "version"),
                      path=Path(artifact.path), class_names=data.get("class_names"),
-                     preprocessing=data.get("preprocessing") or {}, threads=max(1, threads), source=str(run.path))
+                     preprocessing=data.get("preprocessing") or {}, threads=max(1, threads), source=str(run.path),
+                     **_task_fields(data))
 
 
 def spec_from_bundle(path: str | Path) -> ModelSpec:
@@ -108,7 +115,13 @@ def spec_from_bundle(path: str | Path) -> ModelSpec:
     return ModelSpec(name=check_name(str(meta["name"])), version=check_name(str(meta["version"]), "version"),
                      path=folder / MODEL_FILE, class_names=meta.get("class_names"),
                      preprocessing=meta.get("preprocessing") or {}, threads=int(meta.get("threads") or 1),
-                     source=str(folder))
+                     source=str(folder), **_task_fields(meta))
+
+
+def _task_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The task, target names and target scaling a data summary or a bundle's ``model.json`` records."""
+    return {"task": str(record.get("task") or "classification"), "target_names": list(record.get("target_names") or []),
+            "target_scaling": dict(record.get("target_scaling") or {})}
 
 
 def specs_from_repository(root: str | Path) -> list[ModelSpec]:
@@ -162,9 +175,12 @@ class LoadedModel:
         classes = outputs[0].shape[1] if len(outputs[0].shape) == 2 else None
         self.num_classes = int(classes) if isinstance(classes, int) else (
             len(spec.class_names) if spec.class_names else None)
-        self.labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
+        self.regression = spec.task == "regression"
+        self.labels = np.asarray(spec.class_names, dtype=object) if spec.class_names and not self.regression else None
         self.output_names = [self.output_name] + (["label"] if self.labels is not None else [])
-        """The outputs it answers with: the probabilities, and the labels when the run recorded class names."""
+        """The outputs it answers with: the probabilities, and the labels when the run recorded class names;
+        a regression model's ``predictions`` alone."""
+        self.target_scaling = _target_scaling(spec.target_scaling) if self.regression else None
         self.scaling = _raw_scaling(spec.preprocessing, self.num_features)
         self.call_seconds = self._warm_up()
 
@@ -192,8 +208,14 @@ class LoadedModel:
         return self.spec.version
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, classes) for a float32 batch (n, features)."""
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+        """Class probabilities (n, classes) for a float32 batch (n, features); for a regression model its
+        predictions (n, targets) in the target's units (the run's target scaling inverted, as
+        ``aios_core.unscale_targets`` does), so every protocol and worker answers in those units."""
+        output = self.session.run([self.output_name], {self.input_name: batch})[0]
+        if self.target_scaling is not None:
+            std, mean = self.target_scaling
+            output = (output.astype(np.float64) * std + mean).astype(np.float32)
+        return output
 
     def metadata(self, versions: list[str]) -> dict[str, Any]:
         """The protocol's model metadata response."""
@@ -206,8 +228,17 @@ class LoadedModel:
             "outputs": outputs,
             "parameters": {"version": self.version, "class_names": self.spec.class_names,
                            "preprocessing": self.spec.preprocessing,
-                           "raw_input": self.scaling is not None},
+                           "raw_input": self.scaling is not None, "task": self.spec.task,
+                           **({"target_names": self.spec.target_names, "target_scaling": self.spec.target_scaling,
+                               "output_units": "the target's (target scaling inverted)"} if self.regression else {})},
         }
+
+
+def _target_scaling(record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(std, mean)`` of a standardized target (``Dataset.target_scaling``), None when it was not scaled."""
+    if record.get("scaling") != "standardize":
+        return None
+    return np.asarray(record["std"], dtype=np.float64), np.asarray(record["mean"], dtype=np.float64)
 
 
 def _raw_scaling(preprocessing: dict[str, Any], width: int | None) -> tuple[np.ndarray, np.ndarray] | None:

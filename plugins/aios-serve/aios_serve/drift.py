@@ -118,6 +118,8 @@ class DriftMonitor:
             for feature, score in zip(drift.reference["features"], scores, strict=True):
                 feature_psi.add_metric([*values, feature], score)
             psi_max.add_metric(values, max(scores))
+            if not drift.reference["classes"]:  # a regression model: no classes to compare
+                continue
             shares = drift.class_shares()
             for label, live, train in zip(drift.reference["classes"], shares, drift.reference["class_shares"],
                                           strict=True):
