@@ -19,6 +19,7 @@ data: {{plugin: files, path: {path}, target: progression{task}}}
 model: {{framework: torch, architecture: mlp, hidden_units: [16]}}
 trainer: {{plugin: torch, epochs: 30, batch_size: 32, learning_rate: 0.01}}
 evaluate: {{batch_sizes: [1], latency_runs: 5, max_rmse: 80, min_r2: 0.2}}
+deployer: {{plugin: oip, port: 0, smoke_requests: 10}}
 monitors: [{{plugin: jsonl}}]
 """
 
@@ -66,8 +67,11 @@ def test_a_csv_with_a_numeric_target_runs_end_to_end_with_the_task_inferred(tmp_
     assert (run_dir / "report" / "predicted_vs_true.png").stat().st_size > 1000
     assert (run_dir / "report" / "residuals.png").stat().st_size > 1000
     assert not (run_dir / "report" / "confusion_matrix.png").exists()
-    history = json.loads((run_dir / "state.json").read_text())["phases"]["train"]["history"]
+    phases = json.loads((run_dir / "state.json").read_text())["phases"]
+    history = phases["train"]["history"]
     assert {"loss", "rmse", "val_loss", "val_rmse", "val_mae"} <= set(history[0]) and "val_accuracy" not in history[0]
+    smoke = phases["deploy"]["smoke_test"]  # served predictions, in the target's units, equal the in-process ones
+    assert smoke["passed"] and smoke["task"] == "regression" and smoke["max_abs_diff"] <= smoke["tolerance"]
 
 
 def test_a_declared_task_overrides_the_inference(tmp_path: Path) -> None:
