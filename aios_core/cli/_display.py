@@ -109,3 +109,18 @@ def evaluation_table(evaluation: dict[str, Any]) -> Table:
         table.add_row(result["name"], result["format"], f"{result['size_bytes']:,} B", f"{result['accuracy']:.4f}",
                       *(f"{lat['p50']:.3f}" for lat in result["latency_ms"].values()))
     return table
+
+
+def trials_table(tune: dict[str, Any]) -> Table:
+    """The tune phase's trials: state, objective values, epochs, parameters; the chosen one starred."""
+    trials = tune.get("trials") or []
+    objectives = list(tune.get("objectives") or next((t["values"] for t in trials if t.get("values")), {"value": 0}))
+    names = sorted({name for trial in trials for name in trial.get("params", {})})
+    table = Table("trial", "state", *objectives, "epochs", *names, title="trials", title_justify="left")
+    for trial in trials:
+        values = trial.get("values") or {}
+        mark = " *" if trial.get("chosen") else " ^" if trial.get("pareto") else ""
+        table.add_row(f"{trial.get('number')}{mark}", str(trial.get("state", "")),
+                      *(f"{values[o]:.4g}" if o in values else "" for o in objectives), str(trial.get("epochs") or ""),
+                      *(escape(json.dumps(trial.get("params", {}).get(n))) for n in names))
+    return table
