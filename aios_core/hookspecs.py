@@ -172,8 +172,8 @@ def aios_tune(objective: Callable[..., Any], run: RunContext) -> TuneResult:
       and re-raises it.
     - ``objectives``: metric names (``val_loss``, ``val_accuracy``, any metric the
       trainer reports, ``size_bytes`` and ``latency_ms`` of the model after the stack's
-      export and compressors); the objective then returns a dict of those values instead of
-      the validation loss.
+      export and compressors, with ``latency_noise``); the objective then returns a dict of
+      the trial's final metrics holding those values, instead of the validation loss.
 
     A trial that fails raises its error (a non-finite loss: ``aios_core.TrainingDiverged``);
     a tuner records it and goes on. With ``run.resume`` the tuner continues the search it

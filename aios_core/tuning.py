@@ -147,7 +147,7 @@ class TrialObjective:
         values = {name: float(metrics[name]) for name in wanted}
         hook.aios_on_trial_end(run=trial, trial=number, status="completed",
                                value=values[wanted[0]] if wanted else value, metrics=metrics)
-        return values if wanted else value
+        return {**metrics, **values} if wanted else value
 
     def _deployed_cost(self, model: Any, trial: RunContext) -> dict[str, float]:
         """Size and batch-1 latency of the trial's model after the stack's export and compressors."""

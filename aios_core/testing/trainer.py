@@ -206,6 +206,8 @@ class TrainerContract(ComponentContract):
         except Exception as error:  # noqa: BLE001 -- the wrong exception is the failure being reported
             fail_raised(f"{label} turned the TrialPruned that run.report_epoch raised into another error; let it "
                         "through (a tuner prunes a trial that way)", error)
-        fail(f"{label} returned {type(result).__name__} after run.report_epoch raised TrialPruned at epoch "
-             f"{reported[:1] or '(never called)'}; let exceptions from run.report_epoch through (do not catch them "
+        if not reported:
+            fail(f"{label} returned {type(result).__name__} without calling run.report_epoch; report every epoch")
+        fail(f"{label} returned {type(result).__name__} after run.report_epoch raised TrialPruned at epoch 1 "
+             f"(it reported epochs {reported}); let exceptions from run.report_epoch through (do not catch them "
              "around the report) so a tuner can stop a trial")

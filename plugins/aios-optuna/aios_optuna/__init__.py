@@ -44,8 +44,8 @@ class OptunaParams(Params):
     sampler: Literal["tpe", "random", "cmaes", "nsga2"] = Field(
         "tpe", description="tpe, random, cmaes (ranges only) or nsga2 (several objectives); seeded by the stack's seed.")
     pruner: Literal["median", "hyperband", "none"] | None = Field(
-        None, description="Stops unpromising trials by their epochs: median, hyperband or none; default median "
-                          "for one trainer objective, none for several.")
+        None, description="Stops unpromising trials by their epochs: median, hyperband (one objective) or none; "
+                          "default median for one trainer objective, none for several (median then judges val_loss).")
     startup_trials: int = Field(2, ge=0, description="Trials that finish before the pruner may prune.")
     objectives: list[Objective] = Field(
         default_factory=lambda: ["val_loss"], min_length=1,
@@ -69,9 +69,9 @@ class OptunaParams(Params):
         if self.trials is None and self.timeout_s is None:
             raise ValueError("give trials or timeout_s (or both), else the search never ends")
         several = len(self.objectives) > 1
-        if several and self.pruner not in (None, "none"):
-            raise ValueError(f"pruner: {self.pruner} prunes by one objective's epochs; with several objectives "
-                             "use pruner: none (Optuna prunes single-objective studies only)")
+        if several and self.pruner == "hyperband":
+            raise ValueError("pruner: hyperband needs one objective; with several use pruner: median (which judges "
+                             "each epoch's val_loss) or none")
         rule = self.select
         if rule.max_accuracy_drop is not None and "val_accuracy" not in self.objectives:
             raise ValueError("select.max_accuracy_drop needs val_accuracy among the objectives")

@@ -54,6 +54,9 @@ def _row(trial: optuna.trial.FrozenTrial, search: Search, front: set[int], chose
     row: dict[str, Any] = {"number": trial.number, "state": _state(trial), "params": params, "values": values,
                            "epochs": trial.user_attrs.get("epochs"), "seconds": trial.user_attrs.get("seconds"),
                            "worker": trial.user_attrs.get("worker")}
+    noise = (trial.user_attrs.get("metrics") or {}).get("latency_noise")
+    if noise is not None:
+        row["latency_noise"] = noise
     if trial.user_attrs.get("error"):
         row["error"] = trial.user_attrs["error"]
     if len(objectives) > 1:

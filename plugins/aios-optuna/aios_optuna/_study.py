@@ -53,9 +53,14 @@ class Search:
 
     @property
     def pruning_metric(self) -> str | None:
-        """The per-epoch metric the pruner judges, or None when the search does not prune."""
-        if self.params.effective_pruner == "none" or len(self.params.objectives) > 1:
+        """The per-epoch metric the pruner judges, or None when the search does not prune.
+
+        One objective: itself, if the trainer reports it per epoch. Several (median only): val_loss.
+        """
+        if self.params.effective_pruner == "none":
             return None
+        if len(self.params.objectives) > 1:
+            return "val_loss"
         metric = self.params.objectives[0]
         return metric if metric in ("val_loss", "val_accuracy") else None
 
@@ -181,8 +186,12 @@ def _run_trial(search: Search, study: optuna.Study, trial: optuna.Trial, objecti
         value = metrics.get(metric) if metric else None
         if value is None or not math.isfinite(float(value)):
             return
-        trial.report(float(value), epoch)
-        if trial.should_prune():
+        if len(params.objectives) == 1:
+            trial.report(float(value), epoch)
+            prune = trial.should_prune()
+        else:
+            prune = _worse_than_median(study, trial, epoch, float(value), params.startup_trials)
+        if prune:
             raise TrialPruned(f"trial {trial.number} pruned after epoch {epoch} ({metric} {float(value):.4g})")
 
     kwargs: dict[str, Any] = {"number": trial.number, "report": report}
@@ -213,7 +222,24 @@ def _run_trial(search: Search, study: optuna.Study, trial: optuna.Trial, objecti
     _finish(trial, epochs[0], started)
     if isinstance(outcome, dict):
         trial.set_user_attr("objectives", {name: float(outcome[name]) for name in params.objectives})
+        trial.set_user_attr("metrics", {key: float(value) for key, value in outcome.items()
+                                        if isinstance(value, (int, float)) and math.isfinite(float(value))})
     study.tell(trial, values if len(values) > 1 else values[0])
+
+
+def _worse_than_median(study: optuna.Study, trial: optuna.Trial, epoch: int, value: float, startup: int) -> bool:
+    """Median pruning for several objectives, which Optuna's pruners do not handle: stop the trial if its
+    val_loss at ``epoch`` is above the median of the completed trials' val_loss at that epoch."""
+    from optuna.trial import TrialState
+
+    trial.set_user_attr(f"val_loss_epoch_{epoch}", value)
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    seen = sorted(t.user_attrs[f"val_loss_epoch_{epoch}"] for t in completed if f"val_loss_epoch_{epoch}" in t.user_attrs)
+    if len(completed) < max(1, startup) or not seen:
+        return False
+    middle = len(seen) // 2
+    median = seen[middle] if len(seen) % 2 else (seen[middle - 1] + seen[middle]) / 2
+    return value > median
 
 
 def _finish(trial: optuna.Trial, epochs: int, started: float) -> None:
