@@ -47,6 +47,7 @@ class OptunaParams(Params):
         None, description="Stops unpromising trials by their epochs: median, hyperband (one objective) or none; "
                           "default median for one trainer objective, none for several (median then judges val_loss).")
     startup_trials: int = Field(2, ge=0, description="Trials that finish before the pruner may prune.")
+    min_epochs: int = Field(1, ge=1, description="Epochs every trial trains before the pruner may stop it.")
     objectives: list[Objective] = Field(
         default_factory=lambda: ["val_loss"], min_length=1,
         description="val_loss, val_accuracy, latency_ms (batch 1, after the stack's compressors), size_bytes.")

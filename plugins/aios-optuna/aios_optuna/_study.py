@@ -110,9 +110,11 @@ def make_pruner(params: OptunaParams, epochs: int | None) -> optuna.pruners.Base
     import optuna
 
     if params.effective_pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=params.startup_trials, n_warmup_steps=0)
+        # Optuna does not prune at a step below n_warmup_steps; steps are epochs, numbered from 1
+        return optuna.pruners.MedianPruner(n_startup_trials=params.startup_trials, n_warmup_steps=params.min_epochs)
     if params.effective_pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs or "auto", reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=params.min_epochs, max_resource=epochs or "auto",
+                                              reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
@@ -185,6 +187,10 @@ def _run_trial(search: Search, study: optuna.Study, trial: optuna.Trial, objecti
         epochs[0] = epoch
         value = metrics.get(metric) if metric else None
         if value is None or not math.isfinite(float(value)):
+            return
+        if epoch < params.min_epochs:
+            if len(params.objectives) == 1:
+                trial.report(float(value), epoch)
             return
         if len(params.objectives) == 1:
             trial.report(float(value), epoch)
