@@ -51,9 +51,10 @@ def _row(trial: optuna.trial.FrozenTrial, search: Search, front: set[int], chose
     values = dict(zip(objectives, trial.values)) if trial.values is not None else None
     by_name = {d.name: d for d in search.dimensions}
     params = {name: by_name[name].value(value) if name in by_name else value for name, value in trial.params.items()}
+    trained = trial.user_attrs.get("trained") or {}
     row: dict[str, Any] = {"number": trial.number, "state": _state(trial), "params": params, "values": values,
-                           "epochs": trial.user_attrs.get("epochs"), "seconds": trial.user_attrs.get("seconds"),
-                           "worker": trial.user_attrs.get("worker")}
+                           "epochs": trained.get("epochs"), "seconds": trained.get("seconds"),
+                           "worker": (trial.user_attrs.get("worker") or {}).get("index")}
     noise = (trial.user_attrs.get("metrics") or {}).get("latency_noise")
     if noise is not None:
         row["latency_noise"] = noise

@@ -161,8 +161,8 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     storage = study._storage
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        if attrs.get("host") == HOST and not _alive(attrs.get("pid")):
+        worker = trial.user_attrs.get("worker") or {}
+        if worker.get("host") == HOST and not _alive(worker.get("pid")):
             storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             recovered.append(trial.number)
@@ -227,7 +227,7 @@ def _run_trial(search: Search, study: optuna.Study, trial: optuna.Trial, objecti
         return
     _finish(trial, epochs[0], started)
     if isinstance(outcome, dict):
-        trial.set_user_attr("objectives", {name: float(outcome[name]) for name in params.objectives})
+        # one attribute, one write: every set_user_attr is a transaction (an fsync with SQLite)
         trial.set_user_attr("metrics", {key: float(value) for key, value in outcome.items()
                                         if isinstance(value, (int, float)) and math.isfinite(float(value))})
     study.tell(trial, values if len(values) > 1 else values[0])
@@ -249,8 +249,7 @@ def _worse_than_median(study: optuna.Study, trial: optuna.Trial, epoch: int, val
 
 
 def _finish(trial: optuna.Trial, epochs: int, started: float) -> None:
-    trial.set_user_attr("epochs", epochs)
-    trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+    trial.set_user_attr("trained", {"epochs": epochs, "seconds": round(time.perf_counter() - started, 3)})
 
 
 def work(search: Search, objective: Callable[..., Any], worker: int) -> None:
@@ -272,9 +271,7 @@ def work(search: Search, objective: Callable[..., Any], worker: int) -> None:
             if budget is not None and _counted(study.get_trials(deepcopy=False)) >= budget:
                 return
             trial = study.ask(distributions)
-            trial.set_user_attr("host", HOST)
-            trial.set_user_attr("pid", os.getpid())
-            trial.set_user_attr("worker", worker)
+            trial.set_user_attr("worker", {"host": HOST, "pid": os.getpid(), "index": worker})
         _run_trial(search, study, trial, objective)
 
 
@@ -355,5 +352,7 @@ def tune(params: OptunaParams, objective: Callable[..., Any], run: RunContext) -
     result = result_of(study, search)
     from aios_optuna._report import write_report
 
+    started = time.perf_counter()
     result.summary["report"] = write_report(study, search, result, run.dir / "report")
+    result.summary["report_seconds"] = round(time.perf_counter() - started, 3)
     return result

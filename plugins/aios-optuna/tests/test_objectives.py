@@ -70,7 +70,7 @@ def test_a_latency_value_comes_with_its_noise(example) -> None:
     study = optuna.load_study(study_name="digits-automl", storage=f"sqlite:///{example.path / 'tune' / 'study.db'}")
     for trial in study.trials:
         if trial.state.name == "COMPLETE":
-            assert trial.user_attrs["objectives"]["latency_ms"] == trial.values[1]
+            assert trial.user_attrs["metrics"]["latency_ms"] == trial.values[1]
             assert trial.user_attrs["metrics"]["latency_noise"] >= 0
             assert trial.user_attrs["metrics"]["size_bytes"] == (
                 example.path / "trials" / f"{trial.number:04d}" / "model.int8.onnx").stat().st_size
