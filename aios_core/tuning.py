@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["DEPLOYED_OBJECTIVES", "TrialObjective", "measure_latency", "split_params", "tuned_lock"]
 
 DEPLOYED_OBJECTIVES = ("size_bytes", "latency_ms")
-"""Objectives measured on the model as it would ship (after export and the compressors), not on the trainer's metrics."""
+"""Objectives measured on the model as it would ship (after export and the compressors), not the trainer's."""
 LATENCY_ROUNDS = 7
 LATENCY_RUNS = 30
 
@@ -99,7 +99,7 @@ def measure_latency(predict: Predictor, x: Any, batch_size: int = 1, *, rounds: 
 
 
 class TrialObjective:
-    """``objective(params, *, number=None, report=None, objectives=None)`` as the ``aios_tune`` hookspec describes it."""
+    """``objective(params, *, number=None, report=None, objectives=None)``, as the ``aios_tune`` hookspec says."""
 
     def __init__(self, run: StackRun, dataset: Dataset) -> None:
         self._run = run

@@ -195,6 +195,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/serve/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/keras/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/ray/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/optuna/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     "aios plugins install aios-optuna": (
         f"{_INSTALLS}; tests/test_plugin_index_commands.py::"
         "test_a_first_party_plugin_without_a_release_installs_from_its_source installs from a source into a sandbox"),

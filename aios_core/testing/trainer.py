@@ -201,7 +201,8 @@ class TrainerContract(ComponentContract):
             result = train(pm, trial, dataset)
         except TrialPruned:
             if reported != [1]:
-                fail(f"{label} went on reporting epochs {reported} after run.report_epoch raised TrialPruned at epoch 1")
+                fail(f"{label} went on reporting epochs {reported} after run.report_epoch raised TrialPruned at "
+                     "epoch 1")
             return
         except Exception as error:  # noqa: BLE001 -- the wrong exception is the failure being reported
             fail_raised(f"{label} turned the TrialPruned that run.report_epoch raised into another error; let it "

@@ -40,9 +40,11 @@ class OptunaParams(Params):
                                           "{low, high, log, step}.")
     trials: int | None = Field(20, ge=1, description="Trials to finish (completed, pruned or failed); null: until "
                                                      "timeout_s.")
-    timeout_s: float | None = Field(None, gt=0, description="Start no trial after this many seconds of tuning.")
+    timeout_s: float | None = Field(None, gt=0, description="Start no trial after this many seconds of tuning (by "
+                                                         "this process: a resumed run counts anew).")
     sampler: Literal["tpe", "random", "cmaes", "nsga2"] = Field(
-        "tpe", description="tpe, random, cmaes (ranges only) or nsga2 (several objectives); seeded by the stack's seed.")
+        "tpe", description="tpe, random, cmaes (ranges only) or nsga2 (several objectives); seeded by the stack's "
+                           "seed.")
     pruner: Literal["median", "hyperband", "none"] | None = Field(
         None, description="Stops unpromising trials by their epochs: median, hyperband (one objective) or none; "
                           "default median for one trainer objective, none for several (median then judges val_loss).")

@@ -62,7 +62,12 @@ def _importances(study: optuna.Study, search: Search, path: Path) -> bool:
     if len(completed) < 2 or len(search.dimensions) < 1:
         return False
     try:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=search.seed)
+        import sklearn  # noqa: F401 -- fANOVA fits scikit-learn's random forests
+
+        evaluator, method = optuna.importance.FanovaImportanceEvaluator(seed=search.seed), "fANOVA"
+    except ImportError:  # PED-ANOVA needs nothing more than Optuna
+        evaluator, method = optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
+    try:
         importances = optuna.importance.get_param_importances(
             study, evaluator=evaluator, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None)
     except Exception as error:  # noqa: BLE001 -- too few distinct trials for an estimate: no figure, say why
@@ -71,7 +76,7 @@ def _importances(study: optuna.Study, search: Search, path: Path) -> bool:
     figure, axes = plt.subplots(figsize=(7, 0.5 + 0.5 * max(1, len(importances))))
     names = list(importances)[::-1]
     axes.barh(names, [importances[name] for name in names])
-    axes.set(title=f"Parameter importances (fANOVA, {search.params.objectives[0]})", xlabel="importance")
+    axes.set(title=f"Parameter importances ({method}, {search.params.objectives[0]})", xlabel="importance")
     _save(figure, path)
     return True
 

@@ -33,7 +33,7 @@ def first_error(study: optuna.Study, errors: dict[int, BaseException]) -> BaseEx
 
 
 def select(front: list[optuna.trial.FrozenTrial], objectives: list[str], rule: SelectRule) -> optuna.trial.FrozenTrial:
-    """The front trial the rule picks: within ``max_accuracy_drop`` of the best val_accuracy, the best by ``minimize``."""
+    """The front trial the rule picks: within ``max_accuracy_drop`` of the best val_accuracy, best by ``minimize``."""
     candidates = list(front)
     if rule.max_accuracy_drop is not None:
         index = objectives.index("val_accuracy")
@@ -95,7 +95,8 @@ def result_of(study: optuna.Study, search: Search) -> TuneResult:
     summary: dict[str, Any] = {
         "study": study.study_name, "storage": _redacted(search.url),
         "objectives": {name: OBJECTIVES[name] for name in objectives}, "sampler": params.sampler,
-        "pruner": params.effective_pruner, "chosen_trial": chosen.number, "chosen_values": dict(zip(objectives, chosen.values)),
+        "pruner": params.effective_pruner, "chosen_trial": chosen.number,
+        "chosen_values": dict(zip(objectives, chosen.values)),
         "counts": counts, "epochs_trained": sum(row["epochs"] or 0 for row in rows),
     }
     if front:

@@ -109,7 +109,8 @@ def _range(name: str, spec: Mapping[str, Any], component: Any, field: str) -> tu
     if integer is None:
         integer = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
     if integer and not all(isinstance(v, int) for v in (low, high) if v is not None):
-        problems.append((path, f"parameter '{field}' is an integer; low and high must be integers (found {low}, {high})"))
+        problems.append((path, f"parameter '{field}' is an integer; low and high must be integers "
+                               f"(found {low}, {high})"))
     if integer and step is not None and not isinstance(step, int):
         problems.append(((*path, "step"), f"found {step!r}, expected an integer step for an integer parameter"))
     if log and step is not None and (not integer or step != 1):

@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import os
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -171,14 +172,13 @@ def _alive(pid: Any) -> bool:
     return True
 
 
-def recover_interrupted(study: optuna.Study) -> list[int]:
+def recover_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
     """Mark trials left running by a dead process of this machine as failed (``interrupted``); their numbers.
 
     A trial running on another machine, or in a live process here, is left alone.
     """
     from optuna.trial import TrialState
 
-    storage = study._storage
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker") or {}
@@ -258,14 +258,13 @@ def _worse_than_median(study: optuna.Study, trial: optuna.Trial, epoch: int, val
     val_loss at ``epoch`` is above the median of the completed trials' val_loss at that epoch."""
     from optuna.trial import TrialState
 
-    trial.set_user_attr(f"val_loss_epoch_{epoch}", value)
+    trial.set_user_attr(f"val_loss_epoch_{epoch}", value)  # what later trials compare with
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    seen = sorted(t.user_attrs[f"val_loss_epoch_{epoch}"] for t in completed if f"val_loss_epoch_{epoch}" in t.user_attrs)
+    key = f"val_loss_epoch_{epoch}"
+    seen = [t.user_attrs[key] for t in completed if key in t.user_attrs]
     if len(completed) < max(1, startup) or not seen:
         return False
-    middle = len(seen) // 2
-    median = seen[middle] if len(seen) % 2 else (seen[middle - 1] + seen[middle]) / 2
-    return value > median
+    return value > statistics.median(seen)
 
 
 def _finish(trial: optuna.Trial, epochs: int, started: float) -> None:
@@ -284,16 +283,17 @@ def work(search: Search, objective: Callable[..., Any], worker: int,
     study = optuna.load_study(study_name=search.name, storage=storage, sampler=sampler,
                               pruner=make_pruner(search.params, search.epochs))
     distributions = {d.name: _distribution(d) for d in search.dimensions}
-    budget = search.params.trials
+    budget, ran = search.params.trials, 0
     while True:
         with _ask_lock(search.lock_path):
-            if search.deadline is not None and time.monotonic() >= search.deadline:
-                return
+            if search.deadline is not None and ran and time.monotonic() >= search.deadline:
+                return  # as Optuna's timeout: checked between trials, after at least one
             if budget is not None and _counted(study.get_trials(deepcopy=False)) >= budget:
                 return
             trial = study.ask(distributions)
             trial.set_user_attr("worker", {"host": HOST, "pid": os.getpid(), "index": worker})
         _run_trial(search, study, trial, objective)
+        ran += 1
 
 
 def _child(search: Search, objective: Callable[..., Any], worker: int, parent: int) -> None:
@@ -358,7 +358,7 @@ def tune(params: OptunaParams, objective: Callable[..., Any], run: RunContext) -
     if found != directions:
         raise ValueError(f"the study '{name}' in {url} optimizes {found}, not {directions} "
                          f"(objectives {params.objectives}); name another study: tuner.study_name")
-    recovered = recover_interrupted(study)
+    recovered = recover_interrupted(study, storage)
     if recovered:
         log.info("optuna: trials %s were running when their process died; marked failed (interrupted), "
                  "not counted", recovered)
