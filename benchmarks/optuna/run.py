@@ -46,32 +46,37 @@ SPACE = {
     "trainer.batch_size": [32, 64, 128],
 }
 EPOCHS = 10
+WORKERS_SPACE = {"model.hidden_units": [[256, 256], [512, 256]],
+                 "trainer.learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}
+WORKERS_EPOCHS = 20
+"""(d) uses wider MLPs and more epochs: trials of about a second, where a second process has work to share."""
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _stack(tuner: dict[str, Any], seed: int) -> str:
+def _stack(tuner: dict[str, Any], seed: int, epochs: int = EPOCHS) -> str:
+    tuner = {"space": SPACE, **tuner}
     return yaml.safe_dump({
         "name": "bench-optuna", "seed": seed, "threads": 1,
         "data": {"plugin": "sklearn", "dataset": "digits", "preprocess": {"scaling": "standardize"}},
         "model": {"framework": "torch", "architecture": "mlp", "hidden_units": [64]},
-        "trainer": {"plugin": "torch", "epochs": EPOCHS, "batch_size": 64},
-        "tuner": {"plugin": "optuna", "space": SPACE, **tuner},
+        "trainer": {"plugin": "torch", "epochs": epochs, "batch_size": 64},
+        "tuner": {"plugin": "optuna", **tuner},
         "evaluate": {"batch_sizes": [1], "latency_runs": 5},
         "monitors": [{"plugin": "jsonl"}],
     }, sort_keys=False)
 
 
-def aios_run(folder: Path, tuner: dict[str, Any], seed: int) -> dict[str, Any]:
+def aios_run(folder: Path, tuner: dict[str, Any], seed: int, epochs: int = EPOCHS) -> dict[str, Any]:
     """One run of the stack through the kernel's runner; its state.json."""
     from aios_core.runner import start_run
     from aios_core.stack import load_stack
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "stack.yaml"
-    path.write_text(_stack(tuner, seed))
+    path.write_text(_stack(tuner, seed, epochs))
     stack_run = start_run(load_stack(path), folder / "runs")
     stack_run.execute()
     return json.loads((stack_run.dir.path / "state.json").read_text())
@@ -218,7 +223,8 @@ def main() -> None:
             _say(f"overhead round {round_}: {overhead[-1]}")
         for count in (1, 2) if "d" in args.parts else ():
             state = aios_run(work / f"workers{count}-{round_}", {"trials": args.trials, "sampler": "random",
-                                                                "pruner": "none", "n_workers": count}, seeds[0])
+                                                                "pruner": "none", "n_workers": count,
+                                                                "space": WORKERS_SPACE}, seeds[0], WORKERS_EPOCHS)
             tune = state["phases"]["tune"]
             workers.append({"workers": count, "seconds": tune["seconds"] - tune.get("report_seconds", 0.0),
                             "trials_per_min": 60 * args.trials / (tune["seconds"] - tune.get("report_seconds", 0.0))})
@@ -282,6 +288,8 @@ def report(results: dict[str, Any]) -> str:
     one = [w["trials_per_min"] for w in workers if w["workers"] == 1]
     two = [w["trials_per_min"] for w in workers if w["workers"] == 2]
     lines += ["## (d) Two worker processes against one (one SQLite study)", "",
+              f"{results['trials']} trials of {WORKERS_EPOCHS} epochs over {json.dumps(WORKERS_SPACE)} (trials of "
+              "about a second), random sampler, no pruning; the tune phase without its report.", "",
               _table(["workers", "trials per minute (each round)", "median"],
                      [[1, ", ".join(f"{v:.1f}" for v in one), f"{med(one):.1f}"],
                       [2, ", ".join(f"{v:.1f}" for v in two), f"{med(two):.1f}"]]),

@@ -7,6 +7,7 @@ cheap. The search runs in ``aios_optuna._study``; the space is checked in
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -57,6 +58,9 @@ class OptunaParams(Params):
                                                                       "the final training uses.")
     storage: str | None = Field(None, description="An Optuna RDB URL (postgresql://..., sqlite:///...); default: "
                                                   "sqlite in the run directory (tune/study.db).")
+    storage_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description=(
+        "The name of an environment variable holding the storage URL: a URL with a password stays out of the "
+        "run's lock file."))
     study_name: str | None = Field(None, description="The study's name in the storage; default: the stack's name.")
     n_workers: int = Field(1, ge=1, description="Processes working on the study at once on this machine.")
 
@@ -75,6 +79,8 @@ class OptunaParams(Params):
         if several and self.pruner == "hyperband":
             raise ValueError("pruner: hyperband needs one objective; with several use pruner: median (which judges "
                              "each epoch's val_loss) or none")
+        if self.storage and self.storage_env:
+            raise ValueError("give storage or storage_env, not both")
         rule = self.select
         if rule.max_accuracy_drop is not None and "val_accuracy" not in self.objectives:
             raise ValueError("select.max_accuracy_drop needs val_accuracy among the objectives")
@@ -104,11 +110,31 @@ class OptunaTuner(Tuner):
 
         components = {role: component for role, component in context.components.items() if role in ("model", "trainer")}
         dimensions, problems = parse_space(self.params.space, components or None)
+        problems += self._storage_problems()
+        import multiprocessing
+
+        if self.params.n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+            problems.append((("n_workers",), f"found {self.params.n_workers}, but this system cannot fork worker "
+                                             "processes; use n_workers: 1 and run more `aios run` processes on one "
+                                             "storage URL"))
         if self.params.sampler == "cmaes" and any(d.kind == "categorical" for d in dimensions):
             names = ", ".join(d.name for d in dimensions if d.kind == "categorical")
             problems.append((("sampler",), f"cmaes samples ranges only, and the space has choices ({names}); "
                                            "use tpe, or make them ranges"))
         return problems
+
+    def _storage_problems(self) -> list[tuple[Any, str]]:
+        from urllib.parse import urlsplit
+
+        params = self.params
+        if params.storage_env and not os.environ.get(params.storage_env):
+            return [(("storage_env",), f"found '{params.storage_env}', but that environment variable is not set (or is "
+                                       f"empty); expected the storage URL in it: export {params.storage_env}="
+                                       "postgresql://user:password@host/db, or drop storage_env")]
+        if params.storage and urlsplit(params.storage).password:
+            return [(("storage",), "the URL holds a password, which the run's lock file would keep; put the URL in "
+                                   "an environment variable and name it: storage_env: AIOS_OPTUNA_STORAGE")]
+        return []
 
     @hookimpl
     def aios_tune(self, objective: Any, run: RunContext) -> TuneResult:

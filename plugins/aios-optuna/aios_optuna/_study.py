@@ -69,6 +69,11 @@ class Search:
 # ---------------------------------------------------------------- optuna objects
 def storage_url(params: OptunaParams, run: RunContext) -> str:
     """The study's storage: the user's URL, or SQLite in the run directory."""
+    if params.storage_env:
+        url = os.environ.get(params.storage_env)
+        if not url:
+            raise ValueError(f"tuner.storage_env: the environment variable {params.storage_env} is not set")
+        return url
     return params.storage or f"sqlite:///{run.dir / 'tune' / 'study.db'}"
 
 

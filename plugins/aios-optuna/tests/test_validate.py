@@ -88,3 +88,26 @@ def test_an_integer_parameter_gets_an_integer_range() -> None:
 def test_a_float_step_with_a_log_range_is_refused() -> None:
     _, problems = parse_space({"trainer.learning_rate": {"low": 1e-4, "high": 1e-2, "log": True, "step": 1e-4}})
     assert [path for path, _ in problems] == [("space", "trainer.learning_rate", "step")]
+
+
+def test_a_storage_password_is_kept_out_of_the_lock_file(tmp_path, monkeypatch) -> None:
+    space = {"model.hidden_units": [[8], [16]]}
+    inline = _problems(tmp_path, {"storage": "postgresql://aios:secret@db.example.com/aios", "space": space})
+    assert len(inline) == 1 and "tuner.storage: the URL holds a password" in inline[0]
+    assert "storage_env: AIOS_OPTUNA_STORAGE" in inline[0] and "secret" not in inline[0]
+    monkeypatch.delenv("AIOS_TEST_STORAGE", raising=False)
+    unset = _problems(tmp_path, {"storage_env": "AIOS_TEST_STORAGE", "space": space})
+    assert len(unset) == 1 and "tuner.storage_env: found 'AIOS_TEST_STORAGE', but that environment variable" in unset[0]
+
+
+def test_the_storage_url_comes_from_the_named_variable(tmp_path, monkeypatch) -> None:
+    from aios_optuna import OptunaParams
+    from aios_optuna._study import storage_url
+
+    class Run:
+        dir = tmp_path
+
+    monkeypatch.setenv("AIOS_TEST_STORAGE", f"sqlite:///{tmp_path / 'shared.db'}")
+    params = OptunaParams(storage_env="AIOS_TEST_STORAGE", space={"model.dropout": [0.0]})
+    assert storage_url(params, Run()) == f"sqlite:///{tmp_path / 'shared.db'}"
+    assert storage_url(OptunaParams(space={"model.dropout": [0.0]}), Run()) == f"sqlite:///{tmp_path}/tune/study.db"
