@@ -127,3 +127,37 @@ def ridge_rmse(run_dir: Path) -> float:
     model = Ridge(alpha=1.0).fit(dataset.x_train, dataset.unscale_targets(dataset.y_train))
     predicted = model.predict(dataset.x_test).reshape(-1, 1)
     return float(np.sqrt(np.mean((predicted - dataset.unscale_targets(dataset.y_test)) ** 2)))
+
+
+AUTOML = """\
+name: diabetes-automl
+seed: 1
+data: {plugin: sklearn, dataset: diabetes}
+model: {framework: torch, architecture: mlp, hidden_units: [16]}
+trainer: {plugin: torch, epochs: 6, batch_size: 32, learning_rate: 0.01}
+tuner:
+  plugin: optuna
+  trials: 3
+  space:
+    model.hidden_units: [[8], [32]]
+evaluate: {batch_sizes: [1], latency_runs: 5}
+monitors: [{plugin: jsonl}]
+"""
+
+
+def test_automl_minimizes_the_validation_error_of_a_regression_stack_without_extra_configuration(tmp_path: Path) -> None:
+    """The tuner's default objective, val_loss, is the validation MSE here (loss auto: mse): RMSE's ranking."""
+    run_dir = _run(tmp_path, AUTOML)
+    tune = json.loads((run_dir / "state.json").read_text())["phases"]["tune"]
+    assert tune["objectives"] == {"val_loss": "minimize"}
+    completed = [trial for trial in tune["trials"] if trial["state"] == "completed"]
+    assert completed, tune["trials"]
+    assert tune["best_value"] == min(trial["values"]["val_loss"] for trial in completed)
+    report = json.loads((run_dir / "report" / "evaluation.json").read_text())
+    assert report["task"] == "regression" and report["test_rmse"] < 80
+
+
+def test_a_classification_objective_is_refused_on_a_regression_stack(tmp_path: Path) -> None:
+    line = refusal(tmp_path, AUTOML.replace("  trials: 3\n", "  trials: 3\n  objectives: [val_accuracy]\n"))
+    assert "tuner.objectives.0: found val_accuracy, a classification metric, but the data's task is regression; " \
+           "use val_loss or val_rmse" in line

@@ -18,9 +18,10 @@ __version__ = "0.1.0"
 __all__ = ["OBJECTIVES", "OptunaParams", "OptunaTuner", "SelectRule"]
 
 OBJECTIVES: dict[str, str] = {"val_loss": "minimize", "val_accuracy": "maximize", "latency_ms": "minimize",
-                              "size_bytes": "minimize"}
-"""Each objective and its direction."""
-Objective = Literal["val_loss", "val_accuracy", "latency_ms", "size_bytes"]
+                              "size_bytes": "minimize", "val_rmse": "minimize"}
+"""Each objective and its direction (``val_accuracy`` is a classification metric, ``val_rmse`` a regression one)."""
+Objective = Literal["val_loss", "val_accuracy", "latency_ms", "size_bytes", "val_rmse"]
+_TASK_OBJECTIVES = {"val_accuracy": "classification", "val_rmse": "regression"}
 
 
 class SelectRule(Params):
@@ -95,7 +96,7 @@ class OptunaParams(Params):
         """The pruner in use: the default is median when the one objective is a metric the trainer reports per epoch."""
         if self.pruner is not None:
             return self.pruner
-        return "median" if self.objectives in (["val_loss"], ["val_accuracy"]) else "none"
+        return "median" if self.objectives in (["val_loss"], ["val_accuracy"], ["val_rmse"]) else "none"
 
 
 class OptunaTuner(Tuner):
@@ -103,6 +104,7 @@ class OptunaTuner(Tuner):
 
     Params = OptunaParams
     params: OptunaParams
+    tasks = ("classification", "regression")  # regression: val_loss is the validation MSE, or name val_rmse
 
     @hookimpl
     def aios_validate(self, context: ValidationContext) -> list[tuple[Any, str]]:
@@ -117,6 +119,13 @@ class OptunaTuner(Tuner):
             problems.append((("n_workers",), f"found {self.params.n_workers}, but this system cannot fork worker "
                                              "processes; use n_workers: 1 and run more `aios run` processes on one "
                                              "storage URL"))
+        task = context.data.task if context.data is not None else None
+        for index, name in enumerate(self.params.objectives):
+            if task is not None and _TASK_OBJECTIVES.get(name, task) != task:
+                problems.append((("objectives", index), f"found {name}, a {_TASK_OBJECTIVES[name]} metric, but the "
+                                                        f"data's task is {task}; use val_loss"
+                                                        + (" or val_rmse" if task == "regression" else
+                                                           " or val_accuracy")))
         if self.params.sampler == "cmaes" and any(d.kind == "categorical" for d in dimensions):
             names = ", ".join(d.name for d in dimensions if d.kind == "categorical")
             problems.append((("sampler",), f"cmaes samples ranges only, and the space has choices ({names}); "

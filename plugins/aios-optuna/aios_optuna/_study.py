@@ -63,7 +63,7 @@ class Search:
         if len(self.params.objectives) > 1:
             return "val_loss"
         metric = self.params.objectives[0]
-        return metric if metric in ("val_loss", "val_accuracy") else None
+        return metric if metric in ("val_loss", "val_accuracy", "val_rmse") else None
 
 
 # ---------------------------------------------------------------- optuna objects
