@@ -33,7 +33,7 @@ class RunFailed(Exception):
     """A phase raised; the run directory holds what was done and ``run.log`` the traceback."""
 
     def __init__(self, run_dir: Path, phase: str, error: BaseException) -> None:
-        super().__init__(f"phase '{phase}' failed: {one_line(error)} (run directory: {run_dir})")
+        super().__init__(f"phase '{phase}' failed: {one_line(error, phase=phase)} (run directory: {run_dir})")
         self.run_dir, self.phase, self.error = run_dir, phase, error
 
 
@@ -159,7 +159,7 @@ class StackRun:
             raise
         except Exception as error:
             logging.getLogger("aios.run").exception("phase %s failed", name)
-            self.state.error = f"{name}: {one_line(error)}"
+            self.state.error = f"{name}: {one_line(error, phase=name)}"
             self.pm.hook.aios_on_error(run=self.context, phase=name, error=error)
             raise RunFailed(self.dir.path, name, error) from error
         summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -180,7 +180,7 @@ class StackRun:
             try:
                 return self._checked_data()
             except Exception as error:
-                self.state.error = f"data: {one_line(error)}"
+                self.state.error = f"data: {one_line(error, phase='data')}"
                 raise RunFailed(self.dir.path, "data", error) from error
         with self._phase("data") as summary:
             dataset = self._checked_data()
