@@ -410,9 +410,14 @@ def _column_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | Non
     for start in range(0, len(rows), _BLOCK_ROWS):
         block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
         present = ~np.isnan(block)
-        block_count = present.sum(axis=0)
-        block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
-        block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
+        if present.all():  # the usual block (missing rows dropped): the same sums without the masks
+            block_count = np.full(width, len(block))
+            block_mean = block.sum(axis=0) / np.maximum(block_count, 1)
+            block_squares = ((block - block_mean) ** 2).sum(axis=0)
+        else:
+            block_count = present.sum(axis=0)
+            block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
+            block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
         total = count + block_count
         delta = block_mean - mean
         mean = mean + delta * block_count / np.maximum(total, 1)
