@@ -9,7 +9,8 @@ label) and format (CSV, Parquet, NPZ) it writes one file to a temporary director
   rows, stratified 70/15/15 split, standardize), what ``aios_load_dataset`` does in the data phase.
 
 Each child reports its wall time for that work and its peak RSS growth over its RSS after the
-imports (``ru_maxrss`` minus the RSS before reading). Medians of ``--repeats`` rounds. Results
+imports (``VmHWM`` minus ``VmRSS`` before reading, from ``/proc/self/status``; ``ru_maxrss`` would
+carry the parent's peak over fork and exec). Medians of ``--repeats`` rounds. Results
 go to ``benchmarks/data/RESULTS.md`` (atomically). Bounded: about 4 minutes at the default sizes
 on 2 cores; 3M rows (``--rows 100000 1000000 3000000``) takes about three times longer again.
 """
@@ -31,7 +32,7 @@ FEATURES = 64
 CLASSES = 10
 
 CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 mode, fmt, path, small = sys.argv[1:5]
 import numpy as np, pandas as pd, pyarrow.parquet
@@ -41,9 +42,9 @@ if mode == "aios":
     from aios_data._prepare import prepare_dataset
     import sklearn.model_selection
 
-def rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def status(field):
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith(field + ":"))
 
 def work(path):
     if mode == "plain":
@@ -58,11 +59,11 @@ def work(path):
     return prepare_dataset(raw, params, seed=0, hash_params=params.model_dump(mode="json", exclude={"path"}))
 
 work(small)  # the same work on 1,000 rows first: lazy imports and first-call costs are not measured
-before = rss()
+before = status("VmRSS")
 started = time.perf_counter()
 data = work(path)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")  # not ru_maxrss, which keeps the parent's peak across fork and exec
 extra = {}
 if mode == "aios":
     extra = {"dtype": str(data.x_train.dtype), "rows": len(data.y_train) + len(data.y_val) + len(data.y_test),
@@ -133,10 +134,10 @@ def markdown(results: list[dict], repeats: int, seconds: float, load: tuple[str,
         "(plain, aios, ...), each a fresh child process that first does the same work on a 1,000-row file (so lazy imports are not measured). *aios* is the data phase's work (`read_data_file` and "
         "`prepare_dataset` with the defaults: drop missing rows, stratified split, standardize); *plain* is "
         "`pd.read_csv` / `pd.read_parquet` / `np.load` of the same file. Peak growth is the child's peak RSS "
-        "(`ru_maxrss`) minus its RSS before reading, against the float32 feature matrix (rows x 64 x 4 bytes).",
+        "(`VmHWM`) minus its RSS before reading, against the float32 feature matrix (rows x 64 x 4 bytes).",
         "",
         "| rows | format | file MiB | plain s | aios s | aios / plain | plain peak MiB | aios peak MiB "
-        "| float32 matrix MiB | aios peak / matrix | features |",
+        "| float32 matrix MiB | aios peak / matrix | splits' dtype |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
