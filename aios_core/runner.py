@@ -301,7 +301,7 @@ class StackRun:
         with self._phase("evaluate") as summary:
             history = self.state.phases["train"]["history"]
             report = evaluate(artifacts, dataset, self.context.load_predictor, self.stack.settings.evaluate,
-                              history, self.dir.report_dir)
+                              history, self.dir.report_dir, progress=self.context.report_progress)
             summary.update(report)
         failed = [gate["message"] for gate in report["gates"] if not gate["passed"]]
         if failed:
