@@ -373,9 +373,8 @@ class _Scaling:
         """The scaled float32 rows ``x[rows]``, computed in float64."""
         out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
         for start in range(0, len(rows), _BLOCK_ROWS):
-            block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
-            np.subtract(block, self.shift, out=block)  # in place: no temporaries per block
-            np.divide(block, self.divisor, out=block)
+            block = np.subtract(x[rows[start:start + _BLOCK_ROWS]], self.shift, dtype=np.float64)
+            np.divide(block, self.divisor, out=block)  # in place: no temporary per block
             out[start:start + _BLOCK_ROWS] = block
             if reporter is not None:
                 reporter.advance(len(block))
