@@ -29,7 +29,7 @@ def read_data_file(params: FilesDatastore.Params, progress: Progress | None = No
     """Read the file ``params.path`` names, in ``params.format`` (or the one its name implies).
 
     ``progress(task, done, total, unit)`` (``RunContext.report_progress``) hears how far reading got:
-    bytes of a CSV file, rows of a Parquet file.
+    bytes of a CSV file, rows of a Parquet file, arrays of an NPZ archive.
     """
     path = _existing_file(params.path, f"{FIELD}.path")
     fmt = detect_format(path) if params.format == "auto" else params.format
@@ -38,7 +38,7 @@ def read_data_file(params: FilesDatastore.Params, progress: Progress | None = No
     if fmt in ("csv", "parquet"):
         raw = read_table(path, fmt, params.target, progress)
     elif fmt == "npz":
-        raw = read_npz(path, params.x_key, params.y_key)
+        raw = read_npz(path, params.x_key, params.y_key, progress)
     else:
         raw = read_idx_pair(path, params.labels_path)
     if params.image_shape is not None:
@@ -137,7 +137,7 @@ class _CountingReader:
 
 
 # ---------------------------------------------------------------- npz
-def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
+def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = None) -> RawData:
     """Features ``x_key`` (n, ...) and labels ``y_key`` (n,) from a NumPy ``.npz`` archive.
 
     Image batches (n, h, w) get image_shape (1, h, w); (n, c, h, w) keep their layout, and
@@ -150,10 +150,13 @@ def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001 -- numpy and zipfile raise several types for one cause: a damaged archive
         raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: {first_line(error)}") from None
+    reporter = Reporter(progress, "reading", 2, "arrays")
     with archive:
         keys = list(archive.files)
         x = _npz_array(archive, keys, x_key, "x_key", path)
+        reporter.advance(1)
         y = _npz_array(archive, keys, y_key, "y_key", path)
+    reporter.finish()
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise ValueError(f"{FIELD}.x_key: array {x_key!r} in {path} must be numeric with one row per sample "
                          f"(found dtype {x.dtype}, shape {x.shape})")

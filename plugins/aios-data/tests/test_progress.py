@@ -92,3 +92,14 @@ def test_csv_counted_while_read_is_the_frame_pandas_reads(name: str, tmp_path: P
     read = _read_csv(path, lambda *report: reports.append(report))
     pd.testing.assert_frame_equal(read, pd.read_csv(path))
     assert reports[-1] == ("reading", path.stat().st_size, path.stat().st_size, "bytes")
+
+
+def test_an_npz_archive_reports_its_two_arrays_then_the_passes(
+        tmp_path: Path, aios_run_context: Callable[..., RunContext]) -> None:
+    path = tmp_path / "arrays.npz"
+    rng = np.random.default_rng(2)
+    np.savez(path, x=rng.normal(size=(600, 5)).astype(np.float32), y=np.arange(600) % 3)
+    _, recorder = _load_recorded(path, aios_run_context)
+    assert [(task, done, total, unit) for _, task, done, total, unit in recorder.progress if task == "reading"] == [
+        ("reading", 1, 2, "arrays"), ("reading", 2, 2, "arrays")]
+    assert recorder.progress[-1][1:4] == ("scaling", 600, 600)
