@@ -11,8 +11,9 @@ label) and format (CSV, Parquet, NPZ) it writes one file to a temporary director
 Each child reports its wall time for that work and its peak RSS growth over its RSS after the
 imports (``VmHWM`` minus ``VmRSS`` before reading, from ``/proc/self/status``; ``ru_maxrss`` would
 carry the parent's peak over fork and exec). Medians of ``--repeats`` rounds. Results
-go to ``benchmarks/data/RESULTS.md`` (atomically). Bounded: about 4 minutes at the default sizes
-on 2 cores; 3M rows (``--rows 100000 1000000 3000000``) takes about three times longer again.
+go to ``benchmarks/data/RESULTS.md`` (atomically). Bounded: 4 to 9 minutes at the default sizes
+on 2 cores; 3M rows (``--rows 3000000``) takes about three times longer again, and ``--formats parquet
+npz`` leaves out CSV, whose writing and parsing take most of the time.
 """
 
 from __future__ import annotations
@@ -72,19 +73,22 @@ print(json.dumps({"seconds": seconds, "peak_growth": peak - before, **extra}))
 """
 
 
-def write_files(rows: int, folder: Path, name: str = "table") -> dict[str, Path]:
+def write_files(rows: int, folder: Path, formats: tuple[str, ...], name: str = "table") -> dict[str, Path]:
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(rows)
     y = rng.integers(0, CLASSES, rows)
     x = (rng.normal(size=(rows, FEATURES)) + y[:, None] * 0.05).astype(np.float32)
-    paths = {fmt: folder / f"{name}{rows}.{fmt}" for fmt in ("csv", "parquet", "npz")}
+    paths = {fmt: folder / f"{name}{rows}.{fmt}" for fmt in formats}
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(FEATURES)])
     frame["target"] = y
-    frame.to_parquet(paths["parquet"])
-    np.savez(paths["npz"], x=x, y=y)
-    frame.to_csv(paths["csv"], index=False, float_format="%.7g")
+    if "parquet" in paths:
+        frame.to_parquet(paths["parquet"])
+    if "npz" in paths:
+        np.savez(paths["npz"], x=x, y=y)
+    if "csv" in paths:
+        frame.to_csv(paths["csv"], index=False, float_format="%.7g")
     return paths
 
 
@@ -95,10 +99,10 @@ def child(mode: str, fmt: str, path: Path, small: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(rows: int, repeats: int, folder: Path) -> list[dict]:
+def measure(rows: int, repeats: int, folder: Path, formats: tuple[str, ...]) -> list[dict]:
     started = time.perf_counter()
-    paths = write_files(rows, folder)
-    smalls = write_files(1000, folder, "warmup")
+    paths = write_files(rows, folder, formats)
+    smalls = write_files(1000, folder, formats, "warmup")
     print(f"{rows:,} rows: files written in {time.perf_counter() - started:.1f} s", flush=True)
     results = []
     matrix = rows * FEATURES * 4
@@ -147,7 +151,7 @@ def markdown(results: list[dict], repeats: int, seconds: float, load: tuple[str,
     hashes = {}
     for r in results:
         hashes.setdefault(r["rows"], set()).add(r["hash"][:12])
-    lines += ["", "Content hash per size across the three formats: " + "; ".join(
+    lines += ["", "Content hash per size across the formats: " + "; ".join(
         f"{rows:,} rows: {', '.join(sorted(found))}" for rows, found in hashes.items()) + "."]
     return "\n".join(lines) + "\n"
 
@@ -156,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--formats", nargs="+", choices=["csv", "parquet", "npz"], default=["csv", "parquet", "npz"])
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     from aios_core import write_text
@@ -164,7 +169,7 @@ def main() -> None:
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as folder:
         for rows in args.rows:
-            results += measure(rows, args.repeats, Path(folder))
+            results += measure(rows, args.repeats, Path(folder), tuple(args.formats))
     end_load = os.getloadavg()
     text = markdown(results, args.repeats, time.perf_counter() - started,
                     (" ".join(f"{v:.2f}" for v in load), " ".join(f"{v:.2f}" for v in end_load)))
