@@ -55,6 +55,9 @@ _EXPORTS = {
     "atomic_path": "aios_core.atomic",
     "write_json": "aios_core.atomic",
     "write_text": "aios_core.atomic",
+    "drift_reference": "aios_core.drift",
+    "bin_shares": "aios_core.drift",
+    "psi": "aios_core.drift",
 }
 
 __all__ = ["__version__", "HOOK_API_VERSION", *_EXPORTS]

@@ -226,6 +226,7 @@ def aios_on_phase_start(run: RunContext, phase: str) -> None:
     ``compress-native`` (between ``train`` and ``export``) runs when a stack has compressors of the native model.
 
     The runner calls it for each phase it runs; a resumed run skips the phases it finished.
+    An exception raised here fails the phase, as one raised by the phase's own work would.
     """
 
 

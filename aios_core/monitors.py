@@ -136,6 +136,13 @@ class ConsoleMonitor(Monitor):
     @hookimpl
     def aios_on_phase_end(self, run: RunContext, phase: str, summary: dict[str, Any]) -> None:
         self._stop_progress()
+        self._print_phase(phase, summary)
+        if summary.get("resources"):
+            from aios_core.resources import format_usage
+
+            self._print(f"  [dim]resources: {format_usage(summary['resources'])}[/]")
+
+    def _print_phase(self, phase: str, summary: dict[str, Any]) -> None:
         if phase == "data":
             sizes = summary["sizes"]
             self._print(f"  {summary['name']}: {sizes['train']}/{sizes['val']}/{sizes['test']} rows (train/val/test), "
@@ -164,6 +171,9 @@ class ConsoleMonitor(Monitor):
             latency = smoke.get("single_row_latency_ms")
             if isinstance(latency, dict) and "p50" in latency:
                 details.append(f"single-row p50 {latency['p50']:.2f} ms")
+            served = smoke.get("server_latency_ms")
+            if isinstance(served, dict) and "mean" in served:
+                details.append(f"server-side mean {served['mean']:.2f} ms per single-row request")
             if "max_abs_diff" in smoke:
                 details.append(f"max |diff| vs in-process {smoke['max_abs_diff']:.2g}")
             self._print(f"  smoke test {mark}" + (f": {', '.join(details)}" if details else ""))
@@ -256,7 +266,8 @@ class JsonlMonitor(Monitor):
 
     @hookimpl
     def aios_on_phase_end(self, phase: str, summary: dict[str, Any]) -> None:
-        record: dict[str, Any] = {"event": "phase_end", "phase": phase, "seconds": summary.get("seconds")}
+        record: dict[str, Any] = {"event": "phase_end", "phase": phase, "seconds": summary.get("seconds"),
+                                  "resources": summary.get("resources")}
         if phase == "evaluate":
             record.update(test_accuracy=summary["test_accuracy"], comparison=summary.get("comparison"))
         self._write(record)

@@ -31,13 +31,28 @@ from typing import Any, TypedDict
 from aios_core.atomic import write_json, write_text
 from aios_core.records import ModelArtifact
 
-__all__ = ["ArtifactsSummary", "DataSummary", "DeploySummary", "EvaluateSummary", "RunDirectory", "RunState",
-           "TrainSummary", "TuneSummary", "final_artifact", "list_runs", "resolve_run"]
+__all__ = ["ArtifactsSummary", "DataSummary", "DeploySummary", "EvaluateSummary", "ResourceUsage", "RunDirectory",
+           "RunState", "TrainSummary", "TuneSummary", "final_artifact", "list_runs", "resolve_run"]
 
 STATUSES = ("created", "running", "completed", "failed", "interrupted", "partial")
 
 
 # ---------------------------------------------------------------- phase summaries (state.json "phases")
+class ResourceUsage(TypedDict):
+    """Every phase's ``resources`` (``aios_core.resources``; null with ``AIOS_RESOURCE_USAGE=0``): wall and CPU
+    seconds (process and descendants), peak resident bytes of the process during the phase (``peak_rss_scope``
+    ``phase``; ``process``: since it started, where the OS cannot reset the mark), the sum of its live
+    descendants' peaks, how many there were, and the peak CUDA bytes PyTorch allocated (null: no GPU)."""
+
+    wall_seconds: float
+    cpu_seconds: float
+    peak_rss_bytes: int
+    peak_rss_scope: str
+    children_peak_rss_bytes: int
+    children: int
+    gpu_peak_bytes: int | None
+
+
 class DataSummary(TypedDict, total=False):
     """``data``: what ``Dataset.summary()`` returns (also ``data.json``), plus ``seconds``."""
 
@@ -50,6 +65,7 @@ class DataSummary(TypedDict, total=False):
     sizes: dict[str, int]
     preprocessing: dict[str, Any]
     seconds: float
+    resources: ResourceUsage | None
 
 
 class TuneSummary(TypedDict, total=False):
@@ -59,6 +75,7 @@ class TuneSummary(TypedDict, total=False):
     best_value: float
     trials: list[dict[str, Any]]
     seconds: float
+    resources: ResourceUsage | None
 
 
 class TrainSummary(TypedDict, total=False):
@@ -70,6 +87,7 @@ class TrainSummary(TypedDict, total=False):
     final: dict[str, float]
     artifact: dict[str, Any]
     seconds: float
+    resources: ResourceUsage | None
 
 
 class ArtifactsSummary(TypedDict, total=False):
@@ -77,6 +95,7 @@ class ArtifactsSummary(TypedDict, total=False):
 
     artifacts: list[dict[str, Any]]
     seconds: float
+    resources: ResourceUsage | None
 
 
 class EvaluateSummary(TypedDict, total=False):
@@ -91,6 +110,7 @@ class EvaluateSummary(TypedDict, total=False):
     comparison: dict[str, Any] | None
     gates: list[dict[str, Any]]
     seconds: float
+    resources: ResourceUsage | None
 
 
 class DeploySummary(TypedDict, total=False):
@@ -101,6 +121,7 @@ class DeploySummary(TypedDict, total=False):
     bundle: str
     smoke_test: dict[str, Any]
     seconds: float
+    resources: ResourceUsage | None
 
 
 # ---------------------------------------------------------------- the state

@@ -21,6 +21,7 @@ from aios_core.context import RunContext, RunOptions
 from aios_core.errors import one_line
 from aios_core.plugins import new_plugin_manager, register
 from aios_core.records import Dataset, ModelArtifact
+from aios_core.resources import PhaseMeter
 from aios_core.rundir import RunDirectory, RunState, final_artifact
 from aios_core.stack import Stack
 from aios_core.training import wait_for_checkpoints
@@ -150,10 +151,11 @@ class StackRun:
         if self._skipped(name):
             raise _SelectionDone(name)
         self.context.phase = name
-        self.pm.hook.aios_on_phase_start(run=self.context, phase=name)
         summary: dict[str, Any] = {}
         started = time.perf_counter()
+        meter = PhaseMeter()
         try:
+            self.pm.hook.aios_on_phase_start(run=self.context, phase=name)  # a monitor that raises fails the phase
             yield summary
         except KeyboardInterrupt:
             raise
@@ -163,6 +165,7 @@ class StackRun:
             self.pm.hook.aios_on_error(run=self.context, phase=name, error=error)
             raise RunFailed(self.dir.path, name, error) from error
         summary["seconds"] = round(time.perf_counter() - started, 3)
+        summary["resources"] = meter.usage()
         self.state.phases[name] = summary
         self._save_state()
         self.pm.hook.aios_on_phase_end(run=self.context, phase=name, summary=summary)

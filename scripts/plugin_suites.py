@@ -45,7 +45,7 @@ from packaging.utils import canonicalize_name
 
 PLUGINS_DIR = REPO / "plugins"
 TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3")
-HEAVIEST_FIRST = ("aios-ray-train", "aios-tf", "aios-serve", "aios-kubeflow", "aios-torch", "aios-onnx-quant", "aios-data")
+HEAVIEST_FIRST = ("aios-ray-train", "aios-tf", "aios-serve", "aios-kubeflow", "aios-mlflow", "aios-torch", "aios-onnx-quant", "aios-data")
 """Start order (a scheduling hint from measured durations): the longest suites first, so two jobs end together."""
 PYTEST_INI = """\
 # The plugin stage's pytest configuration: the repository's pyproject.toml is not used.

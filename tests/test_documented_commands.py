@@ -111,6 +111,9 @@ RUN: dict[str, str] = {
     "aios run --run-dir runs/steps --phases data,train": "test_the_phases_of_the_default_stack_run_one_command_at_a_time",
     "aios run --resume runs/steps --phases export,compress,evaluate,deploy":
         "test_the_phases_of_the_default_stack_run_one_command_at_a_time",
+    "aios run examples/digits-mlflow.yaml": "test_the_mlflow_walkthrough_runs_from_a_clone",
+    "mlflow experiments search": "test_the_mlflow_walkthrough_runs_from_a_clone",
+    "mlflow runs list --experiment-id 1": "test_the_mlflow_walkthrough_runs_from_a_clone",
 }
 
 # Run once placeholders are replaced: command -> (the test that runs it, what is substituted).
@@ -127,6 +130,15 @@ SUBSTITUTED: dict[str, tuple[str, str]] = {
     "-d '{\"parameters\": {\"version\": \"20261129-150402\"}}'": (
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
         "the example version -> the served run's timestamp"),
+    "python -m aios_serve runs/20261129-150402-digits-torch --repository-api": (
+        "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+        "the example run -> the run `.venv/bin/aios run` made at the clone's root (after `aios serve` stopped)"),
+    "python client_http.py": (
+        "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+        "client_http.py -> the python block above it on the page, written to the clone's root"),
+    "python client_grpc.py": (
+        "test_a_finished_run_is_served_and_answers_the_documented_curl_calls",
+        "client_grpc.py -> the python block above it on the page, written to the clone's root"),
     "aios serve runs/A runs/B --host 0.0.0.0 --port 9000": (
         "test_several_runs_are_served_on_all_addresses_of_a_private_network",
         "runs/A runs/B -> the run and its copy; only inside a private network namespace"),
@@ -203,6 +215,7 @@ NOT_RUN: dict[str, str] = {
         "tests/test_worked_example.py::test_the_plugin_passes_its_own_tests_and_the_contract_kit the worked example's"),
     ".venv/bin/python benchmarks/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/serve/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/serve/protocols.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/keras/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/ray/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/compression/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
@@ -214,6 +227,7 @@ NOT_RUN: dict[str, str] = {
     "aios pipeline run --host https://kubeflow.example.com/pipeline --set orchestrator.image=registry.example.com/aios/digits-torch:1": (
         "needs a Kubeflow Pipelines endpoint (none here); the pipeline it submits is the one "
         "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory compiles and runs with kfp.local"),
+    ".venv/bin/python benchmarks/monitoring/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     "ray get-auth-token --generate": "writes ~/.ray/auth_token into the user's home, for a cluster of several hosts",
     "ray start --head --node-ip-address=10.0.0.10 --port=6379 --disable-usage-stats": (
         "starts a Ray head on a network address of another host (10.0.0.10), for a cluster of several hosts; "
@@ -240,6 +254,16 @@ NOT_RUN: dict[str, str] = {
     "python -m pytest plugins/aios-torch/tests -q --import-mode=importlib": _SUITE,
     "pytest plugins/aios-data/tests -q -p no:cacheprovider --import-mode=importlib": _SUITE,
     ".venv/bin/pytest -q -p no:cacheprovider plugins/aios-onnx-quant/tests": _SUITE,
+    "aios plugins install aios-mlflow": (
+        f"{_INSTALLS}; tests/test_plugin_index_commands.py::"
+        "test_a_first_party_plugin_without_a_release_installs_from_its_source installs from a source into a sandbox"),
+    "mlflow models serve -m models:/digits-classifier/1 --env-manager local --port 5001": (
+        "a server that runs until stopped; plugins/aios-mlflow/tests/test_tracking.py::"
+        "test_the_registered_model_predicts_as_the_runs_final_onnx_model loads the same registered version with "
+        "mlflow.pyfunc, which this command serves"),
+    "mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db": (
+        "a server that runs until stopped; plugins/aios-mlflow/tests/conftest.py starts the same command "
+        "(on a free port, with a local artifact root) for the plugin's tests"),
 }
 
 # Error output shown on its own, by its first line: where it is checked.
@@ -523,11 +547,16 @@ def test_a_finished_run_is_served_and_answers_the_documented_curl_calls(served_c
     version, later_version = (re.search(r"\d{8}-\d{6}", name).group() for name in (run, later))
     substitutions = {"20261129-150402": version, "20261130-091500": later_version}
     [serve] = documented("aios serve runs/20261129-150402-digits-torch", test)
+    [serve_api] = documented("python -m aios_serve runs/20261129-150402-digits-torch --repository-api", test)
+    clients = [documented(f"python {name}", test)[0] for name in ("client_http.py", "client_grpc.py")]
+    for client in clients:
+        (clone / client.key.split()[1]).write_text(block_before(client, "python"))
     calls = [command for command in COMMANDS if command.file == "docs/serving.md" and command.key.startswith("curl -s")
              and "127.0.0.1:8080" in command.key]
     assert len(calls) == 6, [c.key for c in calls]
     for call in calls:
         documented(call.key, test)
+    repository = [call for call in calls if "/v2/repository/models/" in call.key]  # load and unload: one worker
     with private_network() as prefix:
         assert prefix or port_is_free(8080), "port 8080, which the documented `aios serve` binds, is taken"
         shell = Shell(clone, user_environment(), prefix)
@@ -535,8 +564,15 @@ def test_a_finished_run_is_served_and_answers_the_documented_curl_calls(served_c
             assert not output_differences([line.replace("20261129-150402", version) for line in serve.output],
                                           "".join(lines)), lines  # its URL line
             for call in calls:
-                shell.run(call, substitutions=substitutions)
+                if call not in repository:
+                    shell.run(call, substitutions=substitutions)
+            for client in clients:
+                shell.run(client)
         assert any("Shutting down" in line or "Finished server process" in line for line in lines), lines
+        with shell.background(serve_api, substitutions=substitutions) as lines:
+            assert not output_differences(serve_api.output, "".join(lines)), lines
+            for call in repository:
+                shell.run(call, substitutions=substitutions)
 
 
 @pytest.mark.slow
@@ -757,3 +793,30 @@ def test_the_phases_of_the_default_stack_run_one_command_at_a_time(tmp_path: Pat
     state = json.loads((tmp_path / "runs/steps/state.json").read_text())
     assert state["status"] == "completed" and list(state["phases"]) == [
         "data", "train", "export", "compress", "evaluate", "deploy"]
+def test_the_mlflow_walkthrough_runs_from_a_clone(tmp_path: Path) -> None:
+    """monitoring.md: the example stack logs to MLflow's local default store, and MLflow's CLI finds the run."""
+    test = "test_the_mlflow_walkthrough_runs_from_a_clone"
+    [run_command] = documented("aios run examples/digits-mlflow.yaml", test)
+    [experiments] = documented("mlflow experiments search", test)
+    [runs_list] = documented("mlflow runs list --experiment-id 1", test)
+    clone = fresh_clone(tmp_path / "aios")
+    shell = Shell(clone, user_environment())
+    page_run_id, page_stamp = "f291c6dad1fd4dd9a50df5ac661b0d60", "20261201-182450"
+    figures = {page_stamp: "...", page_run_id: "...", "/home/me/aios": "...", "0.8 s wall, 0.7 s CPU, peak RSS 309": "..."}
+    run = finished_run(shell.run(run_command, substitutions=figures, timeout=RUN_TIMEOUT))
+    pointer = yaml.safe_load((clone / run / "mlflow.json").read_text())  # JSON is YAML
+    assert pointer["tracking_uri"] == f"sqlite:///{clone / 'mlflow.db'}" and pointer["model_version"] == 1
+    real = {page_stamp: run.split("/")[1][:15], page_run_id: pointer["run_id"], "/home/me/aios": str(clone),
+            "2026-12-01 18:24:56 UTC": "..."}
+    shell.run(experiments, substitutions=real)
+    shell.run(runs_list, substitutions=real)
+    # the page's MlflowClient snippet, in the same directory: its printed lines are the comments it shows
+    text = (REPO / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(from mlflow import MlflowClient\n.*?)```", text, flags=re.DOTALL)
+    assert snippet, "docs/monitoring.md: the MlflowClient snippet moved; update this test"
+    shown = [line.removeprefix("# ").replace(page_run_id, pointer["run_id"])
+             for line in snippet.group(1).splitlines() if line.startswith("# ")]
+    printed = subprocess.run([str(BIN / "python"), "-c", snippet.group(1)], cwd=clone, env=user_environment(),
+                             capture_output=True, text=True, timeout=SHORT_TIMEOUT, check=True).stdout.splitlines()
+    assert printed[0].split()[0] == "FINISHED" and printed[0].endswith("[16, 32]"), printed
+    assert printed[1].startswith("[(1, ") and printed[2] == shown[2], (printed, shown)

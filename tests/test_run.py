@@ -279,3 +279,23 @@ def test_missed_gate_fails_the_run(tmp_path: Path) -> None:
     result = run_aios("run", str(stack), "--runs-dir", str(tmp_path / "runs"), "--set", "trainer.epochs=1")
     assert result.returncode == 1
     assert "GateFailed: int8 test accuracy" in result.stderr and "< min_accuracy 0.999" in result.stderr
+
+
+def test_every_phase_records_its_resource_usage(default_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """state.json, metrics.jsonl, the console and ``aios runs show`` carry each phase's resources (issue 13)."""
+    result, runs = default_run
+    run_dir = _only_run(runs)
+    state = json.loads((run_dir / "state.json").read_text())
+    for phase, summary in state["phases"].items():
+        usage = summary["resources"]
+        assert usage["wall_seconds"] >= 0 and usage["cpu_seconds"] >= 0, phase
+        assert usage["peak_rss_bytes"] > 10 * 1024 * 1024 and usage["peak_rss_scope"] == "phase", phase
+        assert usage["gpu_peak_bytes"] is None, phase  # no GPU on the machines this runs on
+    assert state["phases"]["train"]["resources"]["cpu_seconds"] > 0
+    ends = {r["phase"]: r for r in (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+            if r["event"] == "phase_end"}
+    assert {phase: r["resources"] for phase, r in ends.items()} == {p: s["resources"] for p, s in state["phases"].items()}
+    assert "resources" not in json.loads((run_dir / "data.json").read_text())
+    assert result.stdout.count("resources: ") == len(state["phases"])
+    shown = run_aios("runs", "show", run_dir.name, "--runs-dir", str(runs))
+    assert "resources" in shown.stdout and "peak RSS MiB" in shown.stdout

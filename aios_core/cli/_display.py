@@ -109,3 +109,19 @@ def evaluation_table(evaluation: dict[str, Any]) -> Table:
         table.add_row(result["name"], result["format"], f"{result['size_bytes']:,} B", f"{result['accuracy']:.4f}",
                       *(f"{lat['p50']:.3f}" for lat in result["latency_ms"].values()))
     return table
+
+
+def resources_table(state: Any) -> Table:
+    """Each finished phase's wall and CPU time, peak resident memory (process, children) and GPU memory."""
+    mib = 1024 * 1024
+    table = Table("phase", "wall s", "CPU s", "peak RSS MiB", "children MiB", "GPU MiB", title="resources",
+                  title_justify="left")
+    for phase, summary in state.phases.items():
+        usage = summary.get("resources")
+        if not usage:
+            continue
+        gpu = usage.get("gpu_peak_bytes")
+        table.add_row(phase, f"{usage['wall_seconds']:.2f}", f"{usage['cpu_seconds']:.2f}",
+                      f"{usage['peak_rss_bytes'] / mib:.0f}", f"{usage['children_peak_rss_bytes'] / mib:.0f}",
+                      "-" if gpu is None else f"{gpu / mib:.0f}")
+    return table

@@ -46,7 +46,7 @@ def runs_show(run_ref: str, runs_dir: str | None) -> None:
     from rich.markup import escape
     from rich.syntax import Syntax
 
-    from aios_core.cli._display import artifacts_table, evaluation_table, metrics_table
+    from aios_core.cli._display import artifacts_table, evaluation_table, metrics_table, resources_table
     from aios_core.rundir import resolve_run
     from aios_core.terminal import make_console
 
@@ -65,6 +65,7 @@ def runs_show(run_ref: str, runs_dir: str | None) -> None:
     if epochs:
         console.print(metrics_table(epochs))
     console.print(artifacts_table(run_dir))
+    console.print(resources_table(state))
     evaluation = state.phase("evaluate")
     if evaluation:
         console.print(evaluation_table(evaluation))

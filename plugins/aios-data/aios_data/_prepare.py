@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from aios_core import Dataset, hash_arrays
+from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
 
@@ -135,6 +135,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     scaled = Reporter(progress, "scaling", len(y))
     x_train, x_val, x_test = (scaling.apply(x, rows, scaled) for rows in (train, val, test))
     scaled.finish()
+    # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
+    preprocessing["drift_reference"] = drift_reference(x_train, y[train], class_names, feature_names=feature_names)
     return Dataset(
         name=raw.name,
         x_train=x_train, y_train=y[train],

@@ -36,9 +36,22 @@ class ServerParams(Params):
     max_body_bytes: PositiveInt = Field(8 * 1024 * 1024, description="Largest request body accepted (413 above).")
     token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description=(
         "Environment variable holding a bearer token every request but health checks must present."))
-    repository_api: bool = Field(True, description="Allow loading and unloading models over HTTP "
-                                 "(POST /v2/repository/models/{name}/load|unload).")
+    repository_api: bool | None = Field(None, description="Allow loading and unloading models over HTTP "
+                                        "(POST /v2/repository/models/{name}/load|unload); default: on only "
+                                        "when token_env is set.")
+    grpc_port: int | None = Field(8081, ge=0, le=65535, description="Port of the protocol's gRPC form "
+                                  "(inference.GRPCInferenceService) when serving; 0: a free one; null: no gRPC.")
     smoke_requests: PositiveInt = Field(200, description="Single-row requests the smoke test sends (test rows).")
+    max_inflight_bytes: PositiveInt = Field(64 * 1024 * 1024, description="Request bodies being read or parsed at "
+                                            "once, in bytes (the admission limit; 503 with Retry-After above).")
+    header_timeout_s: float = Field(10.0, gt=0.0, le=600.0, description="Seconds a connection may take to send a "
+                                    "request's headers (408 and closed after).")
+    body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0, description="Seconds a request's body may take to "
+                                  "arrive once its headers did (408 after).")
+    max_connections: PositiveInt = Field(2048, description="Open connections per worker; a new one beyond gets 503.")
+    workers: PositiveInt | None = Field(None, le=64, description="Server processes sharing the port when serving "
+                                        "(aios serve, aios run --serve), each with its own ONNX Runtime sessions; "
+                                        "default: the cores this process may use, at most 8.")
 
     def environment_problems(self) -> list[tuple[str, str]]:
         """Before a run: a ``token_env`` whose variable is unset would stop the smoke test after training."""
@@ -49,11 +62,15 @@ class ServerParams(Params):
         return []
 
     def settings(self, threads: int = 2) -> Any:
+        from aios_serve._workers import default_workers
         from aios_serve.server import settings_from
 
         return settings_from(self.token_env, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
                              max_body_bytes=self.max_body_bytes, repository_api=self.repository_api,
-                             inference_threads=max(2, threads))
+                             inference_threads=max(2, threads), grpc_port=self.grpc_port,
+                             workers=self.workers or default_workers(), max_inflight_bytes=self.max_inflight_bytes,
+                             header_timeout=self.header_timeout_s, body_timeout=self.body_timeout_s,
+                             max_connections=self.max_connections)
 
 
 class OipParams(ServerParams):
@@ -88,16 +105,24 @@ class OipDeployer(Deployer):
     @hookimpl
     def aios_serve(self, run_dirs: list[Path], host: str, port: int) -> None:
         """Serve the final ONNX models of ``run_dirs`` until SIGTERM or Ctrl-C (``aios serve``)."""
+        from dataclasses import replace
+
         from aios_serve.server import serve
 
-        serve(run_dirs, host, port, settings=self.params.settings(),
-              on_started=lambda url: print(f"aios serve: serving {len(run_dirs)} run(s) on {url}/v2 "
-                                           "(Ctrl-C stops)", flush=True))
+        settings = self.params.settings()
+        if port == 0 and settings.grpc_port is not None:
+            settings = replace(settings, grpc_port=0)  # a free HTTP port: a free gRPC port too
+
+        def started(url: str, grpc: str | None = None) -> None:
+            print(f"aios serve: serving {len(run_dirs)} run(s) on {url}/v2" + (f" and gRPC {grpc}" if grpc else "")
+                  + " (Ctrl-C stops)", flush=True)
+
+        serve(run_dirs, host, port, settings=settings, on_started=started)
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
-        return {**super().capabilities(), "protocol": "open-inference-protocol-v2-rest",
-                "extensions": ["model_repository", "metrics", "raw_input"]}
+        return {**super().capabilities(), "protocol": "open-inference-protocol-v2-rest+grpc",
+                "extensions": ["model_repository", "metrics", "raw_input", "binary_tensor_data"]}
 
 
 class KServeParams(ServerParams):

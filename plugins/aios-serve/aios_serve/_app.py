@@ -3,302 +3,127 @@
 Starlette (routing, requests, responses) served by uvicorn. Every error is the
 protocol's ``{"error": "..."}`` with a 4xx status; an unexpected exception is logged
 and answered with a bare 500 ``{"error": "internal error"}``, never a traceback.
+Inference (``POST .../infer``) skips Starlette: it reads the body itself (with a
+deadline and the admission limit), decodes JSON or the binary tensor data extension
+(large bodies in a thread, off the event loop) and answers in the form asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aios_serve._batching import Batcher
-from aios_serve._metrics import UNKNOWN_MODEL, ServerMetrics
+from aios_serve._inference import ServerSettings, ServerState, server_metadata
 from aios_serve._openapi import openapi_document
-from aios_serve._repository import LoadedModel, ModelRepository, RepositoryError, spec_from_run_dir
+from aios_serve._repository import ModelRepository, RepositoryError, spec_from_run_dir
+from aios_serve._tensors import HEADER_LENGTH, InferenceRequest, ProtocolError, decode_http, encode_http
+
+__all__ = ["ProtocolError", "ServerSettings", "create_app"]
 
 log = logging.getLogger("aios.serve")
 
-SERVER_NAME = "aios-serve"
-EXTENSIONS = ["model_repository", "metrics", "raw_input"]
+OFF_LOOP_BYTES = 64 * 1024
+"""Bodies larger than this are decoded in a thread, so the event loop keeps answering meanwhile."""
+_HEADER_LENGTH = HEADER_LENGTH.encode()
+_UNAUTHORIZED = "missing or wrong bearer token (one header: Authorization: Bearer <token>)"
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """How the server batches, limits and authenticates; the same fields as the deployer's parameters."""
-
-    max_batch_size: int = 32
-    max_delay_ms: float = 2.0
-    max_body_bytes: int = 8 * 1024 * 1024
-    token: str | None = None
-    inference_threads: int = 2
-    repository_api: bool = True
+def _authorization(scope: dict[str, Any]) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == b"authorization"]
 
 
-class ProtocolError(Exception):
-    """A request the protocol answers with ``{"error": message}`` and ``status``."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class _Server:
-    """The state behind the routes: repository, batchers, metrics, settings."""
-
-    def __init__(self, repository: ModelRepository, settings: ServerSettings, version: str) -> None:
-        self.repository = repository
-        self.settings = settings
-        self.version = version
-        self.metrics = ServerMetrics()
-        self.executor: ThreadPoolExecutor | None = None
-        self.batchers: dict[tuple[str, str], Batcher] = {}
-        for model in repository.loaded():
-            self.metrics.set_loaded(model.name, model.version, True)
-
-    def batcher(self, model: LoadedModel) -> Batcher:
-        key = (model.name, model.version)
-        batcher = self.batchers.get(key)
-        if batcher is None or batcher.model is not model:
-            assert self.executor is not None
-            batcher = Batcher(model, self.executor, self.metrics.model(model.name, model.version),
-                              self.settings.max_batch_size, self.settings.max_delay_ms)
-            self.batchers[key] = batcher
-        return batcher
-
-    # ------------------------------------------------------------ request plumbing
-    def authorized(self, header: str) -> bool:
-        """Whether an ``Authorization`` header value carries the server's bearer token (or none is needed)."""
-        token = self.settings.token
-        if not token:
-            return True
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-    async def read_json(self, request: Request, required: bool = True) -> Any:
-        """The request body as JSON, refusing bodies over ``max_body_bytes`` before reading them whole."""
-        return await self.read_json_from(request.headers.get("content-length"), request.stream(), required)
-
-    async def read_json_from(self, declared: str | None, stream: AsyncIterator[bytes], required: bool = True) -> Any:
-        limit = self.settings.max_body_bytes
-        if declared is not None:
-            if not declared.isdigit():
-                raise ProtocolError("invalid Content-Length header")
-            if int(declared) > limit:
-                raise ProtocolError(f"request body of {declared} bytes exceeds the limit of {limit} bytes "
-                                    "(max_body_bytes); send fewer rows per request", 413)
-        chunks, size = [], 0
-        try:
-            async for chunk in stream:
-                size += len(chunk)
-                if size > limit:
-                    raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
-                                        "send fewer rows per request", 413)
-                chunks.append(chunk)
-        except ClientDisconnect:
-            raise ProtocolError("client disconnected while sending the body") from None
-        body = b"".join(chunks)
-        if not body.strip():
-            if required:
-                raise ProtocolError("request body is empty; send a JSON object with \"inputs\"")
-            return {}
-        try:
-            return orjson.loads(body)
-        except (ValueError, RecursionError) as error:
-            raise ProtocolError(f"request body is not valid JSON ({error})"[:300]) from None
+def _inference_headers(scope: dict[str, Any]) -> tuple[list[str], str | None, str | None]:
+    """``Authorization`` values, ``Content-Length`` and ``Inference-Header-Content-Length``, in one pass."""
+    authorization, length, header_length = [], None, None
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            length = value.decode("latin-1")
+        elif key == b"authorization":
+            authorization.append(value.decode("latin-1"))
+        elif key == _HEADER_LENGTH:
+            header_length = value.decode("latin-1")
+    return authorization, length, header_length
 
 
-def _route(server: _Server, auth: bool = True) -> Callable[[Callable[..., Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
-    """Wrap an endpoint: bearer-token check, protocol errors as JSON, no tracebacks out."""
-
-    def wrap(endpoint: Callable[..., Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            if auth and not server.authorized(request.headers.get("authorization", "")):
-                return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer <token>)"},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            try:
-                return await endpoint(server, request, **request.path_params)
-            except (ProtocolError, RepositoryError) as error:
-                return JSONResponse({"error": str(error)}, status_code=error.status)
-            except Exception:
-                log.exception("unexpected error answering %s %s", request.method, request.url.path)
-                return JSONResponse({"error": "internal error"}, status_code=500)
-
-        return handle
-
-    return wrap
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
-# ---------------------------------------------------------------- inference
-def _parse_request(body: Any, model: LoadedModel) -> tuple[np.ndarray, list[str], Any]:
-    """The float32 rows, the output names asked for and the request id, or a ProtocolError."""
-    if not isinstance(body, dict):
-        raise ProtocolError("request body must be a JSON object with \"inputs\"")
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise ProtocolError(f"missing input: the request needs \"inputs\": [{{\"name\": \"{model.input_name}\", "
-                            "\"shape\": [n, features], \"datatype\": \"FP32\", \"data\": [...]}]")
-    tensor = inputs[0]
-    if len(inputs) != 1 or not isinstance(tensor, dict):
-        raise ProtocolError(f"model {model.name!r} takes exactly one input, {model.input_name!r}")
-    name = tensor.get("name")
-    if name != model.input_name:
-        raise ProtocolError(f"unexpected input {name!r}: model {model.name!r} takes {model.input_name!r}")
-    datatype = tensor.get("datatype")
-    if datatype != "FP32":
-        raise ProtocolError(f"input {name!r} has datatype {datatype!r}; the model takes FP32")
-    shape = tensor.get("shape")
-    width = model.num_features
-    if (not isinstance(shape, list) or len(shape) != 2
-            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-            or shape[0] < 1 or (width is not None and shape[1] != width) or shape[1] < 1):
-        raise ProtocolError(f"input {name!r} has shape {shape!r}; the model takes [n, {width or 'features'}] "
-                            "with n >= 1")
-    parameters = tensor.get("parameters") or {}
-    if isinstance(parameters, dict) and "binary_data_size" in parameters:
-        raise ProtocolError("binary tensor data is not supported; send \"data\" as JSON numbers")
-    data = tensor.get("data")
-    if not isinstance(data, list):
-        raise ProtocolError(f"input {name!r} needs \"data\": a JSON array of numbers in row-major order")
-    values = _flat_numbers(data)
-    if values is None:
-        try:
-            values = np.asarray(data)
-            if values.dtype.kind in "iu":
-                values = values.astype(np.float64)
-        except (ValueError, TypeError, RecursionError, OverflowError):
-            raise ProtocolError(f"input {name!r}: \"data\" is not a regular array of numbers") from None
-    if values.dtype.kind not in "iuf":
-        raise ProtocolError(f"input {name!r}: \"data\" must hold numbers only (FP32), found {values.dtype.kind!r} values"
-                            if values.size else f"input {name!r}: \"data\" is empty")
-    expected = shape[0] * shape[1]
-    if values.size != expected:
-        raise ProtocolError(f"input {name!r}: \"data\" holds {values.size} values, shape {shape} needs {expected}")
-    rows = values.reshape(shape)
-    if _flag(body, "raw"):
-        if model.scaling is None:
-            raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
-        shift, divisor = model.scaling
-        rows = (rows - shift) / divisor
-    if not np.abs(rows).max() <= _FLOAT32_MAX:  # false for NaN too
-        raise ProtocolError(f"input {name!r} holds NaN, infinity or values beyond float32's range")
-    rows = rows.astype(np.float32)
-    known = [model.output_name] + (["label"] if model.labels is not None else [])
-    wanted = body.get("outputs")
-    if wanted is None:
-        outputs = known
-    else:
-        if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
-            raise ProtocolError("\"outputs\" must be a list of {\"name\": ...} objects")
-        outputs = [o.get("name") for o in wanted]
-        unknown = [o for o in outputs if o not in known]
-        if unknown:
-            raise ProtocolError(f"unknown output {unknown[0]!r}; model {model.name!r} has outputs {known}")
-    request_id = body.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise ProtocolError("\"id\" must be a string")
-    return np.ascontiguousarray(rows), outputs, request_id
-
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _flat_numbers(data: list[Any]) -> np.ndarray | None:
-    """``data`` as float64 when it is a flat list of JSON numbers (the common case, checked cheaply), else None."""
-    for value in data:
-        kind = type(value)
-        if kind is not float and kind is not int:
-            return None
+async def read_body(state: ServerState, declared: str | None, receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+    """The request body: at most ``max_body_bytes`` (413), within ``body_timeout`` (408), within the admission
+    limit (503); the caller releases ``len(body)`` from ``state.inflight_bytes``."""
+    settings = state.settings
+    limit = settings.max_body_bytes
+    if declared is not None:
+        if not declared.isdigit():
+            raise ProtocolError("invalid Content-Length header")
+        if int(declared) > limit:
+            raise ProtocolError(f"request body of {declared} bytes exceeds the limit of {limit} bytes "
+                                "(max_body_bytes); send fewer rows per request", 413)
+    chunks: list[bytes] = []
+    size = 0
+    task = state.begin_reading(settings.body_timeout)
     try:
-        return np.array(data, dtype=np.float64)
-    except (OverflowError, ValueError):
-        return None
-
-
-def _flag(body: dict[str, Any], key: str) -> bool:
-    parameters = body.get("parameters")
-    if parameters is None:
-        return False
-    if not isinstance(parameters, dict):
-        raise ProtocolError("\"parameters\" must be a JSON object")
-    value = parameters.get(key, False)
-    if not isinstance(value, bool):
-        raise ProtocolError(f"parameter {key!r} must be true or false")
-    return value
-
-
-def _response(model: LoadedModel, probabilities: np.ndarray, outputs: list[str], request_id: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": []}
-    if request_id is not None:
-        answer["id"] = request_id
-    for name in outputs:
-        if name == model.output_name:
-            answer["outputs"].append({"name": name, "datatype": "FP32", "shape": list(probabilities.shape),
-                                      "data": probabilities.ravel()})
-        else:
-            labels = model.labels[probabilities.argmax(axis=1)].tolist()
-            answer["outputs"].append({"name": "label", "datatype": "BYTES", "shape": [len(labels)], "data": labels})
-    return answer
-
-
-async def _infer(server: _Server, declared_length: str | None, stream: AsyncIterator[bytes], name: str,
-                 version: str | None) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        model = server.repository.get(name, version)
-    except RepositoryError as error:
-        server.metrics.error(UNKNOWN_MODEL if error.status == 404 else name, error.status)
-        raise
-    batcher = server.batcher(model)
-    metrics = batcher.metrics
-    metrics.requests += 1
-    batcher.arriving()
-    queued = False
-    try:
-        body = await server.read_json_from(declared_length, stream)
-        rows, outputs, request_id = _parse_request(body, model)
-        queued = True
-        probabilities = await batcher.infer(rows)
-        if not math.isfinite(float(probabilities.sum())):
-            log.error("model %s version %s produced NaN or infinity", model.name, model.version)
-            raise ProtocolError("the model produced NaN or infinity for these rows", 500)
-    except ProtocolError as error:
-        server.metrics.error(name, error.status)
-        raise
-    except Exception:
-        server.metrics.error(name, 500)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):  # the whole body at once
+            body = message.get("body", b"")
+            if len(body) > limit:
+                raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
+                                    "send fewer rows per request", 413)
+            state.admit(len(body))
+            return body
+        while True:
+            if chunks:
+                message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ProtocolError("client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            if size + len(chunk) > limit:
+                raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
+                                    "send fewer rows per request", 413)
+            state.admit(len(chunk))
+            size += len(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        state.inflight_bytes -= size
+        if not state.overdue(task):
+            raise
+        if state.stopping:
+            raise ProtocolError("the server is shutting down; retry on another replica", 503,
+                                {"Retry-After": "1"}) from None
+        raise ProtocolError(f"the request body did not arrive within {settings.body_timeout:g} s", 408) from None
+    except BaseException:
+        state.inflight_bytes -= size
         raise
     finally:
-        if not queued:
-            batcher.abandon()
-    answer = _response(model, probabilities, outputs, request_id)
-    metrics.latency.observe(time.perf_counter() - started)
-    return answer
+        state.end_reading(task)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _body_chunks(receive: Callable[[], Awaitable[dict[str, Any]]]) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
+async def decode_body(state: ServerState, body: bytes, header_length: str | None) -> InferenceRequest:
+    """Decode, in a thread when the body is large; the body's bytes leave the admission count after."""
+    try:
+        if len(body) > OFF_LOOP_BYTES:
+            return await asyncio.get_running_loop().run_in_executor(state.parser, decode_http, body, header_length)
+        return decode_http(body, header_length)
+    finally:
+        state.inflight_bytes -= len(body)
 
 
 def _infer_target(path: str) -> tuple[str, str | None] | None:
@@ -311,76 +136,137 @@ def _infer_target(path: str) -> tuple[str, str | None] | None:
     return None
 
 
+async def send_json(send: Any, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
+    content = orjson.dumps(answer)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+                            *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())]})
+    await send({"type": "http.response.body", "body": content})
+
+
 class _InferenceFirst:
     """The ASGI entry: ``POST .../infer`` straight to the inference path, everything else to Starlette.
 
     Inference is the one hot path; skipping Starlette's request objects, middleware and
     router for it removes a measurable share of the server's own cost per request. Its behaviour (auth, limits,
-    errors as ``{"error": ...}``) is the same as every other endpoint's.
+    errors as ``{"error": ...}``) is the same as every other endpoint's. A path ending in ``/`` is answered
+    as the same path without it (never a redirect built from the ``Host`` header).
     """
 
-    def __init__(self, server: _Server, app: Starlette) -> None:
-        self.server = server
+    def __init__(self, state: ServerState, app: Starlette) -> None:
+        self.server = state
         self.app = app
         self.state = app.state
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/infer"):
-            target = _infer_target(scope["path"])
-            if target is not None:
-                await self._infer(scope, receive, send, *target)
-                return
+        if scope["type"] == "http":
+            path = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": None}
+            if scope["method"] == "POST" and scope["path"].endswith("/infer"):
+                target = _infer_target(scope["path"])
+                if target is not None:
+                    await self._infer(scope, receive, send, *target)
+                    return
         await self.app(scope, receive, send)
 
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, name: str, version: str | None) -> None:
-        headers = dict(scope["headers"])
-        extra: list[tuple[bytes, bytes]] = []
-        status = 200
-        if not self.server.authorized(headers.get(b"authorization", b"").decode("latin-1")):
-            status, answer = 401, {"error": "missing or wrong bearer token (Authorization: Bearer <token>)"}
-            extra.append((b"www-authenticate", b"Bearer"))
+        state = self.server
+        authorization, length, header_length = _inference_headers(scope)
+        if not state.authorized(authorization):
+            state.metrics.http_error(401)
+            await send_json(send, 401, {"error": _UNAUTHORIZED}, {"WWW-Authenticate": "Bearer"})
+            return
+
+        async def decode() -> InferenceRequest:
+            body = await read_body(state, length, receive)
+            return await decode_body(state, body, header_length)
+
+        try:
+            model, request, outputs = await state.infer(name, version, decode)
+            content, header_length = encode_http(model.name, model.version, request, outputs)
+        except (ProtocolError, RepositoryError) as error:
+            state.metrics.http_error(error.status)
+            await send_json(send, error.status, {"error": str(error)}, getattr(error, "headers", None))
+            return
+        except Exception:
+            log.exception("unexpected error answering POST %s", scope["path"])
+            state.metrics.http_error(500)
+            await send_json(send, 500, {"error": "internal error"})
+            return
+        headers = [(b"content-length", str(len(content)).encode())]
+        if header_length is None:
+            headers.append((b"content-type", b"application/json"))
         else:
-            length = headers.get(b"content-length")
-            try:
-                answer = await _infer(self.server, length.decode("latin-1") if length is not None else None,
-                                      _body_chunks(receive), name, version)
-            except (ProtocolError, RepositoryError) as error:
-                status, answer = error.status, {"error": str(error)}
-            except Exception:
-                log.exception("unexpected error answering POST %s", scope["path"])
-                status, answer = 500, {"error": "internal error"}
-        content = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(content)).encode()), *extra]})
+            headers += [(b"content-type", b"application/octet-stream"),
+                        (HEADER_LENGTH.encode(), str(header_length).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
 
-async def _method_not_allowed(server: _Server, request: Request, name: str, version: str | None = None) -> Response:
+def _route(state: ServerState, auth: bool = True) -> Callable[[Callable[..., Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+    """Wrap an endpoint: bearer-token check, protocol errors as JSON, no tracebacks out."""
+
+    def wrap(endpoint: Callable[..., Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            if auth and not state.authorized(_authorization(request.scope)):
+                state.metrics.http_error(401)
+                return JSONResponse({"error": _UNAUTHORIZED}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            try:
+                return await endpoint(state, request, **request.path_params)
+            except (ProtocolError, RepositoryError) as error:
+                state.metrics.http_error(error.status)
+                return JSONResponse({"error": str(error)}, status_code=error.status,
+                                    headers=getattr(error, "headers", None))
+            except Exception:
+                log.exception("unexpected error answering %s %s", request.method, request.url.path)
+                state.metrics.http_error(500)
+                return JSONResponse({"error": "internal error"}, status_code=500)
+
+        return handle
+
+    return wrap
+
+
+async def _json_body(state: ServerState, request: Request) -> Any:
+    """A small JSON body of the repository endpoints (``{}`` when empty)."""
+    body = await read_body(state, _header(request.scope, b"content-length"), request.receive)
+    state.inflight_bytes -= len(body)
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise ProtocolError(f"request body is not valid JSON ({error})"[:300]) from None
+
+
+async def _method_not_allowed(state: ServerState, request: Request, name: str, version: str | None = None) -> Response:
     raise ProtocolError(f"method {request.method} not allowed on {request.url.path}; use POST", 405)
 
 
 # ---------------------------------------------------------------- health and metadata
-async def server_live(server: _Server, request: Request) -> Response:
+async def server_live(state: ServerState, request: Request) -> Response:
     return JSONResponse({"live": True})
 
 
-async def server_ready(server: _Server, request: Request) -> Response:
-    return JSONResponse({"ready": True})
+async def server_ready(state: ServerState, request: Request) -> Response:
+    """Ready (200) while not shutting down and every model version not unloaded on purpose is loaded, else 503."""
+    ready = state.ready()
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
-async def server_metadata(server: _Server, request: Request) -> Response:
-    return JSONResponse({"name": SERVER_NAME, "version": server.version, "extensions": EXTENSIONS})
+async def server_metadata_endpoint(state: ServerState, request: Request) -> Response:
+    return JSONResponse(server_metadata(state))
 
 
-async def model_metadata(server: _Server, request: Request, name: str, version: str | None = None) -> Response:
-    model = server.repository.get(name, version)
-    return JSONResponse(model.metadata(server.repository.versions(name)))
+async def model_metadata(state: ServerState, request: Request, name: str, version: str | None = None) -> Response:
+    model = state.repository.get(name, version)
+    return JSONResponse(model.metadata(state.repository.versions(name)))
 
 
-async def model_ready(server: _Server, request: Request, name: str, version: str | None = None) -> Response:
+async def model_ready(state: ServerState, request: Request, name: str, version: str | None = None) -> Response:
     try:
-        server.repository.get(name, version)
+        state.repository.get(name, version)
     except RepositoryError as error:
         if error.status == 404:
             raise
@@ -388,25 +274,38 @@ async def model_ready(server: _Server, request: Request, name: str, version: str
     return JSONResponse({"name": name, "ready": True})
 
 
-async def metrics(server: _Server, request: Request) -> Response:
-    return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: ServerState, request: Request) -> Response:
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def openapi(server: _Server, request: Request) -> Response:
-    return JSONResponse(openapi_document(server.version))
+async def openapi(state: ServerState, request: Request) -> Response:
+    return JSONResponse(openapi_document(state.version))
 
 
 # ---------------------------------------------------------------- repository extension
-async def repository_index(server: _Server, request: Request) -> Response:
-    await server.read_json(request, required=False)
-    return JSONResponse(server.repository.index())
+async def repository_index(state: ServerState, request: Request) -> Response:
+    """Every known model version and its state; ``{"ready": true}`` lists the loaded ones only."""
+    body = await _json_body(state, request)
+    ready = body.get("ready", False) if isinstance(body, dict) else False
+    if not isinstance(ready, bool):
+        raise ProtocolError("\"ready\" must be true or false")
+    rows = state.repository.index()
+    return JSONResponse([row for row in rows if row["state"] == "READY"] if ready else rows)
 
 
-async def repository_load(server: _Server, request: Request, name: str) -> Response:
+def _repository_api(state: ServerState) -> None:
+    if state.settings.workers > 1:
+        raise ProtocolError(f"the repository API is off with {state.settings.workers} workers (each holds its own "
+                            "models); serve with workers: 1 to load and unload over the API", 403)
+    if not state.settings.repository_api_on:
+        raise ProtocolError("the repository API is off on this server: it is on by default only with a token "
+                            "(token_env); turn it on with repository_api: true (--repository-api)", 403)
+
+
+async def repository_load(state: ServerState, request: Request, name: str) -> Response:
     """Load a known model, or add one from ``{"parameters": {"run_dir": PATH}}`` (named ``name``)."""
-    if not server.settings.repository_api:
-        raise ProtocolError("the repository API is disabled on this server (repository_api: false)", 403)
-    body = await server.read_json(request, required=False)
+    _repository_api(state)
+    body = await _json_body(state, request)
     parameters = body.get("parameters") if isinstance(body, dict) else None
     if parameters is not None and not isinstance(parameters, dict):
         raise ProtocolError("\"parameters\" must be a JSON object")
@@ -416,50 +315,45 @@ async def repository_load(server: _Server, request: Request, name: str) -> Respo
         raise ProtocolError("parameters run_dir and version must be strings")
     loop = asyncio.get_running_loop()
     if run_dir:
-        spec = await loop.run_in_executor(server.executor, lambda: spec_from_run_dir(run_dir, name=name, version=version))
-        model = await loop.run_in_executor(server.executor, server.repository.add, spec)
+        spec = await loop.run_in_executor(state.executor, lambda: spec_from_run_dir(run_dir, name=name, version=version))
+        model = await loop.run_in_executor(state.executor, state.repository.add, spec)
     else:
-        model = await loop.run_in_executor(server.executor, server.repository.load, name, version)
+        model = await loop.run_in_executor(state.executor, state.repository.load, name, version)
     assert model is not None
-    server.metrics.set_loaded(model.name, model.version, True)
+    state.metrics.set_loaded(model.name, model.version, True)
     log.info("loaded model %s version %s from %s", model.name, model.version, model.spec.source)
     return JSONResponse({"name": model.name, "version": model.version, "state": "READY"})
 
 
-async def repository_unload(server: _Server, request: Request, name: str) -> Response:
-    if not server.settings.repository_api:
-        raise ProtocolError("the repository API is disabled on this server (repository_api: false)", 403)
-    body = await server.read_json(request, required=False)
+async def repository_unload(state: ServerState, request: Request, name: str) -> Response:
+    _repository_api(state)
+    body = await _json_body(state, request)
     parameters = body.get("parameters") if isinstance(body, dict) else None
     version = parameters.get("version") if isinstance(parameters, dict) else None
     if version is not None and not isinstance(version, str):
         raise ProtocolError("parameter version must be a string")
-    versions = server.repository.unload(name, version)
+    versions = state.repository.unload(name, version)
     for unloaded in versions:
-        server.metrics.set_loaded(name, unloaded, False)
-        server.batchers.pop((name, unloaded), None)
+        state.metrics.set_loaded(name, unloaded, False)
+        state.batchers.pop((name, unloaded), None)
     log.info("unloaded model %s versions %s", name, versions)
     return JSONResponse({"name": name, "unloaded": versions})
 
 
 # ---------------------------------------------------------------- the app
-async def _http_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HTTPException)
-    message = {404: f"no such endpoint: {request.method} {request.url.path}",
-               405: f"method {request.method} not allowed on {request.url.path}"}.get(error.status_code, error.detail)
-    return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+async def _share_metrics(state: ServerState) -> None:
+    """With several workers: write this one's metrics for the others every second."""
+    while True:
+        await asyncio.sleep(1.0)
+        await asyncio.get_running_loop().run_in_executor(state.parser, state.metrics.share)
 
 
-async def _internal_error(request: Request, error: Exception) -> Response:
-    log.error("unexpected error answering %s %s: %s", request.method, request.url.path, error)
-    return JSONResponse({"error": "internal error"}, status_code=500)
-
-
-def create_app(repository: ModelRepository, settings: ServerSettings | None = None, version: str = "") -> Any:
-    """The ASGI app serving ``repository``'s loaded models with ``settings``."""
+def create_app(repository: ModelRepository, settings: ServerSettings | None = None, version: str = "",
+               state: ServerState | None = None) -> Any:
+    """The ASGI app serving ``repository``'s loaded models with ``settings`` (and gRPC beside, when configured)."""
     settings = settings or ServerSettings()
-    server = _Server(repository, settings, version)
-    r = lambda endpoint, auth=True: _route(server, auth)(endpoint)
+    state = state or ServerState(repository, settings, version)
+    r = lambda endpoint, auth=True: _route(state, auth)(endpoint)
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     routes = [
@@ -467,8 +361,8 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         Route(versioned + "/infer", r(_method_not_allowed)),
         Route("/v2/health/live", r(server_live, auth=False), methods=["GET"]),
         Route("/v2/health/ready", r(server_ready, auth=False), methods=["GET"]),
-        Route("/v2", r(server_metadata), methods=["GET"]),
-        Route("/v2/openapi.json", r(openapi, auth=False), methods=["GET"]),
+        Route("/v2", r(server_metadata_endpoint), methods=["GET"]),
+        Route("/v2/openapi.json", r(openapi), methods=["GET"]),
         Route(model, r(model_metadata), methods=["GET"]),
         Route(versioned, r(model_metadata), methods=["GET"]),
         Route(model + "/ready", r(model_ready), methods=["GET"]),
@@ -481,13 +375,36 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        server.executor = ThreadPoolExecutor(max(1, settings.inference_threads), thread_name_prefix="aios-serve")
+        state.start()
+        sharing = None
         try:
+            if settings.grpc_port is not None:
+                from aios_serve._grpc import start_grpc
+
+                state.grpc_server = await start_grpc(state, state.grpc_host, settings.grpc_port, state.reuse_port)
+            sharing = asyncio.create_task(_share_metrics(state)) if state.metrics.share_dir else None
             yield
         finally:
-            server.executor.shutdown(wait=True)
+            await state.stop_grpc()
+            if sharing is not None:
+                sharing.cancel()
+                state.metrics.share()
+            state.stop()
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        message = {404: f"no such endpoint: {request.method} {request.url.path}",
+                   405: f"method {request.method} not allowed on {request.url.path}"}.get(error.status_code, error.detail)
+        state.metrics.http_error(error.status_code)
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+
+    async def internal_error(request: Request, error: Exception) -> Response:
+        log.error("unexpected error answering %s %s: %s", request.method, request.url.path, error)
+        state.metrics.http_error(500)
+        return JSONResponse({"error": "internal error"}, status_code=500)
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error, Exception: _internal_error})
-    app.state.server = server
-    return _InferenceFirst(server, app)
+                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+    app.router.redirect_slashes = False  # a redirect's Location would be built from the Host header
+    app.state.server = state
+    return _InferenceFirst(state, app)

@@ -147,17 +147,19 @@ Locally, without a cluster: `python -m aios_serve models/ --port 8080`.
 
 
 def deploy_kserve(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params: KServeParams) -> dict[str, Any]:
+    from dataclasses import replace
+
     from aios_serve.server import BackgroundServer
 
     spec = model_spec(artifact, dataset, run)
     folder = Path(run.artifacts_dir) / "kserve"
     written = write_bundle(artifact, spec, params, folder, run.name)
     bundled = spec_from_bundle(folder / "models" / spec.name / spec.version)
-    settings = params.settings(run.threads)
+    settings = replace(params.settings(run.threads), grpc_port=None, workers=1)  # the smoke test: REST, in-process
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
     reference = reference_predictions(artifact, run, rows, params.smoke_requests)
     with BackgroundServer([folder / "models"], settings=settings) as server:
-        smoke = smoke_test(server.url, bundled, rows, reference, settings)
+        smoke = smoke_test(server.url, bundled, rows, reference, settings, server.timing(spec.name, spec.version))
     smoke["served"] = "models/ (as the container serves /mnt/models)"
     run.log.info("kserve bundle written to %s", folder)
     log_smoke_test(run, "kserve bundle (local)", smoke)

@@ -8,10 +8,13 @@ update, which cost more than the rest of the bookkeeping of a request together.
 
 from __future__ import annotations
 
+import json
+import os
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 UNKNOWN_MODEL = "_unknown"
@@ -32,13 +35,6 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.buckets, value)] += 1
         self.sum += value
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        total, out = 0, []
-        for bound, count in zip((*self.buckets, float("inf")), self.counts, strict=True):
-            total += count
-            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), total))
-        return out
 
 
 class Gauge:
@@ -64,11 +60,19 @@ class ModelMetrics:
 
 
 class ServerMetrics:
-    """Every metric the server exports at ``/metrics``."""
+    """Every metric the server exports at ``/metrics``.
 
-    def __init__(self) -> None:
+    With several workers (``workers: N``) each process writes its ``snapshot()`` to a
+    shared folder (``share_dir``) now and then and whenever it is scraped; ``/metrics`` on
+    any worker adds up its own live numbers and the other workers' latest snapshots. A
+    worker that exited leaves its last snapshot, so counters never go down.
+    """
+
+    def __init__(self, share_dir: str | None = None) -> None:
         self.models: dict[tuple[str, str], ModelMetrics] = {}
         self.errors: dict[tuple[str, str], int] = {}
+        self.http_errors: dict[str, int] = {}
+        self.share_dir = share_dir
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -82,8 +86,79 @@ class ServerMetrics:
         key = (model, str(status))
         self.errors[key] = self.errors.get(key, 0) + 1
 
+    def http_error(self, status: int) -> None:
+        """Any error response of any endpoint (401, 404 of unknown routes, 405, 408, 413, 503 ...), by status."""
+        key = str(status)
+        self.http_errors[key] = self.http_errors.get(key, 0) + 1
+
     def set_loaded(self, name: str, version: str, loaded: bool) -> None:
         self.model(name, version).loaded = int(loaded)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every number, as JSON-able data."""
+        return {
+            "models": {f"{n}\n{v}": {"requests": m.requests, "latency": m.latency.counts, "latency_sum": m.latency.sum,
+                                      "batch": m.batch_size.counts, "batch_sum": m.batch_size.sum,
+                                      "queue": m.queue_depth.value, "loaded": m.loaded}
+                       for (n, v), m in self.models.items()},
+            "errors": {f"{n}\n{s}": c for (n, s), c in self.errors.items()},
+            "http_errors": dict(self.http_errors),
+            "workers": {str(os.getpid()): sum(m.requests for m in self.models.values())},
+        }
+
+    def share(self) -> None:
+        """Write this worker's snapshot into ``share_dir`` (atomically: other workers read it any time)."""
+        if self.share_dir is None:
+            return
+        path = os.path.join(self.share_dir, f"worker-{os.getpid()}.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as file:
+            json.dump(self.snapshot(), file)
+        os.replace(path + ".tmp", path)
+
+    def combined(self) -> dict[str, Any]:
+        """This worker's snapshot plus the other workers' latest ones."""
+        total = self.snapshot()
+        if self.share_dir is None:
+            return total
+        self.share()
+        own = f"worker-{os.getpid()}.json"
+        for name in sorted(os.listdir(self.share_dir)):
+            if not name.endswith(".json") or name == own:
+                continue
+            try:
+                with open(os.path.join(self.share_dir, name), encoding="utf-8") as file:
+                    other = json.load(file)
+            except (OSError, ValueError):
+                continue
+            _add(total, other)
+        return total
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _add(total: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, model in other.get("models", {}).items():
+        mine = total["models"].get(key)
+        if mine is None:
+            total["models"][key] = model
+            continue
+        for field in ("requests", "latency_sum", "batch_sum", "queue"):
+            mine[field] += model[field]
+        mine["loaded"] = max(mine["loaded"], model["loaded"])
+        for field in ("latency", "batch"):
+            mine[field] = [a + b for a, b in zip(mine[field], model[field], strict=True)]
+    for section in ("errors", "http_errors", "workers"):
+        for key, count in other.get(section, {}).items():
+            total[section][key] = total[section].get(key, 0) + count
+
+
+def _cumulative(buckets: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    total, out = 0, []
+    for bound, count in zip((*buckets, float("inf")), counts, strict=True):
+        total += count
+        out.append(("+Inf" if bound == float("inf") else repr(float(bound)), total))
+    return out
 
 
 class _Collector:
@@ -93,21 +168,30 @@ class _Collector:
     def collect(self) -> Iterator[Metric]:
         labels = ["model", "version"]
         requests = CounterMetricFamily("aios_serve_requests", "Inference requests received.", labels=labels)
-        errors = CounterMetricFamily("aios_serve_request_errors", "Requests answered with an error, by HTTP status.",
-                                     labels=["model", "status"])
+        errors = CounterMetricFamily("aios_serve_request_errors", "Inference requests answered with an error, "
+                                     "by status.", labels=["model", "status"])
+        http_errors = CounterMetricFamily("aios_serve_http_errors", "Error responses of every endpoint and form "
+                                          "(401, 404, 405, 408, 413, 503, ...), by HTTP status.", labels=["status"])
         latency = HistogramMetricFamily("aios_serve_request_duration_seconds",
                                         "Inference request latency in the server, from routing to response.",
                                         labels=labels)
         batch = HistogramMetricFamily("aios_serve_batch_size", "Rows per ONNX Runtime call.", labels=labels)
         queue = GaugeMetricFamily("aios_serve_queue_depth", "Requests waiting for the batcher.", labels=labels)
         loaded = GaugeMetricFamily("aios_serve_model_loaded", "1 while the model version is loaded.", labels=labels)
-        for (name, version), model in sorted(self.metrics.models.items()):
-            values = [name, version]
-            requests.add_metric(values, model.requests)
-            latency.add_metric(values, model.latency.cumulative(), model.latency.sum)
-            batch.add_metric(values, model.batch_size.cumulative(), model.batch_size.sum)
-            queue.add_metric(values, model.queue_depth.value)
-            loaded.add_metric(values, model.loaded)
-        for (name, status), count in sorted(self.metrics.errors.items()):
-            errors.add_metric([name, status], count)
-        yield from (requests, errors, latency, batch, queue, loaded)
+        workers = CounterMetricFamily("aios_serve_worker_requests", "Inference requests by server process (pid).",
+                                      labels=["worker"])
+        snapshot = self.metrics.combined()
+        for key, model in sorted(snapshot["models"].items()):
+            values = key.split("\n")
+            requests.add_metric(values, model["requests"])
+            latency.add_metric(values, _cumulative(LATENCY_BUCKETS, model["latency"]), model["latency_sum"])
+            batch.add_metric(values, _cumulative(BATCH_BUCKETS, model["batch"]), model["batch_sum"])
+            queue.add_metric(values, model["queue"])
+            loaded.add_metric(values, model["loaded"])
+        for key, count in sorted(snapshot["errors"].items()):
+            errors.add_metric(key.split("\n"), count)
+        for status, count in sorted(snapshot["http_errors"].items()):
+            http_errors.add_metric([status], count)
+        for pid, count in sorted(snapshot["workers"].items()):
+            workers.add_metric([pid], count)
+        yield from (requests, errors, http_errors, latency, batch, queue, loaded, workers)

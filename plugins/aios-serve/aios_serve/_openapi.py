@@ -10,24 +10,26 @@ from typing import Any
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 _TENSOR = {
-    "type": "object", "required": ["name", "shape", "datatype", "data"],
+    "type": "object", "required": ["name", "shape", "datatype"],
     "properties": {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer"}},
         "datatype": {"type": "string", "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
                                                 "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]},
-        "parameters": {"type": "object"},
-        "data": {"type": "array"},
+        "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer"}}},
+        "data": {"type": "array", "description": "absent when the tensor's bytes follow the JSON (binary_data_size)"},
     },
 }
 _INFER_REQUEST = {
     "type": "object", "required": ["inputs"],
     "properties": {
         "id": {"type": "string"},
-        "parameters": {"type": "object", "properties": {"raw": {"type": "boolean"}}},
+        "parameters": {"type": "object", "properties": {"raw": {"type": "boolean"},
+                                                        "binary_data_output": {"type": "boolean"}}},
         "inputs": {"type": "array", "items": _TENSOR},
-        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"],
-                                               "properties": {"name": {"type": "string"}}}},
+        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"},
+            "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}}}}},
     },
 }
 _INFER_RESPONSE = {
@@ -57,11 +59,21 @@ def _get(summary: str, ok: dict[str, Any], *errors: int, params: tuple = ()) -> 
                     "responses": {"200": _json(ok, "OK"), **_errors(*errors)}}}
 
 
+_HEADER_LENGTH = {"name": "Inference-Header-Content-Length", "in": "header", "required": False,
+                  "schema": {"type": "integer"}, "description": "binary tensor data extension: the JSON header's "
+                  "size in bytes; the tensors' raw bytes follow it"}
+
+
 def _infer(params: tuple) -> dict[str, Any]:
-    return {"post": {"summary": "Inference", "parameters": list(params),
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": _INFER_REQUEST}}},
-                     "responses": {"200": _json(_INFER_RESPONSE, "Class probabilities and labels"),
-                                   **_errors(400, 401, 404, 413)}}}
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {"post": {"summary": "Inference", "parameters": [*params, _HEADER_LENGTH],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": _INFER_REQUEST},
+                                                                   "application/octet-stream": binary}},
+                     "responses": {"200": {"description": "Class probabilities and labels (JSON, or a JSON header "
+                                                          "and binary outputs)",
+                                           "content": {"application/json": {"schema": _INFER_RESPONSE},
+                                                       "application/octet-stream": binary}},
+                                   **_errors(400, 401, 404, 408, 413, 503)}}}
 
 
 def openapi_document(version: str = "") -> dict[str, Any]:

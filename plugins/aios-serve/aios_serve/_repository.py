@@ -163,6 +163,8 @@ class LoadedModel:
         self.num_classes = int(classes) if isinstance(classes, int) else (
             len(spec.class_names) if spec.class_names else None)
         self.labels = np.asarray(spec.class_names, dtype=object) if spec.class_names else None
+        self.output_names = [self.output_name] + (["label"] if self.labels is not None else [])
+        """The outputs it answers with: the probabilities, and the labels when the run recorded class names."""
         self.scaling = _raw_scaling(spec.preprocessing, self.num_features)
         self.call_seconds = self._warm_up()
 
@@ -231,7 +233,15 @@ class ModelRepository:
         self._specs: dict[tuple[str, str], ModelSpec] = {}
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
         self._reasons: dict[tuple[str, str], str] = {}
+        self._newest: dict[str, LoadedModel] = {}
+        """The newest loaded version of each name (what a request naming no version gets), kept up to date."""
         self._lock = threading.Lock()
+
+    def _update_newest(self) -> None:
+        newest: dict[str, LoadedModel] = {}
+        for key in sorted(self._loaded):
+            newest[key[0]] = self._loaded[key]
+        self._newest = newest
 
     def add(self, spec: ModelSpec, load: bool = True) -> LoadedModel | None:
         """Register ``spec``; load it now unless ``load`` is false. Replaces the same name and version."""
@@ -252,6 +262,7 @@ class ModelRepository:
         with self._lock:
             self._loaded[key] = model
             self._reasons.pop(key, None)
+            self._update_newest()
         return model
 
     def unload(self, name: str, version: str | None = None) -> list[str]:
@@ -263,6 +274,7 @@ class ModelRepository:
             for key in keys:
                 self._loaded.pop(key)
                 self._reasons[key] = "unloaded"
+            self._update_newest()
         return [k[1] for k in keys]
 
     def spec(self, name: str, version: str | None = None) -> ModelSpec:
@@ -278,6 +290,10 @@ class ModelRepository:
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """A loaded model version, the newest loaded one when ``version`` is None."""
+        if version is None:
+            model = self._newest.get(name)  # replaced whole under the lock, read without it
+            if model is not None:
+                return model
         with self._lock:
             if version is None:
                 loaded = sorted(v for (n, v) in self._loaded if n == name)

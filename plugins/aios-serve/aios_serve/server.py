@@ -1,8 +1,10 @@
 """Running the server: in the foreground until SIGTERM/Ctrl-C (``serve``), or in a thread (``BackgroundServer``).
 
-uvicorn runs the app. On SIGTERM or SIGINT it stops accepting connections, lets the
-requests in flight finish (at most ``drain_seconds``), runs the app's shutdown and
-returns; ``serve`` then returns normally, so ``aios run --serve`` ends as completed.
+uvicorn runs the app (and the gRPC service, in the same event loop, when ``grpc_port``
+is set). On SIGTERM or SIGINT it stops accepting connections, turns readiness false,
+gives bodies still being read a few seconds more (then 503), lets the requests in
+flight finish (at most ``drain_seconds``), runs the app's shutdown and returns;
+``serve`` then returns normally, so ``aios run --serve`` ends as completed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any, Self
 
 import uvicorn
 
-from aios_serve._app import ServerSettings, create_app
+from aios_serve._app import create_app
+from aios_serve._connections import protocol_for
+from aios_serve._inference import ServerSettings, ServerState
 from aios_serve._repository import ModelRepository, ModelSpec, RepositoryError, specs_from_paths
 
 __all__ = ["BackgroundServer", "ServerSettings", "build_repository", "main", "serve"]
@@ -46,7 +50,16 @@ def build_repository(sources: list[str | Path] | list[ModelSpec]) -> ModelReposi
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, minus re-raising the stopping signal: a drained server is a normal end."""
+    """uvicorn's server, minus re-raising the stopping signal (a drained server is a normal end), telling the
+    app's state when shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.state.begin_shutdown()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -64,11 +77,17 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _config(repository: ModelRepository, host: str, port: int, settings: ServerSettings,
-            drain_seconds: float, log_level: str) -> uvicorn.Config:
-    app = create_app(repository, settings, _version())
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
-                          timeout_graceful_shutdown=drain_seconds, server_header=False, date_header=False)
+def _server(repository: ModelRepository, host: str, port: int, settings: ServerSettings,
+            drain_seconds: float, log_level: str, reuse_port: bool = False) -> _Server:
+    state = ServerState(repository, settings, _version())
+    state.drain_seconds = drain_seconds
+    state.grpc_host = host
+    state.reuse_port = reuse_port
+    app = create_app(repository, settings, state=state)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
+                            http=protocol_for(state), timeout_keep_alive=5,
+                            timeout_graceful_shutdown=drain_seconds, server_header=False, date_header=False)
+    return _Server(config, state)
 
 
 def serve(run_dirs: list[str | Path] | list[ModelSpec], host: str = "127.0.0.1", port: int = 8080, *,
@@ -76,12 +95,21 @@ def serve(run_dirs: list[str | Path] | list[ModelSpec], host: str = "127.0.0.1",
           on_started: Any = None) -> None:
     """Serve the final models of ``run_dirs`` (or bundles) until SIGTERM/SIGINT, then drain and return.
 
-    ``on_started(url)`` is called once the socket listens (``port`` 0 picks a free port).
+    ``on_started(url)`` is called once the socket listens (``port`` 0 picks a free port); with a gRPC
+    service, ``on_started(url, grpc_target)``. With ``settings.workers`` above 1, that many processes
+    serve the port (``aios_serve._workers``).
     """
     import gc
 
+    settings = settings or ServerSettings()
+    if settings.workers > 1:
+        from aios_serve._workers import serve_workers
+
+        specs_from_paths([s for s in run_dirs if not isinstance(s, ModelSpec)])  # a bad path fails here, once
+        serve_workers(list(run_dirs), host, port, settings, settings.workers, drain_seconds, log_level, on_started)
+        return
     repository = build_repository(run_dirs)
-    server = _Server(_config(repository, host, port, settings or ServerSettings(), drain_seconds, log_level))
+    server = _server(repository, host, port, settings, drain_seconds, log_level)
     if on_started is not None:
         threading.Thread(target=_announce, args=(server, on_started), daemon=True).start()
     # What exists now (libraries, sessions, metadata) lives as long as the server: keep it out of
@@ -94,17 +122,24 @@ def serve(run_dirs: list[str | Path] | list[ModelSpec], host: str = "127.0.0.1",
         gc.unfreeze()
 
 
-def _announce(server: uvicorn.Server, on_started: Any) -> None:
+def _announce(server: _Server, on_started: Any) -> None:
     while not server.started and not server.should_exit:
         time.sleep(0.02)
     if server.started:
-        on_started(_url(server))
+        target = grpc_target(server)
+        on_started(_url(server), target) if target else on_started(_url(server))
 
 
 def _url(server: uvicorn.Server) -> str:
     socket = server.servers[0].sockets[0]
     host, port = socket.getsockname()[:2]
     return f"http://{host}:{port}"
+
+
+def grpc_target(server: _Server) -> str | None:
+    """``host:port`` of the gRPC service once it listens (None without one)."""
+    port = server.state.grpc_port
+    return None if port is None else f"{server.state.grpc_host}:{port}"
 
 
 class BackgroundServer:
@@ -114,9 +149,12 @@ class BackgroundServer:
                  port: int = 0, settings: ServerSettings | None = None, drain_seconds: float = 10.0) -> None:
         self.repository = sources if isinstance(sources, ModelRepository) else build_repository(sources)
         self.settings = settings or ServerSettings()
-        self._server = uvicorn.Server(_config(self.repository, host, port, self.settings, drain_seconds, "warning"))
+        self._server = _server(self.repository, host, port, self.settings, drain_seconds, "warning")
+        self.state = self._server.state
         self._thread = threading.Thread(target=self._server.run, name="aios-serve", daemon=True)
         self.url = ""
+        self.grpc_target: str | None = None
+        """``host:port`` of the gRPC service (with ``settings.grpc_port`` set)."""
 
     def start(self, timeout: float = 30.0) -> Self:
         self._thread.start()
@@ -127,7 +165,17 @@ class BackgroundServer:
                 raise RuntimeError("the inference server did not start (see the log above)")
             time.sleep(0.01)
         self.url = _url(self._server)
+        self.grpc_target = grpc_target(self._server)
         return self
+
+    def timing(self, name: str, version: str) -> Any:
+        """A function giving the server's (requests timed, seconds) so far for one model version."""
+
+        def read() -> tuple[int, float]:
+            latency = self.state.metrics.model(name, version).latency
+            return sum(latency.counts), latency.sum
+
+        return read
 
     @property
     def port(self) -> int:
@@ -161,7 +209,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="request body limit")
     parser.add_argument("--token-env", default=None, metavar="NAME",
                         help="require 'Authorization: Bearer <token>' with the token read from this variable")
-    parser.add_argument("--no-repository-api", action="store_true", help="refuse load/unload requests")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="server processes sharing the port (default 1)")
+    parser.add_argument("--grpc-port", type=int, default=None, metavar="PORT",
+                        help="serve the protocol's gRPC form on this port too (0: any free port)")
+    api = parser.add_mutually_exclusive_group()
+    api.add_argument("--repository-api", dest="repository_api", action="store_const", const=True, default=None,
+                     help="allow load/unload requests (default: only when a token is required)")
+    api.add_argument("--no-repository-api", dest="repository_api", action="store_const", const=False,
+                     help="refuse load/unload requests")
     return parser
 
 
@@ -182,9 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         settings = settings_from(args.token_env, max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
-                                 max_body_bytes=args.max_body_bytes, repository_api=not args.no_repository_api)
+                                 max_body_bytes=args.max_body_bytes, repository_api=args.repository_api,
+                                 grpc_port=args.grpc_port, workers=max(1, args.workers))
         serve(args.paths, args.host, args.port, settings=settings,
-              on_started=lambda url: print(f"aios-serve: serving on {url} (Ctrl-C stops)", file=sys.stderr))
+              on_started=lambda url, grpc=None: print(f"aios-serve: serving on {url}"
+                                                      + (f" and grpc {grpc}" if grpc else "") + " (Ctrl-C stops)",
+                                                      file=sys.stderr, flush=True))
     except RepositoryError as error:
         print(f"aios-serve: {error}", file=sys.stderr)
         return 2

@@ -125,24 +125,34 @@ def install_replacer(folder: Path) -> dict[str, str]:
 
 
 class ServerProcess:
-    """``python -m aios_serve`` in a child process (its own GIL, real signals)."""
+    """``python -m aios_serve`` in a child process (its own GIL, real signals); ``aios=True``: ``aios serve``.
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "aios_serve", *args, "--port", "0"],
-                                        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    ``url`` is the HTTP base URL and ``grpc`` the gRPC target (``host:port``) when it serves one, read
+    from the line the command prints once it listens.
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, aios: bool = False) -> None:
+        command = ["aios_core", "serve"] if aios else ["aios_serve"]
+        self.process = subprocess.Popen([sys.executable, "-m", *command, *args, "--port", "0"],
+                                        stdout=subprocess.PIPE if aios else None, stderr=None if aios else subprocess.PIPE,
+                                        text=True, env={**os.environ, **(env or {})})
         self.url = ""
+        self.grpc: str | None = None
+        stream = self.process.stdout if aios else self.process.stderr
         deadline = time.monotonic() + 60
-        assert self.process.stderr is not None
+        assert stream is not None
         while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
+            line = stream.readline()
             if not line and self.process.poll() is not None:
-                raise RuntimeError(f"aios-serve exited with {self.process.returncode}")
-            found = re.search(r"serving on (http://\S+)", line)
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
+            found = re.search(r"serving .*?on (http://[^\s/]+)", line)
             if found:
                 self.url = found.group(1)
+                grpc = re.search(r"g[Rr][Pp][Cc] (\S+:\d+)", line)
+                self.grpc = grpc.group(1) if grpc else None
                 return
         self.process.kill()
-        raise RuntimeError("aios-serve did not start within 60 s")
+        raise RuntimeError("the server did not start within 60 s")
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

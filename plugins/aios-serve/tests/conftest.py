@@ -47,15 +47,37 @@ def reference(run_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def server(run_dir: Path) -> Iterator[str]:
-    """The server for ``run_dir`` in a thread of the test process, auth off, small body limit."""
+    """The server for ``run_dir`` in a thread of the test process, auth off (the repository API on), small body limit."""
     from aios_serve.server import BackgroundServer, ServerSettings
 
-    with BackgroundServer([run_dir], settings=ServerSettings(max_body_bytes=256 * 1024)) as running:
+    with BackgroundServer([run_dir], settings=ServerSettings(max_body_bytes=256 * 1024, repository_api=True)) as running:
         yield running.url
 
 
 @pytest.fixture
 def server_process(run_dir: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(str(run_dir))
+    yield process
+    process.terminate()
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real run of the default stack (a few epochs, ``aios run`` in a subprocess), shared by the suite."""
+    from aios_core import RunDirectory
+    from aios_core.testing import run_aios
+
+    root = tmp_path_factory.mktemp("e2e")
+    result = run_aios("run", "--runs-dir", str(root / "runs"), "--set", "evaluate.min_accuracy=0.5",
+                      "--set", "deployer.smoke_requests=50", cwd=root, env={"AIOS_EPOCHS": "3"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (run,) = (root / "runs").iterdir()
+    return RunDirectory.open(run)
+
+
+@pytest.fixture(scope="session")
+def served_run(finished_run) -> Iterator[ServerProcess]:  # type: ignore[no-untyped-def]
+    """``aios serve`` of the real run, HTTP and gRPC on free ports, in its own process."""
+    process = ServerProcess(str(finished_run.path), aios=True)
     yield process
     process.terminate()

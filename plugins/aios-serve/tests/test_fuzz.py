@@ -88,3 +88,35 @@ def test_arbitrary_bytes_get_4xx(http: httpx.Client, content: bytes) -> None:
     response = http.post(f"/v2/models/{MODEL}/infer", content=content)
     assert 400 <= response.status_code < 500
     check(response.status_code, response.text)
+
+
+@st.composite
+def binary_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """The binary tensor data extension, bent: header lengths, binary sizes, datatypes and shapes that disagree."""
+    rows = draw(st.integers(min_value=-1, max_value=3))
+    datatype = draw(st.sampled_from(["FP32", "FP32", "FP16", "UINT8", "BOOL", "BYTES", "FP64", "INT64", "NOPE"]))
+    payload = draw(st.binary(max_size=max(0, rows) * FEATURES * 4 + 16))
+    size = draw(st.sampled_from([len(payload), len(payload), len(payload) - 1, len(payload) + 1, 0, -1, 2**63])
+                | st.integers(min_value=-10, max_value=10**6))
+    tensor: dict[str, Any] = {"name": "input", "shape": draw(st.sampled_from([[rows, FEATURES], [rows], [FEATURES, rows]])),
+                              "datatype": datatype, "parameters": {"binary_data_size": size}}
+    body: dict[str, Any] = {"inputs": [tensor]}
+    if draw(st.booleans()):
+        body["parameters"] = {"binary_data_output": draw(st.sampled_from([True, False, "yes", 1]))}
+    if draw(st.booleans()):
+        body["outputs"] = [{"name": "label", "parameters": {"binary_data": draw(st.sampled_from([True, None, 3]))}}]
+    header = json.dumps(body).encode()
+    length = draw(st.sampled_from([str(len(header))] * 3 + [str(len(header) - 1), str(len(header) + len(payload) + 1),
+                                                           "-1", "0", "x", str(2**64)]))
+    return header + payload, {"Inference-Header-Content-Length": length}
+
+
+@given(request=binary_requests())
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_malformed_binary_requests_get_200_or_4xx(http: httpx.Client, request: tuple[bytes, dict[str, str]]) -> None:
+    content, headers = request
+    response = http.post(f"/v2/models/{MODEL}/infer", content=content, headers=headers)
+    assert response.status_code < 500, response.text[:500]
+    if response.status_code >= 400:
+        check(response.status_code, response.text)
+    assert http.get("/v2/health/live").status_code == 200

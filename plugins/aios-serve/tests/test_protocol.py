@@ -168,6 +168,8 @@ BAD_BODIES = {
     "zero rows": {"inputs": [{"name": "input", "shape": [0, FEATURES], "datatype": "FP32", "data": []}]},
     "wrong datatype": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "INT64", "data": [0] * FEATURES}]},
     "unknown datatype": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "FLOAT", "data": [0.0] * FEATURES}]},
+    "datatype not a string": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": ["FP32"],
+                                          "data": [0.0] * FEATURES}]},
     "strings as data": {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "FP32", "data": ["1"] * FEATURES}]},
     "ragged data": {"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP32", "data": [[1.0, 2.0], [3.0]]}]},
     "missing input": {"inputs": []},
@@ -265,10 +267,10 @@ def test_auth_on_accepts_the_token_and_leaves_health_checks_open(secured: str, r
 
 # ---------------------------------------------------------------- model repository extension
 def test_repository_loads_and_unloads_without_restart(tmp_path: Path, run_dir: Path, rows: np.ndarray) -> None:
-    from aios_serve.server import BackgroundServer
+    from aios_serve.server import BackgroundServer, ServerSettings
 
     second = make_run_dir(tmp_path, name=MODEL, stamp="20270101-000000", seed=3)
-    with BackgroundServer([run_dir]) as running:
+    with BackgroundServer([run_dir], settings=ServerSettings(repository_api=True)) as running:
         client = ProtocolClient(running.url)
         index = client.http.post("/v2/repository/index").json()
         assert index == [{"name": MODEL, "version": VERSION, "state": "READY"}]

@@ -17,16 +17,6 @@ from aios_core import RunDirectory
 from aios_core.testing import run_aios
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> RunDirectory:
-    root = tmp_path_factory.mktemp("e2e")
-    result = run_aios("run", "--runs-dir", str(root / "runs"), "--set", "evaluate.min_accuracy=0.5",
-                      "--set", "deployer.smoke_requests=50", cwd=root, env={"AIOS_EPOCHS": "3"})
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    (run,) = (root / "runs").iterdir()
-    return RunDirectory.open(run)
-
-
 def test_the_deploy_phase_ends_with_a_passing_smoke_test(finished_run: RunDirectory) -> None:
     state = finished_run.read_state()
     smoke = state.phase("deploy")["smoke_test"]
@@ -41,20 +31,16 @@ def test_auto_quantization_deploys_a_batch_independent_model(finished_run: RunDi
     assert finished_run.read_state().phase("deploy")["smoke_test"]["batch_dependent"] is False
 
 
-def test_the_finished_run_serves_its_final_model(finished_run: RunDirectory) -> None:
-    process = ServerProcess(str(finished_run.path))
-    try:
-        pixels = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0,
-                  0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0]
-        answer = httpx.post(f"{process.url}/v2/models/digits-torch/infer", json={
-            "parameters": {"raw": True},
-            "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": pixels}]})
-        assert answer.status_code == 200, answer.text
-        outputs = {o["name"]: o for o in answer.json()["outputs"]}
-        assert outputs["probabilities"]["shape"] == [1, 10]
-        assert outputs["label"]["data"] == ["0"]  # the first image of sklearn's digits, a zero
-    finally:
-        process.terminate()
+def test_the_finished_run_serves_its_final_model(served_run: ServerProcess) -> None:
+    pixels = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0,
+              0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0]
+    answer = httpx.post(f"{served_run.url}/v2/models/digits-torch/infer", json={
+        "parameters": {"raw": True},
+        "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": pixels}]})
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o for o in answer.json()["outputs"]}
+    assert outputs["probabilities"]["shape"] == [1, 10]
+    assert outputs["label"]["data"] == ["0"]  # the first image of sklearn's digits, a zero
 
 
 STACK = f"""\

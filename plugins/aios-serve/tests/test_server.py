@@ -34,10 +34,10 @@ async def concurrent_single_rows(url: str, rows: np.ndarray) -> list[np.ndarray]
 
 
 def test_concurrent_requests_are_batched_and_answered_correctly(tmp_path: Path, rows: np.ndarray) -> None:
-    """Requests that arrive while a batch runs wait for the next one. The model is wide (64-16384-10), so
+    """Requests that arrive while a batch runs wait for the next one. The model is wide (64-65536-10), so
     that one ONNX Runtime call outlasts reading a request: with the 64-32-10 MLP a call ends before the
     next request is parsed, and whether any two share a call is down to the machine's load."""
-    run_dir = make_run_dir(tmp_path, hidden=16384)
+    run_dir = make_run_dir(tmp_path, hidden=65536)
     process = ServerProcess(str(run_dir), "--max-batch-size", "32", "--max-delay-ms", "20")
     try:
         answers = asyncio.run(concurrent_single_rows(process.url, rows))
@@ -134,12 +134,12 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
     original = server_module._Server
 
     class Recorded(original):  # type: ignore[misc, valid-type]
-        def __init__(self, config):  # type: ignore[no-untyped-def]
-            super().__init__(config)
+        def __init__(self, config, state):  # type: ignore[no-untyped-def]
+            super().__init__(config, state)
             started["server"] = self
 
     monkeypatch.setattr(server_module, "_Server", Recorded)
-    pm = plugin_manager(OipDeployer())
+    pm = plugin_manager(OipDeployer(OipDeployer.Params(workers=1)))
     thread = threading.Thread(target=pm.hook.aios_serve, kwargs={"run_dirs": [run_dir], "host": "127.0.0.1", "port": 0})
     thread.start()
     try:
@@ -151,6 +151,7 @@ def test_aios_serve_hook_serves_run_directories(run_dir: Path, rows: np.ndarray,
         answer = httpx.post(f"{url}/v2/models/{MODEL}/infer", json=body(rows[:1]))
         assert answer.status_code == 200
         assert answer.json()["outputs"][0]["shape"] == [1, 10]
+        assert server_module.grpc_target(started["server"]) is not None  # port 0: gRPC on a free port too
     finally:
         started["server"].should_exit = True
         thread.join(30)

@@ -68,11 +68,12 @@ def test_an_unchanged_model_passes(digits_dataset: Dataset, aios_run_context: Ca
     assert smoke["batch_dependent"] is False and smoke["concurrent_clients"] == 4
 
 
-def test_the_int8_model_onnx_quant_auto_chooses_passes_with_concurrent_clients(
+def test_the_static_int8_model_passes_with_concurrent_clients(
         quantized: Callable[[str], ModelArtifact], digits_dataset: Dataset,
         aios_run_context: Callable[..., RunContext]) -> None:
-    artifact = quantized("auto")
-    assert artifact.metrics["chosen"] == "static"
+    # static QDQ is the int8 variant onnx-quant's auto may keep (batch-independent); whether auto keeps it
+    # or fp32 depends on measured speed (issue 12), so the test names the mode itself
+    artifact = quantized("static")
     smoke = _deploy(artifact, digits_dataset, aios_run_context)["smoke_test"]
     assert smoke["passed"] is True and smoke["batch_dependent"] is False and smoke["concurrent_clients"] == 4
 

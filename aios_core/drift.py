@@ -1,0 +1,67 @@
+"""What a live server needs to tell whether its inputs still look like the training data.
+
+A datastore records ``drift_reference(x_train, y_train, ...)`` at data time (aios-data puts it in the
+data summary's ``preprocessing``, so it travels with the model to a server or a bundle); a server
+compares a window of live rows with it by ``psi``. numpy only, imported when used.
+
+The reference holds, per feature, the cut points of its training deciles and the share of training
+rows in each bin (a feature with few distinct values has fewer bins), the training range, and the
+share of each class in the training labels.
+
+Population stability index: ``sum((live - train) * ln(live / train))`` over the bins, with empty
+bins counted as ``PSI_FLOOR``. The usual reading: below 0.1 no shift, 0.1-0.25 a moderate shift,
+above ``PSI_ALERT`` = 0.25 a significant one. A window of n live rows scores about (bins - 1) / n
+with no shift at all (sampling noise): 10 bins and 270 rows, about 0.03.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PSI_ALERT", "PSI_FLOOR", "bin_shares", "drift_reference", "psi"]
+
+PSI_FLOOR = 1e-4
+PSI_ALERT = 0.25
+BINS = 10
+SAMPLE_ROWS = 20_000
+
+
+def drift_reference(x_train: np.ndarray, y_train: np.ndarray, class_names: list[str], bins: int = BINS,
+                    feature_names: list[str] | None = None) -> dict[str, Any]:
+    """Per-feature quantile bins, shares and range of the training rows, and the training class shares (JSON-able).
+
+    Bins and shares come from at most ``SAMPLE_ROWS`` rows (a seeded sample of larger splits: MNIST's
+    60,000 x 784 would otherwise take a float64 copy of several hundred MB); the range from all rows.
+    """
+    x = np.asarray(x_train)
+    low, high = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+    if len(x) > SAMPLE_ROWS:
+        x = x[np.sort(np.random.default_rng(0).choice(len(x), SAMPLE_ROWS, replace=False))]
+    x = x.astype(np.float64)
+    quantiles = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)  # (bins - 1, features)
+    # Rounded before the shares are counted, so a server binning live rows with the recorded (JSON) cuts
+    # puts a training value in the same bin as here: discrete features (pixels) sit exactly on their cuts.
+    cuts = [np.unique(np.round(quantiles[:, j], 6)) for j in range(x.shape[1])]
+    shares = [bin_shares(x[:, j], c) for j, c in enumerate(cuts)]
+    classes = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(class_names)) / max(len(y_train), 1)
+    return {"method": "psi", "bins": bins, "rows": int(len(x_train)), "sampled_rows": int(x.shape[0]),
+            "features": list(feature_names) if feature_names else [str(j) for j in range(x.shape[1])],
+            "cuts": [c.tolist() for c in cuts], "shares": [np.round(s, 6).tolist() for s in shares],
+            # outward to 6 decimals: the training rows themselves are inside their recorded range
+            "min": (np.floor(low * 1e6) / 1e6).tolist(), "max": (np.ceil(high * 1e6) / 1e6).tolist(),
+            "classes": [str(name) for name in class_names], "class_shares": np.round(classes, 6).tolist()}
+
+
+def bin_shares(values: np.ndarray, cuts: np.ndarray | list[float]) -> np.ndarray:
+    """The share of ``values`` in each of the ``len(cuts) + 1`` bins (a value equal to a cut goes above it)."""
+    counts = np.bincount(np.searchsorted(np.asarray(cuts), values, side="right"), minlength=len(cuts) + 1)
+    return counts / max(len(values), 1)
+
+
+def psi(expected: np.ndarray | list[float], actual: np.ndarray | list[float]) -> float:
+    """The population stability index of ``actual`` shares against ``expected`` shares (same bins)."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))

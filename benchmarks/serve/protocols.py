@@ -1,0 +1,338 @@
+"""Protocol forms, workers and batching: interleaved ratios for issue 15's targets.
+
+    .venv/bin/python benchmarks/serve/protocols.py [--run RUN_DIR] [--seconds 3] [--rounds 3]
+
+Each round starts every variant's server in turn (its own process, uvicorn on 127.0.0.1),
+loads it, and stops it, so the variants of one round share the machine's state; a ratio
+is computed per round and the median over rounds is reported (the machine is shared:
+absolute numbers drift between rounds by up to 2x, ratios much less). Single-row
+requests, one keep-alive connection per client, every 25th answer checked against
+in-process ONNX Runtime.
+
+Models: the default stack's digits CNN (fp32, 64 features), and a 784-1024-1024-10 MLP
+built here with onnx's helpers (fixed random weights), large enough that batching and
+the body's size matter. Variants:
+
+- JSON vs binary tensor data (HTTP), 64 and 784 features;
+- aios-serve vs the bare ASGI app (bare_app.py) at 1 and 32 clients, JSON;
+- gRPC (``raw_input_contents``, grpc.aio client) vs binary HTTP at 1 client;
+- 2 workers vs 1 at 32 clients;
+- micro-batching on (max_batch_size 32) vs off (1) on the MLP at 32 clients.
+
+Writes benchmarks/serve/PROTOCOLS.md and protocols.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run as base  # noqa: E402 - the serving benchmark's helpers (servers, the run, the bundle)
+
+HEADER = "Inference-Header-Content-Length"
+
+
+# ---------------------------------------------------------------- requests
+def json_request(path: str, row: np.ndarray) -> bytes:
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, row.size], "datatype": "FP32",
+                                   "data": row.ravel().tolist()}]}).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def binary_request(path: str, row: np.ndarray) -> bytes:
+    raw = np.ascontiguousarray(row, dtype="<f4").tobytes()
+    header = json.dumps({"inputs": [{"name": "input", "shape": [1, row.size], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(raw)}}],
+                         "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]}).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            f"{HEADER}: {len(header)}\r\nContent-Length: {len(header) + len(raw)}\r\n\r\n").encode() + header + raw
+
+
+def probabilities_of(head: bytes, body: bytes) -> np.ndarray:
+    """The first output of an answer, JSON or binary."""
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(HEADER.lower().encode() + b":"):
+            length = int(line.split(b":", 1)[1])
+            return np.frombuffer(body[length:length + 40], dtype="<f4")
+    return np.asarray(json.loads(body)["outputs"][0]["data"], dtype=np.float32)
+
+
+async def _http_client(port: int, requests: list[bytes], expected: np.ndarray, start: int, until: float,
+                       measure_after: float, tally: dict[str, Any]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    index = start
+    try:
+        while (now := time.perf_counter()) < until:
+            row = index % len(requests)
+            writer.write(requests[row])
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(base._LENGTH.search(head).group(1))
+            body = await reader.readexactly(length)
+            done = time.perf_counter()
+            if head[9:12] != b"200":
+                tally["errors"] += 1
+            elif index % 25 == 0 and not np.allclose(probabilities_of(head, body)[:expected.shape[1]],
+                                                     expected[row], atol=1e-4):
+                tally["wrong"] += 1
+            if now >= measure_after:
+                tally["latencies"].append(done - now)
+            index += 1
+    finally:
+        writer.close()
+
+
+async def _grpc_client(target: str, requests: list[Any], expected: np.ndarray, start: int, until: float,
+                       measure_after: float, tally: dict[str, Any]) -> None:
+    import grpc
+
+    from aios_serve._grpc import messages
+
+    m = messages()
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                   request_serializer=m["ModelInferRequest"].SerializeToString,
+                                   response_deserializer=m["ModelInferResponse"].FromString)
+        index = start
+        while (now := time.perf_counter()) < until:
+            row = index % len(requests)
+            try:
+                answer = await call(requests[row])
+            except grpc.aio.AioRpcError:
+                tally["errors"] += 1
+                answer = None
+            done = time.perf_counter()
+            if answer is not None and index % 25 == 0:
+                got = np.frombuffer(answer.raw_output_contents[0], dtype="<f4")
+                if not np.allclose(got, expected[row], atol=1e-4):
+                    tally["wrong"] += 1
+            if now >= measure_after:
+                tally["latencies"].append(done - now)
+            index += 1
+
+
+def grpc_requests(model: str, rows: np.ndarray) -> list[Any]:
+    from aios_serve._grpc import messages
+
+    m = messages()
+    out = []
+    for row in rows:
+        request = m["ModelInferRequest"](model_name=model)
+        request.inputs.add(name="input", datatype="FP32", shape=[1, row.size])
+        request.outputs.add(name="probabilities")
+        request.raw_input_contents.append(np.ascontiguousarray(row, dtype="<f4").tobytes())
+        out.append(request)
+    return out
+
+
+def measure(client: Any, target: Any, requests: list[Any], expected: np.ndarray, clients: int,
+            seconds: float) -> dict[str, Any]:
+    tally: dict[str, Any] = {"errors": 0, "wrong": 0, "latencies": []}
+
+    async def main() -> None:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(target, requests, expected, c * 97, start + 1.0 + seconds, start + 1.0, tally)
+                               for c in range(clients)))
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+    return base.summarize(tally["latencies"], seconds, tally["errors"], tally["wrong"])
+
+
+# ---------------------------------------------------------------- models and servers
+def write_wide_mlp(path: Path, features: int = 784, hidden: int = 1024, classes: int = 10) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {"w1": rng.normal(0, 0.05, (features, hidden)), "b1": np.zeros(hidden),
+               "w2": rng.normal(0, 0.05, (hidden, hidden)), "b2": np.zeros(hidden),
+               "w3": rng.normal(0, 0.05, (hidden, classes)), "b3": np.zeros(classes)}
+    init = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    nodes = [helper.make_node("MatMul", ["input", "w1"], ["h1"]), helper.make_node("Add", ["h1", "b1"], ["a1"]),
+             helper.make_node("Relu", ["a1"], ["r1"]), helper.make_node("MatMul", ["r1", "w2"], ["h2"]),
+             helper.make_node("Add", ["h2", "b2"], ["a2"]), helper.make_node("Relu", ["a2"], ["r2"]),
+             helper.make_node("MatMul", ["r2", "w3"], ["h3"]), helper.make_node("Add", ["h3", "b3"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", features])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", classes])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def wide_bundle(root: Path) -> Path:
+    folder = root / "wide" / "1"
+    folder.mkdir(parents=True)
+    write_wide_mlp(folder / "model.onnx")
+    (folder / "model.json").write_text(json.dumps({"name": "wide", "version": "1", "class_names": None,
+                                                   "preprocessing": {}, "threads": 1}))
+    return folder
+
+
+def aios(repo: Path, *extra: str) -> tuple[list[str], str]:
+    return [sys.executable, "-m", "aios_serve", str(repo), *extra, "--port"], "ready"
+
+
+class Running:
+    """A server process for one variant: HTTP port and, when asked, a gRPC port."""
+
+    def __init__(self, command: list[str], name: str, bare: bool = False, grpc: bool = False) -> None:
+        self.port = base.free_port()
+        self.grpc = base.free_port() if grpc else None
+        full = [*command, str(self.port)] + (["--grpc-port", str(self.grpc)] if grpc else [])
+        self.server = base._bare(full, self.port) if bare else base.Server(full, self.port, f"/v2/models/{name}/ready")
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+# ---------------------------------------------------------------- the comparisons
+def comparisons(run: Path, work: Path) -> dict[str, Any]:
+    """name -> (variant label -> (start, load)) with the ratio to report."""
+    digits_model = base.run_models(run)["fp32"]
+    digits_rows = base.test_rows(run)[:256]
+    digits_repo = work / "digits"
+    base.bundle(run, digits_model, "digits", digits_repo)
+    digits_expected = base.session(digits_model).run(None, {"input": digits_rows})[0]
+    wide_repo = work / "wide-repo"
+    wide = wide_bundle(wide_repo) / "model.onnx"
+    wide_rows = np.random.default_rng(1).normal(0, 1, (64, 784)).astype(np.float32)
+    wide_expected = base.session(wide).run(None, {"input": wide_rows})[0]
+    path = "/v2/models/{}/infer"
+    http = _http_client
+
+    def http_load(name: str, rows: np.ndarray, expected: np.ndarray, build: Any, clients: int) -> Any:
+        requests = [build(path.format(name), rows[i]) for i in range(len(rows))]
+        return lambda server, seconds: measure(http, server.port, requests, expected, clients, seconds)
+
+    def grpc_load(name: str, rows: np.ndarray, expected: np.ndarray, clients: int) -> Any:
+        requests = grpc_requests(name, rows)
+        return lambda server, seconds: measure(_grpc_client, f"127.0.0.1:{server.grpc}", requests, expected,
+                                               clients, seconds)
+
+    bare = lambda model: ([sys.executable, str(HERE / "bare_app.py"), str(model)], "bare")
+    return {
+        "aios-serve / bare ASGI, JSON, 1 client (throughput)": {
+            "num": (lambda: Running(aios(digits_repo)[0], "digits"), http_load("digits", digits_rows, digits_expected, json_request, 1)),
+            "den": (lambda: Running(bare(digits_model)[0], "bare", bare=True), http_load("bare", digits_rows, digits_expected, json_request, 1)),
+            "target": (">=", 0.9)},
+        "aios-serve / bare ASGI, JSON, 32 clients (throughput)": {
+            "num": (lambda: Running(aios(digits_repo)[0], "digits"), http_load("digits", digits_rows, digits_expected, json_request, 32)),
+            "den": (lambda: Running(bare(digits_model)[0], "bare", bare=True), http_load("bare", digits_rows, digits_expected, json_request, 32)),
+            "target": (">=", 0.9)},
+        "binary / JSON, 64 features, 1 client (throughput)": {
+            "num": (lambda: Running(aios(digits_repo)[0], "digits"), http_load("digits", digits_rows, digits_expected, binary_request, 1)),
+            "den": (lambda: Running(aios(digits_repo)[0], "digits"), http_load("digits", digits_rows, digits_expected, json_request, 1)),
+            "target": (">=", 1.0)},
+        "binary / JSON, 784 features, 1 client (throughput)": {
+            "num": (lambda: Running(aios(wide_repo)[0], "wide"), http_load("wide", wide_rows, wide_expected, binary_request, 1)),
+            "den": (lambda: Running(aios(wide_repo)[0], "wide"), http_load("wide", wide_rows, wide_expected, json_request, 1)),
+            "target": (">", 1.0)},
+        "gRPC / binary HTTP, 1 client (p50 latency)": {
+            "num": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), grpc_load("digits", digits_rows, digits_expected, 1)),
+            "den": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), http_load("digits", digits_rows, digits_expected, binary_request, 1)),
+            "target": ("<=", 1.2), "latency": True},
+        "2 workers / 1 worker, 32 clients (throughput)": {
+            "num": (lambda: Running(aios(digits_repo, "--workers", "2")[0], "digits"), http_load("digits", digits_rows, digits_expected, json_request, 32)),
+            "den": (lambda: Running(aios(digits_repo)[0], "digits"), http_load("digits", digits_rows, digits_expected, json_request, 32)),
+            "target": (">=", 1.6)},
+        "batching / no batching, 784-1024-1024-10 MLP, 32 clients (throughput)": {
+            "num": (lambda: Running(aios(wide_repo, "--max-batch-size", "32")[0], "wide"), http_load("wide", wide_rows, wide_expected, binary_request, 32)),
+            "den": (lambda: Running(aios(wide_repo, "--max-batch-size", "1")[0], "wide"), http_load("wide", wide_rows, wide_expected, binary_request, 32)),
+            "target": (">", 1.0)},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, help="a run of the default stack (default: run it now)")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", action="append", default=[], help="comparisons whose name contains this")
+    parser.add_argument("--report-only", action="store_true", help="rewrite PROTOCOLS.md from protocols.json")
+    args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads((HERE / "protocols.json").read_text())
+        (HERE / "PROTOCOLS.md").write_text(report(saved, args.seconds, len(next(iter(saved.values()))["rounds"])))
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="aios-serve-protocols-"))
+    run = args.run or base.default_run(work / "runs")
+    table = comparisons(run, work)
+    if args.only:
+        table = {k: v for k, v in table.items() if any(o in k for o in args.only)}
+    results: dict[str, Any] = {}
+    for number in range(args.rounds):
+        for name, spec in table.items():
+            points = {}
+            for side in ("num", "den"):
+                start, load = spec[side]
+                server = start()
+                try:
+                    points[side] = load(server, args.seconds)
+                finally:
+                    server.stop()
+            if spec.get("latency"):
+                ratio = points["num"]["p50_ms"] / points["den"]["p50_ms"]
+            else:
+                ratio = points["num"]["requests_per_s"] / points["den"]["requests_per_s"]
+            entry = results.setdefault(name, {"rounds": [], "target": spec["target"]})
+            entry["rounds"].append({"ratio": round(ratio, 3), **{k: v for k, v in points.items()}})
+            print(f"round {number + 1}: {name}: {ratio:.2f}x  num {points['num']}  den {points['den']}", flush=True)
+    (HERE / "protocols.json").write_text(json.dumps(results, indent=1))
+    (HERE / "PROTOCOLS.md").write_text(report(results, args.seconds, args.rounds))
+    print(f"wrote {HERE / 'PROTOCOLS.md'}")
+    return 0
+
+
+def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    lines = ["# aios-serve: protocol forms, workers and batching (interleaved ratios)", "",
+             (f"`benchmarks/serve/protocols.py` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores shared with "
+              f"other work (load average {load}), Python {platform.python_version()}, {base._versions()}. "
+              f"{rounds} rounds; in each, the two sides of a ratio ran back to back ({seconds:g} s measured after "
+              "1 s of warm-up, each server in its own process, restarted per point); the median of the per-round "
+              "ratios is reported, with every round's. Latency and throughput are measured at the client "
+              "(single-row requests, one keep-alive connection per client)."), "",
+             "The shared machine's bursts of other work land on one side of a pair or the other and swing "
+             "throughput ratios; for the throughput rows the p50-latency ratio (denominator's p50 / numerator's p50, "
+             "median over rounds) is shown too, which such bursts disturb much less.", "",
+             "| ratio | median | rounds | target | met | by p50 latency | numerator (last round) | denominator (last round) |",
+             "|---|---:|---|---|---|---:|---|---|"]
+    for name, entry in results.items():
+        ratios = [r["ratio"] for r in entry["rounds"]]
+        median = statistics.median(ratios)
+        op, goal = entry["target"]
+        met = {">=": median >= goal, ">": median > goal, "<=": median <= goal}[op]
+        last = entry["rounds"][-1]
+        show = lambda p: f"{p['requests_per_s']:.0f}/s, p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.2f} ms"
+        by_p50 = "" if "latency" in name else \
+            f"{statistics.median(r['den']['p50_ms'] / r['num']['p50_ms'] for r in entry['rounds']):.2f}x"
+        lines.append(f"| {name} | {median:.2f}x | {', '.join(f'{r:.2f}' for r in ratios)} | {op} {goal} | "
+                     f"{'yes' if met else 'NO'} | {by_p50} | {show(last['num'])} | {show(last['den'])} |")
+    errors = sum(r[s]["errors"] + r[s]["wrong"] for e in results.values() for r in e["rounds"] for s in ("num", "den"))
+    lines += ["", f"Errors and wrong answers over all points: {errors}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""HTTP connections under the server's control: a header deadline, a connection cap, JSON for malformed requests.
+
+uvicorn's HTTP protocol (httptools' when installed, else h11's: what uvicorn itself would
+pick), with three changes a hostile or careless client needs:
+
+- a connection that has not finished sending a request's headers within
+  ``header_timeout`` seconds (idle from the start, or slow headers) gets
+  ``408 {"error": ...}`` and is closed (idle keep-alive connections are closed by
+  uvicorn's keep-alive timeout; slow bodies by the app's ``body_timeout``);
+- beyond ``max_connections`` open connections, a new one gets ``503 {"error": ...}``
+  with ``Retry-After`` and is closed at once;
+- a request the parser refuses (a bad ``Content-Length``, a request line and headers over
+  16 KiB, ...) gets the protocol's ``400 {"error": ...}`` instead of plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from aios_serve._inference import ServerState
+
+
+MAX_HEADER_BYTES = 16 * 1024
+"""Largest request line and headers (h11's own limit; httptools has none)."""
+COUNTS_HEADERS = AutoHTTPProtocol is not H11Protocol
+"""Whether this guard counts header bytes (under httptools); h11 refuses more than 16 KiB itself."""
+
+
+def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    body = orjson.dumps({"error": message})
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "content-type: application/json",
+            f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in extra)]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class _Guarded:
+    """The changes, over either of uvicorn's HTTP protocols (``state`` is set by ``protocol_for``)."""
+
+    state: ServerState
+    connections: set[Any]
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._armed_cycle: Any = None
+        self._receiving = False
+        self._header_bytes = 0
+        self._in_headers = COUNTS_HEADERS
+        if len(self.connections) > self.state.settings.max_connections:
+            self.state.metrics.http_error(503)
+            transport.write(_raw_response(503, f"too many connections (max_connections "
+                                               f"{self.state.settings.max_connections}); retry shortly",
+                                          (("retry-after", "1"),)))
+            transport.close()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_header_timer", None) is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        self._receiving = True
+        if (self.cycle is None or self.cycle.response_complete) and self._header_timer is None:
+            self._arm()
+        if self._in_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)  # type: ignore[misc]
+        if self._in_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self.send_400_response(f"the request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
+
+    # httptools' parser callbacks (h11 enforces the same limit itself: _in_headers stays false there)
+    def on_message_begin(self) -> None:
+        self._in_headers = True
+        super().on_message_begin()  # type: ignore[misc]
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()  # type: ignore[misc]
+        self._in_headers = COUNTS_HEADERS  # the next bytes start the next request's headers
+        self._header_bytes = 0
+
+    def on_response_complete(self) -> None:
+        self._receiving = False
+        super().on_response_complete()  # type: ignore[misc]
+
+    def _arm(self) -> None:
+        self._armed_cycle = self.cycle
+        self._header_timer = self.loop.call_later(self.state.settings.header_timeout, self._header_expired)
+
+    def _header_expired(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # the headers arrived: the body's deadline is the app's
+        if self.cycle is not self._armed_cycle:
+            self._arm()  # requests were answered meanwhile: time the current one afresh
+            return
+        if self.cycle is not None and not self._receiving:
+            self.transport.close()  # an idle keep-alive connection: closed without an answer
+            return
+        self.state.metrics.http_error(408)
+        self.transport.write(_raw_response(408, "the request's headers did not arrive within "
+                                                f"{self.state.settings.header_timeout:g} s"))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self.state.metrics.http_error(400)
+        message = (f"malformed HTTP request ({msg.rstrip('.')}): check Content-Length, header sizes (16 KiB at "
+                   "most) and the request line")
+        self.transport.write(_raw_response(400, message))
+        self.transport.close()
+
+
+def protocol_for(state: ServerState) -> type[asyncio.Protocol]:
+    """The protocol class uvicorn instantiates per connection, bound to ``state``."""
+    return type("AiosServeProtocol", (_Guarded, AutoHTTPProtocol), {"state": state})

@@ -1,0 +1,196 @@
+"""The protocol's gRPC form: ``inference.GRPCInferenceService`` on a port of its own, in the HTTP server's event loop.
+
+ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer
+(``contents`` or ``raw_input_contents``; outputs always as ``raw_output_contents``), from
+the protocol's published .proto (``proto/open_inference_grpc.proto``, compiled into
+``_oip_descriptor``). The messages live in a descriptor pool of their own, so a client
+registering the same ``inference.*`` names (tritonclient) can share the process.
+
+It shares everything with the REST form: the repository, the batchers, the bearer
+token (``authorization`` metadata), the metrics and the inference path
+(``ServerState.infer``). Errors map to gRPC status codes: 400 INVALID_ARGUMENT,
+401 UNAUTHENTICATED, 404 NOT_FOUND, 413/503 RESOURCE_EXHAUSTED/UNAVAILABLE, 500 INTERNAL.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+import grpc
+import numpy as np
+
+from aios_serve._inference import ServerState, server_metadata
+from aios_serve._repository import RepositoryError
+from aios_serve._tensors import (ALL_DATATYPES, DATATYPES, InferenceRequest, InputTensor, ProtocolError,
+                                 RequestedOutput, _shape, from_raw, serialize_bytes)
+
+log = logging.getLogger("aios.serve")
+
+SERVICE = "inference.GRPCInferenceService"
+_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
+          404: grpc.StatusCode.NOT_FOUND, 408: grpc.StatusCode.DEADLINE_EXCEEDED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+          503: grpc.StatusCode.UNAVAILABLE}
+_CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+             "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+             "UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+"""Where ``InferTensorContents`` holds each datatype (FP16 has no field: it goes as raw contents)."""
+
+
+@cache
+def messages() -> dict[str, Any]:
+    """The protocol's message classes, from the compiled .proto, in a descriptor pool of this module's own."""
+    from google.protobuf import descriptor_pool, message_factory
+
+    from aios_serve._oip_descriptor import FILE_DESCRIPTOR
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(FILE_DESCRIPTOR)
+    service = pool.FindServiceByName(SERVICE)
+    classes = {}
+    for method in service.methods:
+        classes[method.input_type.name] = message_factory.GetMessageClass(method.input_type)
+        classes[method.output_type.name] = message_factory.GetMessageClass(method.output_type)
+    return classes
+
+
+def _parameters(mapping: Any) -> dict[str, Any]:
+    return {key: getattr(value, value.WhichOneof("parameter_choice")) for key, value in mapping.items()
+            if value.WhichOneof("parameter_choice")}
+
+
+def request_from_proto(message: Any) -> InferenceRequest:
+    """A ``ModelInferRequest`` as the inference path's request (the tensors' bytes read without a copy)."""
+    raw = list(message.raw_input_contents)
+    if raw and len(raw) != len(message.inputs):
+        raise ProtocolError(f"the request has {len(message.inputs)} inputs but {len(raw)} raw_input_contents; "
+                            "send one raw content per input, or none")
+    inputs = []
+    for index, tensor in enumerate(message.inputs):
+        name, datatype = tensor.name, tensor.datatype
+        if datatype not in ALL_DATATYPES:
+            raise ProtocolError(f"input {name!r} has datatype {datatype!r}; the protocol's datatypes are "
+                                + ", ".join(ALL_DATATYPES))
+        shape = _shape(list(tensor.shape), name)
+        if raw:
+            array = from_raw(raw[index], datatype, shape, name)
+        else:
+            field = _CONTENTS.get(datatype)
+            if field is None:
+                raise ProtocolError(f"input {name!r}: {datatype} goes in raw_input_contents (contents has no field for it)")
+            values = getattr(tensor.contents, field)
+            if datatype == "BYTES":
+                array = np.empty(len(values), dtype=object)
+                array[:] = list(values)
+            else:
+                array = np.array(values, dtype=DATATYPES[datatype])
+            count = int(np.prod(shape))
+            if array.size != count:
+                raise ProtocolError(f"input {name!r}: contents hold {array.size} values, shape {shape} needs {count}")
+        inputs.append(InputTensor(name, datatype, shape, array))
+    if not inputs:
+        raise ProtocolError("missing input: the request needs inputs")
+    outputs = [RequestedOutput(o.name) for o in message.outputs] or None
+    return InferenceRequest(inputs, outputs, message.id or None, _parameters(message.parameters))
+
+
+class InferenceService:
+    """The RPCs, each an ``async`` method taking the request message and the call's context."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.m = messages()
+
+    async def _fail(self, context: grpc.aio.ServicerContext, status: int, message: str) -> None:
+        self.state.metrics.http_error(status)
+        await context.abort(_CODES.get(status, grpc.StatusCode.INTERNAL), message)
+
+    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+        if not self.state.settings.token:
+            return
+        values = [value for key, value in (context.invocation_metadata() or ()) if key == "authorization"]
+        if not self.state.authorized([v if isinstance(v, str) else v.decode("latin-1") for v in values]):
+            await self._fail(context, 401, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
+
+    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return self.m["ServerLiveResponse"](live=True)
+
+    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return self.m["ServerReadyResponse"](ready=self.state.ready())
+
+    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._authorize(context)
+        try:
+            self.state.repository.get(request.name, request.version or None)
+        except RepositoryError as error:
+            if error.status == 404:
+                await self._fail(context, 404, str(error))
+            return self.m["ModelReadyResponse"](ready=False)
+        return self.m["ModelReadyResponse"](ready=True)
+
+    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._authorize(context)
+        return self.m["ServerMetadataResponse"](**server_metadata(self.state))
+
+    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._authorize(context)
+        try:
+            model = self.state.repository.get(request.name, request.version or None)
+        except RepositoryError as error:
+            await self._fail(context, error.status, str(error))
+        metadata = model.metadata(self.state.repository.versions(request.name))
+        response = self.m["ModelMetadataResponse"]
+        tensor = response.TensorMetadata
+        return response(name=metadata["name"], versions=metadata["versions"], platform=metadata["platform"],
+                        inputs=[tensor(**t) for t in metadata["inputs"]],
+                        outputs=[tensor(**t) for t in metadata["outputs"]])
+
+    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._authorize(context)
+
+        async def decode() -> InferenceRequest:
+            return request_from_proto(request)
+
+        try:
+            model, parsed, outputs = await self.state.infer(request.model_name, request.model_version or None, decode)
+        except (ProtocolError, RepositoryError) as error:
+            await self._fail(context, error.status, str(error))
+        except Exception:
+            log.exception("unexpected error answering ModelInfer for %s", request.model_name)
+            await self._fail(context, 500, "internal error")
+        response = self.m["ModelInferResponse"]
+        tensor = response.InferOutputTensor
+        return response(
+            model_name=model.name, model_version=model.version, id=parsed.id or "",
+            outputs=[tensor(name=o.name, datatype=o.datatype, shape=o.shape) for o in outputs],
+            raw_output_contents=[serialize_bytes(o.array) if o.datatype == "BYTES" else o.array.tobytes()
+                                 for o in outputs])
+
+
+def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
+    m = service.m
+    rpcs = {name: grpc.unary_unary_rpc_method_handler(getattr(service, name),
+                                                       request_deserializer=m[f"{name}Request"].FromString,
+                                                       response_serializer=m[f"{name}Response"].SerializeToString)
+            for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer")}
+    return grpc.method_handlers_generic_handler(SERVICE, rpcs)
+
+
+async def start_grpc(state: ServerState, host: str, port: int, reuse_port: bool = False) -> grpc.aio.Server:
+    """Start the service on ``host:port`` (0: a free port, recorded in ``state.grpc_port``) in the running loop."""
+    limit = state.settings.max_body_bytes
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+                                      ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
+                                      ("grpc.so_reuseport", 1 if reuse_port else 0)],
+                             maximum_concurrent_rpcs=state.settings.max_connections)
+    server.add_generic_rpc_handlers((_handler(InferenceService(state)),))
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as error:
+        raise RepositoryError(f"cannot listen for gRPC on {host}:{port} ({error}); pick another grpc_port") from None
+    if not bound:
+        raise RepositoryError(f"cannot listen for gRPC on {host}:{port}; pick another grpc_port")
+    await server.start()
+    state.grpc_port = bound
+    return server

@@ -1,0 +1,293 @@
+"""What both of the protocol's forms (REST and gRPC) share: settings, the server's state, and one inference path.
+
+``ServerState.infer`` is the one place a request meets a model: it finds the model,
+turns the request's input into the float32 rows the model takes, runs them through the
+model's batcher and builds the outputs (probabilities, and labels as BYTES). The HTTP
+app and the gRPC service only decode and encode around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aios_serve._batching import Batcher
+from aios_serve._metrics import UNKNOWN_MODEL, ServerMetrics
+from aios_serve._repository import LoadedModel, ModelRepository, RepositoryError
+from aios_serve._tensors import InferenceRequest, OutputTensor, ProtocolError
+from aios_serve.drift import DriftMonitor
+
+log = logging.getLogger("aios.serve")
+
+SERVER_NAME = "aios-serve"
+EXTENSIONS = ["model_repository", "metrics", "raw_input", "binary_tensor_data"]
+INTO_FP32 = ("FP32", "FP16", "BOOL", "INT8", "INT16", "UINT8", "UINT16")
+"""Input datatypes every value of which float32 holds exactly; others are refused rather than rounded."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+SWEEP_SECONDS = 0.1
+"""How often body deadlines are checked (a deadline is met to within this)."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server batches, limits and authenticates; the same fields as the deployer's parameters."""
+
+    max_batch_size: int = 32
+    max_delay_ms: float = 2.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    token: str | None = None
+    inference_threads: int = 2
+    repository_api: bool | None = None
+    """Loading and unloading over the API; None: on when a token is set, else off."""
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    """Bodies being read or parsed at once, in bytes; a request beyond it gets 503 and Retry-After."""
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 2048
+    grpc_port: int | None = None
+    """Port of the gRPC service (0: a free one); None: no gRPC."""
+    workers: int = 1
+    """Server processes sharing the port (``serve`` only; each loads the models itself)."""
+
+    @property
+    def repository_api_on(self) -> bool:
+        return bool(self.token) if self.repository_api is None else self.repository_api
+
+
+class ServerState:
+    """The state behind both forms of the protocol: repository, batchers, metrics, settings."""
+
+    def __init__(self, repository: ModelRepository, settings: ServerSettings, version: str) -> None:
+        self.repository = repository
+        self.settings = settings
+        self.version = version
+        self.metrics = ServerMetrics()
+        self.executor: ThreadPoolExecutor | None = None
+        self.parser: ThreadPoolExecutor | None = None
+        self.batchers: dict[tuple[str, str], Batcher] = {}
+        self.inflight_bytes = 0
+        self.stopping = False
+        self.drain_seconds = 30.0
+        self.grpc_host = "127.0.0.1"
+        self.grpc_port: int | None = None
+        """The gRPC service's port once it listens."""
+        self.reuse_port = False
+        self.grpc_server: Any = None
+        self._grpc_stopping: asyncio.Task[Any] | None = None
+        self._readers: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.drift = DriftMonitor(self.metrics.registry)
+        self.on_prediction: Callable[[LoadedModel, np.ndarray, np.ndarray], None] | None = self.drift.observe
+        """Called after every prediction with (model, rows, probabilities): the place for monitors (drift)."""
+        for model in repository.loaded():
+            self.metrics.set_loaded(model.name, model.version, True)
+
+    def start(self) -> None:
+        """In the server's event loop, before serving."""
+        self.executor = ThreadPoolExecutor(max(1, self.settings.inference_threads), thread_name_prefix="aios-serve")
+        self.parser = ThreadPoolExecutor(2, thread_name_prefix="aios-serve-parse")
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for pool in (self.executor, self.parser):
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------ body deadlines
+    # A deadline per request costs a timer handle and a context manager on the hot path; instead each
+    # reading task is noted with its deadline in a dict, and one sweeper task cancels overdue readers.
+    def begin_reading(self, seconds: float) -> asyncio.Task[Any] | None:
+        """Note the current task as reading a body until ``seconds`` from now (shorter once stopping)."""
+        task = asyncio.current_task()
+        if task is not None:
+            if self.stopping:
+                seconds = min(seconds, self.stopping_grace)
+            self._readers[task] = asyncio.get_running_loop().time() + seconds
+        return task
+
+    def end_reading(self, task: asyncio.Task[Any] | None) -> None:
+        self._readers.pop(task, None)  # type: ignore[arg-type]
+
+    def overdue(self, task: asyncio.Task[Any] | None) -> bool:
+        """Whether ``task`` was cancelled by the sweeper for missing its deadline (and take that back)."""
+        if task is None or task not in self._expired:
+            return False
+        self._expired.discard(task)
+        task.uncancel()
+        return True
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = loop.time()
+            for task, deadline in list(self._readers.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
+
+    @property
+    def stopping_grace(self) -> float:
+        """How long a body still being read may take once shutdown began (within the drain time)."""
+        return max(0.1, min(5.0, self.drain_seconds / 2))
+
+    def begin_shutdown(self) -> None:
+        """Readiness turns false and bodies still being read get ``stopping_grace`` to arrive (then 503)."""
+        self.stopping = True
+        loop = asyncio.get_running_loop()
+        if self.grpc_server is not None and self._grpc_stopping is None:  # no new RPCs; those in flight finish
+            self._grpc_stopping = loop.create_task(self.grpc_server.stop(self.drain_seconds))
+        cut = loop.time() + self.stopping_grace
+        for task, deadline in list(self._readers.items()):
+            self._readers[task] = min(deadline, cut)
+
+    async def stop_grpc(self) -> None:
+        if self.grpc_server is not None:
+            if self._grpc_stopping is None:
+                self._grpc_stopping = asyncio.get_running_loop().create_task(self.grpc_server.stop(self.drain_seconds))
+            await self._grpc_stopping
+
+    def ready(self) -> bool:
+        """Server ready: not shutting down, and every model version not unloaded on purpose is loaded."""
+        return not self.stopping and all(row["state"] == "READY" or row.get("reason") == "unloaded"
+                                         for row in self.repository.index())
+
+    def batcher(self, model: LoadedModel) -> Batcher:
+        key = (model.name, model.version)
+        batcher = self.batchers.get(key)
+        if batcher is None or batcher.model is not model:
+            assert self.executor is not None
+            batcher = Batcher(model, self.executor, self.metrics.model(model.name, model.version),
+                              self.settings.max_batch_size, self.settings.max_delay_ms)
+            self.batchers[key] = batcher
+        return batcher
+
+    def authorized(self, values: list[str]) -> bool:
+        """Whether the ``Authorization`` values carry the bearer token (or none is needed).
+
+        Exactly one value must be sent: two headers are refused everywhere, never read as
+        the first or the last of them depending on the route.
+        """
+        token = self.settings.token
+        if not token:
+            return True
+        if len(values) != 1:
+            return False
+        scheme, _, given = values[0].partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+    def admit(self, size: int) -> None:
+        """Count ``size`` body bytes as in flight, or refuse with 503 when the admission limit is reached."""
+        if self.inflight_bytes and self.inflight_bytes + size > self.settings.max_inflight_bytes:
+            raise ProtocolError(f"the server is reading {self.inflight_bytes} bytes of requests already (limit "
+                                f"{self.settings.max_inflight_bytes}); retry shortly", 503, {"Retry-After": "1"})
+        self.inflight_bytes += size
+
+    async def infer(self, name: str, version: str | None,
+                    decode: Callable[[], Awaitable[InferenceRequest]]) -> tuple[LoadedModel, InferenceRequest,
+                                                                                list[OutputTensor]]:
+        """Decode a request for model ``name``, run it through the model's batcher, build its outputs."""
+        started = time.perf_counter()
+        try:
+            model = self.repository.get(name, version)
+        except RepositoryError as error:
+            self.metrics.error(UNKNOWN_MODEL if error.status == 404 else name, error.status)
+            raise
+        batcher = self.batcher(model)
+        metrics = batcher.metrics
+        metrics.requests += 1
+        batcher.arriving()
+        queued = False
+        try:
+            request = await decode()
+            rows = model_rows(model, request)
+            names = output_names(model, request)
+            queued = True
+            probabilities = await batcher.infer(rows)
+            if not math.isfinite(float(probabilities.sum())):
+                log.error("model %s version %s produced NaN or infinity", model.name, model.version)
+                raise ProtocolError("the model produced NaN or infinity for these rows", 500)
+        except (ProtocolError, RepositoryError) as error:
+            self.metrics.error(name, error.status)
+            raise
+        except Exception:
+            self.metrics.error(name, 500)
+            raise
+        finally:
+            if not queued:
+                batcher.abandon()
+        if self.on_prediction is not None:
+            self.on_prediction(model, rows, probabilities)
+        outputs = model_outputs(model, probabilities, names)
+        metrics.latency.observe(time.perf_counter() - started)
+        return model, request, outputs
+
+
+def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
+    """The request's one input as the float32 rows (n, features) the model takes, or a ProtocolError."""
+    if len(request.inputs) != 1:
+        raise ProtocolError(f"model {model.name!r} takes exactly one input, {model.input_name!r}")
+    tensor = request.inputs[0]
+    name = tensor.name
+    if name != model.input_name:
+        raise ProtocolError(f"unexpected input {name!r}: model {model.name!r} takes {model.input_name!r}")
+    if tensor.datatype not in INTO_FP32:
+        raise ProtocolError(f"input {name!r} has datatype {tensor.datatype}; the model takes FP32 (also accepted, "
+                            f"as they convert to it exactly: {', '.join(INTO_FP32[1:])})")
+    shape, width = tensor.shape, model.num_features
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1 or (width is not None and shape[1] != width):
+        raise ProtocolError(f"input {name!r} has shape {shape}; the model takes [n, {width or 'features'}] "
+                            "with n >= 1")
+    rows = tensor.array.reshape(shape)
+    if request.parameters and request.flag("raw"):
+        if model.scaling is None:
+            raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
+        shift, divisor = model.scaling
+        rows = (rows - shift) / divisor
+    if rows.dtype != np.float32:
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows = rows.astype(np.float32)  # exact for the accepted datatypes; beyond float32's range: inf
+    # one reduction in the common case: a finite sum means finite values (an overflowing sum of finite
+    # values is told apart by the exact check)
+    if rows.dtype.kind == "f" and not math.isfinite(float(rows.sum(dtype=np.float64))) \
+            and not np.isfinite(rows).all():
+        raise ProtocolError(f"input {name!r} holds NaN, infinity or values beyond float32's range")
+    return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
+
+
+def output_names(model: LoadedModel, request: InferenceRequest) -> list[str]:
+    known = model.output_names
+    if request.outputs is None:
+        return known
+    names = [o.name for o in request.outputs]
+    unknown = [o for o in names if o not in known]
+    if unknown:
+        raise ProtocolError(f"unknown output {unknown[0]!r}; model {model.name!r} has outputs {known}")
+    return names
+
+
+def model_outputs(model: LoadedModel, probabilities: np.ndarray, names: list[str]) -> list[OutputTensor]:
+    outputs = []
+    for name in names:
+        if name == model.output_name:
+            outputs.append(OutputTensor(name, "FP32", list(probabilities.shape), probabilities))
+        else:
+            labels = model.labels[probabilities.argmax(axis=1)]
+            outputs.append(OutputTensor("label", "BYTES", [len(labels)], labels))
+    return outputs
+
+
+def server_metadata(state: ServerState) -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": state.version, "extensions": EXTENSIONS}

@@ -1,0 +1,127 @@
+"""Drift of live inputs against the training data, per model, exported on ``/metrics``.
+
+The request path calls ``DriftMonitor.observe(model, rows, probabilities)`` once per answered
+request: the rows go into a sliding window (a ring buffer of the last ``window`` rows per model),
+the predicted classes into another, and rows with a feature outside the training range are
+counted. The scores are computed only when ``/metrics`` is scraped, by the collector:
+
+    aios_serve_drift_psi{model,version,feature}            PSI of the feature over the window
+    aios_serve_drift_psi_max{model,version}                 the largest of those (alert on this)
+    aios_serve_drift_window_rows{model,version}             rows in the window
+    aios_serve_drift_out_of_range_rows_total{model,version} rows with a feature outside the training range
+    aios_serve_prediction_class_ratio{model,version,class}  share of each predicted class in the window
+    aios_serve_training_class_ratio{model,version,class}    share of each class in the training labels
+    aios_serve_prediction_drift_psi{model,version}          PSI of the predicted classes vs the training ones
+
+A model without a recorded reference (``preprocessing.drift_reference``, written by aios-data at data
+time; ``aios_core.drift``) exports nothing here. PSI above 0.25 (``aios_core.drift.PSI_ALERT``) is
+the usual sign of a significant shift; see docs/monitoring.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from aios_core import bin_shares, psi
+
+__all__ = ["DEFAULT_WINDOW", "DriftMonitor"]
+
+DEFAULT_WINDOW = 1000
+
+
+class _ModelDrift:
+    """The window and counters of one model version."""
+
+    def __init__(self, reference: dict[str, Any], window: int) -> None:
+        self.reference = reference
+        self.cuts = [np.asarray(c, dtype=np.float64) for c in reference["cuts"]]
+        self.low = np.asarray(reference["min"], dtype=np.float64)
+        self.high = np.asarray(reference["max"], dtype=np.float64)
+        self.rows = np.zeros((window, len(self.cuts)), dtype=np.float32)
+        self.classes = np.zeros(window, dtype=np.int64)
+        self.filled = 0
+        self.next = 0
+        self.out_of_range = 0
+
+    def observe(self, rows: np.ndarray, predicted: np.ndarray) -> None:
+        if rows.ndim != 2 or rows.shape[1] != len(self.cuts):
+            return
+        self.out_of_range += int(((rows < self.low) | (rows > self.high)).any(axis=1).sum())
+        size = len(self.rows)
+        rows, predicted = rows[-size:], predicted[-size:]
+        positions = (self.next + np.arange(len(rows))) % size
+        self.rows[positions] = rows
+        self.classes[positions] = predicted
+        self.next = (self.next + len(rows)) % size
+        self.filled = min(size, self.filled + len(rows))
+
+    def feature_psi(self) -> list[float]:
+        window = self.rows[:self.filled].astype(np.float64)
+        return [psi(expected, bin_shares(window[:, j], cuts))
+                for j, (cuts, expected) in enumerate(zip(self.cuts, self.reference["shares"], strict=True))]
+
+    def class_shares(self) -> np.ndarray:
+        expected = self.reference["class_shares"]
+        return np.bincount(self.classes[:self.filled], minlength=len(expected))[:len(expected)] / max(self.filled, 1)
+
+
+class DriftMonitor:
+    """Sliding windows of live rows per model and a Prometheus collector of their drift scores."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, window: int = DEFAULT_WINDOW) -> None:
+        self.window = window
+        self.models: dict[tuple[str, str], _ModelDrift | None] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def observe(self, model: Any, rows: np.ndarray, probabilities: np.ndarray) -> None:
+        """Add a request's rows (as fed to the model) and its class probabilities to ``model``'s window."""
+        key = (model.name, model.version)
+        drift = self.models.get(key, False)
+        if drift is False:
+            reference = (model.spec.preprocessing or {}).get("drift_reference")
+            drift = self.models[key] = _ModelDrift(reference, self.window) if reference else None
+        if drift is not None:
+            drift.observe(np.asarray(rows), np.asarray(probabilities).argmax(axis=1))
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "version"]
+        feature_psi = GaugeMetricFamily("aios_serve_drift_psi", "Population stability index of a feature over the "
+                                        "sliding window of live rows, against the training split.",
+                                        labels=[*labels, "feature"])
+        psi_max = GaugeMetricFamily("aios_serve_drift_psi_max", "The largest per-feature PSI of the model.",
+                                    labels=labels)
+        window_rows = GaugeMetricFamily("aios_serve_drift_window_rows", "Live rows in the drift window.",
+                                        labels=labels)
+        outside = CounterMetricFamily("aios_serve_drift_out_of_range_rows", "Live rows with a feature outside "
+                                      "the training range.", labels=labels)
+        predicted = GaugeMetricFamily("aios_serve_prediction_class_ratio", "Share of each predicted class in "
+                                      "the drift window.", labels=[*labels, "class"])
+        trained = GaugeMetricFamily("aios_serve_training_class_ratio", "Share of each class in the training "
+                                    "labels.", labels=[*labels, "class"])
+        class_psi = GaugeMetricFamily("aios_serve_prediction_drift_psi", "PSI of the predicted classes in the "
+                                      "window against the training class distribution.", labels=labels)
+        for (name, version), drift in sorted(self.models.items()):
+            if drift is None:
+                continue
+            values = [name, version]
+            outside.add_metric(values, drift.out_of_range)
+            window_rows.add_metric(values, drift.filled)
+            if drift.filled == 0:
+                continue
+            scores = drift.feature_psi()
+            for feature, score in zip(drift.reference["features"], scores, strict=True):
+                feature_psi.add_metric([*values, feature], score)
+            psi_max.add_metric(values, max(scores))
+            shares = drift.class_shares()
+            for label, live, train in zip(drift.reference["classes"], shares, drift.reference["class_shares"],
+                                          strict=True):
+                predicted.add_metric([*values, label], float(live))
+                trained.add_metric([*values, label], float(train))
+            class_psi.add_metric(values, psi(drift.reference["class_shares"], shares))
+        yield from (feature_psi, psi_max, window_rows, outside, predicted, trained, class_psi)
