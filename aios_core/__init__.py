@@ -39,6 +39,7 @@ _EXPORTS = {
     "RunContext": "aios_core.context",
     "RunOptions": "aios_core.context",
     "ValidationContext": "aios_core.context",
+    "TrialPruned": "aios_core.context",
     "RunDirectory": "aios_core.rundir",
     "RunState": "aios_core.rundir",
     "final_artifact": "aios_core.rundir",

@@ -126,6 +126,20 @@ class Component:
         """What the component accepts and produces, as shown by ``aios plugins info``."""
         return {}
 
+    def override_problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` cannot replace this component's parameter ``name`` (a tuner's choice), or None if it can.
+
+        Checked by the component's own ``Params``, with its other parameters as configured.
+        """
+        from aios_core.stack.problems import describe, expected
+
+        try:
+            type(self.params).model_validate({**self.params.model_dump(), name: value})
+        except ValidationError as error:
+            items = [item for item in error.errors() if item["loc"][:1] == (name,)] or error.errors()
+            return f"found {describe(value)}, expected {expected(items[0])}"
+        return None
+
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name!r}>"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,15 @@ if TYPE_CHECKING:
     from pluggy import HookRelay
 
     from aios_core.records import DataDescription
+
+
+class TrialPruned(Exception):  # noqa: N818 -- named like optuna.TrialPruned, which tuner authors know
+    """Stop this tuner trial now: its epochs so far were not promising.
+
+    A tuner raises it from the ``report`` callable it gave the objective; it leaves the
+    trainer through ``run.report_epoch`` (trainers let it through, as any exception), and
+    the objective records the trial as ``pruned`` and re-raises it to the tuner.
+    """
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class ValidationContext:
     threads: int
     source: str
     data: DataDescription | None = None
+    components: Mapping[str, Any] = field(default_factory=dict)
+    """The stack's configured components by role (``model``, ``trainer``, ``compressors.0``, ...), so a
+    component can check names against another's ``Params`` (a tuner's search space)."""
 
 
 class RunContext:
@@ -59,16 +72,25 @@ class RunContext:
         self.options = options or RunOptions()
         self.phase = "setup"
         self.checkpoint_dir = checkpoint_dir or dir / "checkpoints"
+        self.trial: int | None = None
+        """The tuner's trial number when this is a trial's context (``for_trial``), else None."""
+        self._on_epoch: Callable[[int, dict[str, float]], None] | None = None
         self._hook = hook
         self.log = logging.getLogger(f"aios.run.{name}")
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.dir / "artifacts"
+        """Where models are written: ``artifacts/`` of the run, a trial's own directory for a trial."""
+        return self.dir / "artifacts" if self.trial is None else self.checkpoint_dir
 
     def report_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Report the metrics of a finished epoch (1-based) to every monitor."""
+        """Report the metrics of a finished epoch (1-based) to every monitor, then, in a tuner trial, to the tuner.
+
+        In a trial this may raise ``aios_core.TrialPruned`` (the tuner stops the trial): let it through.
+        """
         self._hook.aios_on_epoch_end(run=self, phase=self.phase, epoch=epoch, metrics=metrics)
+        if self._on_epoch is not None:
+            self._on_epoch(epoch, dict(metrics))
 
     def report_step(self, epoch: int, step: int, total_steps: int, metrics: dict[str, float] | None = None) -> None:
         """Report progress inside an epoch; call every few steps, not every batch. Free when no monitor listens."""
@@ -107,10 +129,14 @@ class RunContext:
                              "add a trainer: section (e.g. trainer: {plugin: torch})")
         return result
 
-    def for_trial(self, number: int) -> RunContext:
-        """A context for one tuner trial: its own checkpoints, never resumed."""
+    def for_trial(self, number: int, on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> RunContext:
+        """A context for tuner trial ``number``: its own directory (checkpoints, models), never resumed.
+
+        ``on_epoch(epoch, metrics)`` is called after the monitors by every ``report_epoch``;
+        it may raise ``TrialPruned``.
+        """
         trial = RunContext(name=self.name, seed=self.seed, threads=self.threads, dir=self.dir,
                            stack=self.stack, hook=self._hook, resume=False, options=self.options,
                            checkpoint_dir=self.dir / "trials" / f"{number:04d}")
-        trial.phase = "tune"
+        trial.phase, trial.trial, trial._on_epoch = "tune", number, on_epoch
         return trial

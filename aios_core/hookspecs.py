@@ -47,9 +47,11 @@ def aios_validate(context: ValidationContext) -> list[tuple[str, str]] | None:
     components were found to fit, before a run directory exists. Return ``(field,
     message)`` pairs for what cannot work: a file that does not exist, a factory that does
     not import, an architecture the data cannot feed (``context.data``). ``field`` is a
-    dotted path inside the component's own section (``path``, ``options.depth``); the
-    message says what was found and what is expected. Must be quick: no data loading, no
-    model building.
+    dotted path inside the component's own section (``path``, ``options.depth``), or a tuple
+    of its keys when a key holds a dot (``("space", "model.hidden_units", 0)``); the
+    message says what was found and what is expected. ``context.components`` holds the
+    stack's other components, so a tuner checks its search space against their ``Params``.
+    Must be quick: no data loading, no model building.
     """
 
 
@@ -157,13 +159,29 @@ def aios_train(model: Any, dataset: Dataset, run: RunContext, overrides: dict[st
 
 # ---------------------------------------------------------------- tuner
 @hookspec(firstresult=True)
-def aios_tune(objective: Callable[[dict[str, Any]], float], run: RunContext) -> TuneResult:
+def aios_tune(objective: Callable[..., Any], run: RunContext) -> TuneResult:
     """Search parameters by calling ``objective`` and return the best; first result wins.
 
     The runner calls it on the stack's tuner in the ``tune`` phase, after ``data``, when
-    the stack has a tuner; the best parameters then override the stack's in ``train``.
-    ``objective(params)`` trains one trial with ``params`` (keys ``model.<field>`` and
-    ``trainer.<field>``) and returns its validation loss, lower is better.
+    the stack has a tuner; the best parameters then override the stack's in ``train`` and
+    are written into the run's lock file. ``objective(params)`` trains one trial with
+    ``params`` (keys ``model.<field>`` and ``trainer.<field>``) and returns its validation
+    loss, lower is better. It takes three optional keyword arguments:
+
+    - ``number``: the tuner's own trial number (monitors see it; the trial's files go
+      under ``trials/<number>``); default: the runner counts calls.
+    - ``report``: ``report(epoch, metrics)`` is called after each epoch of the trial (the
+      trainer's ``run.report_epoch``, after the monitors). To prune the trial, raise
+      ``aios_core.TrialPruned`` from it: the objective records the trial as ``pruned``
+      and re-raises it.
+    - ``objectives``: metric names (``val_loss``, ``val_accuracy``, any metric the
+      trainer reports, ``size_bytes`` and ``latency_ms`` of the model after the stack's
+      export and compressors, with ``latency_noise``); the objective then returns a dict of
+      the trial's final metrics holding those values, instead of the validation loss.
+
+    A trial that fails raises its error (a non-finite loss: ``aios_core.TrainingDiverged``);
+    a tuner records it and goes on. With ``run.resume`` the tuner continues the search it
+    began in ``run.dir`` without repeating finished trials.
     """
 
 

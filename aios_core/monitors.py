@@ -153,11 +153,29 @@ class ConsoleMonitor(Monitor):
             self._print(f"  best epoch {summary['best_epoch']}: {_format_metrics(final)}"
                         + (" (stopped early)" if summary.get("stopped_early") else ""))
         elif phase == "tune":
-            self._print(f"  best {summary['best_params']} (val_loss {summary['best_value']:.4g})")
+            self._print_tuning(summary)
         elif phase == "evaluate":
             self._print_evaluation(summary)
         elif phase == "deploy":
             self._print_deployment(summary)
+
+    @hookimpl
+    def aios_on_trial_end(self, trial: int, status: str, value: float | None) -> None:
+        self._stop_progress()
+        self._print(f"  trial {trial} {status}" + (f": {value:.4g}" if value is not None else ""))
+
+    def _print_tuning(self, summary: dict[str, Any]) -> None:
+        """The chosen parameters and, with several objectives, the Pareto front they were chosen from."""
+        from rich.markup import escape
+
+        objective = next(iter(summary.get("objectives") or {"val_loss": None}))
+        chosen = summary.get("chosen_trial")
+        for point in summary.get("pareto_front") or ():
+            values = ", ".join(f"{name} {value:.4g}" for name, value in point["values"].items())
+            self._print(f"  {'*' if point['number'] == chosen else ' '} front trial {point['number']}: {values}  "
+                        f"{escape(str(point['params']))}")
+        self._print(f"  best{'' if chosen is None else f' (trial {chosen})'} {escape(str(summary['best_params']))} "
+                    f"({objective} {summary['best_value']:.4g})")
 
     def _print_deployment(self, report: dict[str, Any]) -> None:
         """The deployer's report: where it serves, and its smoke test (the ``aios_deploy`` contract)."""

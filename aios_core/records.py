@@ -169,3 +169,6 @@ class TuneResult:
     best_params: dict[str, Any]
     best_value: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    """More JSON-able facts for the tune phase's summary in ``state.json`` (objectives, a Pareto front, the
+    study's storage); keys other than ``best_params``, ``best_value``, ``trials`` and ``seconds``."""

@@ -200,31 +200,10 @@ class StackRun:
                              f"!= {recorded[:12]}); start a new run instead of resuming")
         return dataset
 
-    def _objective(self, dataset: Dataset) -> Callable[[dict[str, Any]], float]:
-        trials = iter(range(1, 1_000_000))
+    def _objective(self, dataset: Dataset) -> Callable[..., Any]:
+        from aios_core.tuning import TrialObjective
 
-        def objective(params: dict[str, Any]) -> float:
-            model_overrides = {k.removeprefix("model."): v for k, v in params.items() if k.startswith("model.")}
-            trainer_overrides = {k.removeprefix("trainer."): v for k, v in params.items() if k.startswith("trainer.")}
-            unknown = sorted(k for k in params if not k.startswith(("model.", "trainer.")))
-            if unknown:
-                raise ValueError(f"tuner parameters must start with model. or trainer.: {', '.join(unknown)}")
-            number = next(trials)
-            trial = self.context.for_trial(number)
-            self.pm.hook.aios_on_trial_start(run=trial, trial=number, params=params)
-            try:
-                model = self._call("model", "aios_build_model", dataset=dataset, run=trial, overrides=model_overrides)
-                result = self._call("trainer", "aios_train", model=model, dataset=dataset, run=trial,
-                                    overrides=trainer_overrides)
-                value = float(result.final_metrics["val_loss"])
-            except BaseException:
-                self.pm.hook.aios_on_trial_end(run=trial, trial=number, status="failed", value=None, metrics={})
-                raise
-            self.pm.hook.aios_on_trial_end(run=trial, trial=number, status="completed", value=value,
-                                           metrics=dict(result.final_metrics))
-            return value
-
-        return objective
+        return TrialObjective(self, dataset)
 
     def _tune(self, dataset: Dataset) -> dict[str, Any]:
         if "tuner" not in self.stack.components:
@@ -234,7 +213,11 @@ class StackRun:
             return done["best_params"]
         with self._phase("tune") as summary:
             result = self._call("tuner", "aios_tune", objective=self._objective(dataset), run=self.context)
-            summary.update(best_params=result.best_params, best_value=result.best_value, trials=result.trials)
+            summary.update(best_params=result.best_params, best_value=result.best_value, trials=result.trials,
+                           **result.summary)
+            from aios_core.tuning import tuned_lock
+
+            self.dir.write_lock(tuned_lock(self.stack.lock(), result))  # aios run --lock retrains without tuning
         return result.best_params
 
     def _train(self, dataset: Dataset, best: dict[str, Any]) -> tuple[Any, ModelArtifact]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -120,6 +121,16 @@ def check_resume_params(saved: Mapping[str, Any], current: Mapping[str, Any], so
 _FINAL_WRITES: set[Future[None]] = set()
 """Final checkpoints still being written after their trainer returned (``CheckpointWriter.close``)."""
 _WRITER_THREAD: list[ThreadPoolExecutor] = []
+
+
+def _forget_writer_thread() -> None:
+    """In a forked child (a tuner's worker process) the parent's writer thread does not exist: start a new one."""
+    _WRITER_THREAD.clear()
+    _FINAL_WRITES.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_writer_thread)
 
 
 def _writer_thread() -> ThreadPoolExecutor:

@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "AIOS needs Python 3.11 or newer (found $("$PYTHON" --version 2>&1)); set PYTHON=python3.11" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-PLUGINS=(plugins/aios-data plugins/aios-torch plugins/aios-onnx-quant plugins/aios-serve plugins/aios-tf plugins/aios-ray-train plugins/aios-kubeflow plugins/aios-mlflow)
+PLUGINS=(plugins/aios-data plugins/aios-torch plugins/aios-onnx-quant plugins/aios-serve plugins/aios-tf plugins/aios-ray-train plugins/aios-kubeflow plugins/aios-mlflow plugins/aios-optuna)
 args=(-e .)
 for plugin in "${PLUGINS[@]}"; do args+=(-e "$plugin"); done
 # The kernel's distribution was called aios-core until it was renamed (on PyPI that name is another

@@ -61,7 +61,7 @@ def test_a_good_component_of_every_kind_passes(run_kit) -> None:
     # Skipped: the framework's export check and six ONNX checks (it exports nothing), and the aios_validate
     # check of the six components that do not implement it. The compressor works on the framework's native
     # format, so the native-compressor check (its output loads with the framework) runs too.
-    result.assert_outcomes(passed=71, skipped=1 + 6 + 6)
+    result.assert_outcomes(passed=72, skipped=1 + 6 + 6)
     result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no export_formats*"])
     result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no 'onnx' export format (export_formats [[][]])"])
     result.stdout.fnmatch_lines(["*SKIPPED*trainer 'gd' does not implement aios_validate"])
@@ -122,7 +122,7 @@ def test_a_subclass_adds_checks_on_the_records_the_fixtures_return(run_kit) -> N
             assert Path(compressed.output.path) == compressed.run.artifacts_dir / "model.rounded.softmax-npz"
             assert compressed.plugin_manager.hook.aios_compress.get_hookimpls()
     ''')
-    result.assert_outcomes(passed=43 + 4, skipped=10)  # the four classes' own checks, then the four above
+    result.assert_outcomes(passed=44 + 4, skipped=10)  # the four classes' own checks, then the four above
 
 
 def test_a_class_that_shares_training_trains_once(run_kit) -> None:
@@ -138,7 +138,7 @@ def test_a_class_that_shares_training_trains_once(run_kit) -> None:
             self.seen.append(training)
             assert all(other is training for other in self.seen)
     '''))
-    result.assert_outcomes(passed=11 + 2, skipped=1)
+    result.assert_outcomes(passed=12 + 2, skipped=1)
 
 
 # ---------------------------------------------------------------- broken plugins fail, saying why
@@ -151,10 +151,38 @@ def test_a_trainer_that_never_lowers_the_loss_fails(run_kit, site: Path) -> None
                               step_scale = 0.0
                       '''})
     result = run_kit(contract_class("TestStuckTrainer(TrainerContract)", "stuck"))
-    result.assert_outcomes(failed=1, passed=10, skipped=1)
+    result.assert_outcomes(failed=1, passed=11, skipped=1)
     result.stdout.re_match_lines([(r"trainer 'stuck' did not lower the training loss: "
                                    r"epoch 1 loss=(1\.\d+), epoch 5 loss=\1$"),
                                   r"FAILED test_plugin.py::TestStuckTrainer::test_training_lowers_the_loss"])
+
+
+def test_a_trainer_that_swallows_a_pruned_trial_fails(run_kit, site: Path) -> None:
+    make_distribution(site, "aios-kit-deaf", {"aios.trainers": {"deaf": "aios_kit_deaf:DeafTrainer"}},
+                      modules={"aios_kit_deaf": '''
+                          from aios_core import hookimpl
+                          from aios_kit_demo import GradientDescentTrainer
+                          class DeafTrainer(GradientDescentTrainer):
+                              """Reports each epoch but ignores whatever the report raises."""
+                              @staticmethod
+                              def _quiet(run):
+                                  report = run.report_epoch
+                                  def quiet(epoch, metrics):
+                                      try:
+                                          report(epoch, metrics)
+                                      except Exception:
+                                          pass
+                                  run.report_epoch = quiet
+                                  return run
+                              @hookimpl
+                              def aios_train(self, model, dataset, run, overrides):
+                                  return super().aios_train(model, dataset, self._quiet(run), overrides)
+                      '''})
+    result = run_kit(contract_class("TestDeafTrainer(TrainerContract)", "deaf"))
+    result.assert_outcomes(failed=1, passed=11, skipped=1)
+    result.stdout.fnmatch_lines(["*trainer 'deaf' returned TrainResult after run.report_epoch raised TrialPruned at "
+                                 "epoch 1 (it reported epochs [[]1, 2, 3, 4, 5[]]); let exceptions from *"])
+    result.stdout.fnmatch_lines(["FAILED test_plugin.py::TestDeafTrainer::test_a_pruned_trial_stops_training*"])
 
 
 def test_a_monitor_with_a_misspelt_hook_fails(run_kit, site: Path) -> None:

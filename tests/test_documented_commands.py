@@ -228,6 +228,14 @@ NOT_RUN: dict[str, str] = {
         "needs a Kubeflow Pipelines endpoint (none here); the pipeline it submits is the one "
         "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory compiles and runs with kfp.local"),
     ".venv/bin/python benchmarks/monitoring/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/optuna/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    "aios plugins install aios-optuna": (
+        f"{_INSTALLS}; tests/test_plugin_index_commands.py::"
+        "test_a_first_party_plugin_without_a_release_installs_from_its_source installs from a source into a sandbox"),
+    "aios run examples/digits-automl.yaml": (
+        "20 trials, each exporting, quantizing and timing its model (minutes on 2 busy cores); "
+        "plugins/aios-optuna/tests/test_objectives.py runs the same file with 4 trials of 2 epochs and checks the "
+        "front, the select rule and the int8 models each trial measured"),
     "ray get-auth-token --generate": "writes ~/.ray/auth_token into the user's home, for a cluster of several hosts",
     "ray start --head --node-ip-address=10.0.0.10 --port=6379 --disable-usage-stats": (
         "starts a Ray head on a network address of another host (10.0.0.10), for a cluster of several hosts; "
@@ -296,6 +304,10 @@ ERROR_EXAMPLES: dict[str, str] = {
     "Parquet or NPZ to CSV, or load fewer rows (run directory: runs/20261201-190049-oom) "
     "(details: runs/20261201-190049-oom/run.log)":
         "tests/test_progress_and_memory.py::test_a_run_out_of_memory_in_the_data_phase_fails_in_one_line",
+    "error: stack.yaml:9: tuner.space.model.hiden_units: unknown parameter: framework 'torch' has no parameter "
+    "'hiden_units'; expected model.<one of: architecture, hidden_units, conv_channels, kernel_size, activation, dropout, "
+    "options>; did you mean 'model.hidden_units'?":
+        "plugins/aios-optuna/tests/test_validate.py::test_each_mistake_in_the_space_is_one_line_naming_its_line",
 }
 
 COMMANDS = documented_commands()

@@ -125,3 +125,18 @@ def resources_table(state: Any) -> Table:
                       f"{usage['peak_rss_bytes'] / mib:.0f}", f"{usage['children_peak_rss_bytes'] / mib:.0f}",
                       "-" if gpu is None else f"{gpu / mib:.0f}")
     return table
+
+
+def trials_table(tune: dict[str, Any]) -> Table:
+    """The tune phase's trials: state, objective values, epochs, parameters; the chosen one starred."""
+    trials = tune.get("trials") or []
+    objectives = list(tune.get("objectives") or next((t["values"] for t in trials if t.get("values")), {"value": 0}))
+    names = sorted({name for trial in trials for name in trial.get("params", {})})
+    table = Table("trial", "state", *objectives, "epochs", *names, title="trials", title_justify="left")
+    for trial in trials:
+        values = trial.get("values") or {}
+        mark = " *" if trial.get("chosen") else " ^" if trial.get("pareto") else ""
+        table.add_row(f"{trial.get('number')}{mark}", str(trial.get("state", "")),
+                      *(f"{values[o]:.4g}" if o in values else "" for o in objectives), str(trial.get("epochs") or ""),
+                      *(escape(json.dumps(trial.get("params", {}).get(n))) for n in names))
+    return table

@@ -61,6 +61,12 @@ def runs_show(run_ref: str, runs_dir: str | None) -> None:
     if state.error:
         console.print(f"error: {escape(state.error)}")
     console.print(Syntax(run_dir.lock_file.read_text(encoding="utf-8"), "yaml", theme="ansi_dark"))
+    tune = state.phase("tune")
+    if tune and tune.get("trials"):
+        from aios_core.cli._display import trials_table
+
+        console.print(trials_table(tune))
+        console.print("* chosen trial" + ("; ^ on the Pareto front" if tune.get("pareto_front") else ""))
     epochs = [r for r in run_dir.read_metrics() if r.get("event") == "epoch" and r.get("phase") == "train"]
     if epochs:
         console.print(metrics_table(epochs))

@@ -31,7 +31,8 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
         return pm.subset_hook_caller(hook, remove_plugins=others)
 
     settings = stack.settings
-    context = ValidationContext(stack=stack.resolved, seed=settings.seed, threads=settings.threads, source=stack.source)
+    context = ValidationContext(stack=stack.resolved, seed=settings.seed, threads=settings.threads, source=stack.source,
+                                components=stack.components)
     if "data" in stack.components:
         try:
             data = only("data", "aios_describe_data")(context=context)
@@ -40,7 +41,7 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
                                                           f"describe its data: {one_line(error)}"))
             data = None  # the other components still check what they can
         context = ValidationContext(stack=stack.resolved, seed=settings.seed, threads=settings.threads,
-                                    source=stack.source, data=data)
+                                    source=stack.source, data=data, components=stack.components)
     for role, component in stack.components.items():
         path = role_path(role)
         try:
@@ -51,5 +52,7 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
             continue
         for result in results:
             for field, message in result or ():
-                parts = tuple(int(part) if part.isdigit() else part for part in str(field).split(".") if part)
+                # a tuple is the path itself (its keys may hold dots: a tuner's space.model.hidden_units)
+                parts = tuple(field) if isinstance(field, (tuple, list)) else tuple(
+                    int(part) if part.isdigit() else part for part in str(field).split(".") if part)
                 problems.append(positions.problem(path + parts, message))

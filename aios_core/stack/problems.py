@@ -107,7 +107,7 @@ def non_ascii(text: str) -> str | None:
 _MAPPING_TYPES = ("model_type", "model_attributes_type", "dataclass_type", "dict_type", "mapping_type")
 
 
-def _expected(item: dict[str, Any]) -> str:
+def expected(item: dict[str, Any]) -> str:
     """Pydantic's message, phrased as what was expected, without Python's or AIOS's class names."""
     if item["type"] == "string_pattern_mismatch":
         return f"a string matching the pattern {item['ctx']['pattern']}"
@@ -161,6 +161,6 @@ def validation_problems(error: ValidationError, data: Any, prefix: tuple, positi
         else:
             value = item.get("input")
             note = non_ascii(value) if isinstance(value, str) else None
-            message = f"found {describe(value)}, expected {_expected(item)}" + (f"; {note}" if note else "")
+            message = f"found {describe(value)}, expected {expected(item)}" + (f"; {note}" if note else "")
         problems.append(positions.problem(full, message))
     return problems

@@ -15,6 +15,7 @@ from aios_core.testing._harness import (
     check_probabilities,
     entry_of,
     fail,
+    fail_raised,
     identity,
     label_of,
     load_class,
@@ -181,3 +182,33 @@ class TrainerContract(ComponentContract):
         if not isinstance(artifact, ModelArtifact):
             fail(f"{who}: aios_save_model returned {artifact!r}")
         check_probabilities(predictor_for(pm, artifact, who), dataset, who)
+
+    def test_a_pruned_trial_stops_training(self, component: Component, component_name: str, framework: Framework,
+                                           dataset: Dataset, aios_run_context: Callable[..., RunContext]) -> None:
+        """A tuner prunes a trial by raising ``TrialPruned`` from ``run.report_epoch``; the trainer must let it out."""
+        from aios_core.context import TrialPruned
+
+        label = label_of(self.kind, component_name)
+        reported: list[int] = []
+
+        def prune(epoch: int, metrics: dict[str, float]) -> None:
+            reported.append(epoch)
+            raise TrialPruned(f"the kit prunes after epoch {epoch}")
+
+        pm = manager_with(framework, component)
+        trial = aios_run_context(pm).for_trial(1, prune)
+        try:
+            result = train(pm, trial, dataset)
+        except TrialPruned:
+            if reported != [1]:
+                fail(f"{label} went on reporting epochs {reported} after run.report_epoch raised TrialPruned at "
+                     "epoch 1")
+            return
+        except Exception as error:  # noqa: BLE001 -- the wrong exception is the failure being reported
+            fail_raised(f"{label} turned the TrialPruned that run.report_epoch raised into another error; let it "
+                        "through (a tuner prunes a trial that way)", error)
+        if not reported:
+            fail(f"{label} returned {type(result).__name__} without calling run.report_epoch; report every epoch")
+        fail(f"{label} returned {type(result).__name__} after run.report_epoch raised TrialPruned at epoch 1 "
+             f"(it reported epochs {reported}); let exceptions from run.report_epoch through (do not catch them "
+             "around the report) so a tuner can stop a trial")

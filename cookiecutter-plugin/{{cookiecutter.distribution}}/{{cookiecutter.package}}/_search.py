@@ -13,7 +13,12 @@ from aios_core import TuneResult
 
 def random_search(objective: Callable[[dict[str, Any]], float], space: dict[str, list[Any]], trials: int, *,
                   seed: int, log: logging.Logger) -> TuneResult:
-    """Call ``objective`` on up to ``trials`` distinct combinations (drawn with ``seed``); the lowest value wins."""
+    """Call ``objective`` on up to ``trials`` distinct combinations (drawn with ``seed``); the lowest value wins.
+
+    The runner's objective also takes keywords this search does not use (the ``aios_tune`` hook):
+    ``number`` (the trial's number), ``report`` (called after each epoch; raise ``aios_core.TrialPruned``
+    from it to prune the trial) and ``objectives`` (several metrics to optimize at once).
+    """
     keys = list(space)
     sizes = [len(space[key]) for key in keys]
     combinations = math.prod(sizes)

@@ -133,8 +133,9 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
         while not finished.wait(_POLL_SECONDS):
             relay.forward(ray.get(channel.drain.remote()))
         relay.forward(ray.get(channel.drain.remote()))
-    except KeyboardInterrupt:
-        log.warning("ray-train: interrupted; asking the workers to stop after this epoch and checkpoint")
+    except BaseException as stop:  # Ctrl-C, or run.report_epoch stopping the trial (a tuner prunes it): workers stop
+        why = "interrupted" if isinstance(stop, KeyboardInterrupt) else f"stopped by {type(stop).__name__}"
+        log.warning("ray-train: %s; asking the workers to stop after this epoch and checkpoint", why)
         interrupted = time.perf_counter()
         ray.get(channel.request_stop.remote())
         if not finished.wait(_STOP_GRACE_SECONDS):
