@@ -54,7 +54,8 @@ class RunContext:
     """Passed to every hook that works for a run.
 
     Components read ``seed``, ``threads`` and the directories, and report progress
-    through ``report_epoch`` / ``report_step``, which reach every selected monitor.
+    through ``report_epoch`` / ``report_step`` (``report_progress`` outside epochs), which
+    reach every selected monitor.
     ``resume`` is true when continuing an interrupted run: a trainer then continues from
     its newest checkpoint in ``checkpoint_dir``.
     """
@@ -96,6 +97,14 @@ class RunContext:
         if self._hook.aios_on_step.get_hookimpls():
             self._hook.aios_on_step(run=self, phase=self.phase, epoch=epoch, step=step,
                                     total_steps=total_steps, metrics=metrics or {})
+
+    def report_progress(self, task: str, done: int, total: int | None = None, unit: str = "rows") -> None:
+        """Report ``done`` of ``total`` ``unit`` of ``task`` (``reading``, ``scaling``), for work that is not an
+        epoch; call a few dozen times per task at most, the last time with ``done == total``. Free when no
+        monitor listens."""
+        if self._hook.aios_on_progress.get_hookimpls():
+            self._hook.aios_on_progress(run=self, phase=self.phase, task=task, done=int(done),
+                                        total=None if total is None else int(total), unit=unit)
 
     def load_predictor(self, artifact: Any) -> Any:
         """A predictor for ``artifact`` from whichever selected component runs its format, or None."""

@@ -134,17 +134,23 @@ def _gates(settings: EvaluateSettings, final: dict[str, Any], comparison: dict[s
 
 
 def evaluate(artifacts: list[ModelArtifact], dataset: Dataset, predictor_for: Callable[[ModelArtifact], Predictor | None],
-             settings: EvaluateSettings, history: list[dict[str, float]], report_dir: Path) -> dict[str, Any]:
+             settings: EvaluateSettings, history: list[dict[str, float]], report_dir: Path,
+             progress: Callable[[str, int, int | None, str], None] | None = None) -> dict[str, Any]:
     """Measure every artifact on the test split, compare compressed models with the first
-    exported one, check the gates and write the report; returns the report."""
+    exported one, check the gates and write the report; returns the report. ``progress``
+    (``RunContext.report_progress``) hears each model measured."""
     results: dict[int, dict[str, Any]] = {}  # by id() of the artifact: names need not be unique
     skipped: list[dict[str, str]] = []
     for artifact in artifacts:
         predict = predictor_for(artifact)
         if predict is None:
             skipped.append({"artifact": artifact.name, "reason": f"no selected component runs format '{artifact.format}'"})
+            if progress is not None:
+                progress("evaluating", len(results) + len(skipped), len(artifacts), "models")
             continue
         results[id(artifact)] = _measure(artifact, predict, dataset, settings)
+        if progress is not None:
+            progress("evaluating", len(results) + len(skipped), len(artifacts), "models")
     evaluated = final_artifact(a for a in artifacts if id(a) in results)
     if evaluated is None:
         raise ValueError("no model artifact could be evaluated: no selected component provides aios_load_predictor")

@@ -259,6 +259,18 @@ def aios_on_step(run: RunContext, phase: str, epoch: int, step: int, total_steps
 
 
 @hookspec
+def aios_on_progress(run: RunContext, phase: str, task: str, done: int, total: int | None, unit: str) -> None:
+    """Progress of a long piece of work that is not an epoch: rows read, a pass over the data, files written.
+
+    A component causes it by calling ``run.report_progress(task, done, total, unit)`` a few
+    dozen times at most per task (the datastore: ``reading`` in row groups or bytes, then the
+    ``statistics`` and ``scaling`` passes; the runner: ``evaluating``, once per model).
+    ``task`` names the work; ``done`` of ``total`` ``unit`` (``rows``) are finished; ``total``
+    is ``None`` when unknown. The last report of a task has ``done == total``.
+    """
+
+
+@hookspec
 def aios_on_epoch_end(run: RunContext, phase: str, epoch: int, metrics: dict[str, float]) -> None:
     """An epoch ended; ``metrics`` holds loss, accuracy, validation metrics, lr and seconds.
 

@@ -39,6 +39,7 @@ class ConsoleMonitor(Monitor):
         self._progress: Any = None
         self._task: Any = None
         self._console: Any = None
+        self._work: dict[str, Any] = {}  # report_progress: task -> its bar, or the last quarter printed
 
     @property
     def console(self) -> Any:
@@ -82,6 +83,25 @@ class ConsoleMonitor(Monitor):
         self._progress.update(self._task, completed=step, total=total_steps)
 
     @hookimpl
+    def aios_on_progress(self, task: str, done: int, total: int | None, unit: str) -> None:
+        """A bar per task on a terminal; otherwise a line at each quarter of the total, and when done."""
+        if self._use_bar():
+            if self._progress is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self._progress = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                          TimeElapsedColumn(), console=self.console)
+                self._progress.start()
+            if task not in self._work:
+                self._work[task] = self._progress.add_task(f"{task} ({unit})", total=total)
+            self._progress.update(self._work[task], completed=done, total=total)
+            return
+        quarter = 4 * done // total if total else None
+        if quarter is None or quarter > self._work.get(task, 0):
+            self._work[task] = quarter or 0
+            self._print(f"  {task}: {done:,}" + (f"/{total:,}" if total else "") + f" {unit}")
+
+    @hookimpl
     def aios_on_epoch_end(self, run: RunContext, phase: str, epoch: int, metrics: dict[str, Any]) -> None:
         line = f"epoch {epoch}{self._epochs(run)} {_format_metrics(metrics)}"
         if self._progress is not None:
@@ -98,6 +118,7 @@ class ConsoleMonitor(Monitor):
             self._progress.stop()
             self._progress = None
             self._task = None
+        self._work = {}
 
     @hookimpl
     def aios_on_artifact(self, artifact: ModelArtifact) -> None:
@@ -217,7 +238,7 @@ class ConsoleMonitor(Monitor):
         from rich.markup import escape
 
         self._stop_progress()
-        self._print(f"[red]✗ {phase} failed:[/] {escape(one_line(error))}")
+        self._print(f"[red]✗ {phase} failed:[/] {escape(one_line(error, phase=phase))}")
 
     @hookimpl
     def aios_on_run_end(self, run: RunContext, status: str) -> None:
@@ -281,7 +302,7 @@ class JsonlMonitor(Monitor):
 
     @hookimpl
     def aios_on_error(self, phase: str, error: BaseException) -> None:
-        self._write({"event": "error", "phase": phase, "error": one_line(error)})
+        self._write({"event": "error", "phase": phase, "error": one_line(error, phase=phase)})
 
     @hookimpl
     def aios_on_run_end(self, status: str) -> None:

@@ -35,7 +35,7 @@ class RunFailed(Exception):
     """A phase raised; the run directory holds what was done and ``run.log`` the traceback."""
 
     def __init__(self, run_dir: Path, phase: str, error: BaseException) -> None:
-        super().__init__(f"phase '{phase}' failed: {one_line(error)} (run directory: {run_dir})")
+        super().__init__(f"phase '{phase}' failed: {one_line(error, phase=phase)} (run directory: {run_dir})")
         self.run_dir, self.phase, self.error = run_dir, phase, error
 
 
@@ -162,7 +162,7 @@ class StackRun:
             raise
         except Exception as error:
             logging.getLogger("aios.run").exception("phase %s failed", name)
-            self.state.error = f"{name}: {one_line(error)}"
+            self.state.error = f"{name}: {one_line(error, phase=name)}"
             self.pm.hook.aios_on_error(run=self.context, phase=name, error=error)
             raise RunFailed(self.dir.path, name, error) from error
         summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -184,7 +184,7 @@ class StackRun:
             try:
                 return self._checked_data()
             except Exception as error:
-                self.state.error = f"data: {one_line(error)}"
+                self.state.error = f"data: {one_line(error, phase='data')}"
                 raise RunFailed(self.dir.path, "data", error) from error
         with self._phase("data") as summary:
             dataset = self._checked_data()
@@ -292,7 +292,7 @@ class StackRun:
         with self._phase("evaluate") as summary:
             history = self.state.phases["train"]["history"]
             report = evaluate(artifacts, dataset, self.context.load_predictor, self.stack.settings.evaluate,
-                              history, self.dir.report_dir)
+                              history, self.dir.report_dir, progress=self.context.report_progress)
             summary.update(report)
         failed = [gate["message"] for gate in report["gates"] if not gate["passed"]]
         if failed:

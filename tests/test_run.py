@@ -251,6 +251,16 @@ monitors:
     assert sum(e.startswith("epoch:tune:") for e in events) == 6
 
 
+def test_the_console_shows_the_progress_of_the_data_and_evaluate_phases(
+        default_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    lines = default_run[0].stdout.splitlines()
+    data, evaluate = lines.index("▸ data"), lines.index("▸ evaluate")
+    in_data = lines[data:next(i for i in range(data + 1, len(lines)) if lines[i].startswith("▸ "))]
+    assert "  statistics: 1,257/1,257 rows" in in_data and "  scaling: 1,797/1,797 rows" in in_data
+    shown = [line for line in lines[evaluate:] if line.startswith("  evaluating: ")]
+    assert shown == ["  evaluating: 1/3 models", "  evaluating: 2/3 models", "  evaluating: 3/3 models"]
+
+
 def test_failing_phase_exits_1_with_one_line_and_logs_the_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,target\n1,2,x\n")

@@ -284,13 +284,15 @@ class Recorder(Monitor):
     """The kit's own monitor: what a component reported through the RunContext.
 
     ``epochs`` holds ``(phase, epoch, metrics)`` per ``run.report_epoch``; ``steps`` holds
-    ``(phase, epoch, step, total_steps)`` per ``run.report_step``.
+    ``(phase, epoch, step, total_steps)`` per ``run.report_step``; ``progress`` holds
+    ``(phase, task, done, total, unit)`` per ``run.report_progress``.
     """
 
     def __init__(self) -> None:
         super().__init__(name="aios-contract-recorder")
         self.epochs: list[tuple[str, int, dict[str, float]]] = []
         self.steps: list[tuple[str, int, int, int]] = []
+        self.progress: list[tuple[str, str, int, int | None, str]] = []
 
     @hookimpl
     def aios_on_epoch_end(self, phase: str, epoch: int, metrics: dict[str, float]) -> None:
@@ -299,3 +301,7 @@ class Recorder(Monitor):
     @hookimpl
     def aios_on_step(self, phase: str, epoch: int, step: int, total_steps: int) -> None:
         self.steps.append((phase, epoch, step, total_steps))
+
+    @hookimpl
+    def aios_on_progress(self, phase: str, task: str, done: int, total: int | None, unit: str) -> None:
+        self.progress.append((phase, task, done, total, unit))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["MonitorContract"]
 
 _LIFECYCLE_HOOKS = ("aios_on_run_start", "aios_on_phase_start", "aios_on_step", "aios_on_epoch_end",
-                    "aios_on_phase_end", "aios_on_trial_start", "aios_on_trial_end", "aios_on_artifact",
+                    "aios_on_progress", "aios_on_phase_end", "aios_on_trial_start", "aios_on_trial_end", "aios_on_artifact",
                     "aios_on_error", "aios_on_run_end")
 
 
@@ -107,6 +107,9 @@ class MonitorContract(ComponentContract):
             return [
                 ("aios_on_run_start", lambda: hook.aios_on_run_start(run=run)),
                 ("aios_on_phase_start(data)", phase("data")),
+                ("aios_on_progress(data)", lambda: run.report_progress("reading", 500, 1000, "rows")),
+                ("aios_on_progress(data)", lambda: run.report_progress("reading", 1000, 1000, "rows")),
+                ("aios_on_progress(data)", lambda: run.report_progress("scaling", 3, None, "passes")),
                 ("aios_on_phase_end(data)", lambda: hook.aios_on_phase_end(run=run, phase="data", summary=data_summary)),
                 ("aios_on_phase_start(tune)", phase("tune")),
                 ("aios_on_trial_start", lambda: hook.aios_on_trial_start(run=trial, trial=1, params=trial_params)),

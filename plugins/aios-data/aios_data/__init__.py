@@ -134,7 +134,8 @@ class SklearnDatastore(Datastore):
 
         raw = load_bundled(self.params.dataset)
         return prepare_dataset(raw, self.params, seed=run.seed,
-                               hash_params=self.params.model_dump(mode="json"), log=run.log)
+                               hash_params=self.params.model_dump(mode="json"), log=run.log,
+                               progress=run.report_progress)
 
 
 class FilesDatastore(Datastore):
@@ -183,6 +184,7 @@ class FilesDatastore(Datastore):
         from aios_data._files import read_data_file
         from aios_data._prepare import prepare_dataset
 
-        raw = read_data_file(self.params)
+        raw = read_data_file(self.params, progress=run.report_progress)
         hash_params = self.params.model_dump(mode="json", exclude=_LOCATION_FIELDS)
-        return prepare_dataset(raw, self.params, seed=run.seed, hash_params=hash_params, log=run.log)
+        return prepare_dataset(raw, self.params, seed=run.seed, hash_params=hash_params, log=run.log,
+                               progress=run.report_progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import gzip
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,22 +20,25 @@ from aios_data._headers import (
     parse_idx_header,
     without_gz,
 )
-from aios_data._prepare import FIELD, RawData, _names
+from aios_data._prepare import FIELD, Progress, RawData, Reporter, _names
 
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
 
+def read_data_file(params: FilesDatastore.Params, progress: Progress | None = None) -> RawData:
+    """Read the file ``params.path`` names, in ``params.format`` (or the one its name implies).
 
-def read_data_file(params: FilesDatastore.Params) -> RawData:
-    """Read the file ``params.path`` names, in ``params.format`` (or the one its name implies)."""
+    ``progress(task, done, total, unit)`` (``RunContext.report_progress``) hears how far reading got:
+    bytes of a CSV file, rows of a Parquet file, arrays of an NPZ archive.
+    """
     path = _existing_file(params.path, f"{FIELD}.path")
     fmt = detect_format(path) if params.format == "auto" else params.format
     if params.labels_path is not None and fmt != "idx":
         raise ValueError(f"{FIELD}.labels_path: used only with IDX files, but {path} is read as {fmt}")
     if fmt in ("csv", "parquet"):
-        raw = read_table(path, fmt, params.target)
+        raw = read_table(path, fmt, params.target, progress)
     elif fmt == "npz":
-        raw = read_npz(path, params.x_key, params.y_key)
+        raw = read_npz(path, params.x_key, params.y_key, progress)
     else:
         raw = read_idx_pair(path, params.labels_path)
     if params.image_shape is not None:
@@ -53,10 +56,10 @@ def detect_format(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- tables
-def read_table(path: Path, fmt: str, target: str) -> RawData:
+def read_table(path: Path, fmt: str, target: str, progress: Progress | None = None) -> RawData:
     """A CSV or Parquet table whose column ``target`` holds the labels and the others the features."""
     try:
-        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        frame = _read_csv(path, progress) if fmt == "csv" else _read_parquet(path, progress)
     except Exception as error:  # noqa: BLE001 -- pandas and pyarrow raise many types for one cause: not this format
         raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {first_line(error)}") from None
     frame = frame.reset_index(drop=True)
@@ -69,12 +72,72 @@ def read_table(path: Path, fmt: str, target: str) -> RawData:
         raise ValueError(f"{FIELD}.path: {path} has no feature columns besides the target {target!r}")
     if len(frame) == 0:
         raise ValueError(f"{FIELD}.path: {path} holds no rows")
-    return RawData(name=_stem(path), source=str(path), features=frame.drop(columns=[target]),
-                   labels=frame[target], label_field=f"{FIELD}.target")
+    labels = frame.pop(target)  # in place: the feature columns are not copied
+    return RawData(name=_stem(path), source=str(path), features=frame, labels=labels, label_field=f"{FIELD}.target")
+
+
+def _read_parquet(path: Path, progress: Progress | None) -> pd.DataFrame:
+    """``pd.read_parquet``'s frame, read row group by row group (reporting rows) and handed to pandas column by
+    column.
+
+    Through pyarrow's dataset API, whose buffers ``to_pandas(self_destruct=True)`` can free column by column
+    (``ParquetFile``'s cannot: its table stayed alive beside the frame); ``split_blocks`` keeps one block per
+    column (no consolidated copy). The memory Arrow's pool kept is then given back to the system.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    fragments = [group for fragment in ds.dataset(path, format="parquet").get_fragments()
+                 for group in fragment.split_by_row_group()]
+    rows = sum(info.num_rows for group in fragments for info in group.row_groups)  # count_rows() counts the file
+    reporter = Reporter(progress, "reading", rows, "rows")
+    pieces = []
+    for group in fragments:
+        pieces.append(group.to_table())
+        reporter.advance(pieces[-1].num_rows)
+    table = pa.concat_tables(pieces)
+    reporter.finish()
+    pieces.clear()  # the table now holds the only reference to the buffers: self_destruct can free them
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _read_csv(path: Path, progress: Progress | None) -> pd.DataFrame:
+    """``pd.read_csv(path)``, reporting the bytes of the file read so far (the same parse, in one piece, so
+    pandas infers each column's type from all its rows)."""
+    size = path.stat().st_size
+    if progress is None or size == 0:
+        return pd.read_csv(path)
+    reporter = Reporter(progress, "reading", size, "bytes")
+    compression = "gzip" if path.name.endswith(".gz") else None
+    with open(path, "rb") as handle:
+        frame = pd.read_csv(_CountingReader(handle, reporter), compression=compression)
+    reporter.finish()
+    return frame
+
+
+class _CountingReader:
+    """A binary file that reports how many of its bytes were read (through a ``Reporter``)."""
+
+    def __init__(self, handle: Any, reporter: Reporter) -> None:
+        self._handle, self._reporter = handle, reporter
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._reporter.advance(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._handle)
 
 
 # ---------------------------------------------------------------- npz
-def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
+def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = None) -> RawData:
     """Features ``x_key`` (n, ...) and labels ``y_key`` (n,) from a NumPy ``.npz`` archive.
 
     Image batches (n, h, w) get image_shape (1, h, w); (n, c, h, w) keep their layout, and
@@ -87,10 +150,13 @@ def read_npz(path: Path, x_key: str, y_key: str) -> RawData:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001 -- numpy and zipfile raise several types for one cause: a damaged archive
         raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: {first_line(error)}") from None
+    reporter = Reporter(progress, "reading", 2, "arrays")
     with archive:
         keys = list(archive.files)
         x = _npz_array(archive, keys, x_key, "x_key", path)
+        reporter.advance(1)
         y = _npz_array(archive, keys, y_key, "y_key", path)
+    reporter.finish()
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise ValueError(f"{FIELD}.x_key: array {x_key!r} in {path} must be numeric with one row per sample "
                          f"(found dtype {x.dtype}, shape {x.shape})")

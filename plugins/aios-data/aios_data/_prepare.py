@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,31 @@ REGRESSION_DISTINCT_VALUES = 20
 """``task: auto`` picks regression for a numeric target with more distinct values than this."""
 _BLOCK_ROWS = 8192
 """Rows processed at a time, so a large image set is never copied whole in float64."""
+
+Progress = Callable[[str, int, "int | None", str], None]
+"""``RunContext.report_progress``: ``(task, done, total, unit)``."""
+
+
+class Reporter:
+    """Hands ``done`` of ``total`` to a ``Progress`` about ``reports`` times as work advances, and once at the end."""
+
+    def __init__(self, progress: Progress | None, task: str, total: int | None, unit: str = "rows",
+                 reports: int = 20) -> None:
+        self._progress, self.task, self.total, self.unit = progress, task, total, unit
+        self.done = 0
+        self._step = max(1, (total or 0) // reports)
+        self._next = self._step
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self._progress is not None and self.done >= self._next and (self.total is None or self.done < self.total):
+            self._progress(self.task, self.done, self.total, self.unit)
+            self._next = self.done + self._step
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            final = self.done if self.total is None else self.total
+            self._progress(self.task, final, final, self.unit)
 
 
 @dataclass
@@ -55,11 +81,13 @@ class RawData:
 
 
 def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params: dict[str, Any],
-                    log: logging.Logger | None = None) -> Dataset:
+                    log: logging.Logger | None = None, progress: Progress | None = None) -> Dataset:
     """Clean, encode, split (stratified, from ``seed``) and scale ``raw`` into a ``Dataset``.
 
     ``content_hash`` covers the raw arrays, ``hash_params`` and ``seed``, since all
-    three decide the splits.
+    three decide the splits. Once encoded, ``raw.features`` is replaced by the encoded matrix,
+    so the table as read is freed while the splits are made. ``progress`` hears the passes
+    over the rows (``statistics``, ``scaling``).
     """
     table = isinstance(raw.features, pd.DataFrame)
     one_hot = list(params.preprocess.one_hot)
@@ -94,6 +122,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         preprocessing["one_hot"] = categories
     else:
         x, feature_names = features, raw.feature_names
+    raw.features = features = x  # the table as read is no longer needed: let it go before the splits are made
+    _release_arrow_memory()
     task, reason = _task(values, raw, params)
     image_shape = _check_image_shape(raw, x.shape[1])
     if task == "regression":
@@ -104,7 +134,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         y, class_names = _encode_labels(values, raw)
         train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
         target_scaling = {}
-    scaling = _fit_scaling(x, train, params)
+    scaling = _fit_scaling(x, train, params, Reporter(progress, "statistics", len(train)))
     preprocessing.update(scaling.record)
     preprocessing["dropped_missing"] = dropped_missing
     preprocessing["dropped_duplicates"] = dropped_duplicates
@@ -116,7 +146,9 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  "%d features, %s; split %d/%d/%d", raw.name, len(y), dropped_missing,
                  dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
-    x_train = scaling.apply(x, train)
+    scaled = Reporter(progress, "scaling", len(y))
+    x_train, x_val, x_test = (scaling.apply(x, rows, scaled) for rows in (train, val, test))
+    scaled.finish()
     # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
     # A regression set has no class shares to compare (its labels are numbers): the features' drift only.
     labels = y[train] if task == "classification" else np.empty(0, dtype=np.int64)
@@ -124,8 +156,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     return Dataset(
         name=raw.name,
         x_train=x_train, y_train=y[train],
-        x_val=scaling.apply(x, val), y_val=y[val],
-        x_test=scaling.apply(x, test), y_test=y[test],
+        x_val=x_val, y_val=y[val],
+        x_test=x_test, y_test=y[test],
         class_names=class_names,
         content_hash=content_hash,
         image_shape=image_shape,
@@ -135,6 +167,14 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         target_names=[_target_name(raw)] if task == "regression" else [],
         target_scaling=target_scaling,
     )
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory pyarrow's pool keeps after freeing (a Parquet table's columns) back to the system."""
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 # ---------------------------------------------------------------- the task
@@ -400,16 +440,19 @@ class _Scaling:
     divisor: np.ndarray | float
     record: dict[str, Any]
 
-    def apply(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def apply(self, x: np.ndarray, rows: np.ndarray, reporter: Reporter | None = None) -> np.ndarray:
         """The scaled float32 rows ``x[rows]``, computed in float64."""
         out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
         for start in range(0, len(rows), _BLOCK_ROWS):
-            block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
-            out[start:start + _BLOCK_ROWS] = (block - self.shift) / self.divisor
+            block = np.subtract(x[rows[start:start + _BLOCK_ROWS]], self.shift, dtype=np.float64)
+            np.divide(block, self.divisor, out=block)  # in place: no temporary per block
+            out[start:start + _BLOCK_ROWS] = block
+            if reporter is not None:
+                reporter.advance(len(block))
         return out
 
 
-def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams) -> _Scaling:
+def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams, reporter: Reporter | None = None) -> _Scaling:
     """The scaling ``params`` asks for, with statistics of the train rows only."""
     scaling = params.preprocess.scaling
     if scaling == "none":
@@ -417,7 +460,7 @@ def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams) -> _Scali
     if scaling == "scale":
         factor = params.preprocess.scale_factor
         return _Scaling(0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor})
-    mean, std, low, high = _column_statistics(x, train)
+    mean, std, low, high = _column_statistics(x, train, reporter)
     shift, divisor = (mean, std) if scaling == "standardize" else (low, high - low)
     # a column without values (all missing, drop_missing off) is left as it is; a constant one is only shifted
     shift = np.where(np.isfinite(shift), shift, 0.0)
@@ -426,7 +469,7 @@ def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams) -> _Scali
     return _Scaling(shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()})
 
 
-def _column_statistics(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+def _column_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | None = None) -> tuple[np.ndarray, ...]:
     """Mean, population std, min and max of each column of ``x[rows]``, ignoring NaN (nan if none).
 
     Block by block, merging means and squared deviations as Chan, Golub and LeVeque do.
@@ -437,9 +480,14 @@ def _column_statistics(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...
     for start in range(0, len(rows), _BLOCK_ROWS):
         block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
         present = ~np.isnan(block)
-        block_count = present.sum(axis=0)
-        block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
-        block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
+        if present.all():  # the usual block (missing rows dropped): the same sums without the masks
+            block_count = np.full(width, len(block))
+            block_mean = block.sum(axis=0) / np.maximum(block_count, 1)
+            block_squares = ((block - block_mean) ** 2).sum(axis=0)
+        else:
+            block_count = present.sum(axis=0)
+            block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
+            block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
         total = count + block_count
         delta = block_mean - mean
         mean = mean + delta * block_count / np.maximum(total, 1)
@@ -447,5 +495,9 @@ def _column_statistics(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...
         count = total
         low = np.fmin(low, np.fmin.reduce(block, axis=0))
         high = np.fmax(high, np.fmax.reduce(block, axis=0))
+        if reporter is not None:
+            reporter.advance(len(block))
+    if reporter is not None:
+        reporter.finish()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, mean, np.nan), np.sqrt(squares / count), low, high

@@ -1,0 +1,105 @@
+"""Reading and preparing a table report their progress, and read the same frame pandas reads in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from aios_core import Dataset, Monitor, RunContext, hookimpl
+from aios_core.testing import plugin_manager
+
+from aios_data import FilesDatastore
+from aios_data._files import _read_csv, _read_parquet
+
+
+def _table(rows: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({f"f{i}": rng.normal(size=rows).astype(np.float32) for i in range(4)})
+    frame["count"] = rng.integers(0, 9, rows)
+    frame["maybe"] = np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows))
+    frame["target"] = rng.choice(["a", "b", "c"], rows)
+    return frame
+
+
+class Recorder(Monitor):
+    """Every ``aios_on_progress`` event: ``(phase, task, done, total, unit)``."""
+
+    def __init__(self) -> None:
+        super().__init__(name="progress-recorder")
+        self.progress: list[tuple[str, str, int, int | None, str]] = []
+
+    @hookimpl
+    def aios_on_progress(self, phase: str, task: str, done: int, total: int | None, unit: str) -> None:
+        self.progress.append((phase, task, done, total, unit))
+
+
+def _load_recorded(path: Path, aios_run_context: Callable[..., RunContext], **params: Any) -> tuple[Dataset, Recorder]:
+    recorder = Recorder()
+    pm = plugin_manager(FilesDatastore(FilesDatastore.Params(path=path, **params)), recorder)
+    run = aios_run_context(pm)
+    run.phase = "data"
+    return pm.hook.aios_load_dataset(run=run), recorder
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_table_reports_reading_statistics_and_scaling_each_ending_done(
+        fmt: str, tmp_path: Path, aios_run_context: Callable[..., RunContext]) -> None:
+    path = tmp_path / f"table.{fmt}"
+    frame = _table()
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, row_group_size=500)
+    dataset, recorder = _load_recorded(path, aios_run_context, preprocess={"scaling": "standardize"})
+    tasks = [task for _, task, *_ in recorder.progress]
+    assert sorted(set(tasks)) == ["reading", "scaling", "statistics"]
+    assert tasks.index("reading") < tasks.index("statistics") < tasks.index("scaling")
+    for task in ("reading", "statistics", "scaling"):
+        reports = [(done, total, unit) for phase, name, done, total, unit in recorder.progress if name == task]
+        assert all(phase == "data" for phase, *_ in recorder.progress)
+        assert len(reports) <= 22, f"{task} reported {len(reports)} times; a few dozen at most"
+        assert [done for done, _, _ in reports] == sorted(done for done, _, _ in reports)
+        done, total, unit = reports[-1]
+        assert done == total
+    rows = {name: (total, unit) for _, name, _, total, unit in recorder.progress}
+    assert rows["reading"] == ((3000, "rows") if fmt == "parquet" else (path.stat().st_size, "bytes"))
+    assert rows["statistics"] == (len(dataset.y_train), "rows")
+    kept = len(dataset.y_train) + len(dataset.y_val) + len(dataset.y_test)  # rows with a missing value dropped
+    assert kept < 3000 and rows["scaling"] == (kept, "rows")
+
+
+def test_parquet_is_read_as_pandas_reads_it_whatever_its_row_groups_and_index(tmp_path: Path) -> None:
+    frame = _table(2000)
+    frame.index = pd.RangeIndex(5, 2005)
+    path = tmp_path / "table.parquet"
+    frame.to_parquet(path, row_group_size=300)
+    assert pq.ParquetFile(path).num_row_groups == 7
+    reports: list[tuple[str, int, int | None, str]] = []
+    read = _read_parquet(path, lambda *report: reports.append(report))
+    pd.testing.assert_frame_equal(read, pd.read_parquet(path))
+    assert reports[-1] == ("reading", 2000, 2000, "rows")
+
+
+@pytest.mark.parametrize("name", ["table.csv", "table.csv.gz"])
+def test_csv_counted_while_read_is_the_frame_pandas_reads(name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    frame = _table(2000)
+    frame.loc[1500:, "count"] = np.nan  # a type pandas infers from rows far from the first: float, not int
+    frame.to_csv(path, index=False)
+    reports: list[tuple[str, int, int | None, str]] = []
+    read = _read_csv(path, lambda *report: reports.append(report))
+    pd.testing.assert_frame_equal(read, pd.read_csv(path))
+    assert reports[-1] == ("reading", path.stat().st_size, path.stat().st_size, "bytes")
+
+
+def test_an_npz_archive_reports_its_two_arrays_then_the_passes(
+        tmp_path: Path, aios_run_context: Callable[..., RunContext]) -> None:
+    path = tmp_path / "arrays.npz"
+    rng = np.random.default_rng(2)
+    np.savez(path, x=rng.normal(size=(600, 5)).astype(np.float32), y=np.arange(600) % 3)
+    _, recorder = _load_recorded(path, aios_run_context)
+    assert [(task, done, total, unit) for _, task, done, total, unit in recorder.progress if task == "reading"] == [
+        ("reading", 1, 2, "arrays"), ("reading", 2, 2, "arrays")]
+    assert recorder.progress[-1][1:4] == ("scaling", 600, 600)
