@@ -119,11 +119,13 @@ def ridge_rmse(run_dir: Path) -> float:
     from sklearn.linear_model import Ridge
 
     from aios_core import RunContext, RunDirectory
+    from aios_core.testing import plugin_manager
 
     stack = RunDirectory(run_dir).read_lock()
     params = {key: value for key, value in stack["data"].items() if key != "plugin"}
-    context = RunContext(name="ridge", seed=stack["seed"], threads=1, dir=run_dir, stack=stack, hook=None)
-    dataset = SklearnDatastore(SklearnDatastore.Params(**params)).aios_load_dataset(run=context)
+    pm = plugin_manager(SklearnDatastore(SklearnDatastore.Params(**params)))
+    context = RunContext(name="ridge", seed=stack["seed"], threads=1, dir=run_dir, stack=stack, hook=pm.hook)
+    dataset = pm.hook.aios_load_dataset(run=context)
     model = Ridge(alpha=1.0).fit(dataset.x_train, dataset.unscale_targets(dataset.y_train))
     predicted = model.predict(dataset.x_test).reshape(-1, 1)
     return float(np.sqrt(np.mean((predicted - dataset.unscale_targets(dataset.y_test)) ** 2)))
