@@ -85,8 +85,12 @@ def _child_env() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- machine
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
+def machine(*distributions: str) -> dict[str, str]:
+    """What the figures were measured on: CPU, cores, OS, Python, the versions of ``distributions``
+    (default: torch, onnxruntime, numpy, pluggy), the commit and the load average at the start.
+
+    The other benchmark scripts use it too (they put ``benchmarks/`` on ``sys.path``).
+    """
     from importlib.metadata import version
 
     cpu = "unknown"
@@ -105,11 +109,9 @@ def machine() -> dict[str, str]:
         "cores": f"{os.cpu_count()} ({usable} usable)",
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version(),
-        "torch": version("torch"),
-        "onnxruntime": version("onnxruntime"),
-        "numpy": version("numpy"),
-        "pluggy": version("pluggy"),
+        **{name: version(name) for name in distributions or ("torch", "onnxruntime", "numpy", "pluggy")},
         "commit": commit,
+        "load average at start": _load_average(),
     }
 
 

@@ -23,18 +23,17 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_variable] = "1"
 
 import argparse
-import json
-import platform
-import subprocess
+import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/run.py: machine(), shared by the benchmark scripts
+from run import machine as describe_machine  # noqa: E402
 STACK = REPO / "examples" / "digits-compress.yaml"
 MODELS = {
     "CNN": {"architecture": "cnn", "conv_channels": [16, 32], "hidden_units": [128], "dropout": 0.1},
@@ -48,20 +47,6 @@ DISTILL = {"temperature": 4.0, "alpha": 0.7, "epochs": 30, "learning_rate": 0.00
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def _machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, check=False,
-                            text=True).stdout.strip() or "unknown"
-    return {"CPU": cpu, "cores": str(os.cpu_count()), "OS": f"{platform.system()} {platform.release()}",
-            "Python": platform.python_version(), "torch": version("torch"), "onnxruntime": version("onnxruntime"),
-            "numpy": version("numpy"), "commit": commit,
-            "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
 
 
 class Bench:
@@ -244,7 +229,7 @@ def main() -> None:
     from aios_core import write_json, write_text
 
     torch.set_num_threads(1)
-    machine, started = _machine(), time.perf_counter()
+    machine, started = describe_machine("torch", "onnxruntime", "numpy"), time.perf_counter()
     rounds = {1: args.rounds_b1, 256: args.rounds_b256}
     with tempfile.TemporaryDirectory(prefix="aios-bench-compress-") as scratch:
         bench = Bench(Path(scratch))

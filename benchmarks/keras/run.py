@@ -20,20 +20,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
 import itertools
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/run.py: machine(), shared by the benchmark scripts
+from run import machine as describe_machine  # noqa: E402
 SEED = 42
 MODELS = {
     "tutorial MLP": ({"architecture": "mlp", "hidden_units": [128]}, 32),
@@ -43,21 +43,6 @@ MODELS = {
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def _machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, check=False,
-                            text=True).stdout.strip() or "unknown"
-    return {"CPU": cpu, "cores": str(os.cpu_count()), "OS": f"{platform.system()} {platform.release()}",
-            "Python": platform.python_version(), "tensorflow": version("tensorflow-cpu"),
-            "keras": version("keras"), "tf2onnx": version("tf2onnx"), "torch": version("torch"),
-            "onnxruntime": version("onnxruntime"), "numpy": version("numpy"), "commit": commit,
-            "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
 
 
 # ---------------------------------------------------------------- data
@@ -338,7 +323,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = parser.parse_args()
     started = time.perf_counter()
-    machine = _machine()
+    machine = describe_machine("tensorflow-cpu", "keras", "tf2onnx", "torch", "onnxruntime", "numpy")
     with tempfile.TemporaryDirectory(prefix="aios-keras-bench-") as scratch_name:
         scratch = Path(scratch_name)
         digits = _digits()

@@ -27,12 +27,10 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -40,6 +38,8 @@ import yaml  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/run.py: machine(), shared by the benchmark scripts
+from run import machine as describe_machine  # noqa: E402
 SPACE = {
     "model.hidden_units": [[16], [64], [128], [64, 32]],
     "trainer.learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
@@ -159,19 +159,6 @@ def _dataset(seed: int) -> Any:
                                                     stack=stack.resolved, hook=pm.hook))
 
 
-def _machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, check=False,
-                            text=True).stdout.strip() or "unknown"
-    return {"CPU": cpu, "cores": str(os.cpu_count()), "OS": f"{platform.system()} {platform.release()}",
-            "Python": platform.python_version(), "optuna": version("optuna"), "torch": version("torch"),
-            "commit": commit, "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -186,7 +173,7 @@ def main() -> None:
     parser.add_argument("--parts", default="abcd", help="which parts to run: (a) and (b) together, (c), (d)")
     args = parser.parse_args()
     started = time.perf_counter()
-    machine = _machine()
+    machine = describe_machine("optuna", "torch")
     seeds = list(range(1, args.seeds + 1))
     work = Path(tempfile.mkdtemp(prefix="aios-bench-optuna-"))
     results: dict[str, Any] = {"machine": machine, "trials": args.trials, "epochs": EPOCHS, "space": SPACE}
