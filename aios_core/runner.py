@@ -208,7 +208,7 @@ class StackRun:
     def _objective(self, dataset: Dataset) -> Callable[..., Any]:
         from aios_core.tuning import TrialObjective
 
-        return TrialObjective(self, dataset)
+        return TrialObjective(self.stack, self.context, self.pm.hook, self._call, dataset)
 
     def _tune(self, dataset: Dataset) -> dict[str, Any]:
         if "tuner" not in self.stack.components:

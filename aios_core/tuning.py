@@ -23,7 +23,9 @@ from aios_core.training import TrainingDiverged
 if TYPE_CHECKING:
     from aios_core.context import RunContext
     from aios_core.records import Dataset, ModelArtifact, Predictor, TuneResult
-    from aios_core.runner import StackRun
+    from pluggy import HookRelay
+
+    from aios_core.stack import Stack
 
 __all__ = ["DEPLOYED_OBJECTIVES", "TrialObjective", "measure_latency", "split_params", "tuned_lock"]
 
@@ -101,8 +103,10 @@ def measure_latency(predict: Predictor, x: Any, batch_size: int = 1, *, rounds: 
 class TrialObjective:
     """``objective(params, *, number=None, report=None, objectives=None)``, as the ``aios_tune`` hookspec says."""
 
-    def __init__(self, run: StackRun, dataset: Dataset) -> None:
-        self._run = run
+    def __init__(self, stack: Stack, context: RunContext, hook: HookRelay, call: Callable[..., Any],
+                 dataset: Dataset) -> None:
+        """``call(role, hook_name, **kwargs)`` calls a hook on exactly the stack's component in ``role``."""
+        self._stack, self._context, self._hook, self._call = stack, context, hook, call
         self._dataset = dataset
         self._count = itertools.count(1)
 
@@ -119,8 +123,8 @@ class TrialObjective:
             if report is not None:
                 report(epoch, metrics)
 
-        run, call, hook = self._run, self._run._call, self._run.pm.hook
-        trial = run.context.for_trial(number, on_epoch)
+        call, hook = self._call, self._hook
+        trial = self._context.for_trial(number, on_epoch)
         hook.aios_on_trial_start(run=trial, trial=number, params=params)
         wanted = list(objectives or ())
         try:
@@ -151,18 +155,25 @@ class TrialObjective:
 
     def _deployed_cost(self, model: Any, trial: RunContext) -> dict[str, float]:
         """Size and batch-1 latency of the trial's model after the stack's export and compressors."""
-        stack, call, dataset = self._run.stack, self._run._call, self._dataset
+        stack, call, dataset = self._stack, self._call, self._dataset
         framework = stack.components["model"]
         folder = trial.artifacts_dir
         folder.mkdir(parents=True, exist_ok=True)
         artifacts: list[ModelArtifact] = [call("model", "aios_save_model", model=model,
                                                path=folder / f"model.{framework.native_format}")]
+
+        def compress(native: bool) -> None:  # in the runner's order: native-model compressors before export
+            for role in stack.compressor_roles(native):
+                source = final_artifact(artifacts, stack.components[role].input_formats)
+                artifacts.append(call(role, "aios_compress", artifact=source, dataset=dataset, run=trial))
+
+        compress(native=True)
+        if len(artifacts) > 1:  # export what the native compressors made (a pruned model, a student)
+            model = call("model", "aios_load_model", artifact=artifacts[-1])
         for fmt in framework.export_formats:
             artifacts.append(call("model", "aios_export_model", model=model, fmt=fmt, path=folder / f"model.{fmt}",
                                   dataset=dataset))
-        for role in stack.roles("compressors"):
-            source = final_artifact(artifacts, stack.components[role].input_formats)
-            artifacts.append(call(role, "aios_compress", artifact=source, dataset=dataset, run=trial))
+        compress(native=False)
         shipped = artifacts[-1]
         predict = trial.load_predictor(shipped)
         if predict is None:
