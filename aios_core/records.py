@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from aios_core.batches import SplitStream
 
 Predictor = Callable[["np.ndarray"], "np.ndarray"]
 """Maps a float32 batch (n, features) to class probabilities (n, classes), or for a regression
@@ -31,6 +33,11 @@ class Dataset:
     columns, and ``target_scaling`` records how they were scaled (``{"scaling":
     "standardize", "mean": [...], "std": [...]}``, or ``{}`` when not), which
     ``unscale_targets`` inverts: models predict scaled values, people read un-scaled ones.
+
+    A streaming datastore, whose splits do not fit in memory, fills ``streams`` (``train``,
+    ``val``, ``test``: ``aios_core.batches.SplitStream``); the ``x_*`` / ``y_*`` arrays then
+    hold a bounded sample of each split (for calibration, drift references, smoke tests),
+    and whatever needs every row reads ``batches(split, ...)``, which serves both forms.
     """
 
     name: str
@@ -48,6 +55,34 @@ class Dataset:
     task: str = "classification"
     target_names: list[str] = field(default_factory=list)
     target_scaling: dict[str, Any] = field(default_factory=dict)
+    streams: dict[str, SplitStream] = field(default_factory=dict)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the splits are streamed (``streams``) and the arrays only sample them."""
+        return bool(self.streams)
+
+    def split(self, name: str) -> SplitStream:
+        """The split ``name`` (``train``, ``val``, ``test``) as a ``SplitStream``: streamed, or the arrays held."""
+        from aios_core.batches import ArraySplit
+
+        if name in self.streams:
+            return self.streams[name]
+        return ArraySplit(getattr(self, f"x_{name}"), getattr(self, f"y_{name}"))
+
+    def rows(self, name: str) -> int:
+        """The number of rows in the split ``name`` (all of them, also when streamed)."""
+        return self.split(name).rows
+
+    def batches(self, name: str, batch_size: int, *, seed: int | None = None, epoch: int = 0,
+                window_rows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(x, y)`` batches covering every row of the split ``name`` once (``aios_core.batches.iter_batches``).
+
+        With ``seed``, shuffled for ``epoch`` by the rule in ``aios_core.batches``; in split order without.
+        """
+        from aios_core.batches import iter_batches
+
+        return iter_batches(self.split(name), batch_size, seed=seed, epoch=epoch, window_rows=window_rows)
 
     @property
     def num_features(self) -> int:
@@ -83,7 +118,8 @@ class Dataset:
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "image_shape": list(self.image_shape) if self.image_shape else None,
-            "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
+            "sizes": {name: self.rows(name) for name in ("train", "val", "test")},
+            **({"streaming": True} if self.streaming else {}),
             "preprocessing": self.preprocessing,
             **({"target_names": self.target_names, "target_scaling": self.target_scaling}
                if self.task == "regression" else {}),

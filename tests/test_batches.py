@@ -1,0 +1,72 @@
+"""The batch contract: one ordering rule for in-memory and streamed splits (aios_core.batches)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aios_core import Dataset
+from aios_core.batches import ArraySplit, iter_batches
+
+
+class _Windowed:
+    """A stream over arrays that reads at most ``window_rows`` rows at a time, and counts what it read."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, window_rows: int) -> None:
+        self.x, self.y, self.rows, self.window_rows = x, y, len(y), window_rows
+        self.largest_read = 0
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        self.largest_read = max(self.largest_read, stop - start)
+        return self.x[start:stop].copy(), self.y[start:stop].copy()
+
+
+def _data(rows: int = 103) -> tuple[np.ndarray, np.ndarray]:
+    x = np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)
+    return x, np.arange(rows, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+@pytest.mark.parametrize("window", [5, 32, 103])
+def test_every_row_once_in_batches_of_the_size_asked(seed: int | None, window: int) -> None:
+    x, y = _data()
+    stream = _Windowed(x, y, window)
+    batches = list(iter_batches(stream, 10, seed=seed))
+    assert [len(b) for _, b in batches] == [10] * 10 + [3]
+    seen = np.concatenate([b for _, b in batches])
+    assert sorted(seen.tolist()) == list(range(103))
+    for xb, yb in batches:  # features stay with their labels
+        np.testing.assert_array_equal(xb[:, 0], yb * 3)
+    assert stream.largest_read <= window
+    if seed is None:
+        assert seen.tolist() == list(range(103))
+    else:
+        assert seen.tolist() != list(range(103))
+
+
+def test_one_window_stream_orders_rows_exactly_as_the_in_memory_split() -> None:
+    x, y = _data()
+    for epoch in (0, 1):
+        held = [b for _, b in iter_batches(ArraySplit(x, y), 16, seed=3, epoch=epoch)]
+        streamed = [b for _, b in iter_batches(_Windowed(x, y, 1000), 16, seed=3, epoch=epoch)]
+        assert [b.tolist() for b in held] == [b.tolist() for b in streamed]
+    first, second = ([b for _, b in iter_batches(ArraySplit(x, y), 16, seed=3, epoch=e)] for e in (0, 1))
+    assert np.concatenate(first).tolist() != np.concatenate(second).tolist()
+
+
+def test_dataset_batches_serve_arrays_and_streams_alike() -> None:
+    x, y = _data(40)
+    held = Dataset("d", x, y, x[:5], y[:5], x[:5], y[:5], ["a"], "h")
+    streamed = Dataset("d", x[:4], y[:4], x[:5], y[:5], x[:5], y[:5], ["a"], "h",
+                       streams={"train": _Windowed(x, y, 40)})
+    assert not held.streaming and streamed.streaming
+    assert held.rows("train") == streamed.rows("train") == 40
+    assert streamed.summary()["sizes"]["train"] == 40 and streamed.summary()["streaming"] is True
+    assert ([b.tolist() for _, b in held.batches("train", 8, seed=1)]
+            == [b.tolist() for _, b in streamed.batches("train", 8, seed=1)])
+
+
+def test_a_batch_size_below_one_is_refused() -> None:
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        list(iter_batches(ArraySplit(x, y), 0))
