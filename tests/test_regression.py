@@ -102,6 +102,16 @@ def test_a_classification_only_component_is_refused_on_a_regression_stack(tmp_pa
                          "NAME shows its tasks)"), line
 
 
+def test_a_task_inferred_from_a_files_target_refuses_a_classification_only_component_at_validate(
+        tmp_path: Path, diabetes_csv: Path) -> None:
+    """task: auto on a CSV: the datastore reads the target column before the run, so validate knows the task."""
+    stack = CSV_STACK.format(path=diabetes_csv, task="") + "compressors: [{plugin: torch-prune}]\n"
+    line = refusal(tmp_path, stack, run=True)
+    assert line.endswith("compressors.0: compressor 'torch-prune' supports classification only, but the data's "
+                         "task is regression; choose a compressor that declares regression (aios plugins info "
+                         "NAME shows its tasks)"), line
+
+
 def test_a_classification_gate_is_refused_on_a_regression_stack(tmp_path: Path) -> None:
     line = refusal(tmp_path, DIABETES + "evaluate: {min_accuracy: 0.9}\n")
     assert "evaluate.min_accuracy: a classification gate, but the data's task is regression" in line

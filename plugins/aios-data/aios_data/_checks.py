@@ -11,6 +11,7 @@ that says what was found and what is expected.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import importlib.util
 import itertools
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from aios_core import DataDescription
 
 from aios_data._bundled import BUNDLED_SETS
+from aios_data._targets import target_task
 from aios_data._headers import (
     FORMAT_LABELS,
     SUFFIX_FORMATS,
@@ -150,9 +152,22 @@ def inspect_files(params: FilesDatastore.Params, source: str) -> Findings:
             findings.add("image_shape", f"found {list(params.image_shape)}, which holds {values} values, but the rows "
                                         f"of '{written}' have {findings.num_features} features; expected a "
                                         f"[channels, height, width] whose product is {findings.num_features}")
+    if params.task == "auto" and not findings.problems:
+        findings.task = _target_task(params, path, fmt)
     if findings.rows is not None:
         _check_split(findings, params, f"'{written}'")
     return _described_shape(findings, params)
+
+
+def _target_task(params: FilesDatastore.Params, path: Path, fmt: str) -> str | None:
+    """The task ``auto`` will infer from the file's target (None: known only when it loads)."""
+    labels = None
+    if fmt == "idx":
+        labels = params.labels_path.expanduser().absolute() if params.labels_path else derived_labels_path(path)
+    try:
+        return target_task(params, path, fmt, labels)
+    except (OSError, ValueError, EOFError, csv.Error):  # loading reports what is wrong with the values, in its words
+        return None
 
 
 def _described_shape(findings: Findings, params: FilesDatastore.Params) -> Findings:

@@ -19,6 +19,7 @@ import pandas as pd
 from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
+from aios_data._targets import REGRESSION_DISTINCT_VALUES, inferred_task
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -27,8 +28,6 @@ FIELD = "data"
 """The stack key of the datastore; error messages start with ``data.<field>``."""
 
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
-REGRESSION_DISTINCT_VALUES = 20
-"""``task: auto`` picks regression for a numeric target with more distinct values than this."""
 _BLOCK_ROWS = 8192
 """Rows processed at a time, so a large image set is never copied whole in float64."""
 
@@ -190,7 +189,7 @@ def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, st
     if raw.task is not None:
         return raw.task, f"{raw.source} is a {raw.task} data set"
     distinct = len(np.unique(values))
-    if numeric and distinct > REGRESSION_DISTINCT_VALUES:
+    if inferred_task(numeric, distinct) == "regression":
         return "regression", (f"inferred: numeric target with {distinct} distinct values "
                               f"(> {REGRESSION_DISTINCT_VALUES}); set data.task to override")
     return "classification", (f"inferred: {'numeric' if numeric else 'text'} target with {distinct} distinct values; "
