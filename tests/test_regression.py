@@ -112,6 +112,13 @@ def test_a_task_inferred_from_a_files_target_refuses_a_classification_only_compo
                          "NAME shows its tasks)"), line
 
 
+def test_several_target_columns_are_refused_at_validate_with_the_limit_named(tmp_path: Path, diabetes_csv: Path) -> None:
+    stack = CSV_STACK.format(path=diabetes_csv, task="").replace("target: progression", "target: [progression, bmi]")
+    line = refusal(tmp_path, stack, run=True)
+    assert line.endswith("data.target: found [\"progression\", \"bmi\"], expected one column name: several targets "
+                         "(multi-output regression) are not supported yet; run one stack per target column"), line
+
+
 def test_a_classification_gate_is_refused_on_a_regression_stack(tmp_path: Path) -> None:
     line = refusal(tmp_path, DIABETES + "evaluate: {min_accuracy: 0.9}\n")
     assert "evaluate.min_accuracy: a classification gate, but the data's task is regression" in line

@@ -149,7 +149,8 @@ class FilesDatastore(Datastore):
         format: Literal["auto", "csv", "parquet", "npz", "idx"] = "auto"
         """``auto`` tells the format from the file name."""
         target: str = Field("target", min_length=1)
-        """The label column of a CSV or Parquet file (class labels, or numbers for regression)."""
+        """The label column of a CSV or Parquet file (class labels, or numbers for regression). One column:
+        several targets (multi-output regression) are not supported yet."""
         x_key: str = Field("x", min_length=1)
         """The NPZ array of features, one row (or image) per sample."""
         y_key: str = Field("y", min_length=1)
@@ -158,6 +159,14 @@ class FilesDatastore(Datastore):
         """The IDX labels file; by default the images file's name with ``labels-idx1-ubyte``."""
         image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
         """(channels, height, width) of each row, overriding what the file implies."""
+
+        @field_validator("target", mode="before")
+        @classmethod
+        def _one_target(cls, target: Any) -> Any:
+            if isinstance(target, (list, tuple)) and len(target) != 1:
+                raise ValueError("one column name: several targets (multi-output regression) are not supported "
+                                 "yet; run one stack per target column")
+            return target[0] if isinstance(target, (list, tuple)) else target
 
     params: Params
 
