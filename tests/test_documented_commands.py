@@ -282,9 +282,6 @@ ERROR_EXAMPLES: dict[str, str] = {
     "error: stack.yaml:5: compressors.0: compressor 'torch-prune' supports classification only, but the data's task "
     "is regression; choose a compressor that declares regression (aios plugins info NAME shows its tasks)":
         "tests/test_regression.py::test_a_classification_only_component_is_refused_on_a_regression_stack",
-    "error: stack.yaml:3: data.target: found [\"a\", \"b\"], expected one column name: several targets (multi-output "
-    "regression) are not supported yet; run one stack per target column":
-        "tests/test_regression.py::test_several_target_columns_are_refused_at_validate_with_the_limit_named",
     "error: stack.yaml:11: trainer.epochs: found 'ten', expected a valid integer, unable to parse string as an integer":
         "tests/test_stack_errors.py and tests/test_stack_overrides.py (each line of the list)",
     "error: kinds: 'monitr' is not a kind; did you mean 'monitor'? (kinds: framework, datastore, ...)":
