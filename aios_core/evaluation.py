@@ -49,7 +49,8 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> np.ndarr
 
 
 def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and R^2 (averaged over targets) of ``predicted`` against ``true``, both (n, targets)."""
+    """RMSE, MAE and R^2 of ``predicted`` against ``true``, both (n, targets): RMSE and MAE over every value (all
+    targets pooled), R^2 averaged over targets."""
     import numpy as np
 
     true, predicted = np.asarray(true, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
@@ -78,7 +79,13 @@ def _quality(outputs: np.ndarray, dataset: Dataset) -> dict[str, Any]:
 
     if dataset.task == "regression":
         predicted = dataset.unscale_targets(outputs.reshape(len(outputs), -1))
-        return regression_metrics(dataset.unscale_targets(dataset.y_test.reshape(len(dataset.y_test), -1)), predicted)
+        true = dataset.unscale_targets(dataset.y_test.reshape(len(dataset.y_test), -1))
+        quality: dict[str, Any] = regression_metrics(true, predicted)
+        if true.shape[1] > 1:  # several targets: the figures above pool them; each target's own, in its units
+            names = dataset.target_names or [f"target-{index}" for index in range(true.shape[1])]
+            quality["per_target"] = {name: regression_metrics(true[:, [index]], predicted[:, [index]])
+                                     for index, name in enumerate(names)}
+        return quality
     predicted = outputs.argmax(axis=1)
     confusion = _confusion(dataset.y_test, predicted, dataset.num_classes)
     recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)

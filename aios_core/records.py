@@ -108,6 +108,14 @@ class Dataset:
         """Regression values (n, targets) in the target's own units: ``target_scaling`` inverted (float64)."""
         return unscale_targets(values, self.target_scaling)
 
+    @property
+    def target_scale(self) -> list[float]:
+        """Per target, one unit of a model's output in the target's units (the std when standardized, else 1), so a
+        trainer reports RMSE and MAE of the scaled values in the target's units: the error times the scale."""
+        if self.target_scaling.get("scaling") == "standardize":
+            return [float(std) for std in self.target_scaling["std"]]
+        return [1.0] * self.num_targets
+
     def summary(self) -> dict[str, Any]:
         """A JSON-able description, recorded in the run directory."""
         return {

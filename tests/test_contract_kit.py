@@ -61,8 +61,9 @@ def test_a_good_component_of_every_kind_passes(run_kit) -> None:
     # Skipped: the framework's export check and six ONNX checks (it exports nothing), and the aios_validate
     # check of the six components that do not implement it. The compressor works on the framework's native
     # format, so the native-compressor check (its output loads with the framework) runs too.
-    result.assert_outcomes(passed=72, skipped=1 + 6 + 6 + 2)  # + the regression checks of a classification-only
-    # framework and trainer
+    result.assert_outcomes(passed=72, skipped=1 + 6 + 6 + 4)  # + the regression checks of a classification-only
+    # framework, trainer, compressor and deployer
+    result.stdout.fnmatch_lines(["*SKIPPED*compressor 'round' declares tasks [[]'classification'[]], not regression"])
     result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no export_formats*"])
     result.stdout.fnmatch_lines(["*SKIPPED*framework 'softmax' declares no 'onnx' export format (export_formats [[][]])"])
     result.stdout.fnmatch_lines(["*SKIPPED*trainer 'gd' does not implement aios_validate"])
@@ -76,7 +77,7 @@ def test_behaviour_checks_skip_when_no_installed_framework_writes_an_accepted_fo
                               formats = ("tflite",)
                       '''})
     result = run_kit(contract_class("TestTfliteDeployer(DeployerContract)", "tflite"))
-    result.assert_outcomes(passed=7, skipped=3)  # the two behaviour checks and aios_validate
+    result.assert_outcomes(passed=7, skipped=4)  # the two behaviour checks, aios_validate and regression
     result.stdout.fnmatch_lines([("SKIPPED*deployer 'tflite' accepts [[]'tflite'[]], and no installed "
                                   "framework writes any of them; install a framework that does, or provide an "
                                   "`input_artifact` fixture")])
@@ -123,7 +124,7 @@ def test_a_subclass_adds_checks_on_the_records_the_fixtures_return(run_kit) -> N
             assert Path(compressed.output.path) == compressed.run.artifacts_dir / "model.rounded.softmax-npz"
             assert compressed.plugin_manager.hook.aios_compress.get_hookimpls()
     ''')
-    result.assert_outcomes(passed=44 + 4, skipped=10 + 2)  # the four classes' own checks (2 regression checks
+    result.assert_outcomes(passed=44 + 4, skipped=10 + 3)  # the four classes' own checks (3 regression checks
     # skipped), then the four above
 
 
@@ -271,7 +272,7 @@ def test_a_deployer_that_reports_no_smoke_test_fails(run_kit, site: Path) -> Non
     assert_only_failure(
         result, "TestQuietDeployer::test_answers_its_smoke_test_request",
         "*the report of deployer 'quiet' has no \"smoke_test\": {\"passed\": ...} entry (keys: [[]'endpoint'[]])*",
-        passed=8, skipped=1)
+        passed=8, skipped=1 + 1)  # + the regression check (classification only)
 
 
 def test_a_tuner_that_returns_its_last_trial_fails(run_kit, site: Path) -> None:

@@ -102,6 +102,57 @@ def test_a_classification_only_component_is_refused_on_a_regression_stack(tmp_pa
                          "NAME shows its tasks)"), line
 
 
+def test_a_task_inferred_from_a_files_target_refuses_a_classification_only_component_at_validate(
+        tmp_path: Path, diabetes_csv: Path) -> None:
+    """task: auto on a CSV: the datastore reads the target column before the run, so validate knows the task."""
+    stack = CSV_STACK.format(path=diabetes_csv, task="") + "compressors: [{plugin: torch-prune}]\n"
+    line = refusal(tmp_path, stack, run=True)
+    assert line.endswith("compressors.0: compressor 'torch-prune' supports classification only, but the data's "
+                         "task is regression; choose a compressor that declares regression (aios plugins info "
+                         "NAME shows its tasks)"), line
+
+
+def test_several_numeric_target_columns_run_end_to_end_as_one_model_of_several_outputs(
+        tmp_path: Path, diabetes_csv: Path) -> None:
+    """target: [progression, s5]: one MLP of two outputs, ONNX `predictions` (n, 2), int8, evaluation pooled and
+    per target in each target's units, served predictions equal to the in-process ones."""
+    import numpy as np
+    import onnxruntime
+
+    stack = CSV_STACK.format(path=diabetes_csv, task="").replace("target: progression", "target: [progression, s5]")
+    stack += "compressors: [{plugin: onnx-quant, mode: static, max_metric_drop: 0.5}]\n"
+    run_dir = _run(tmp_path, stack)
+    data = json.loads((run_dir / "data.json").read_text())
+    assert data["task"] == "regression" and data["target_names"] == ["progression", "s5"]
+    assert "2 target columns" in data["preprocessing"]["task"]["reason"] and data["num_features"] == 9
+    assert len(data["target_scaling"]["std"]) == 2 and data["target_scaling"]["std"][0] > 50 > data["target_scaling"]["std"][1]
+    (onnx,) = (run_dir / "artifacts").glob("**/*model.onnx")
+    session = onnxruntime.InferenceSession(str(onnx))
+    (output,) = session.get_outputs()
+    outputs = session.run(None, {session.get_inputs()[0].name: np.zeros((3, 9), dtype=np.float32)})[0]
+    assert output.name == "predictions" and outputs.shape == (3, 2)
+    report = json.loads((run_dir / "report" / "evaluation.json").read_text())
+    final = next(a for a in report["artifacts"] if a["name"] == report["final"] == "int8")
+    per_target = final["per_target"]
+    assert set(per_target) == {"progression", "s5"}
+    assert per_target["progression"]["rmse"] > 30 > 1 > per_target["s5"]["rmse"]  # each in its own units
+    assert per_target["progression"]["r2"] > 0.2 and per_target["s5"]["r2"] > 0.2
+    assert final["r2"] == pytest.approx((per_target["progression"]["r2"] + per_target["s5"]["r2"]) / 2, abs=1e-5)
+    history = json.loads((run_dir / "state.json").read_text())["phases"]["train"]["history"]
+    assert history[-1]["val_rmse"] > 10  # pooled over both targets, in their units (scaled it would be < 1.5)
+    smoke = json.loads((run_dir / "state.json").read_text())["phases"]["deploy"]["smoke_test"]
+    assert smoke["passed"] and smoke["task"] == "regression" and smoke["max_abs_diff"] <= smoke["tolerance"]
+
+
+def test_several_target_columns_with_a_classification_task_are_refused_at_validate(
+        tmp_path: Path, diabetes_csv: Path) -> None:
+    stack = CSV_STACK.format(path=diabetes_csv, task=", task: classification").replace(
+        "target: progression", "target: [progression, s5]").replace(", max_rmse: 80, min_r2: 0.2", "")
+    line = refusal(tmp_path, stack, run=True)
+    assert line.endswith("data.task: found 'classification', but data.target names 2 columns, which are regression "
+                         "targets; expected auto or regression, or one target column"), line
+
+
 def test_a_classification_gate_is_refused_on_a_regression_stack(tmp_path: Path) -> None:
     line = refusal(tmp_path, DIABETES + "evaluate: {min_accuracy: 0.9}\n")
     assert "evaluate.min_accuracy: a classification gate, but the data's task is regression" in line

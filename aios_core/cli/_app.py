@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -49,6 +50,34 @@ def read_index(location: str | None) -> Any:
 runs_dir_option = click.option("--runs-dir", metavar="DIR", help="Where runs live (default: $AIOS_RUNS_DIR or ./runs).")
 set_option = click.option("--set", "overrides", multiple=True, metavar="FIELD.PATH=VALUE",
                           help="Override a stack field, e.g. --set trainer.epochs=3 (repeatable).")
+stack_argument = click.argument("stack", required=False, type=click.Path())
+"""STACK, a plain path (the stack reader reports a directory in one line, not click's usage block); none: the
+bundled digits stack."""
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def stack_options(*, runs_dir: bool) -> Callable[[_Command], _Command]:
+    """STACK and ``--set`` (and ``--runs-dir`` for a command that writes runs), declared once for ``aios run`` and
+    ``aios pipeline compile|run``, so both read a stack the same way."""
+
+    def declare(command: _Command) -> _Command:
+        command = runs_dir_option(command) if runs_dir else command
+        return stack_argument(set_option(command))
+
+    return declare
+
+
+def load_stack_or_fail(path: str, overrides: tuple[str, ...] = (), locked: bool = False) -> Any:
+    """The stack at ``path`` with ``overrides``, loaded and checked; its problems, one line each, exit 2."""
+    from aios_core.stack import StackError, load_stack
+
+    try:
+        return load_stack(path, overrides, locked=locked)
+    except StackError as error:
+        fail([str(p) for p in error.problems], EXIT_USAGE)
+
+
 index_option = click.option("--index", "index_location", metavar="PATH_OR_URL",
                             help="The plugin index to read (default: the plugins.index setting or $AIOS_INDEX, "
                                  "then the cache aios plugins update-index wrote, then the bundled snapshot).")

@@ -17,14 +17,14 @@ from aios_core.cli._app import (
     EXIT_USAGE,
     fail,
     index_option,
+    load_stack_or_fail,
     main,
     read_index,
-    runs_dir_option,
     runs_root,
-    set_option,
+    stack_argument,
+    stack_options,
 )
 
-_stack_argument = click.argument("stack", required=False, type=click.Path())
 _orchestrator_option = click.option("--orchestrator", "orchestrator_name", metavar="NAME",
                                     help="The orchestrator when the stack has no orchestrator section "
                                          "(default: the only one installed).")
@@ -62,14 +62,10 @@ def _orchestrator_override(stack_file: str, overrides: tuple[str, ...], name: st
 
 
 def _load(stack: str | None, overrides: tuple[str, ...], orchestrator_name: str | None) -> Any:
-    from aios_core.stack import DEFAULT_STACK, StackError, load_stack
+    from aios_core.stack import DEFAULT_STACK
 
     stack_file = stack or str(DEFAULT_STACK)
-    overrides = _orchestrator_override(stack_file, overrides, orchestrator_name)
-    try:
-        return load_stack(stack_file, overrides)
-    except StackError as error:
-        fail([str(p) for p in error.problems], EXIT_USAGE)
+    return load_stack_or_fail(stack_file, _orchestrator_override(stack_file, overrides, orchestrator_name))
 
 
 def _hook(loaded: Any) -> Any:
@@ -87,10 +83,9 @@ def pipeline() -> None:
 
 
 @pipeline.command("compile")
-@_stack_argument
+@stack_options(runs_dir=False)
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write the pipeline.")
 @_orchestrator_option
-@set_option
 def compile_pipeline(stack: str | None, output: str, orchestrator_name: str | None, overrides: tuple[str, ...]) -> None:
     """Write STACK (default: the bundled digits stack) as the orchestrator's pipeline definition."""
     target = Path(output)
@@ -108,12 +103,10 @@ def compile_pipeline(stack: str | None, output: str, orchestrator_name: str | No
 
 
 @pipeline.command("run")
-@_stack_argument
+@stack_options(runs_dir=True)
 @click.option("--local", is_flag=True, help="Run it on this machine with the orchestrator's local runner.")
 @click.option("--host", metavar="URL", help="Submit it to the orchestrator's endpoint at URL.")
 @_orchestrator_option
-@set_option
-@runs_dir_option
 def run_pipeline(stack: str | None, local: bool, host: str | None, orchestrator_name: str | None,
                  overrides: tuple[str, ...], runs_dir: str | None) -> None:
     """Compile STACK and run it: --local on this machine (the final run directory lands in the runs directory),
@@ -162,7 +155,7 @@ WORKDIR /tmp
 
 
 @pipeline.command("dockerfile")
-@_stack_argument
+@stack_argument
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
 @_orchestrator_option
 @index_option

@@ -14,21 +14,14 @@ from aios_core.cli._app import (
     debug_enabled,
     fail,
     index_option,
+    load_stack_or_fail,
     main,
     read_index,
     runs_dir_option,
     runs_root,
     set_option,
+    stack_options,
 )
-
-
-def _load(path: str, overrides: tuple[str, ...], locked: bool = False) -> Any:
-    from aios_core.stack import StackError, load_stack
-
-    try:
-        return load_stack(path, overrides, locked=locked)
-    except StackError as error:
-        fail([str(p) for p in error.problems], EXIT_USAGE)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -54,9 +47,8 @@ def _execute(stack_run: Any) -> None:
         fail(str(error), EXIT_INTERRUPTED)
 
 
-@main.command()  # STACK is a plain path: the stack reader reports a directory in one line, not click's usage block
-@click.argument("stack", required=False, type=click.Path())
-@set_option
+@main.command()
+@stack_options(runs_dir=True)
 @click.option("--lock", "lock_file", type=click.Path(), help="Reproduce a run from its stack.lock.yaml.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run.")
 @click.option("--serve", is_flag=True, help="Keep the deployed model serving after the run.")
@@ -65,7 +57,6 @@ def _execute(stack_run: Any) -> None:
                    "ones must be recorded in the run directory (--resume), the later ones are left for later.")
 @click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
               help="Start the run in exactly this directory (new or empty) rather than under the runs directory.")
-@runs_dir_option
 def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, resume_dir: str | None,
         serve: bool, phase_list: str | None, run_dir: str | None, runs_dir: str | None) -> None:
     """Run STACK (default: the bundled digits stack): data, tune, train, compress-native, export, compress, evaluate, deploy."""
@@ -93,7 +84,7 @@ def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, re
     else:
         if stack and lock_file:
             fail("give either STACK or --lock, not both", EXIT_USAGE)
-        loaded = _load(lock_file or stack or str(DEFAULT_STACK), overrides, locked=bool(lock_file))
+        loaded = load_stack_or_fail(lock_file or stack or str(DEFAULT_STACK), overrides, locked=bool(lock_file))
         if serve and loaded.role("deployer") is None:
             fail(f"--serve keeps the deployed model serving, but {loaded.source} has no deployer section", EXIT_USAGE)
         try:
@@ -108,7 +99,7 @@ def run(stack: str | None, overrides: tuple[str, ...], lock_file: str | None, re
 @set_option
 def validate(stack: str, overrides: tuple[str, ...]) -> None:
     """Check STACK without running it: fields, plugins, parameters, and that the components fit."""
-    loaded = _load(stack, overrides)
+    loaded = load_stack_or_fail(stack, overrides)
     for warning in loaded.skipped:
         click.echo(f"warning: skipped monitor: {warning}", err=True)
     roles = ", ".join(f"{role}={component.name}" for role, component in loaded.components.items())

@@ -197,6 +197,7 @@ def input_model(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory,
     if framework_name is not None and not candidates:
         fail(f"input_framework is {framework_name!r}, which is not an installed, loadable framework "
              f"(installed: {', '.join(entry.name for entry in installed('framework')) or 'none'})")
+    candidates = [(entry, cls) for entry, cls in candidates if dataset.task in cls.tasks]  # a model for the data's task
     candidates.sort(key=lambda pair: (pair[0].distribution != consumer.distribution, pair[0].name))
     cache = config.stash.setdefault(_INPUT_MODELS, {})
     for fmt in accepted:
@@ -210,6 +211,7 @@ def input_model(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory,
                                          tmp_path_factory.mktemp(f"aios-input-{entry.name}-{fmt}"))
             return cache[key]
     which = f"framework '{framework_name}'" if framework_name else "no installed framework"
+    which += "" if dataset.task == "classification" else f" of {dataset.task} models"
     pytest.skip(f"{label} accepts {list(accepted)}, and {which} writes any of them; "
                 "install a framework that does, or provide an `input_artifact` fixture")
 

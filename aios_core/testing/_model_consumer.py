@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
-from aios_core.testing._harness import frameworks_for, input_model
+from aios_core.testing._harness import frameworks_for, input_model, label_of
 from aios_core.testing.component import ComponentContract
 
 if TYPE_CHECKING:
@@ -35,6 +35,20 @@ class ModelConsumerContract(ComponentContract):
                        tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
         accepted = tuple(getattr(component_class, self.accepted_formats_attribute, ()))
         return input_model(request.config, tmp_path_factory, accepted, dataset, component_entry, input_framework)
+
+    @pytest.fixture
+    def regression_input(self, request: pytest.FixtureRequest, component_entry: ComponentEntry,
+                         component_class: type[Component], input_framework: str | None,
+                         tiny_regression_dataset: Dataset,
+                         tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, ModelArtifact]:
+        """For a component that declares regression: the tiny regression set and a model trained on it, in an
+        accepted format (the regression checks skip otherwise)."""
+        if "regression" not in component_class.tasks:
+            pytest.skip(f"{label_of(self.kind, component_entry.name)} declares tasks {list(component_class.tasks)}, "
+                        "not regression")
+        accepted = tuple(getattr(component_class, self.accepted_formats_attribute, ()))
+        return tiny_regression_dataset, input_model(request.config, tmp_path_factory, accepted,
+                                                    tiny_regression_dataset, component_entry, input_framework)
 
     @pytest.fixture
     def supporting_components(self, input_artifact: ModelArtifact,

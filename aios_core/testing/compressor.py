@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
@@ -72,29 +72,42 @@ class CompressorContract(ModelConsumerContract):
     accepted_formats_attribute = "input_formats"
     _example_name = "onnx-quant"
 
+    regression_tolerance: ClassVar[float] = 0.25
+    """How far a regression model's compressed predictions may move: RMSE from the input's, as a fraction of the
+    target's standard deviation on the test split (both in the target's units)."""
+
     @pytest.fixture
     def supporting_components(self, input_artifact: ModelArtifact, component_class: type[Component]) -> list[Component]:
-        frameworks = frameworks_for({input_artifact.format, component_class.output_format})
-        natives = [f for f in frameworks if f.native_format == input_artifact.format
-                   and component_class.works_before_export(f.native_format)]
-        trainers = [trainer_for(entry_of("framework", f.name)) for f in natives[:1]]
-        return [*frameworks, *(t for t in trainers if t is not None)]
+        return _supporting(input_artifact, component_class)
 
     @pytest.fixture
     def compressed(self, component: Component, input_artifact: ModelArtifact, dataset: Dataset,
                    supporting_components: list[Component],
                    aios_run_context: Callable[..., RunContext]) -> Compression:
+        return _compress(component, input_artifact, dataset, supporting_components, aios_run_context)
+
+    def test_regression_output_predicts_close_to_its_input(
+            self, component: Component, regression_input: tuple[Dataset, ModelArtifact],
+            aios_run_context: Callable[..., RunContext]) -> None:
+        """For a compressor that declares regression: its output for a model trained on the tiny regression set
+        predicts (n, targets), within ``regression_tolerance`` of the input model's predictions."""
+        import numpy as np
+
+        dataset, artifact = regression_input
+        compression = _compress(component, artifact, dataset, _supporting(artifact, type(component)),
+                                aios_run_context)
         label = label_of(self.kind, component.name)
-        if input_artifact.format not in component.input_formats:
-            fail(f"input_artifact has format {input_artifact.format!r}, which {label} does not accept "
-                 f"(input_formats {list(component.input_formats)})")
-        pm = manager_with(*supporting_components, component)
-        run = aios_run_context(pm)
-        run.phase = "compress-native" if _native_framework(component, input_artifact.format) else "compress"
-        output = pm.hook.aios_compress(artifact=input_artifact, dataset=dataset, run=run)
-        if not isinstance(output, ModelArtifact):
-            fail(f"aios_compress of {label} returned {type(output).__name__}; it must return an aios_core.ModelArtifact")
-        return Compression(output=output, plugin_manager=pm, run=run)
+        pm = compression.plugin_manager
+        before = check_probabilities(predictor_for(pm, artifact, f"the regression model given to {label}"), dataset,
+                                     f"the regression model given to {label}")
+        who = f"the output of {label} for a regression model"
+        after = check_probabilities(predictor_for(pm, compression.output, who), dataset, who)
+        moved = float(np.sqrt(np.mean((dataset.unscale_targets(after) - dataset.unscale_targets(before)) ** 2)))
+        spread = float(np.std(dataset.unscale_targets(dataset.y_test)))
+        if not moved <= self.regression_tolerance * spread:
+            fail(f"{who} predicts {moved:.4g} (RMSE, in the target's units) away from the input model's "
+                 f"predictions, more than {self.regression_tolerance:g} of the target's standard deviation "
+                 f"({spread:.4g}); keep a regression model's predictions close, or declare classification only")
 
     def test_output_has_the_declared_format_and_lies_under_the_run(
             self, component: Component, input_artifact: ModelArtifact, compressed: Compression) -> None:
@@ -133,3 +146,28 @@ class CompressorContract(ModelConsumerContract):
                                                  dataset=dataset)
             who = f"the {fmt} export of the output of {label}"
             check_probabilities(predictor_for(pm, exported, who), dataset, who)
+
+
+def _supporting(artifact: ModelArtifact, component_class: type[Component]) -> list[Component]:
+    """Installed frameworks of the formats involved, and for a native-format compressor a trainer (``run.train``)."""
+    frameworks = frameworks_for({artifact.format, component_class.output_format})
+    natives = [f for f in frameworks if f.native_format == artifact.format
+               and component_class.works_before_export(f.native_format)]
+    trainers = [trainer_for(entry_of("framework", f.name)) for f in natives[:1]]
+    return [*frameworks, *(t for t in trainers if t is not None)]
+
+
+def _compress(component: Component, artifact: ModelArtifact, dataset: Dataset, supporting: list[Component],
+              aios_run_context: Callable[..., RunContext]) -> Compression:
+    """``aios_compress`` of ``artifact`` in the phase the runner would call it in."""
+    label = label_of("compressor", component.name)
+    if artifact.format not in component.input_formats:
+        fail(f"input_artifact has format {artifact.format!r}, which {label} does not accept "
+             f"(input_formats {list(component.input_formats)})")
+    pm = manager_with(*supporting, component)
+    run = aios_run_context(pm)
+    run.phase = "compress-native" if _native_framework(component, artifact.format) else "compress"
+    output = pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run)
+    if not isinstance(output, ModelArtifact):
+        fail(f"aios_compress of {label} returned {type(output).__name__}; it must return an aios_core.ModelArtifact")
+    return Compression(output=output, plugin_manager=pm, run=run)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from aios_core.context import RunOptions
-from aios_core.testing._harness import fail, label_of, manager_with
+from aios_core.testing._harness import fail, frameworks_for, label_of, manager_with
 from aios_core.testing._model_consumer import ModelConsumerContract
 
 if TYPE_CHECKING:
@@ -43,14 +43,19 @@ class DeployerContract(ModelConsumerContract):
     def deployment(self, component: Component, input_artifact: ModelArtifact, dataset: Dataset,
                    supporting_components: list[Component], aios_run_context: Callable[..., RunContext]) -> Any:
         """The report ``aios_deploy`` returned for ``input_artifact``, with ``run.options.serve`` false."""
-        label = label_of(self.kind, component.name)
-        if input_artifact.format not in component.formats:
-            fail(f"input_artifact has format {input_artifact.format!r}, which {label} does not deploy "
-                 f"(formats {list(component.formats)})")
-        pm = manager_with(*supporting_components, component)
-        run = aios_run_context(pm, options=RunOptions(serve=False))
-        run.phase = "deploy"
-        return pm.hook.aios_deploy(artifact=input_artifact, dataset=dataset, run=run)
+        return _deploy(component, input_artifact, dataset, supporting_components, aios_run_context)
+
+    def test_serves_a_regression_model(self, component: Component, regression_input: tuple[Dataset, ModelArtifact],
+                                       aios_run_context: Callable[..., RunContext]) -> None:
+        """For a deployer that declares regression: a model trained on the tiny regression set is deployed and its
+        smoke test (answers compared with ``run.load_predictor``: predictions, not class probabilities) passes."""
+        dataset, artifact = regression_input
+        report = _deploy(component, artifact, dataset, frameworks_for({artifact.format}), aios_run_context)
+        smoke = report.get("smoke_test") if isinstance(report, dict) else None
+        if not isinstance(smoke, dict) or smoke.get("passed") is not True:
+            fail(f"{label_of(self.kind, component.name)} declares regression, but deploying a regression model "
+                 f"(predictions (n, {dataset.num_targets})) reports smoke_test {smoke!r}; answer with the model's "
+                 "predictions and compare them with run.load_predictor(artifact)")
 
     def test_report_is_json(self, component: Component, deployment: Any) -> None:
         label = label_of(self.kind, component.name)
@@ -71,3 +76,16 @@ class DeployerContract(ModelConsumerContract):
                  "reports {\"smoke_test\": {\"passed\": true, ...}}")
         if smoke["passed"] is not True:
             fail(f"{label} reports a failed smoke test: {smoke!r}")
+
+
+def _deploy(component: Component, artifact: ModelArtifact, dataset: Dataset, supporting: list[Component],
+            aios_run_context: Callable[..., RunContext]) -> Any:
+    """What ``aios_deploy`` returns for ``artifact``, with ``run.options.serve`` false, in phase ``deploy``."""
+    label = label_of("deployer", component.name)
+    if artifact.format not in component.formats:
+        fail(f"input_artifact has format {artifact.format!r}, which {label} does not deploy "
+             f"(formats {list(component.formats)})")
+    pm = manager_with(*supporting, component)
+    run = aios_run_context(pm, options=RunOptions(serve=False))
+    run.phase = "deploy"
+    return pm.hook.aios_deploy(artifact=artifact, dataset=dataset, run=run)

@@ -175,7 +175,7 @@ class TrainerContract(ComponentContract):
                                                 framework: Framework, tiny_regression_dataset: Dataset,
                                                 aios_run_context: Callable[..., RunContext]) -> None:
         """For a trainer that declares regression: on a tiny regression set it lowers the (MSE) training loss,
-        reports ``val_rmse``, and its model predicts (n, targets)."""
+        reports ``val_rmse`` in the target's units (``Dataset.target_scale``), and its model predicts (n, targets)."""
         label = label_of(self.kind, component_name)
         for who, declared in ((label, component.tasks), (label_of("framework", framework.name), framework.tasks)):
             if "regression" not in declared:
@@ -196,7 +196,9 @@ class TrainerContract(ComponentContract):
         artifact = pm.hook.aios_save_model(model=result.model, path=run.artifacts_dir /
                                            f"model.{framework.native_format}")
         who = f"the regression model {label} trained"
-        check_probabilities(predictor_for(pm, artifact, who), tiny_regression_dataset, who)
+        predict = predictor_for(pm, artifact, who)
+        check_probabilities(predict, tiny_regression_dataset, who)
+        _check_target_units(label, result, predict, tiny_regression_dataset)
 
     def test_trained_model_saves_and_predicts(self, component_name: str, framework: Framework, dataset: Dataset,
                                               training: Training) -> None:
@@ -239,3 +241,22 @@ class TrainerContract(ComponentContract):
         fail(f"{label} returned {type(result).__name__} after run.report_epoch raised TrialPruned at epoch 1 "
              f"(it reported epochs {reported}); let exceptions from run.report_epoch through (do not catch them "
              "around the report) so a tuner can stop a trial")
+
+
+_UNITS_TOLERANCE = 0.25
+"""How far the best epoch's val_rmse may be from the returned model's: the tiny set's target std is about 7, so a
+val_rmse of the standardized target is off by that factor."""
+
+
+def _check_target_units(label: str, result: TrainResult, predict: Callable[..., Any], dataset: Dataset) -> None:
+    """The best epoch's ``val_rmse`` is the returned model's validation RMSE in the target's units."""
+    import numpy as np
+
+    reported = float(result.history[result.best_epoch - 1].get("val_rmse", float("nan")))
+    predicted = dataset.unscale_targets(np.asarray(predict(dataset.x_val)).reshape(len(dataset.x_val), -1))
+    actual = float(np.sqrt(np.mean((predicted - dataset.unscale_targets(dataset.y_val)) ** 2)))
+    if not abs(reported - actual) <= _UNITS_TOLERANCE * actual:
+        fail(f"{label} reported val_rmse {reported:.4g} at its best epoch {result.best_epoch}, but the model it "
+             f"returned has a validation RMSE of {actual:.4g} in the target's units (the standardized target's is "
+             f"{actual / dataset.target_scale[0]:.4g}); report RMSE and MAE in the target's units: the error times "
+             "Dataset.target_scale")

@@ -148,8 +148,9 @@ class FilesDatastore(Datastore):
         """The data file; for IDX, the images file (``train-images-idx3-ubyte[.gz]``)."""
         format: Literal["auto", "csv", "parquet", "npz", "idx"] = "auto"
         """``auto`` tells the format from the file name."""
-        target: str = Field("target", min_length=1)
-        """The label column of a CSV or Parquet file (class labels, or numbers for regression)."""
+        target: str | list[str] = Field("target", min_length=1)
+        """The label column of a CSV or Parquet file (class labels, or numbers for regression); a list of numeric
+        columns for multi-output regression (``[price, demand]``: the model predicts one value per column)."""
         x_key: str = Field("x", min_length=1)
         """The NPZ array of features, one row (or image) per sample."""
         y_key: str = Field("y", min_length=1)
@@ -158,6 +159,23 @@ class FilesDatastore(Datastore):
         """The IDX labels file; by default the images file's name with ``labels-idx1-ubyte``."""
         image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
         """(channels, height, width) of each row, overriding what the file implies."""
+
+        @field_validator("target")
+        @classmethod
+        def _target_columns(cls, target: str | list[str]) -> str | list[str]:
+            if isinstance(target, str):
+                return target
+            if any(not name for name in target):
+                raise ValueError("column names, none empty")
+            repeated = sorted({name for name in target if target.count(name) > 1})
+            if repeated:
+                raise ValueError(f"each column named once ({', '.join(map(repr, repeated))} repeated)")
+            return target[0] if len(target) == 1 else target
+
+        @property
+        def targets(self) -> list[str]:
+            """The target columns: one, or several for multi-output regression."""
+            return [self.target] if isinstance(self.target, str) else list(self.target)
 
     params: Params
 

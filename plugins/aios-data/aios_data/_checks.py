@@ -11,6 +11,7 @@ that says what was found and what is expected.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import importlib.util
 import itertools
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from aios_core import DataDescription
 
 from aios_data._bundled import BUNDLED_SETS
+from aios_data._targets import target_task
 from aios_data._headers import (
     FORMAT_LABELS,
     SUFFIX_FORMATS,
@@ -109,7 +111,8 @@ def inspect_files(params: FilesDatastore.Params, source: str) -> Findings:
     ``source`` is the stack file's path, named in a hint when a relative path exists
     beside it but not in the working directory.
     """
-    findings = Findings(task=None if params.task == "auto" else params.task)
+    several = len(params.targets) > 1  # several target columns: multi-output regression
+    findings = Findings(task=params.task if params.task != "auto" else "regression" if several else None)
     written = params.path
     path = written.expanduser().absolute()
     problem = _file_problem(path, written, source, _EXPECTED_DATA)
@@ -126,6 +129,14 @@ def inspect_files(params: FilesDatastore.Params, source: str) -> Findings:
     if params.labels_path is not None and fmt != "idx":
         findings.add("labels_path", f"found '{params.labels_path}', but data.path is read as {FORMAT_LABELS[fmt]}; "
                                     "expected no labels_path (it names the labels file of IDX images)")
+    if several:
+        if fmt not in ("csv", "parquet"):
+            findings.add("target", f"found {params.targets}, but '{written}' is read as {FORMAT_LABELS[fmt]}, which "
+                                   "has no named columns; expected several targets only for a CSV or Parquet table "
+                                   "(an NPZ file's labels are its y_key array)")
+        if params.task == "classification":
+            findings.add("task", f"found 'classification', but data.target names {len(params.targets)} columns, "
+                                 "which are regression targets; expected auto or regression, or one target column")
     if fmt != "csv" and fmt != "parquet" and params.preprocess.one_hot:
         findings.add("preprocess.one_hot", f"found {params.preprocess.one_hot}, but '{written}' is read as "
                                            f"{FORMAT_LABELS[fmt]}, which has no named columns; expected [] "
@@ -150,9 +161,22 @@ def inspect_files(params: FilesDatastore.Params, source: str) -> Findings:
             findings.add("image_shape", f"found {list(params.image_shape)}, which holds {values} values, but the rows "
                                         f"of '{written}' have {findings.num_features} features; expected a "
                                         f"[channels, height, width] whose product is {findings.num_features}")
+    if params.task == "auto" and findings.task is None and not findings.problems:
+        findings.task = _target_task(params, path, fmt)
     if findings.rows is not None:
         _check_split(findings, params, f"'{written}'")
     return _described_shape(findings, params)
+
+
+def _target_task(params: FilesDatastore.Params, path: Path, fmt: str) -> str | None:
+    """The task ``auto`` will infer from the file's target (None: known only when it loads)."""
+    labels = None
+    if fmt == "idx":
+        labels = params.labels_path.expanduser().absolute() if params.labels_path else derived_labels_path(path)
+    try:
+        return target_task(params, path, fmt, labels)
+    except (OSError, ValueError, EOFError, csv.Error):  # loading reports what is wrong with the values, in its words
+        return None
 
 
 def _described_shape(findings: Findings, params: FilesDatastore.Params) -> Findings:
@@ -190,29 +214,39 @@ def _check_content(findings: Findings, params: FilesDatastore.Params, path: Path
 
 def _check_table(findings: Findings, params: FilesDatastore.Params, schema: TableSchema) -> None:
     """The target and one-hot columns exist, the other columns are numbers (as far as the header says)."""
-    written, columns, target = params.path, schema.columns, params.target
+    written, columns, targets = params.path, schema.columns, params.targets
     one_hot = params.preprocess.one_hot
-    features = [name for name in columns if name != target]
-    if target not in columns:
-        findings.add("target", f"found '{target}', which is not a column of '{written}'{_did_you_mean(target, columns)}"
-                               f"; expected one of: {_listed(columns)}")
-    elif not features:
-        findings.add("path", f"found '{written}', which has no column besides the target '{target}'; expected "
-                             "feature columns beside it")
+    features = [name for name in columns if name not in targets]
+    several = len(targets) > 1
+    missing = [(index, target) for index, target in enumerate(targets) if target not in columns]
+    for index, target in missing:
+        findings.add(f"target.{index}" if several else "target",
+                     f"found '{target}', which is not a column of '{written}'{_did_you_mean(target, columns)}"
+                     f"; expected one of: {_listed(columns)}")
+    if not missing and not features:
+        findings.add("path", f"found '{written}', which has no column besides the target"
+                             f"{'s' if several else ''} {', '.join(map(repr, targets))}; expected feature columns "
+                             "beside it")
+    if several and not missing:
+        for index, target in enumerate(targets):
+            if target in schema.non_numeric:
+                findings.add(f"target.{index}", f"found '{target}', a column of {schema.non_numeric[target]} "
+                                                "values, but several targets are regression targets; expected "
+                                                "numeric columns")
     for index, name in enumerate(one_hot):
-        if name == target:
+        if name in targets:
             findings.add(f"preprocess.one_hot.{index}", f"found '{name}', which is the target column; expected a "
                                                         "feature column (the labels are encoded anyway)")
         elif name not in columns:
             findings.add(f"preprocess.one_hot.{index}", f"found '{name}', which is not a column of '{written}'"
                                                         f"{_did_you_mean(name, features)}; expected one of: "
                                                         f"{_listed(features)}")
-    for name, kind in schema.non_numeric.items() if target in columns else ():  # else the target may be one
-        if name != target and name not in one_hot:
+    for name, kind in schema.non_numeric.items() if not missing else ():  # else the target may be one
+        if name not in targets and name not in one_hot:
             findings.add("preprocess.one_hot", f"found no '{name}', but column '{name}' of '{written}' holds {kind} "
                                                "values, not numbers; expected it listed, to be one-hot encoded")
     findings.rows = schema.rows
-    if target in columns and features and not one_hot:
+    if not missing and features and not one_hot:
         findings.num_features = len(features)
 
 

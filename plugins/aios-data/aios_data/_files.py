@@ -56,23 +56,29 @@ def detect_format(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- tables
-def read_table(path: Path, fmt: str, target: str, progress: Progress | None = None) -> RawData:
-    """A CSV or Parquet table whose column ``target`` holds the labels and the others the features."""
+def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress | None = None) -> RawData:
+    """A CSV or Parquet table whose column ``target`` holds the labels and the others the features; several target
+    columns (a list) give a frame of labels, one column per target."""
+    targets = [target] if isinstance(target, str) else list(target)
     try:
         frame = _read_csv(path, progress) if fmt == "csv" else _read_parquet(path, progress)
     except Exception as error:  # noqa: BLE001 -- pandas and pyarrow raise many types for one cause: not this format
         raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {first_line(error)}") from None
     frame = frame.reset_index(drop=True)
     columns = list(frame.columns)
-    if target not in columns:
-        close = difflib.get_close_matches(target, [str(column) for column in columns], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{FIELD}.target: no column {target!r} in {path}{hint}; columns are: {_names(columns)}")
-    if len(columns) < 2:
-        raise ValueError(f"{FIELD}.path: {path} has no feature columns besides the target {target!r}")
+    for name in targets:
+        if name not in columns:
+            close = difflib.get_close_matches(name, [str(column) for column in columns], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{FIELD}.target: no column {name!r} in {path}{hint}; columns are: {_names(columns)}")
+    if len(columns) <= len(targets):
+        raise ValueError(f"{FIELD}.path: {path} has no feature columns besides the target {_names(targets)}")
     if len(frame) == 0:
         raise ValueError(f"{FIELD}.path: {path} holds no rows")
-    labels = frame.pop(target)  # in place: the feature columns are not copied
+    if len(targets) == 1:
+        labels = frame.pop(targets[0])  # in place: the feature columns are not copied
+    else:
+        labels = pd.concat([frame.pop(name) for name in targets], axis=1)
     return RawData(name=_stem(path), source=str(path), features=frame, labels=labels, label_field=f"{FIELD}.target")
 
 

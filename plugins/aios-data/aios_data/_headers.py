@@ -104,10 +104,10 @@ def csv_columns(path: Path) -> TableSchema:
         raise HeaderError(f"has no readable CSV header line: {first_line(error)}") from None
     if header is None:
         raise HeaderError("is empty, with no header line naming the columns")
-    return TableSchema(_pandas_column_names(header))
+    return TableSchema(pandas_column_names(header))
 
 
-def _pandas_column_names(header: list[str]) -> list[str]:
+def pandas_column_names(header: list[str]) -> list[str]:
     """The names ``pandas.read_csv`` gives: ``Unnamed: i`` for an empty name, ``name.1`` for a repeated one."""
     names: list[str] = []
     for index, name in enumerate(header):

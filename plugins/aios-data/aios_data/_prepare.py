@@ -19,6 +19,7 @@ import pandas as pd
 from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
+from aios_data._targets import REGRESSION_DISTINCT_VALUES, inferred_task
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -27,8 +28,6 @@ FIELD = "data"
 """The stack key of the datastore; error messages start with ``data.<field>``."""
 
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
-REGRESSION_DISTINCT_VALUES = 20
-"""``task: auto`` picks regression for a numeric target with more distinct values than this."""
 _BLOCK_ROWS = 8192
 """Rows processed at a time, so a large image set is never copied whole in float64."""
 
@@ -96,7 +95,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                                {"params": hash_params, "seed": seed})
 
     features = raw.features if table else _as_matrix(raw.features)
-    values, missing = _label_values(raw.labels)
+    values, missing = _label_values(raw.labels, raw.source)
     keys = _label_keys(values, missing)
 
     dropped_missing = dropped_duplicates = 0
@@ -144,7 +143,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         log.info("data %s: task %s (%s)", raw.name, task, reason)
         log.info("data %s: %d rows kept (%d with missing values and %d duplicates dropped), "
                  "%d features, %s; split %d/%d/%d", raw.name, len(y), dropped_missing,
-                 dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
+                 dropped_duplicates, x.shape[1],
+                 f"{y.shape[1]} target(s)" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
     scaled = Reporter(progress, "scaling", len(y))
     x_train, x_val, x_test = (scaling.apply(x, rows, scaled) for rows in (train, val, test))
@@ -164,7 +164,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         feature_names=feature_names,
         preprocessing=preprocessing,
         task=task,
-        target_names=[_target_name(raw)] if task == "regression" else [],
+        target_names=_target_names(raw) if task == "regression" else [],
         target_scaling=target_scaling,
     )
 
@@ -181,6 +181,11 @@ def _release_arrow_memory() -> None:
 def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, str]:
     """The task and why: declared (``data.task``), the source's own, or inferred from the target's values."""
     numeric = values.dtype.kind in "iuf"
+    if values.ndim == 2:  # several target columns
+        if params.task == "classification":
+            raise ValueError(f"{FIELD}.task: several target columns are regression targets; set data.task to auto "
+                             "or regression, or name one target column")
+        return "regression", f"{values.shape[1]} target columns: multi-output regression"
     if params.task == "regression" and not numeric:
         example = next(iter(values.tolist()), "")
         raise ValueError(f"{FIELD}.task: regression needs a numeric target, but {raw.label_field} of {raw.source} "
@@ -190,16 +195,18 @@ def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, st
     if raw.task is not None:
         return raw.task, f"{raw.source} is a {raw.task} data set"
     distinct = len(np.unique(values))
-    if numeric and distinct > REGRESSION_DISTINCT_VALUES:
+    if inferred_task(numeric, distinct) == "regression":
         return "regression", (f"inferred: numeric target with {distinct} distinct values "
                               f"(> {REGRESSION_DISTINCT_VALUES}); set data.task to override")
     return "classification", (f"inferred: {'numeric' if numeric else 'text'} target with {distinct} distinct values; "
                               "set data.task to override")
 
 
-def _target_name(raw: RawData) -> str:
+def _target_names(raw: RawData) -> list[str]:
+    if isinstance(raw.labels, pd.DataFrame):
+        return [str(name) for name in raw.labels.columns]
     name = raw.labels.name if isinstance(raw.labels, pd.Series) else None
-    return str(name) if name is not None else "target"
+    return [str(name) if name is not None else "target"]
 
 
 def _random_split(rows: int, params: DataParams, seed: int, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -218,13 +225,15 @@ def _random_split(rows: int, params: DataParams, seed: int, source: str) -> tupl
 
 
 def _scale_targets(y: np.ndarray, train: np.ndarray, params: DataParams) -> tuple[np.ndarray, dict[str, Any]]:
-    """Targets as float32 (n, 1), standardized with the train rows' statistics when asked; and the record."""
+    """Targets as float32 (n, targets), each standardized with the train rows' statistics when asked; and the
+    record (a mean and a std per target)."""
+    y = y.reshape(len(y), -1)
     if params.preprocess.target_scaling == "none":
-        return y.reshape(-1, 1).astype(np.float32), {"scaling": "none"}
-    mean, std = float(y[train].mean()), float(y[train].std())
-    std = std if std > 0 else 1.0
-    return ((y - mean) / std).reshape(-1, 1).astype(np.float32), {"scaling": "standardize", "mean": [mean],
-                                                                    "std": [std]}
+        return y.astype(np.float32), {"scaling": "none"}
+    mean, std = y[train].mean(axis=0), y[train].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return ((y - mean) / std).astype(np.float32), {"scaling": "standardize", "mean": [float(m) for m in mean],
+                                                    "std": [float(d) for d in std]}
 
 
 # ---------------------------------------------------------------- checks and hashing
@@ -278,8 +287,21 @@ def _names(names: list[Any], limit: int = 20) -> str:
 
 
 # ---------------------------------------------------------------- labels
-def _label_values(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as integers, floats or strings (whichever keeps them apart) and a missing mask."""
+def _label_values(labels: pd.Series | pd.DataFrame | np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as integers, floats or strings (whichever keeps them apart) and a missing mask; several target
+    columns as floats (n, targets), a row missing when any of its targets is."""
+    if isinstance(labels, pd.DataFrame):
+        for name in labels.columns:
+            column = labels[name]
+            if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+                present = column.dropna()
+                example = f" (found {present.iloc[0]!r})" if len(present) else ""
+                raise ValueError(f"{FIELD}.target: column {name!r} of {source} is not numeric{example}; several "
+                                 "target columns are regression targets: name numeric columns")
+        values = labels.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        missing = np.isnan(values).any(axis=1)
+        values[missing] = 0.0
+        return values, missing
     series = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
     missing = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
@@ -294,7 +316,7 @@ def _label_values(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _label_keys(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     """One integer per row, equal for equal labels, -1 for a missing one (used to find duplicates)."""
-    _, inverse = np.unique(values, return_inverse=True)
+    _, inverse = np.unique(values, return_inverse=True, axis=0 if values.ndim == 2 else None)
     return np.where(missing, -1, inverse.reshape(-1)).astype(np.int64)
 
 

@@ -76,13 +76,13 @@ def _write(tmp_path: Path, kind: str, images: np.ndarray, labels: np.ndarray,
 
 
 @pytest.mark.parametrize(("kind", "expected"), [
-    ("csv", DataDescription(4, None, None, images=False)),
-    ("parquet", DataDescription(4, None, None, images=False)),
-    ("csv-image", DataDescription(4, None, (1, 2, 2), images=True)),
-    ("npz-rows", DataDescription(7, None, None, images=False)),
-    ("npz-images", DataDescription(20, None, (1, 4, 5), images=True)),
-    ("npz-channels-last", DataDescription(60, None, (3, 4, 5), images=True)),
-    ("idx", DataDescription(20, None, (1, 4, 5), images=True)),
+    ("csv", DataDescription(4, None, None, images=False, task="classification")),
+    ("parquet", DataDescription(4, None, None, images=False, task="classification")),
+    ("csv-image", DataDescription(4, None, (1, 2, 2), images=True, task="classification")),
+    ("npz-rows", DataDescription(7, None, None, images=False, task="classification")),
+    ("npz-images", DataDescription(20, None, (1, 4, 5), images=True, task="classification")),
+    ("npz-channels-last", DataDescription(60, None, (3, 4, 5), images=True, task="classification")),
+    ("idx", DataDescription(20, None, (1, 4, 5), images=True, task="classification")),
 ])
 def test_files_are_described_from_their_headers_as_they_load(kind: str, expected: DataDescription, tmp_path: Path,
                                                               tiny_images: tuple[np.ndarray, np.ndarray],
@@ -90,13 +90,67 @@ def test_files_are_described_from_their_headers_as_they_load(kind: str, expected
     params = _write(tmp_path, kind, *tiny_images, write_idx)
     assert describe(FilesDatastore, **params) == expected
     dataset = load(FilesDatastore, **params)
-    assert (dataset.x_train.shape[1], dataset.image_shape) == (expected.num_features, expected.image_shape)
+    assert (dataset.x_train.shape[1], dataset.image_shape, dataset.task) == (expected.num_features,
+                                                                              expected.image_shape, expected.task)
 
 
 def test_one_hot_columns_leave_the_feature_count_unknown_but_not_the_row_kind(tmp_path: Path) -> None:
     _table().assign(color=["red", "blue"] * 15).to_csv(tmp_path / "t.csv", index=False)
     described = describe(FilesDatastore, path=tmp_path / "t.csv", preprocess={"one_hot": ["color"]})
-    assert described == DataDescription(None, None, None, images=False)
+    assert described == DataDescription(None, None, None, images=False, task="classification")
+
+
+# ---------------------------------------------------------------- the task, from the target alone
+def _numeric_targets(kind: str, tmp_path: Path, target: np.ndarray, write_idx: Callable[..., Path]) -> dict[str, Any]:
+    """A file of ``kind`` with two feature columns and ``target``; the files datastore's parameters that read it."""
+    features = np.stack([np.arange(len(target), dtype=float), np.arange(len(target)) % 7], axis=1)
+    frame = pd.DataFrame({"a": features[:, 0], "b": features[:, 1], "target": target})
+    if kind == "csv":
+        frame.to_csv(tmp_path / "t.csv.gz", index=False)
+        return {"path": tmp_path / "t.csv.gz"}
+    if kind == "parquet":
+        frame.to_parquet(tmp_path / "t.parquet")
+        return {"path": tmp_path / "t.parquet"}
+    if kind == "npz":
+        np.savez(tmp_path / "t.npz", x=features, y=target)
+        return {"path": tmp_path / "t.npz"}
+    write_idx(tmp_path / "train-labels-idx1-ubyte", target.astype(np.uint8))
+    return {"path": write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((len(target), 2, 2), dtype=np.uint8))}
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "npz", "idx"])
+@pytest.mark.parametrize(("distinct", "task"), [(21, "regression"), (20, "classification")])
+def test_auto_tells_the_task_from_the_target_before_loading_as_loading_does(
+        kind: str, distinct: int, task: str, tmp_path: Path, write_idx: Callable[..., Path], load: Load) -> None:
+    target = np.tile(np.arange(distinct) * 3, 10)
+    params = _numeric_targets(kind, tmp_path, target, write_idx)
+    assert describe(FilesDatastore, **params).task == task
+    assert load(FilesDatastore, **params).task == task
+
+
+def test_a_declared_task_is_described_without_reading_the_target(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,target\n1,x\n")
+    assert describe(FilesDatastore, path=tmp_path / "t.csv", task="regression").task == "regression"
+
+
+def test_rows_that_cleaning_drops_do_not_count_towards_the_task(tmp_path: Path, load: Load) -> None:
+    """25 distinct target values, but 5 of them only on rows with a missing feature: 20 are left, classification."""
+    rows = ["a,target"] + [f"{index % 3},{index % 20}" for index in range(400)] + [f",{value}" for value in range(20, 25)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    assert describe(FilesDatastore, path=tmp_path / "t.csv").task == "classification"
+    assert describe(FilesDatastore, path=tmp_path / "t.csv", clean={"drop_missing": False}).task == "regression"
+    assert load(FilesDatastore, path=tmp_path / "t.csv").task == "classification"
+
+
+def test_a_text_target_is_classification_and_a_file_too_large_to_read_is_told_at_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = ["a,target"] + [f"{index},{index}" for index in range(30)] + ["31,thirty-one"]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    assert describe(FilesDatastore, path=tmp_path / "t.csv").task == "classification"
+    import aios_data._targets
+
+    monkeypatch.setattr(aios_data._targets, "SCAN_BYTES", 10)
+    assert describe(FilesDatastore, path=tmp_path / "t.csv").task is None
 
 
 def test_a_file_that_cannot_be_read_is_not_described(tmp_path: Path) -> None:

@@ -87,3 +87,54 @@ def test_diabetes_is_a_bundled_regression_set(load: Load) -> None:
     assert ds.task == "regression" and ds.num_features == 10 and ds.num_targets == 1
     assert ds.preprocessing["task"]["reason"] == "scikit-learn's diabetes data set is a regression data set"
     assert ds.summary()["target_scaling"]["scaling"] == "standardize"
+
+
+# ---------------------------------------------------------------- several targets
+def _two_targets(rows: int = 120) -> pd.DataFrame:
+    frame = _prices(rows)
+    return frame.assign(rent=frame["price"] / 250 + np.random.default_rng(3).normal(0, 5, rows))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_several_target_columns_load_as_one_scaled_column_each(load: Load, tmp_path: Path, suffix: str) -> None:
+    frame, path = _two_targets(), tmp_path / f"prices.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+    ds = load(FilesDatastore, path=path, target=["price", "rent"])
+    assert ds.task == "regression" and ds.target_names == ["price", "rent"] and ds.num_targets == 2
+    assert ds.num_features == 2 and ds.feature_names == ["area", "rooms"]
+    assert ds.y_train.dtype == np.float32 and ds.y_train.shape == (len(ds.x_train), 2)
+    assert np.abs(ds.y_train.mean(axis=0)).max() < 1e-5 and ds.y_train.std(axis=0) == pytest.approx([1, 1], abs=1e-4)
+    assert ds.target_scaling["std"][0] > 100 * ds.target_scaling["std"][1]  # each column its own statistics
+    restored = np.concatenate([ds.unscale_targets(y) for y in (ds.y_train, ds.y_val, ds.y_test)])
+    expected = frame[["price", "rent"]].to_numpy()
+    assert np.sort(restored, axis=0) == pytest.approx(np.sort(expected, axis=0), rel=1e-6)
+
+
+def _findings(path: Path, **params: object) -> tuple[list[tuple[str, str]], str | None]:
+    from aios_data._checks import inspect_files
+
+    findings = inspect_files(FilesDatastore.Params(path=path, **params), "stack.yaml")
+    return findings.problems, findings.task
+
+
+def test_several_targets_are_regression_and_checked_before_loading(tmp_path: Path) -> None:
+    frame = _two_targets().assign(label=["a", "b"] * 60)
+    frame.to_parquet(tmp_path / "t.parquet")
+    assert _findings(tmp_path / "t.parquet", target=["price", "rent"], preprocess={"one_hot": ["label"]}) == (
+        [], "regression")
+    (field, message), = _findings(tmp_path / "t.parquet", target=["price", "rnet"], preprocess={"one_hot": ["label"]})[0]
+    assert field == "target.1" and "found 'rnet', which is not a column" in message and "did you mean 'rent'" in message
+    (field, message), = _findings(tmp_path / "t.parquet", target=["price", "label"])[0]
+    assert field == "target.1" and "several targets are regression targets; expected numeric columns" in message
+    (field, message), = _findings(tmp_path / "t.parquet", target=["price", "rent"], task="classification",
+                                  preprocess={"one_hot": ["label"]})[0]
+    assert field == "task" and "names 2 columns, which are regression targets" in message
+    np.savez(tmp_path / "t.npz", x=np.zeros((30, 2)), y=np.arange(30))
+    (field, message), = _findings(tmp_path / "t.npz", target=["a", "b"])[0]
+    assert field == "target" and "several targets only for a CSV or Parquet table" in message
+
+
+def test_a_text_column_among_several_targets_is_refused_when_it_loads(load: Load, tmp_path: Path) -> None:
+    _two_targets().assign(rent="high").to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ValueError, match="data.target: column 'rent' of .* is not numeric \\(found 'high'\\); several"):
+        load(FilesDatastore, path=tmp_path / "t.csv", target=["price", "rent"])

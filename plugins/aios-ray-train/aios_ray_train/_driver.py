@@ -103,6 +103,7 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
     channel = ray.remote(num_cpus=0)(_loop.Channel).remote()
     config = {"seed": run.seed, "params": params.model_dump(mode="json"), "channel": channel, "model": model,
               "loss": params.loss_for(dataset.task),
+              "target_scale": dataset.target_scale if dataset.task == "regression" else None,
               "x_train": dataset.x_train, "y_train": dataset.y_train, "x_val": dataset.x_val, "y_val": dataset.y_val}
     trainer = TorchTrainer(
         _loop.train_worker, train_loop_config=config,

@@ -84,7 +84,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     # Arrays in the loop config arrive read-only; torch wants writable memory.
     x_train = torch.from_numpy(np.array(config["x_train"], dtype=np.float32))
-    criterion = loss_function(config.get("loss", "cross_entropy"))
+    criterion = loss_function(config.get("loss", "cross_entropy"), config.get("target_scale"))  # RMSE in units
     # class indices as int64; regression targets as float32 (n, targets)
     labels = (lambda y: np.array(y, dtype=np.float32).reshape(len(y), -1)) if criterion.regression else (
         lambda y: np.array(y, dtype=np.int64))

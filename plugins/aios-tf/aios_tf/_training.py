@@ -87,7 +87,7 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerPara
     run_callback_class, step_reporter_class = _callback_classes()
     steps = math.ceil(len(dataset.y_train) / params.batch_size)
     writer = CheckpointWriter(checkpoint, _save_checkpoint, params.checkpoint_interval_s)
-    callback = run_callback_class(run, params, progress, best_weights, writer)
+    callback = run_callback_class(run, params, progress, best_weights, writer, _error_scale(dataset, run))
     callbacks = [callback]
     if params.progress_updates:
         callbacks.append(step_reporter_class(run, steps, params.progress_updates))
@@ -103,6 +103,19 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: KerasTrainerPara
         raise
     writer.close()
     return callback.best_weights
+
+
+def _error_scale(dataset: Dataset, run: RunContext) -> float:
+    """What turns keras' RMSE and MAE of the scaled targets into the target's units (``Dataset.target_scale``):
+    exact for one target; with several targets of different scales they stay on the scaled targets (logged)."""
+    if dataset.task != "regression":
+        return 1.0
+    scales = set(dataset.target_scale)
+    if len(scales) == 1:
+        return scales.pop()
+    run.log.warning("keras trainer: rmse, val_rmse and val_mae are of the standardized targets (%d targets of "
+                    "different scales); evaluation reports them in the targets' units", dataset.num_targets)
+    return 1.0
 
 
 def _optimizer(keras: Any, params: KerasTrainerParams) -> Any:
@@ -146,8 +159,9 @@ def _callback_classes() -> tuple[type, type]:
         """Per epoch: set the scheduled lr, time the training pass, record the epoch, report it, checkpoint."""
 
         def __init__(self, run: RunContext, params: KerasTrainerParams, progress: EpochProgress,
-                     best_weights: Weights | None, writer: CheckpointWriter) -> None:
+                     best_weights: Weights | None, writer: CheckpointWriter, scale: float = 1.0) -> None:
             super().__init__()
+            self.scale = scale  # RMSE and MAE of the scaled targets times this: in the target's units
             # not self.params: keras sets that to fit's own parameters
             self.run, self.settings, self.progress, self.writer = run, params, progress, writer
             self.best_weights = best_weights
@@ -171,7 +185,8 @@ def _callback_classes() -> tuple[type, type]:
             # the same keys as the torch trainer's: accuracy, or rmse with val_rmse and val_mae for regression
             scores = (("rmse", "val_rmse", "val_mae") if "rmse" in logs else ("accuracy", "val_accuracy"))
             metrics = {"epoch": number, "loss": float(logs["loss"]), "val_loss": float(logs["val_loss"]),
-                       **{key: float(logs[key]) for key in scores},
+                       **{key: float(logs[key]) * (self.scale if key != "accuracy" and key != "val_accuracy" else 1.0)
+                          for key in scores},
                        "lr": params.scheduled_learning_rate(number), "seconds": seconds}
             # raises TrainingDiverged on a non-finite loss: fit stops, the epoch is neither reported nor saved
             if self.progress.record(metrics, patience=params.early_stopping_patience,

@@ -88,7 +88,7 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
     loss_name = params.loss_for(dataset.task)
     x_train, y_train = _tensors(dataset.x_train, dataset.y_train)
     x_val, y_val = _tensors(dataset.x_val, dataset.y_val)
-    criterion = loss_function(loss_name)
+    criterion = loss_function(loss_name, dataset.target_scale if dataset.task == "regression" else None)
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params)
     generator = torch.Generator().manual_seed(run.seed)
@@ -148,15 +148,24 @@ def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 _REGRESSION_LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
 
 
-def loss_function(name: str = "cross_entropy") -> Any:
-    """``(outputs, targets, reduction) -> loss`` for ``TrainingParams.loss_for``'s name; carries ``regression``."""
+def loss_function(name: str = "cross_entropy", target_scale: list[float] | None = None) -> Any:
+    """``(outputs, targets, reduction) -> loss`` for ``TrainingParams.loss_for``'s name; carries ``regression`` and
+    ``scale``, the factors (``Dataset.target_scale``) that turn a regression error into the target's units."""
     function = F.cross_entropy if name == "cross_entropy" else _REGRESSION_LOSSES[name]
 
     def loss(outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         return function(outputs, targets, reduction=reduction)
 
     loss.regression = name != "cross_entropy"  # type: ignore[attr-defined]
+    loss.scale = torch.tensor(target_scale, dtype=torch.float32) if target_scale else None  # type: ignore[attr-defined]
     return loss
+
+
+def _errors(outputs: torch.Tensor, targets: torch.Tensor, criterion: Any) -> torch.Tensor:
+    """``outputs - targets`` in the target's units (the model learns scaled targets)."""
+    difference = outputs - targets
+    scale = getattr(criterion, "scale", None)
+    return difference if scale is None else difference * scale
 
 
 def score_name(criterion: Any) -> str:
@@ -165,9 +174,10 @@ def score_name(criterion: Any) -> str:
 
 
 def batch_score(outputs: torch.Tensor, targets: torch.Tensor, criterion: Any) -> float:
-    """Correct predictions (classification) or the sum of squared errors per target (regression) of a batch."""
+    """Correct predictions (classification) or the sum of squared errors per target (regression, in the target's
+    units) of a batch."""
     if criterion.regression:
-        return float(((outputs - targets) ** 2).sum().item()) / max(1, targets.shape[1])
+        return float((_errors(outputs, targets, criterion) ** 2).sum().item()) / max(1, targets.shape[1])
     return float((outputs.argmax(dim=1) == targets).sum().item())
 
 
@@ -246,8 +256,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 
 def validation_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: Any) -> dict[str, float]:
-    """``val_loss`` and ``val_accuracy``, or for regression ``val_loss``, ``val_rmse`` and ``val_mae`` (in the
-    units the model is trained in: standardized targets when the datastore standardized them)."""
+    """``val_loss`` and ``val_accuracy``, or for regression ``val_loss`` (the training loss, on the scaled targets
+    the model learns), ``val_rmse`` and ``val_mae`` (in the target's units, by ``criterion.scale``)."""
     if not criterion.regression:
         val_loss, val_accuracy = evaluate(model, x, y)
         return {"val_loss": val_loss, "val_accuracy": val_accuracy}
@@ -257,8 +267,9 @@ def validation_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, crite
         for begin in range(0, len(y), _EVAL_BATCH):
             outputs, targets = model(x[begin:begin + _EVAL_BATCH]), y[begin:begin + _EVAL_BATCH]
             total_loss += criterion(outputs, targets, reduction="sum").item() / targets.shape[1]
-            squares += ((outputs - targets) ** 2).sum().item()
-            absolute += (outputs - targets).abs().sum().item()
+            errors = _errors(outputs, targets, criterion)
+            squares += (errors ** 2).sum().item()
+            absolute += errors.abs().sum().item()
     cells = y.numel()
     return {"val_loss": total_loss / len(y), "val_rmse": math.sqrt(squares / cells), "val_mae": absolute / cells}
 
