@@ -14,8 +14,8 @@ per round. Prints p50/p99 per pair and writes nothing: the figures go to PROTOCO
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import statistics
 import subprocess
 import sys

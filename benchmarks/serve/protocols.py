@@ -133,9 +133,8 @@ async def _grpc_client(target: str, requests: list[Any], expected: np.ndarray, s
 
 async def _grpc_raw_client(target: str, requests: list[Any], expected: np.ndarray, start: int, until: float,
                            measure_after: float, tally: dict[str, Any]) -> None:
-    from grpc_raw import RawGrpcChannel
-
     from aios_serve._grpc import messages
+    from grpc_raw import RawGrpcChannel
 
     parse = messages()["ModelInferResponse"].FromString
     payloads = [request.SerializeToString() for request in requests]
@@ -367,8 +366,8 @@ def main() -> int:
             entry["rounds"].append({"ratio": round(ratio, 3), **{k: v for k, v in points.items()}})
             print(f"round {number + 1}: {name}: {ratio:.2f}x  num {points['num']}  den {points['den']}", flush=True)
     if args.only and saved.exists():  # the rows measured now replace theirs; the others stay as they were
-        results = {name: entry for name, entry in {**json.loads(saved.read_text()), **results}.items()
-                   if name in names}  # rows no longer measured (renamed) go
+        merged = {**json.loads(saved.read_text()), **results}
+        results = {name: merged[name] for name in names if name in merged}  # rows no longer measured (renamed) go
     saved.write_text(json.dumps(results, indent=1))
     (HERE / "PROTOCOLS.md").write_text(report(results, args.seconds, args.rounds))
     print(f"wrote {HERE / 'PROTOCOLS.md'}")
@@ -407,10 +406,24 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
                      f"{'yes' if met else 'NO'} | {by_p50} | {show(last['num'])} | {show(last['den'])} |")
     errors = sum(r[s]["errors"] + r[s]["wrong"] for e in results.values() for r in e["rounds"] for s in ("num", "den"))
     lines += ["", f"Errors and wrong answers over all points: {errors}.", ""]
+    floor = next((e for n, e in results.items() if n.startswith("floor: do-nothing gRPC")), None)
+    raw = next((e for n, e in results.items() if n.startswith("gRPC / binary HTTP")), None)
+    if floor and raw:
+        grpc_floor_p50 = statistics.median(r["num"]["p50_ms"] for r in floor["rounds"])
+        http_floor_p50 = statistics.median(r["den"]["p50_ms"] for r in floor["rounds"])
+        grpc_p50 = statistics.median(r["num"]["p50_ms"] for r in raw["rounds"])
+        http_p50 = statistics.median(r["den"]["p50_ms"] for r in raw["rounds"])
+        lines += [(f"Where gRPC's time goes (medians of p50 over rounds): a do-nothing grpc.aio servicer answers in "
+                   f"{grpc_floor_p50:.3f} ms, a do-nothing HTTP handler in {http_floor_p50:.3f} ms; aios-serve answers "
+                   f"an inference over gRPC in {grpc_p50:.3f} ms and over binary HTTP in {http_p50:.3f} ms. The gRPC "
+                   f"floor alone is {grpc_floor_p50 / http_p50:.2f}x aios-serve's whole binary HTTP inference, so "
+                   "within 1.2x is out of reach for a server on Python's grpcio; above its floor, aios-serve's gRPC "
+                   f"form adds {grpc_p50 - grpc_floor_p50:.3f} ms, the HTTP form {http_p50 - http_floor_p50:.3f} ms. "
+                   "`grpc_floor.py` measures the floors alone, with the server's CPU time per request."), ""]
     times = {entry.get("measured", "") for entry in results.values()}
     if len(times) > 1:  # some rows re-run alone (--only)
-        lines += ["Rows were measured at different times (`--only` re-runs some); the header's machine state is "
-                  "the last run's. When each row ran:", ""]
+        lines += [("Rows were measured at different times (`--only` re-runs some); the header's machine state is "
+                   "the last run's. When each row ran:"), ""]
         lines += [f"- {name}: {entry.get('measured', 'with the first full run')}" for name, entry in results.items()]
         lines.append("")
     return "\n".join(lines)
