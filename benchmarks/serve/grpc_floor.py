@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/serve/grpc_floor.py [--seconds 3] [--rounds 3]
 
 What a request costs before any model or servicer code runs: a do-nothing HTTP handler
-(a bare ASGI app under uvicorn with uvloop and httptools, as aios-serve runs) answering a
+(a bare ASGI app under uvicorn, with uvloop and httptools when installed, as aios-serve runs) answering a
 fixed body, against do-nothing gRPC servicers (a ``ModelInfer`` handler returning fixed
 bytes, no protobuf decode or encode) on grpc.aio and on the thread-pool server. Each is
 driven by the client the protocol benchmark uses (raw HTTP/1.1 on a socket; grpc's sync
@@ -36,6 +36,15 @@ REQUEST = b"\n\x06digits" + b"\x3a" + bytes([0x40]) + bytes(64)  # model_name + 
 ANSWER = b"\n\x06digits" + b"\x32" + bytes([0x28]) + bytes(40)   # model_name + one 40-byte raw_output_contents
 
 
+def run_loop(main: Any) -> Any:
+    """``main`` in uvloop's event loop when it is installed (as uvicorn picks it), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 # ---------------------------------------------------------------- servers (run as: grpc_floor.py serve KIND PORT)
 def serve_http(port: int) -> None:
     import uvicorn
@@ -54,7 +63,7 @@ def serve_http(port: int) -> None:
         await send(answer)
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off",
-                server_header=False, date_header=False, loop="uvloop", http="httptools")
+                server_header=False, date_header=False)
 
 
 OPTIONS = [("grpc.http2.bdp_probe", int(os.environ.get("BDP", "1")))]
@@ -69,7 +78,6 @@ def _handler(function: Any) -> Any:
 
 def serve_grpc_aio(port: int) -> None:
     import grpc
-    import uvloop
 
     async def infer(request: bytes, context: Any) -> bytes:
         return ANSWER
@@ -81,7 +89,7 @@ def serve_grpc_aio(port: int) -> None:
         await server.start()
         await server.wait_for_termination()
 
-    uvloop.run(main())
+    run_loop(main())
 
 
 def serve_grpc_sync(port: int) -> None:
@@ -116,9 +124,7 @@ def http_client(port: int, seconds: float) -> list[float]:
         writer.close()
         return latencies
 
-    import uvloop
-
-    return uvloop.run(main())
+    return run_loop(main())
 
 
 def grpc_sync_client(port: int, seconds: float) -> list[float]:
@@ -138,7 +144,6 @@ def grpc_sync_client(port: int, seconds: float) -> list[float]:
 
 def grpc_aio_client(port: int, seconds: float) -> list[float]:
     import grpc
-    import uvloop
 
     async def main() -> list[float]:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -152,7 +157,7 @@ def grpc_aio_client(port: int, seconds: float) -> list[float]:
                     latencies.append(time.perf_counter() - now)
             return latencies
 
-    return uvloop.run(main())
+    return run_loop(main())
 
 
 def grpc_raw_client(port: int, seconds: float) -> list[float]:
@@ -171,9 +176,7 @@ def grpc_raw_client(port: int, seconds: float) -> list[float]:
         channel.close()
         return latencies
 
-    import uvloop
-
-    return uvloop.run(main())
+    return run_loop(main())
 
 
 PAIRS = {  # label -> (server, client)

@@ -4,8 +4,9 @@ ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfe
 (``contents`` or ``raw_input_contents``; outputs always as ``raw_output_contents``), from
 the protocol's published .proto (``proto/open_inference_grpc.proto``, compiled into
 ``_oip_descriptor``), and the model repository extension's RepositoryIndex (its messages
-from ``proto/model_repository_grpc.proto``). The messages live in a descriptor pool of their own, so a client
-registering the same ``inference.*`` names (tritonclient) can share the process.
+from ``proto/model_repository_grpc.proto``). The messages live in a descriptor pool of
+their own, so a client registering the same ``inference.*`` names (tritonclient) can
+share the process.
 
 It shares everything with the REST form: the repository, the batchers, the bearer
 token (``authorization`` metadata), the metrics and the inference path
