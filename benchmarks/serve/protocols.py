@@ -15,11 +15,16 @@ the body's size matter. Variants:
 
 - JSON vs binary tensor data (HTTP), 64 and 784 features;
 - aios-serve vs the bare ASGI app (bare_app.py) at 1 and 32 clients, JSON;
-- gRPC (``raw_input_contents``, grpc.aio client) vs binary HTTP at 1 client;
+- gRPC (``raw_input_contents``) vs binary HTTP at 1 client: once with a gRPC client that
+  costs as little as the raw HTTP one (``grpc_raw.py``: pre-encoded HTTP/2 frames on a
+  socket), so the ratio is the servers', and once with grpcio's Python client (what a
+  Python user sees); and the floor under both: a do-nothing gRPC servicer (grpc.aio) vs a
+  do-nothing HTTP handler (uvicorn), from ``grpc_floor.py``;
 - 2 workers vs 1 at 32 clients;
 - micro-batching on (max_batch_size 32) vs off (1) on the MLP at 32 clients.
 
-Writes benchmarks/serve/PROTOCOLS.md and protocols.json.
+Writes benchmarks/serve/PROTOCOLS.md and protocols.json; with ``--only``, the rows measured
+replace theirs in protocols.json and the others are kept (each row records when it ran).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ sys.path.insert(0, str(HERE))
 import run as base  # noqa: E402 - the serving benchmark's helpers (servers, the run, the bundle)
 
 HEADER = "Inference-Header-Content-Length"
+INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
 # ---------------------------------------------------------------- requests
@@ -104,7 +110,7 @@ async def _grpc_client(target: str, requests: list[Any], expected: np.ndarray, s
 
     m = messages()
     async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+        call = channel.unary_unary(INFER,
                                    request_serializer=m["ModelInferRequest"].SerializeToString,
                                    response_deserializer=m["ModelInferResponse"].FromString)
         index = start
@@ -123,6 +129,33 @@ async def _grpc_client(target: str, requests: list[Any], expected: np.ndarray, s
             if now >= measure_after:
                 tally["latencies"].append(done - now)
             index += 1
+
+
+async def _grpc_raw_client(target: str, requests: list[Any], expected: np.ndarray, start: int, until: float,
+                           measure_after: float, tally: dict[str, Any]) -> None:
+    from aios_serve._grpc import messages
+    from grpc_raw import RawGrpcChannel
+
+    parse = messages()["ModelInferResponse"].FromString
+    payloads = [request.SerializeToString() for request in requests]
+    channel = await RawGrpcChannel.connect(target)
+    index = start
+    try:
+        while (now := time.perf_counter()) < until:
+            row = index % len(payloads)
+            answer = await channel.call(INFER, payloads[row])
+            done = time.perf_counter()
+            if answer is None:
+                tally["errors"] += 1
+            elif index % 25 == 0:
+                got = np.frombuffer(parse(answer).raw_output_contents[0], dtype="<f4")
+                if not np.allclose(got, expected[row], atol=1e-4):
+                    tally["wrong"] += 1
+            if now >= measure_after:
+                tally["latencies"].append(done - now)
+            index += 1
+    finally:
+        channel.close()
 
 
 def grpc_requests(model: str, rows: np.ndarray) -> list[Any]:
@@ -206,6 +239,30 @@ class Running:
         self.server.stop()
 
 
+class Floor:
+    """A do-nothing server of ``grpc_floor.py`` (``http`` or ``grpc-aio``)."""
+
+    def __init__(self, kind: str) -> None:
+        import grpc_floor
+
+        self.process, self.port = grpc_floor.start(kind)
+        self.grpc = self.port
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def floor_load(client: Any) -> Any:
+    return lambda server, seconds: base.summarize(client(server.port, seconds), seconds)
+
+
+def grpc_floor_client(name: str) -> Any:
+    import grpc_floor
+
+    return getattr(grpc_floor, name)
+
+
 # ---------------------------------------------------------------- the comparisons
 def comparisons(run: Path, work: Path) -> dict[str, Any]:
     """name -> (variant label -> (start, load)) with the ratio to report."""
@@ -225,9 +282,9 @@ def comparisons(run: Path, work: Path) -> dict[str, Any]:
         requests = [build(path.format(name), rows[i]) for i in range(len(rows))]
         return lambda server, seconds: measure(http, server.port, requests, expected, clients, seconds)
 
-    def grpc_load(name: str, rows: np.ndarray, expected: np.ndarray, clients: int) -> Any:
+    def grpc_load(name: str, rows: np.ndarray, expected: np.ndarray, clients: int, client: Any = _grpc_client) -> Any:
         requests = grpc_requests(name, rows)
-        return lambda server, seconds: measure(_grpc_client, f"127.0.0.1:{server.grpc}", requests, expected,
+        return lambda server, seconds: measure(client, f"127.0.0.1:{server.grpc}", requests, expected,
                                                clients, seconds)
 
     bare = lambda model: ([sys.executable, str(HERE / "bare_app.py"), str(model)], "bare")
@@ -248,9 +305,17 @@ def comparisons(run: Path, work: Path) -> dict[str, Any]:
             "num": (lambda: Running(aios(wide_repo)[0], "wide"), http_load("wide", wide_rows, wide_expected, binary_request, 1)),
             "den": (lambda: Running(aios(wide_repo)[0], "wide"), http_load("wide", wide_rows, wide_expected, json_request, 1)),
             "target": (">", 1.0)},
-        "gRPC / binary HTTP, 1 client (p50 latency)": {
+        "gRPC / binary HTTP, 1 client, raw clients (p50 latency)": {
+            "num": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), grpc_load("digits", digits_rows, digits_expected, 1, _grpc_raw_client)),
+            "den": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), http_load("digits", digits_rows, digits_expected, binary_request, 1)),
+            "target": ("<=", 1.2), "latency": True},
+        "gRPC with grpcio's Python client / binary HTTP, 1 client (p50 latency)": {
             "num": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), grpc_load("digits", digits_rows, digits_expected, 1)),
             "den": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), http_load("digits", digits_rows, digits_expected, binary_request, 1)),
+            "target": ("<=", 1.2), "latency": True},
+        "floor: do-nothing gRPC servicer (grpc.aio) / do-nothing HTTP handler, 1 client, raw clients (p50 latency)": {
+            "num": (lambda: Floor("grpc-aio"), floor_load(grpc_floor_client("grpc_raw_client"))),
+            "den": (lambda: Floor("http"), floor_load(grpc_floor_client("http_client"))),
             "target": ("<=", 1.2), "latency": True},
         "2 workers / 1 worker, 32 clients (throughput)": {
             "num": (lambda: Running(aios(digits_repo, "--workers", "2")[0], "digits"), http_load("digits", digits_rows, digits_expected, json_request, 32)),
@@ -278,8 +343,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="aios-serve-protocols-"))
     run = args.run or base.default_run(work / "runs")
     table = comparisons(run, work)
+    names = list(table)
     if args.only:
         table = {k: v for k, v in table.items() if any(o in k for o in args.only)}
+    saved = HERE / "protocols.json"
     results: dict[str, Any] = {}
     for number in range(args.rounds):
         for name, spec in table.items():
@@ -295,13 +362,21 @@ def main() -> int:
                 ratio = points["num"]["p50_ms"] / points["den"]["p50_ms"]
             else:
                 ratio = points["num"]["requests_per_s"] / points["den"]["requests_per_s"]
-            entry = results.setdefault(name, {"rounds": [], "target": spec["target"]})
+            entry = results.setdefault(name, {"rounds": [], "target": spec["target"], "measured": measured()})
             entry["rounds"].append({"ratio": round(ratio, 3), **{k: v for k, v in points.items()}})
             print(f"round {number + 1}: {name}: {ratio:.2f}x  num {points['num']}  den {points['den']}", flush=True)
-    (HERE / "protocols.json").write_text(json.dumps(results, indent=1))
+    if args.only and saved.exists():  # the rows measured now replace theirs; the others stay as they were
+        merged = {**json.loads(saved.read_text()), **results}
+        results = {name: merged[name] for name in names if name in merged}  # rows no longer measured (renamed) go
+    saved.write_text(json.dumps(results, indent=1))
     (HERE / "PROTOCOLS.md").write_text(report(results, args.seconds, args.rounds))
     print(f"wrote {HERE / 'PROTOCOLS.md'}")
     return 0
+
+
+def measured() -> str:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"{time.strftime('%Y-%m-%d %H:%M')} (load average {load})"
 
 
 def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
@@ -331,6 +406,26 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
                      f"{'yes' if met else 'NO'} | {by_p50} | {show(last['num'])} | {show(last['den'])} |")
     errors = sum(r[s]["errors"] + r[s]["wrong"] for e in results.values() for r in e["rounds"] for s in ("num", "den"))
     lines += ["", f"Errors and wrong answers over all points: {errors}.", ""]
+    floor = next((e for n, e in results.items() if n.startswith("floor: do-nothing gRPC")), None)
+    raw = next((e for n, e in results.items() if n.startswith("gRPC / binary HTTP")), None)
+    if floor and raw:
+        grpc_floor_p50 = statistics.median(r["num"]["p50_ms"] for r in floor["rounds"])
+        http_floor_p50 = statistics.median(r["den"]["p50_ms"] for r in floor["rounds"])
+        grpc_p50 = statistics.median(r["num"]["p50_ms"] for r in raw["rounds"])
+        http_p50 = statistics.median(r["den"]["p50_ms"] for r in raw["rounds"])
+        lines += [(f"Where gRPC's time goes (medians of p50 over rounds): a do-nothing grpc.aio servicer answers in "
+                   f"{grpc_floor_p50:.3f} ms, a do-nothing HTTP handler in {http_floor_p50:.3f} ms; aios-serve answers "
+                   f"an inference over gRPC in {grpc_p50:.3f} ms and over binary HTTP in {http_p50:.3f} ms. The gRPC "
+                   f"floor alone is {grpc_floor_p50 / http_p50:.2f}x aios-serve's whole binary HTTP inference, so "
+                   "within 1.2x is out of reach for a server on Python's grpcio; above its floor, aios-serve's gRPC "
+                   f"form adds {grpc_p50 - grpc_floor_p50:.3f} ms, the HTTP form {http_p50 - http_floor_p50:.3f} ms. "
+                   "`grpc_floor.py` measures the floors alone, with the server's CPU time per request."), ""]
+    times = {entry.get("measured", "") for entry in results.values()}
+    if len(times) > 1:  # some rows re-run alone (--only)
+        lines += [("Rows were measured at different times (`--only` re-runs some); the header's machine state is "
+                   "the last run's. When each row ran:"), ""]
+        lines += [f"- {name}: {entry.get('measured', 'with the first full run')}" for name, entry in results.items()]
+        lines.append("")
     return "\n".join(lines)
 
 
