@@ -19,6 +19,7 @@ import pandas as pd
 from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
+from aios_data._statistics import BLOCK_ROWS, ColumnStatistics, Scaling, Statistics, fit_scaling, needs_statistics
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -29,8 +30,6 @@ FIELD = "data"
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 REGRESSION_DISTINCT_VALUES = 20
 """``task: auto`` picks regression for a numeric target with more distinct values than this."""
-_BLOCK_ROWS = 8192
-"""Rows processed at a time, so a large image set is never copied whole in float64."""
 
 Progress = Callable[[str, int, "int | None", str], None]
 """``RunContext.report_progress``: ``(task, done, total, unit)``."""
@@ -134,7 +133,9 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         y, class_names = _encode_labels(values, raw)
         train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
         target_scaling = {}
-    scaling = _fit_scaling(x, train, params, Reporter(progress, "statistics", len(train)))
+    statistics = (_train_statistics(x, train, Reporter(progress, "statistics", len(train)))
+                  if needs_statistics(params.preprocess) else None)
+    scaling = fit_scaling(params.preprocess, statistics)
     preprocessing.update(scaling.record)
     preprocessing["dropped_missing"] = dropped_missing
     preprocessing["dropped_duplicates"] = dropped_duplicates
@@ -147,7 +148,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
     scaled = Reporter(progress, "scaling", len(y))
-    x_train, x_val, x_test = (scaling.apply(x, rows, scaled) for rows in (train, val, test))
+    x_train, x_val, x_test = (_scaled_rows(x, rows, scaling, scaled) for rows in (train, val, test))
     scaled.finish()
     # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
     # A regression set has no class shares to compare (its labels are numbers): the features' drift only.
@@ -330,9 +331,9 @@ def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np
     # a digest per row keeps memory flat for large image sets; 128 bits make a collision negligible
     seen: set[bytes] = set()
     duplicate = np.zeros(len(features), dtype=bool)
-    for start in range(0, len(features), _BLOCK_ROWS):
-        block = np.ascontiguousarray(features[start:start + _BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
-        for offset, (row, key) in enumerate(zip(block, keys[start:start + _BLOCK_ROWS].tolist())):
+    for start in range(0, len(features), BLOCK_ROWS):
+        block = np.ascontiguousarray(features[start:start + BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
+        for offset, (row, key) in enumerate(zip(block, keys[start:start + BLOCK_ROWS].tolist())):
             digest = hashlib.blake2b(row.tobytes(), digest_size=16, person=key.to_bytes(8, "little", signed=True))
             if digest.digest() in seen:
                 duplicate[start + offset] = True
@@ -432,72 +433,21 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
 
 
 # ---------------------------------------------------------------- scaling
-@dataclass
-class _Scaling:
-    """``(x - shift) / divisor`` per feature, and its JSON record."""
-
-    shift: np.ndarray | float
-    divisor: np.ndarray | float
-    record: dict[str, Any]
-
-    def apply(self, x: np.ndarray, rows: np.ndarray, reporter: Reporter | None = None) -> np.ndarray:
-        """The scaled float32 rows ``x[rows]``, computed in float64."""
-        out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
-        for start in range(0, len(rows), _BLOCK_ROWS):
-            block = np.subtract(x[rows[start:start + _BLOCK_ROWS]], self.shift, dtype=np.float64)
-            np.divide(block, self.divisor, out=block)  # in place: no temporary per block
-            out[start:start + _BLOCK_ROWS] = block
-            if reporter is not None:
-                reporter.advance(len(block))
-        return out
+def _train_statistics(x: np.ndarray, train: np.ndarray, reporter: Reporter) -> Statistics:
+    """The statistics of the rows ``x[train]``, gathered a block at a time."""
+    statistics = ColumnStatistics()
+    for start in range(0, len(train), BLOCK_ROWS):
+        statistics.update(x[train[start:start + BLOCK_ROWS]])
+        reporter.advance(len(train[start:start + BLOCK_ROWS]))
+    reporter.finish()
+    return statistics.finish()
 
 
-def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams, reporter: Reporter | None = None) -> _Scaling:
-    """The scaling ``params`` asks for, with statistics of the train rows only."""
-    scaling = params.preprocess.scaling
-    if scaling == "none":
-        return _Scaling(0.0, 1.0, {"scaling": "none"})
-    if scaling == "scale":
-        factor = params.preprocess.scale_factor
-        return _Scaling(0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor})
-    mean, std, low, high = _column_statistics(x, train, reporter)
-    shift, divisor = (mean, std) if scaling == "standardize" else (low, high - low)
-    # a column without values (all missing, drop_missing off) is left as it is; a constant one is only shifted
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    divisor = np.where(np.isfinite(divisor) & (divisor > 0), divisor, 1.0)
-    names = ("mean", "std") if scaling == "standardize" else ("min", "range")
-    return _Scaling(shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()})
-
-
-def _column_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | None = None) -> tuple[np.ndarray, ...]:
-    """Mean, population std, min and max of each column of ``x[rows]``, ignoring NaN (nan if none).
-
-    Block by block, merging means and squared deviations as Chan, Golub and LeVeque do.
-    """
-    width = x.shape[1]
-    count, mean, squares = np.zeros(width), np.zeros(width), np.zeros(width)
-    low, high = np.full(width, np.nan), np.full(width, np.nan)
-    for start in range(0, len(rows), _BLOCK_ROWS):
-        block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
-        present = ~np.isnan(block)
-        if present.all():  # the usual block (missing rows dropped): the same sums without the masks
-            block_count = np.full(width, len(block))
-            block_mean = block.sum(axis=0) / np.maximum(block_count, 1)
-            block_squares = ((block - block_mean) ** 2).sum(axis=0)
-        else:
-            block_count = present.sum(axis=0)
-            block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
-            block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
-        total = count + block_count
-        delta = block_mean - mean
-        mean = mean + delta * block_count / np.maximum(total, 1)
-        squares = squares + block_squares + delta**2 * count * block_count / np.maximum(total, 1)
-        count = total
-        low = np.fmin(low, np.fmin.reduce(block, axis=0))
-        high = np.fmax(high, np.fmax.reduce(block, axis=0))
-        if reporter is not None:
-            reporter.advance(len(block))
-    if reporter is not None:
-        reporter.finish()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, mean, np.nan), np.sqrt(squares / count), low, high
+def _scaled_rows(x: np.ndarray, rows: np.ndarray, scaling: Scaling, reporter: Reporter) -> np.ndarray:
+    """The float32 rows ``x[rows]``, scaled a block at a time (float64 blocks of a float64 ``x``)."""
+    out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
+    for start in range(0, len(rows), BLOCK_ROWS):
+        block = x[rows[start:start + BLOCK_ROWS]]
+        out[start:start + len(block)] = scaling.apply(block)
+        reporter.advance(len(block))
+    return out
