@@ -19,7 +19,7 @@ import pandas as pd
 from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
-from aios_data._statistics import BLOCK_ROWS, ColumnStatistics, Scaling, Statistics, fit_scaling, needs_statistics
+from aios_data._statistics import BLOCK_ROWS, ColumnStatistics, Scaling, column_statistics, fit_scaling, needs_statistics
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -81,32 +81,44 @@ class RawData:
 
 def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params: dict[str, Any],
                     log: logging.Logger | None = None, progress: Progress | None = None) -> Dataset:
-    """Clean, encode, split (stratified, from ``seed``) and scale ``raw`` into a ``Dataset``.
+    """Encode, hash, clean, split (stratified, from ``seed``) and scale ``raw`` into a ``Dataset``.
 
-    ``content_hash`` covers the raw arrays, ``hash_params`` and ``seed``, since all
-    three decide the splits. Once encoded, ``raw.features`` is replaced by the encoded matrix,
-    so the table as read is freed while the splits are made. ``progress`` hears the passes
-    over the rows (``statistics``, ``scaling``).
+    ``content_hash`` covers the encoded rows before cleaning (the features as float32, the labels,
+    the one-hot categories), ``hash_params`` and ``seed``, since all three decide the splits: the
+    same table gives the same hash whether it came as CSV, Parquet or NPZ. Once encoded,
+    ``raw.features`` is replaced by the matrix, so the table as read is freed before the splits
+    are made. ``progress`` hears the passes over the rows (``statistics``, ``scaling``).
     """
     table = isinstance(raw.features, pd.DataFrame)
     one_hot = list(params.preprocess.one_hot)
     _check_features(raw, one_hot)
-    content_hash = hash_arrays(*_hash_parts(raw.features), *_hash_parts(raw.labels),
-                               {"params": hash_params, "seed": seed})
-
-    features = raw.features if table else _as_matrix(raw.features)
+    preprocessing: dict[str, Any] = {}
+    categories: dict[str, list[str]] = {}
+    missing_categories = None
+    if table:
+        missing_categories = _missing_category_rows(raw.features, one_hot)
+        x, feature_names, categories = _encode_table(raw.features, one_hot)
+        preprocessing["columns"] = [str(column) for column in raw.features.columns]
+        preprocessing["one_hot"] = categories
+    else:
+        x, feature_names = _as_matrix(raw.features), raw.feature_names
+    raw.features = x  # the table as read is no longer needed: let it go before the splits are made
+    _release_arrow_memory()
     values, missing = _label_values(raw.labels)
-    keys = _label_keys(values, missing)
+    labels = values.tolist() if values.dtype.hasobject else values  # text labels as text, not object pointers
+    content_hash = hash_arrays(x if x.dtype == np.float32 else x.astype(np.float32), labels, missing,
+                               {"one_hot": categories, "params": hash_params, "seed": seed})
 
     dropped_missing = dropped_duplicates = 0
     if params.clean.drop_missing:
-        drop = missing | _missing_feature_rows(features)
+        drop = missing | _missing_feature_rows(x, missing_categories)
         dropped_missing = int(drop.sum())
-        features, values, missing, keys = _take(~drop, features, values, missing, keys)
+        x, values, missing = _take(~drop, x, values, missing)
     if params.clean.drop_duplicates:
-        drop = _duplicate_rows(features, keys)
+        drop = _duplicate_rows(x, _label_keys(values, missing), table)
         dropped_duplicates = int(drop.sum())
-        features, values, missing, keys = _take(~drop, features, values, missing, keys)
+        x, values, missing = _take(~drop, x, values, missing)
+    raw.features = x
     if missing.any():
         raise ValueError(f"{FIELD}.clean.drop_missing: {int(missing.sum())} rows of {raw.source} have no label; "
                          f"set data.clean.drop_missing to true to drop them")
@@ -114,32 +126,18 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         raise ValueError(f"{FIELD}.clean: no rows of {raw.source} are left after cleaning "
                          f"({dropped_missing} with missing values, {dropped_duplicates} duplicates)")
 
-    preprocessing: dict[str, Any] = {}
-    if table:
-        x, feature_names, categories = _encode_table(features, one_hot)
-        preprocessing["columns"] = [str(column) for column in features.columns]
-        preprocessing["one_hot"] = categories
-    else:
-        x, feature_names = features, raw.feature_names
-    raw.features = features = x  # the table as read is no longer needed: let it go before the splits are made
-    _release_arrow_memory()
-    task, reason = _task(values, raw, params)
+    classes, inverse = _unique(values)
+    task, reason = _task(values, len(classes), raw, params)
     image_shape = _check_image_shape(raw, x.shape[1])
     if task == "regression":
         y, class_names = values.astype(np.float64), []
         train, val, test = _random_split(len(y), params, seed, raw.source)
         y, target_scaling = _scale_targets(y, train, params)
     else:
-        y, class_names = _encode_labels(values, raw)
+        y, class_names = _encode_labels(classes, inverse, raw)
         train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
         target_scaling = {}
-    statistics = (_train_statistics(x, train, Reporter(progress, "statistics", len(train)))
-                  if needs_statistics(params.preprocess) else None)
-    scaling = fit_scaling(params.preprocess, statistics)
-    preprocessing.update(scaling.record)
-    preprocessing["dropped_missing"] = dropped_missing
-    preprocessing["dropped_duplicates"] = dropped_duplicates
-    preprocessing["task"] = {"task": task, "declared": params.task != "auto", "reason": reason}
+    del inverse, values
 
     if log is not None:
         log.info("data %s: task %s (%s)", raw.name, task, reason)
@@ -147,9 +145,12 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  "%d features, %s; split %d/%d/%d", raw.name, len(y), dropped_missing,
                  dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
-    scaled = Reporter(progress, "scaling", len(y))
-    x_train, x_val, x_test = (_scaled_rows(x, rows, scaling, scaled) for rows in (train, val, test))
-    scaled.finish()
+    x_train, x_val, x_test, scaling = _scaled_splits(x, (train, val, test), params, progress)
+    raw.features = x = None  # type: ignore[assignment]  # the splits hold the rows now
+    preprocessing.update(scaling.record)
+    preprocessing["dropped_missing"] = dropped_missing
+    preprocessing["dropped_duplicates"] = dropped_duplicates
+    preprocessing["task"] = {"task": task, "declared": params.task != "auto", "reason": reason}
     # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
     # A regression set has no class shares to compare (its labels are numbers): the features' drift only.
     labels = y[train] if task == "classification" else np.empty(0, dtype=np.int64)
@@ -179,7 +180,7 @@ def _release_arrow_memory() -> None:
 
 
 # ---------------------------------------------------------------- the task
-def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, str]:
+def _task(values: np.ndarray, distinct: int, raw: RawData, params: DataParams) -> tuple[str, str]:
     """The task and why: declared (``data.task``), the source's own, or inferred from the target's values."""
     numeric = values.dtype.kind in "iuf"
     if params.task == "regression" and not numeric:
@@ -190,7 +191,6 @@ def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, st
         return params.task, "declared in data.task"
     if raw.task is not None:
         return raw.task, f"{raw.source} is a {raw.task} data set"
-    distinct = len(np.unique(values))
     if numeric and distinct > REGRESSION_DISTINCT_VALUES:
         return "regression", (f"inferred: numeric target with {distinct} distinct values "
                               f"(> {REGRESSION_DISTINCT_VALUES}); set data.task to override")
@@ -204,18 +204,15 @@ def _target_name(raw: RawData) -> str:
 
 
 def _random_split(rows: int, params: DataParams, seed: int, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices of train, validation and test, drawn uniformly (regression: no classes to stratify on)."""
-    from sklearn.model_selection import train_test_split
-
+    """Row indices of train, validation and test (each in file order), drawn uniformly from one permutation
+    (regression: no classes to stratify on)."""
     sizes = split_sizes(rows, params.split.validation, params.split.test)
     if min(sizes.values()) < 1:
         raise ValueError(f"{FIELD}.split: the {rows} rows of {source} leave an empty split "
                          f"({sizes['train']}/{sizes['validation']}/{sizes['test']}); use more rows")
-    state = seed % 2**32
-    rest, test = train_test_split(np.arange(rows), test_size=params.split.test, random_state=state)
-    train, val = train_test_split(rest, test_size=params.split.validation / (1.0 - params.split.test),
-                                  random_state=state)
-    return train, val, test
+    order = np.random.default_rng(seed % 2**32).permutation(rows)
+    test, val, train = np.split(order, [sizes["test"], sizes["test"] + sizes["validation"]])
+    return np.sort(train), np.sort(val), np.sort(test)
 
 
 def _scale_targets(y: np.ndarray, train: np.ndarray, params: DataParams) -> tuple[np.ndarray, dict[str, Any]]:
@@ -254,25 +251,6 @@ def _check_features(raw: RawData, one_hot: list[str]) -> None:
                          f"list it in data.preprocess.one_hot to one-hot encode it")
 
 
-def _hash_parts(data: pd.DataFrame | pd.Series | np.ndarray) -> list[Any]:
-    """Raw data as ``hash_arrays`` parts: numeric arrays as bytes, anything else as text."""
-    if isinstance(data, pd.DataFrame):
-        parts: list[Any] = [[str(column) for column in data.columns]]
-        for column in data.columns:
-            parts.extend(_hash_parts(data[column]))
-        return parts
-    if isinstance(data, pd.Series):
-        if pd.api.types.is_numeric_dtype(data) or pd.api.types.is_bool_dtype(data):
-            array = data.to_numpy()
-            if array.dtype.kind not in "biuf":  # a nullable column holding pd.NA
-                array = data.to_numpy(dtype="float64", na_value=np.nan)
-            return [array]
-        return [[None if pd.isna(value) else str(value) for value in data.tolist()]]
-    if data.dtype.kind in "biuf":
-        return [data]
-    return [[str(value) for value in data.tolist()]]
-
-
 def _names(names: list[Any], limit: int = 20) -> str:
     shown = ", ".join(str(name) for name in names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
@@ -299,15 +277,24 @@ def _label_keys(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return np.where(missing, -1, inverse.reshape(-1)).astype(np.int64)
 
 
-def _encode_labels(values: np.ndarray, raw: RawData) -> tuple[np.ndarray, list[str]]:
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``; small non-negative integers by counting (no sort)."""
+    if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and values.max() < 2**20:
+        present = np.flatnonzero(np.bincount(values))
+        index = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        index[present] = np.arange(len(present))
+        return present.astype(values.dtype), index[values]
     classes, inverse = np.unique(values, return_inverse=True)
-    y = inverse.reshape(-1).astype(np.int64)
+    return classes, inverse.reshape(-1).astype(np.int64)
+
+
+def _encode_labels(classes: np.ndarray, inverse: np.ndarray, raw: RawData) -> tuple[np.ndarray, list[str]]:
     if len(classes) < 2:
         raise ValueError(f"{raw.label_field}: {raw.source} has a single class ({classes[0]!s}) after cleaning; "
                          f"a classifier needs at least two")
     if raw.class_names is not None:
-        return y, [raw.class_names[int(value)] for value in classes]
-    return y, [str(value) for value in classes]
+        return inverse, [raw.class_names[int(value)] for value in classes]
+    return inverse, [str(value) for value in classes]
 
 
 # ---------------------------------------------------------------- cleaning
@@ -317,22 +304,32 @@ def _as_matrix(features: np.ndarray) -> np.ndarray:
     return np.asarray(features, dtype=np.float32 if exact else np.float64).reshape(len(features), -1)
 
 
-def _missing_feature_rows(features: pd.DataFrame | np.ndarray) -> np.ndarray:
-    if isinstance(features, pd.DataFrame):
-        return features.isna().any(axis=1).to_numpy()
-    return np.isnan(features).any(axis=1)
+def _missing_category_rows(frame: pd.DataFrame, one_hot: list[str]) -> np.ndarray | None:
+    """Rows missing a value of a one-hot column (encoded, such a row has only zeros there)."""
+    if not one_hot:
+        return None
+    return frame[one_hot].isna().any(axis=1).to_numpy()
 
 
-def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np.ndarray:
+def _missing_feature_rows(x: np.ndarray, missing_categories: np.ndarray | None) -> np.ndarray:
+    """True for each row with a NaN feature (or a missing one-hot value); one pass of ``min`` when none is."""
+    missing = np.zeros(len(x), dtype=bool) if missing_categories is None else missing_categories
+    if x.size == 0 or not np.isnan(x.min()):  # min is NaN as soon as one value is
+        return missing
+    for start in range(0, len(x), BLOCK_ROWS):
+        missing[start:start + BLOCK_ROWS] |= np.isnan(x[start:start + BLOCK_ROWS]).any(axis=1)
+    return missing
+
+
+def _duplicate_rows(x: np.ndarray, keys: np.ndarray, table: bool) -> np.ndarray:
     """True for each row equal (features and label) to an earlier one."""
-    if isinstance(features, pd.DataFrame):
-        frame = features.set_axis(range(features.shape[1]), axis=1).assign(label=keys)
-        return frame.duplicated(keep="first").to_numpy()
+    if table:
+        return pd.DataFrame(x + 0.0).assign(label=keys).duplicated(keep="first").to_numpy()  # + 0.0: -0.0 is 0.0
     # a digest per row keeps memory flat for large image sets; 128 bits make a collision negligible
     seen: set[bytes] = set()
-    duplicate = np.zeros(len(features), dtype=bool)
-    for start in range(0, len(features), BLOCK_ROWS):
-        block = np.ascontiguousarray(features[start:start + BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
+    duplicate = np.zeros(len(x), dtype=bool)
+    for start in range(0, len(x), BLOCK_ROWS):
+        block = np.ascontiguousarray(x[start:start + BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
         for offset, (row, key) in enumerate(zip(block, keys[start:start + BLOCK_ROWS].tolist())):
             digest = hashlib.blake2b(row.tobytes(), digest_size=16, person=key.to_bytes(8, "little", signed=True))
             if digest.digest() in seen:
@@ -342,15 +339,11 @@ def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np
     return duplicate
 
 
-def _take(keep: np.ndarray, features: pd.DataFrame | np.ndarray, *arrays: np.ndarray) -> tuple[Any, ...]:
+def _take(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """The rows where ``keep`` is true; the inputs themselves (no copy) when it keeps every row."""
     if keep.all():
-        return (features, *arrays)
-    if isinstance(features, pd.DataFrame):
-        kept = features.iloc[np.flatnonzero(keep)].reset_index(drop=True)
-    else:
-        kept = features[keep]
-    return (kept, *(array[keep] for array in arrays))
+        return arrays
+    return tuple(array[keep] for array in arrays)
 
 
 # ---------------------------------------------------------------- encoding
@@ -404,9 +397,7 @@ def _check_image_shape(raw: RawData, num_features: int) -> tuple[int, int, int] 
 # ---------------------------------------------------------------- split
 def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams, seed: int,
                       source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices of train, validation and test, each class in proportion."""
-    from sklearn.model_selection import train_test_split
-
+    """Row indices of train, validation and test (each in file order), each class in proportion."""
     counts = np.bincount(y, minlength=len(class_names))
     fewest = int(np.argmin(counts))
     if counts[fewest] < _MIN_ROWS_PER_CLASS:
@@ -415,39 +406,79 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
                          f"{_MIN_ROWS_PER_CLASS} per class")
     # each split needs a row of every class
     sizes = split_sizes(len(y), params.split.validation, params.split.test)
-    validation = params.split.validation / (1.0 - params.split.test)
     for part, size in sizes.items():
         if size < len(class_names):
             raise ValueError(f"{FIELD}.split: the {part} split of {source} would hold {size} rows for "
                              f"{len(class_names)} classes; a stratified split needs at least one row per class in "
                              f"each split: use more rows or change data.split.validation and data.split.test")
-    state = seed % 2**32
-    rows = np.arange(len(y))
-    try:
-        rest, test = train_test_split(rows, test_size=params.split.test, stratify=y, random_state=state)
-        train, val = train_test_split(rest, test_size=validation, stratify=y[rest], random_state=state)
-    except ValueError as error:
-        raise ValueError(f"{FIELD}.split: cannot split the {len(y)} rows of {source} into stratified "
-                         f"train/validation/test parts: {error}") from None
+    # one permutation from the seed, rows grouped by class (shuffled within each), then each class cut in turn
+    order = np.random.default_rng(seed % 2**32).permutation(len(y))
+    order = order[np.argsort(y[order], kind="stable")]
+    ends = np.cumsum(counts)
+    n_test = _allocate(counts, sizes["test"], counts - 2)
+    n_val = _allocate(counts - n_test, sizes["validation"], counts - n_test - 1)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
+    for end, count, test_rows, val_rows in zip(ends.tolist(), counts.tolist(), n_test.tolist(), n_val.tolist()):
+        rows = order[end - count:end]
+        parts["test"].append(rows[:test_rows])
+        parts["validation"].append(rows[test_rows:test_rows + val_rows])
+        parts["train"].append(rows[test_rows + val_rows:])
+    train, val, test = (np.sort(np.concatenate(parts[name])) for name in ("train", "validation", "test"))
     return train, val, test
 
 
+def _allocate(counts: np.ndarray, total: int, most: np.ndarray) -> np.ndarray:
+    """``total`` rows shared among classes in proportion to ``counts`` (largest remainders first), at least one
+    and at most ``most`` per class."""
+    share = counts * (total / counts.sum())
+    taken = np.clip(np.floor(share).astype(np.int64), 1, most)
+    remainders = np.argsort(np.floor(share) - share, kind="stable")  # largest fractional part first
+    while taken.sum() < total:
+        room = remainders[taken[remainders] < most[remainders]]
+        if len(room) == 0:  # the callers' checks leave room; never loop forever
+            break
+        taken[room[:total - int(taken.sum())]] += 1
+    while taken.sum() > total:
+        surplus = np.argsort(share - taken, kind="stable")  # most above its share first
+        shrink = surplus[taken[surplus] > 1][:int(taken.sum()) - total]
+        if len(shrink) == 0:
+            break
+        taken[shrink] -= 1
+    return taken
+
+
 # ---------------------------------------------------------------- scaling
-def _train_statistics(x: np.ndarray, train: np.ndarray, reporter: Reporter) -> Statistics:
-    """The statistics of the rows ``x[train]``, gathered a block at a time."""
-    statistics = ColumnStatistics()
-    for start in range(0, len(train), BLOCK_ROWS):
-        statistics.update(x[train[start:start + BLOCK_ROWS]])
-        reporter.advance(len(train[start:start + BLOCK_ROWS]))
-    reporter.finish()
-    return statistics.finish()
+def _scaled_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], params: DataParams,
+                   progress: Progress | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Scaling]:
+    """The float32 rows of each split (``splits[0]`` is train), scaled with the train rows' statistics.
 
-
-def _scaled_rows(x: np.ndarray, rows: np.ndarray, scaling: Scaling, reporter: Reporter) -> np.ndarray:
-    """The float32 rows ``x[rows]``, scaled a block at a time (float64 blocks of a float64 ``x``)."""
-    out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
-    for start in range(0, len(rows), BLOCK_ROWS):
-        block = x[rows[start:start + BLOCK_ROWS]]
-        out[start:start + len(block)] = scaling.apply(block)
-        reporter.advance(len(block))
-    return out
+    A float32 ``x`` is gathered once per split and scaled there in place, a block at a time; a float64 one
+    (decimals that float32 would round) is gathered and scaled in float64 blocks, each rounded once to float32.
+    """
+    train = splits[0]
+    reporter = Reporter(progress, "statistics", len(train))
+    if x.dtype == np.float32:
+        out = [x[rows] for rows in splits]
+        statistics = column_statistics(out[0], reporter.advance) if needs_statistics(params.preprocess) else None
+    else:
+        out = [np.empty((len(rows), x.shape[1]), dtype=np.float32) for rows in splits]
+        statistics = None
+        if needs_statistics(params.preprocess):
+            accumulator = ColumnStatistics()
+            for start in range(0, len(train), BLOCK_ROWS):
+                accumulator.update(x[train[start:start + BLOCK_ROWS]])
+                reporter.advance(len(train[start:start + BLOCK_ROWS]))
+            statistics = accumulator.finish()
+    if statistics is not None:
+        reporter.finish()
+    scaling = fit_scaling(params.preprocess, statistics)
+    scaled = Reporter(progress, "scaling", sum(len(rows) for rows in splits))
+    for rows, split in zip(splits, out):
+        for start in range(0, len(rows), BLOCK_ROWS):
+            if x.dtype == np.float32:
+                scaling.apply(split[start:start + BLOCK_ROWS])
+            else:
+                split[start:start + BLOCK_ROWS] = scaling.apply(x[rows[start:start + BLOCK_ROWS]])
+            scaled.advance(len(rows[start:start + BLOCK_ROWS]))
+    scaled.finish()
+    return out[0], out[1], out[2], scaling
