@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,9 +106,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     raw.features = x  # the table as read is no longer needed: let it go before the splits are made
     _release_arrow_memory()
     values, missing = _label_values(raw.labels)
-    labels = values.tolist() if values.dtype.hasobject else values  # text labels as text, not object pointers
-    content_hash = hash_arrays(x if x.dtype == np.float32 else x.astype(np.float32), labels, missing,
-                               {"one_hot": categories, "params": hash_params, "seed": seed})
+    hashing = _in_background(_content_hash, x, values, missing,
+                             {"one_hot": categories, "params": hash_params, "seed": seed})
 
     dropped_missing = dropped_duplicates = 0
     if params.clean.drop_missing:
@@ -146,6 +146,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
     x_train, x_val, x_test, scaling = _scaled_splits(x, (train, val, test), params, progress)
+    content_hash = hashing.result()
     raw.features = x = None  # type: ignore[assignment]  # the splits hold the rows now
     preprocessing.update(scaling.record)
     preprocessing["dropped_missing"] = dropped_missing
@@ -169,6 +170,21 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         target_names=[_target_name(raw)] if task == "regression" else [],
         target_scaling=target_scaling,
     )
+
+
+def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settings: dict[str, Any]) -> str:
+    """The hash of the encoded rows: features as float32 (what the splits hold), labels as read, and ``settings``."""
+    labels = values.tolist() if values.dtype.hasobject else values  # text labels as text, not object pointers
+    return hash_arrays(x if x.dtype == np.float32 else x.astype(np.float32), labels, missing, settings)
+
+
+def _in_background(function: Callable[..., str], *args: Any) -> Future[str]:
+    """``function(*args)`` on a thread of its own: hashing releases the GIL, so it runs beside the splitting."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data-hash")
+    try:
+        return pool.submit(function, *args)
+    finally:
+        pool.shutdown(wait=False)  # the submitted call still runs to the end
 
 
 def _release_arrow_memory() -> None:
@@ -350,32 +366,40 @@ def _take(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
     """Numeric columns as they are, ``one_hot`` columns as one 0/1 column per category (sorted).
 
-    Written column by column into one matrix, float32 when every column holds its values
-    exactly in float32 (float32, bool and 8/16-bit integer columns: half the memory), else float64.
+    One matrix, float32 when every column holds its values exactly in float32 (float32, bool and
+    8/16-bit integer columns: half the memory), else float64; written a block of rows at a time, so
+    the block being filled stays in the processor's cache while each column is copied into it.
     """
     names: list[str] = []
     categories: dict[str, list[str]] = {}
-    texts: dict[str, pd.Series] = {}
+    sources: list[tuple[np.ndarray, int | None]] = []  # per matrix column: the values, or the codes and one code
     for column in frame.columns:
         if column in one_hot:
             text = frame[column].map(lambda value: None if pd.isna(value) else str(value))
             found = sorted(value for value in set(text.tolist()) if value is not None)
-            texts[str(column)], categories[str(column)] = text, found
+            codes = pd.Categorical(text, categories=found).codes  # -1 for a missing value: zeros
+            categories[str(column)] = found
             names.extend(f"{column}={category}" for category in found)
+            sources.extend((codes, code) for code in range(len(found)))
         else:
             names.append(str(column))
+            sources.append((_column_values(frame[column]), None))
     exact = all(column in one_hot or _float32_exact(frame[column].dtype) for column in frame.columns)
     x = np.empty((len(frame), len(names)), dtype=np.float32 if exact else np.float64)
-    position = 0
-    for column in frame.columns:
-        if column in one_hot:
-            for category in categories[str(column)]:
-                x[:, position] = texts[str(column)] == category
-                position += 1
-        else:
-            x[:, position] = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-            position += 1
+    step = max(256, (1 << 21) // max(1, x.shape[1] * x.itemsize))
+    for start in range(0, len(x), step):
+        block = x[start:start + step]
+        for position, (values, code) in enumerate(sources):
+            part = values[start:start + step]
+            block[:, position] = part if code is None else part == code
     return x, names, categories
+
+
+def _column_values(column: pd.Series) -> np.ndarray:
+    """A numeric or bool column as a NumPy array: a view of its values, or floats with NaN for pandas' NA."""
+    if isinstance(column.dtype, np.dtype):
+        return column.to_numpy()
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _float32_exact(dtype: Any) -> bool:
@@ -413,7 +437,8 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
                              f"each split: use more rows or change data.split.validation and data.split.test")
     # one permutation from the seed, rows grouped by class (shuffled within each), then each class cut in turn
     order = np.random.default_rng(seed % 2**32).permutation(len(y))
-    order = order[np.argsort(y[order], kind="stable")]
+    classes = y[order].astype(np.int16) if len(class_names) < 2**15 else y[order]  # 16-bit: a radix sort
+    order = order[np.argsort(classes, kind="stable")]
     ends = np.cumsum(counts)
     n_test = _allocate(counts, sizes["test"], counts - 2)
     n_val = _allocate(counts - n_test, sizes["validation"], counts - n_test - 1)
@@ -457,28 +482,37 @@ def _scaled_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], params: DataPa
     """
     train = splits[0]
     reporter = Reporter(progress, "statistics", len(train))
-    if x.dtype == np.float32:
-        out = [x[rows] for rows in splits]
-        statistics = column_statistics(out[0], reporter.advance) if needs_statistics(params.preprocess) else None
-    else:
-        out = [np.empty((len(rows), x.shape[1]), dtype=np.float32) for rows in splits]
-        statistics = None
-        if needs_statistics(params.preprocess):
-            accumulator = ColumnStatistics()
-            for start in range(0, len(train), BLOCK_ROWS):
-                accumulator.update(x[train[start:start + BLOCK_ROWS]])
-                reporter.advance(len(train[start:start + BLOCK_ROWS]))
-            statistics = accumulator.finish()
+    out = [np.empty((len(rows), x.shape[1]), dtype=np.float32) for rows in splits]
+    statistics = None
+    if x.dtype == np.float32:  # train gathered a block at a time, its statistics taken while the block is in cache
+        accumulator = ColumnStatistics() if needs_statistics(params.preprocess) else None
+        for start in range(0, len(train), BLOCK_ROWS):
+            block = out[0][start:start + BLOCK_ROWS]
+            np.take(x, train[start:start + BLOCK_ROWS], axis=0, out=block)
+            if accumulator is not None:
+                accumulator.update(block)
+                reporter.advance(len(block))
+        statistics = accumulator.finish() if accumulator is not None else None
+    elif needs_statistics(params.preprocess):
+        accumulator = ColumnStatistics()
+        for start in range(0, len(train), BLOCK_ROWS):
+            accumulator.update(x[train[start:start + BLOCK_ROWS]])
+            reporter.advance(len(train[start:start + BLOCK_ROWS]))
+        statistics = accumulator.finish()
     if statistics is not None:
         reporter.finish()
     scaling = fit_scaling(params.preprocess, statistics)
     scaled = Reporter(progress, "scaling", sum(len(rows) for rows in splits))
-    for rows, split in zip(splits, out):
+    for index, (rows, split) in enumerate(zip(splits, out)):
         for start in range(0, len(rows), BLOCK_ROWS):
-            if x.dtype == np.float32:
-                scaling.apply(split[start:start + BLOCK_ROWS])
-            else:
-                split[start:start + BLOCK_ROWS] = scaling.apply(x[rows[start:start + BLOCK_ROWS]])
-            scaled.advance(len(rows[start:start + BLOCK_ROWS]))
+            block = split[start:start + BLOCK_ROWS]
+            if x.dtype != np.float32:
+                block[...] = scaling.apply(x[rows[start:start + BLOCK_ROWS]])
+                scaled.advance(len(block))
+                continue
+            if index > 0:  # train was gathered above
+                np.take(x, rows[start:start + BLOCK_ROWS], axis=0, out=block)
+            scaling.apply(block)
+            scaled.advance(len(block))
     scaled.finish()
     return out[0], out[1], out[2], scaling

@@ -78,21 +78,24 @@ class ColumnStatistics:
             return
         if self._block.shape != block.shape:
             self._block = np.empty(block.shape)
-        deviations = self._block  # reused: one float64 buffer per block size, not one per block
-        sums = block.sum(axis=0, dtype=np.float64)
+        values = self._block  # reused: one float64 buffer per block size, not one per block
+        values[...] = block
+        sums = down_columns(np.add, values)
         if not np.isnan(sums).any():  # the usual block: no NaN, no masks
             count = np.full(block.shape[1], float(len(block)))
             mean = sums / len(block)
-            np.subtract(block, mean, out=deviations)
-            squares = np.einsum("ij,ij->j", deviations, deviations)
-            low, high = block.min(axis=0), block.max(axis=0)
+            values -= mean
+            values *= values
+            squares = down_columns(np.add, values)
+            low, high = down_columns(np.minimum, block), down_columns(np.maximum, block)
         else:
-            present = ~np.isnan(block)
+            present = ~np.isnan(values)
             count = present.sum(axis=0).astype(np.float64)
-            mean = np.nansum(block, axis=0, dtype=np.float64) / np.maximum(count, 1)
-            np.subtract(block, mean, out=deviations)
-            deviations[~present] = 0.0
-            squares = np.einsum("ij,ij->j", deviations, deviations)
+            values[~present] = 0.0
+            mean = values.sum(axis=0) / np.maximum(count, 1)
+            values -= mean
+            values[~present] = 0.0
+            squares = np.einsum("ij,ij->j", values, values)
             low, high = np.fmin.reduce(block, axis=0), np.fmax.reduce(block, axis=0)
         total = self._count + count
         delta = mean - self._mean
@@ -148,6 +151,22 @@ class Scaling:
             np.divide(buffer, self.divisor, out=buffer)
             block[...] = buffer
         return chunk
+
+
+def down_columns(ufunc: np.ufunc, block: np.ndarray) -> np.ndarray:
+    """``ufunc.reduce(block, axis=0)`` for a C-ordered (rows, features) block, several times faster.
+
+    NumPy reduces down axis 0 one row at a time, a call of its inner loop per row of a few
+    features; folding ``_FOLD`` rows into one long row first gives loops of ``_FOLD * features``.
+    """
+    rows = len(block) - len(block) % _FOLD
+    if rows == 0 or not block.flags.c_contiguous:
+        return ufunc.reduce(block, axis=0)
+    folded = ufunc.reduce(block[:rows].reshape(-1, _FOLD * block.shape[1]), axis=0).reshape(_FOLD, -1)
+    return ufunc.reduce(np.concatenate([folded, block[rows:]]), axis=0)
+
+
+_FOLD = 64
 
 
 def needs_statistics(preprocess: PreprocessParams) -> bool:
