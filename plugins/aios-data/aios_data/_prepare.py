@@ -220,15 +220,18 @@ def _target_name(raw: RawData) -> str:
 
 
 def _random_split(rows: int, params: DataParams, seed: int, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices of train, validation and test (each in file order), drawn uniformly from one permutation
-    (regression: no classes to stratify on)."""
+    """Row indices of train, validation and test, drawn uniformly (regression: no classes to stratify on)."""
+    from sklearn.model_selection import train_test_split
+
     sizes = split_sizes(rows, params.split.validation, params.split.test)
     if min(sizes.values()) < 1:
         raise ValueError(f"{FIELD}.split: the {rows} rows of {source} leave an empty split "
                          f"({sizes['train']}/{sizes['validation']}/{sizes['test']}); use more rows")
-    order = np.random.default_rng(seed % 2**32).permutation(rows)
-    test, val, train = np.split(order, [sizes["test"], sizes["test"] + sizes["validation"]])
-    return np.sort(train), np.sort(val), np.sort(test)
+    state = seed % 2**32
+    rest, test = train_test_split(np.arange(rows), test_size=params.split.test, random_state=state)
+    train, val = train_test_split(rest, test_size=params.split.validation / (1.0 - params.split.test),
+                                  random_state=state)
+    return train, val, test
 
 
 def _scale_targets(y: np.ndarray, train: np.ndarray, params: DataParams) -> tuple[np.ndarray, dict[str, Any]]:
@@ -421,7 +424,7 @@ def _check_image_shape(raw: RawData, num_features: int) -> tuple[int, int, int] 
 # ---------------------------------------------------------------- split
 def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams, seed: int,
                       source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices of train, validation and test (each in file order), each class in proportion."""
+    """Row indices of train, validation and test, each class in proportion."""
     counts = np.bincount(y, minlength=len(class_names))
     fewest = int(np.argmin(counts))
     if counts[fewest] < _MIN_ROWS_PER_CLASS:
@@ -435,41 +438,41 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
             raise ValueError(f"{FIELD}.split: the {part} split of {source} would hold {size} rows for "
                              f"{len(class_names)} classes; a stratified split needs at least one row per class in "
                              f"each split: use more rows or change data.split.validation and data.split.test")
-    # one permutation from the seed, rows grouped by class (shuffled within each), then each class cut in turn
-    order = np.random.default_rng(seed % 2**32).permutation(len(y))
-    classes = y[order].astype(np.int16) if len(class_names) < 2**15 else y[order]  # 16-bit: a radix sort
-    order = order[np.argsort(classes, kind="stable")]
-    ends = np.cumsum(counts)
-    n_test = _allocate(counts, sizes["test"], counts - 2)
-    n_val = _allocate(counts - n_test, sizes["validation"], counts - n_test - 1)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
-    for end, count, test_rows, val_rows in zip(ends.tolist(), counts.tolist(), n_test.tolist(), n_val.tolist()):
-        rows = order[end - count:end]
-        parts["test"].append(rows[:test_rows])
-        parts["validation"].append(rows[test_rows:test_rows + val_rows])
-        parts["train"].append(rows[test_rows + val_rows:])
-    train, val, test = (np.sort(np.concatenate(parts[name])) for name in ("train", "validation", "test"))
+    state = seed % 2**32
+    try:
+        rest, test = _stratified_cut(np.arange(len(y)), y, params.split.test, state)
+        train, val = _stratified_cut(rest, y[rest], params.split.validation / (1.0 - params.split.test), state)
+    except ValueError as error:
+        raise ValueError(f"{FIELD}.split: cannot split the {len(y)} rows of {source} into stratified "
+                         f"train/validation/test parts: {error}") from None
     return train, val, test
 
 
-def _allocate(counts: np.ndarray, total: int, most: np.ndarray) -> np.ndarray:
-    """``total`` rows shared among classes in proportion to ``counts`` (largest remainders first), at least one
-    and at most ``most`` per class."""
-    share = counts * (total / counts.sum())
-    taken = np.clip(np.floor(share).astype(np.int64), 1, most)
-    remainders = np.argsort(np.floor(share) - share, kind="stable")  # largest fractional part first
-    while taken.sum() < total:
-        room = remainders[taken[remainders] < most[remainders]]
-        if len(room) == 0:  # the callers' checks leave room; never loop forever
-            break
-        taken[room[:total - int(taken.sum())]] += 1
-    while taken.sum() > total:
-        surplus = np.argsort(share - taken, kind="stable")  # most above its share first
-        shrink = surplus[taken[surplus] > 1][:int(taken.sum()) - total]
-        if len(shrink) == 0:
-            break
-        taken[shrink] -= 1
-    return taken
+def _stratified_cut(rows: np.ndarray, y: np.ndarray, test_size: float, state: int) -> tuple[np.ndarray, np.ndarray]:
+    """``train_test_split(rows, test_size=test_size, stratify=y, random_state=state)``: the same rows in the same
+    order (the same draws from the same ``RandomState``), with arrays where scikit-learn extends Python lists
+    row by row (most of its time on a million rows). tests/test_split.py holds the two equal."""
+    from sklearn.utils.extmath import _approximate_mode
+
+    n_test = math.ceil(test_size * len(rows))
+    n_train = len(rows) - n_test
+    classes, inverse = _unique(y)
+    counts = np.bincount(inverse, minlength=len(classes))
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError(f"{min(n_train, n_test)} rows cannot hold a row of each of the {len(classes)} classes")
+    grouped = inverse.astype(np.int16) if len(classes) < 2**15 else inverse  # 16-bit: a radix sort, as stable
+    by_class = np.split(np.argsort(grouped, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(state)
+    train_counts = _approximate_mode(counts, n_train, rng)
+    test_counts = _approximate_mode(counts - train_counts, n_test, rng)
+    train, test = [], []
+    for members, count, train_count, test_count in zip(by_class, counts, train_counts, test_counts):
+        members = members.take(rng.permutation(count), mode="clip")
+        train.append(members[:train_count])
+        test.append(members[train_count:train_count + test_count])
+    train_rows = rng.permutation(np.concatenate(train).astype(np.int64))
+    test_rows = rng.permutation(np.concatenate(test).astype(np.int64))
+    return rows[train_rows], rows[test_rows]
 
 
 # ---------------------------------------------------------------- scaling
@@ -488,7 +491,7 @@ def _scaled_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], params: DataPa
         accumulator = ColumnStatistics() if needs_statistics(params.preprocess) else None
         for start in range(0, len(train), BLOCK_ROWS):
             block = out[0][start:start + BLOCK_ROWS]
-            np.take(x, train[start:start + BLOCK_ROWS], axis=0, out=block)
+            np.take(x, train[start:start + BLOCK_ROWS], axis=0, out=block, mode="clip")  # "raise" would buffer
             if accumulator is not None:
                 accumulator.update(block)
                 reporter.advance(len(block))
@@ -511,7 +514,7 @@ def _scaled_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], params: DataPa
                 scaled.advance(len(block))
                 continue
             if index > 0:  # train was gathered above
-                np.take(x, rows[start:start + BLOCK_ROWS], axis=0, out=block)
+                np.take(x, rows[start:start + BLOCK_ROWS], axis=0, out=block, mode="clip")  # "raise" would buffer
             scaling.apply(block)
             scaled.advance(len(block))
     scaled.finish()

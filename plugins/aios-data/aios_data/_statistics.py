@@ -148,8 +148,7 @@ class Scaling:
             if buffer.shape != block.shape:
                 buffer = np.empty(block.shape)
             np.subtract(block, self.shift, out=buffer)
-            np.divide(buffer, self.divisor, out=buffer)
-            block[...] = buffer
+            np.divide(buffer, self.divisor, out=block, casting="same_kind")  # in float64, rounded once
         return chunk
 
 
