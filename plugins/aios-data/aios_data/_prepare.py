@@ -183,6 +183,10 @@ def _in_background(function: Callable[..., str], *args: Any) -> Future[str]:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data-hash")
     try:
         return pool.submit(function, *args)
+    except RuntimeError:  # no thread to be had (a cap on address space, say): hash here and now
+        done: Future[str] = Future()
+        done.set_result(function(*args))
+        return done
     finally:
         pool.shutdown(wait=False)  # the submitted call still runs to the end
 

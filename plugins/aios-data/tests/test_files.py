@@ -287,3 +287,20 @@ def test_idx_bytes_are_hashed_raw(load: Load, mnist_files: Callable[[str], Path]
     data[-1] ^= 1
     path.write_bytes(bytes(data))
     assert load(FilesDatastore, path=path).content_hash != before
+
+
+def test_the_hash_is_the_same_when_no_thread_can_be_started(load: Load, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash runs on a second thread; under a cap on address space there may be none to start."""
+    import threading
+
+    table = animals()
+    table.to_csv(tmp_path / "animals.csv", index=False)
+    threaded = load(FilesDatastore, path=tmp_path / "animals.csv", preprocess={"one_hot": ["color"]})
+
+    def refuse(thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    here = load(FilesDatastore, path=tmp_path / "animals.csv", preprocess={"one_hot": ["color"]})
+    assert here.content_hash == threaded.content_hash
