@@ -621,7 +621,7 @@ def test_the_keras_quickstart_runs_on_digits_and_on_idx_files(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_the_compression_example_runs_from_a_clone_and_shows_the_gain(compress_example_run: CloneRun) -> None:
-    """The run is the session's ``compress_example_run`` (tests/conftest.py), which tests/test_compress_chain.py reads too."""
+    """The session's ``compress_example_run`` (tests/conftest.py); tests/test_compress_chain.py reads it too."""
     [command] = documented("aios run examples/digits-compress.yaml",
                            "test_the_compression_example_runs_from_a_clone_and_shows_the_gain")
     assert compress_example_run.command == command.text and not command.output, command
