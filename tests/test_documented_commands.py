@@ -769,10 +769,10 @@ def test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory(t
 
     test = "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory"
     shell = Shell(tmp_path, user_environment())
-    # The page shows this command twice, both times from the same empty directory with nothing after it
-    # (no output shown): one run, exactly as written, answers for both places.
+    # The page shows this command twice (once with a trailing comment), both times for an empty directory and
+    # with no output shown: one run, exactly as first written, answers for both places.
     first, *same = documented("aios pipeline run --local", test)
-    assert all((command.text, command.output) == (first.text, first.output) for command in same), same
+    assert all((command.key, command.output) == (first.key, first.output) for command in same), same
     result = shell.run(first, timeout=RUN_TIMEOUT)
     [run] = re.findall(r"^kubeflow pipeline of digits-torch succeeded; run directory: (runs/\S+) ", result.stdout,
                        flags=re.MULTILINE)
