@@ -9,12 +9,18 @@ real output, allowing for the parts that differ from run to run.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the environment's bin, as `source .venv/bin/activate` puts it on PATH
+RUN_TIMEOUT = 900                  # a training run on a busy 2-core machine
 
 SHELL_LANGUAGES = {"bash", "sh", "console", "shell", "shell-session"}
 # An unlabeled (or ``text``) block is a shell block when its lines start like a command.
@@ -253,3 +259,60 @@ def output_differences(shown_lines: tuple[str, ...] | list[str], stdout: str, st
         return json_differences(expected, found)
     lines = (stdout + "\n" + stderr).splitlines()
     return [f"missing line {line!r}" for line in shown_lines if not line_matches(line, lines)]
+
+
+# --- running commands as a user does, in a fresh copy of the clone --------------------------------
+
+def user_environment(**extra: str) -> dict[str, str]:
+    """The environment of a user with the venv activated: no AIOS_* settings, so runs go to ./runs."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("AIOS_") and key not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(BIN.parent)
+    env.update(extra)
+    return env
+
+
+def fresh_clone(directory: Path) -> Path:
+    """A copy of the clone's files (``git ls-files``: tracked and new, from the working tree) with ``.venv`` linked."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    directory.mkdir(parents=True)
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():  # a tracked file another engineer deleted is not in a clone of the working tree
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, directory / name)
+    (directory / ".venv").symlink_to(BIN.parent)
+    return directory
+
+
+def finished_run(result: subprocess.CompletedProcess[str]) -> str:
+    """The run directory ``aios run`` printed (``completed runs/...``), as the user reads it."""
+    found = re.findall(r"^completed (runs/\S+)$", result.stdout, flags=re.MULTILINE)
+    assert len(found) == 1, result.stdout[-2000:]
+    return found[0]
+
+
+@dataclass(frozen=True)
+class CloneRun:
+    """A command run once with bash at the root of a fresh clone copy, as a user runs it; several tests read it."""
+
+    command: str
+    clone: Path
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def run(self) -> Path:
+        """The run directory the command printed, absolute."""
+        return self.clone / finished_run(self.result)
+
+
+def run_in_a_fresh_clone(directory: Path, command: str) -> CloneRun:
+    """``command`` (a training run) at the root of a fresh clone copy made in ``directory``, checked to exit 0."""
+    clone = fresh_clone(directory)
+    result = subprocess.run(["bash", "--noprofile", "--norc", "-c", command], check=False, cwd=clone,
+                            env=user_environment(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert result.returncode == 0, (f"{command!r} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n"
+                                    f"--- stderr\n{result.stderr[-4000:]}")
+    return CloneRun(command, clone, result)

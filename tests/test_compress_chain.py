@@ -1,6 +1,6 @@
 """Compression chains through the real CLI: native-format compressors before export, ONNX ones after.
 
-``examples/digits-compress.yaml`` (prune, then quantize) in a small version, distillation
+``examples/digits-compress.yaml`` (prune, then quantize) as documented, distillation
 then int8, a run killed with SIGKILL inside pruning's fine-tuning and resumed, and the
 orders ``aios validate`` refuses.
 """
@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from support import REPO, aios_env, run_aios
+from documented_commands import CloneRun
+from support import aios_env, run_aios
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = REPO / "examples" / "digits-compress.yaml"
-SMALL_EXAMPLE = {"AIOS_EPOCHS": "8", "AIOS_FINETUNE_EPOCHS": "2"}
 
 DISTILL = """\
 name: distill
@@ -59,11 +58,10 @@ def _report(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_aios("run", str(EXAMPLE), "--runs-dir", str(runs), env=aios_env(**SMALL_EXAMPLE))
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result, _only_run(runs)
+def example_run(compress_example_run: CloneRun) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The example as docs/compression.md runs it, from a fresh clone's root: the session's one run of it
+    (tests/conftest.py; tests/test_documented_commands.py checks its console table)."""
+    return compress_example_run.result, compress_example_run.run
 
 
 def test_the_example_prunes_before_export_and_quantizes_after(example_run: tuple) -> None:

@@ -65,11 +65,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from documented_commands import REPO, DocCommand, block_before, documented_commands, error_examples, output_differences
+from documented_commands import (BIN, REPO, RUN_TIMEOUT, CloneRun, DocCommand, block_before, documented_commands,
+                                 error_examples, finished_run, fresh_clone, output_differences, user_environment)
 from support import bare_installs, first_party_names
 
-BIN = Path(sys.executable).parent  # the environment's bin, as `source .venv/bin/activate` puts it on PATH
-RUN_TIMEOUT = 900                  # a training run on a busy 2-core machine
 SHORT_TIMEOUT = 120
 
 # --- the decisions ------------------------------------------------------------------------------
@@ -330,16 +329,6 @@ def documented(key: str, test: str) -> list[DocCommand]:
 
 # --- running commands as a user does ------------------------------------------------------------
 
-def user_environment(**extra: str) -> dict[str, str]:
-    """The environment of a user with the venv activated: no AIOS_* settings, so runs go to ./runs."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("AIOS_") and key not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(BIN.parent)
-    env.update(extra)
-    return env
-
-
 @dataclass
 class Shell:
     """A user's terminal: a working directory, an environment, and a prefix (a network namespace) for commands."""
@@ -423,27 +412,6 @@ def _text(command: DocCommand | str, substitutions: dict[str, str] | None) -> tu
     if isinstance(command, DocCommand):
         return _substitute(command.text, substitutions), command.where
     return command, "setup"
-
-
-def fresh_clone(directory: Path) -> Path:
-    """A copy of the clone's files (``git ls-files``: tracked and new, from the working tree) with ``.venv`` linked."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    directory.mkdir(parents=True)
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():  # a tracked file another engineer deleted is not in a clone of the working tree
-            (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, directory / name)
-    (directory / ".venv").symlink_to(BIN.parent)
-    return directory
-
-
-def finished_run(result: subprocess.CompletedProcess[str]) -> str:
-    """The run directory ``aios run`` printed (``completed runs/...``), as the user reads it."""
-    found = re.findall(r"^completed (runs/\S+)$", result.stdout, flags=re.MULTILINE)
-    assert len(found) == 1, result.stdout[-2000:]
-    return found[0]
 
 
 @contextmanager
@@ -547,11 +515,12 @@ def test_the_ray_swap_runs_from_an_empty_directory(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def served_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    """A fresh clone copy where run-default-stack.sh's run step ran: (its root, the run, a later copy of the run)."""
-    clone = fresh_clone(tmp_path_factory.mktemp("serve") / "aios")
-    result = Shell(clone, user_environment()).run(".venv/bin/aios run", timeout=RUN_TIMEOUT)
-    run = finished_run(result)
+def served_clone(default_stack_run: CloneRun) -> tuple[Path, str, str]:
+    """A fresh clone copy where run-default-stack.sh's run step ran: (its root, the run, a later copy of the run).
+
+    The run is the session's ``default_stack_run`` (tests/conftest.py), which tests/test_run.py checks too.
+    """
+    clone, run = default_stack_run.clone, finished_run(default_stack_run.result)
     stamp = re.search(r"\d{8}-\d{6}", run).group()
     later = run.replace(stamp, f"{datetime.strptime(stamp, '%Y%m%d-%H%M%S') + timedelta(days=1):%Y%m%d-%H%M%S}")
     shutil.copytree(clone / run, clone / later)
@@ -651,11 +620,12 @@ def test_the_keras_quickstart_runs_on_digits_and_on_idx_files(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_the_compression_example_runs_from_a_clone_and_shows_the_gain(tmp_path: Path) -> None:
+def test_the_compression_example_runs_from_a_clone_and_shows_the_gain(compress_example_run: CloneRun) -> None:
+    """The session's ``compress_example_run`` (tests/conftest.py); tests/test_compress_chain.py reads it too."""
     [command] = documented("aios run examples/digits-compress.yaml",
                            "test_the_compression_example_runs_from_a_clone_and_shows_the_gain")
-    clone = fresh_clone(tmp_path / "aios")
-    result = Shell(clone, user_environment()).run(command, timeout=RUN_TIMEOUT)
+    assert compress_example_run.command == command.text and not command.output, command
+    clone, result = compress_example_run.clone, compress_example_run.result
     run = finished_run(result)
     for row in ("│ pruned      │ torch", "│ onnx        │ onnx", "│ pruned.onnx │ onnx"):
         assert row in result.stdout, result.stdout
@@ -799,13 +769,15 @@ def test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory(t
 
     test = "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory"
     shell = Shell(tmp_path, user_environment())
-    for command in documented("aios pipeline run --local", test):
-        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
-        result = shell.run(command, timeout=RUN_TIMEOUT)
-        [run] = re.findall(r"^kubeflow pipeline of digits-torch succeeded; run directory: (runs/\S+) ", result.stdout,
-                           flags=re.MULTILINE)
-        state = json.loads((tmp_path / run / "state.json").read_text())
-        assert state["status"] == "completed" and state["phases"]["evaluate"]["test_accuracy"] >= 0.97
+    # The page shows this command twice (once with a trailing comment), both times for an empty directory and
+    # with no output shown: one run, exactly as first written, answers for both places.
+    first, *same = documented("aios pipeline run --local", test)
+    assert all((command.key, command.output) == (first.key, first.output) for command in same), same
+    result = shell.run(first, timeout=RUN_TIMEOUT)
+    [run] = re.findall(r"^kubeflow pipeline of digits-torch succeeded; run directory: (runs/\S+) ", result.stdout,
+                       flags=re.MULTILINE)
+    state = json.loads((tmp_path / run / "state.json").read_text())
+    assert state["status"] == "completed" and state["phases"]["evaluate"]["test_accuracy"] >= 0.97
     [compile_default] = documented("aios pipeline compile -o pipeline.yaml", test)
     shell.run(compile_default)
     assert load_component_from_file(str(tmp_path / "pipeline.yaml")).name == "aios-digits-torch"

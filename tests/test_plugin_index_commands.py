@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
+from fresh_venv import build_wheels
 from support import DEFAULT_STACK, REPO, aios_env, bare_installs, first_party_names, run_aios
 
 MONITOR = '''
@@ -59,19 +60,15 @@ def write_project(project: Path, name: str, version: str, *, monitor: str | None
     (project / module / "__init__.py").write_text(MONITOR.format(cls="Hello") if monitor else "WORDS = ['hello']\n")
 
 
-def build_wheel(projects: Path, wheels: Path, name: str, version: str, *, monitor: str | None = None,
-                dependencies: tuple[str, ...] = ("aios-kernel>=0.1,<0.2",)) -> str:
-    """Build a real wheel of a small distribution (a monitor plugin, or a plain library); its sha256."""
-    module = name.replace("-", "_")
-    project = projects / f"{name}-{version}"
-    write_project(project, name, version, monitor=monitor, dependencies=dependencies)
-    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels),
-                             str(project)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    wheel = wheels / f"{module}-{version}-py2.py3-none-any.whl"
-    if not wheel.exists():
-        wheel = next(wheels.glob(f"{module}-{version}-*.whl"))
-    return hashlib.sha256(wheel.read_bytes()).hexdigest()
+def build_wheels_of(projects: Path, wheels: Path,
+                    *distributions: tuple[str, str, str | None, tuple[str, ...]]) -> dict[tuple[str, str], str]:
+    """Build real wheels of small distributions, ``(name, version, monitor, dependencies)`` each (a monitor plugin,
+    or a plain library when ``monitor`` is None), in one hatchling process; their sha256 by (name, version)."""
+    for name, version, monitor, dependencies in distributions:
+        write_project(projects / f"{name}-{version}", name, version, monitor=monitor, dependencies=dependencies)
+    built = build_wheels([projects / f"{name}-{version}" for name, version, _, _ in distributions], wheels)
+    return {(name, version): hashlib.sha256(wheel.read_bytes()).hexdigest()
+            for (name, version, _, _), wheel in zip(distributions, built, strict=True)}
 
 
 def entry(name: str, *, status: str = "active", tier: str = "reviewed", aios_core: str = ">=0.1,<0.2",
@@ -88,15 +85,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A wheel directory and a local index describing those wheels (and a few that must be refused)."""
     root = tmp_path_factory.mktemp("registry")
     projects, wheels = root / "projects", root / "wheels"
-    hashes = {
-        "hello-0.1.0": build_wheel(projects, wheels, "aios-hello", "0.1.0", monitor="hello"),
-        "hello-0.2.0": build_wheel(projects, wheels, "aios-hello", "0.2.0", monitor="hello",
-                                   dependencies=("aios-kernel>=0.1,<0.2", "greeting-words>=1.0")),
-        "legacy": build_wheel(projects, wheels, "aios-legacy", "0.1.0", monitor="legacy"),
-        "tampered": build_wheel(projects, wheels, "aios-tampered", "0.1.0", monitor="tampered"),
-        "unlisted": build_wheel(projects, wheels, "aios-unlisted", "0.1.0", monitor="unlisted"),
-    }
-    build_wheel(projects, wheels, "greeting-words", "1.0.0", dependencies=())
+    plugin = ("aios-kernel>=0.1,<0.2",)
+    built = build_wheels_of(projects, wheels,
+                            ("aios-hello", "0.1.0", "hello", plugin),
+                            ("aios-hello", "0.2.0", "hello", (*plugin, "greeting-words>=1.0")),
+                            ("aios-legacy", "0.1.0", "legacy", plugin),
+                            ("aios-tampered", "0.1.0", "tampered", plugin),
+                            ("aios-unlisted", "0.1.0", "unlisted", plugin),
+                            ("greeting-words", "1.0.0", None, ()))
+    hashes = {"hello-0.1.0": built["aios-hello", "0.1.0"], "hello-0.2.0": built["aios-hello", "0.2.0"],
+              "legacy": built["aios-legacy", "0.1.0"], "tampered": built["aios-tampered", "0.1.0"],
+              "unlisted": built["aios-unlisted", "0.1.0"]}
     plugins = [
         entry("aios-hello", releases=[{"version": "0.1.0", "sha256": hashes["hello-0.1.0"]},
                                       {"version": "0.2.0", "sha256": hashes["hello-0.2.0"],

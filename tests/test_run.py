@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from documented_commands import CloneRun
 from support import aios_env, install_test_plugins, run_aios
 
 pytestmark = pytest.mark.slow
@@ -51,17 +52,16 @@ def _outcome(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_aios("run", "--runs-dir", str(runs), env=aios_env(AIOS_EPOCHS="20"))
-    return result, runs
+def default_run(default_stack_run: CloneRun) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The default stack run with its own 20 epochs, from a fresh clone's root: the session's one run of it
+    (tests/conftest.py; tests/test_documented_commands.py serves it, beside a copy under another name)."""
+    return default_stack_run.result, default_stack_run.run
 
 
 def test_default_stack_runs_end_to_end(default_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
-    result, runs = default_run
+    result, run_dir = default_run
     assert result.returncode == 0, result.stdout + result.stderr
-    run_dir = _only_run(runs)
-    assert run_dir.name.endswith("-digits-torch")
+    assert run_dir.name.endswith("-digits-torch") and run_dir.parent.name == "runs"
     for name in ("stack.lock.yaml", "state.json", "data.json", "metrics.jsonl", "run.log", "checkpoints/last.pt",
                  "artifacts/model.torch", "artifacts/model.onnx", "artifacts/model.int8.onnx",
                  "report/evaluation.json", "report/training_curves.png", "report/confusion_matrix.png"):
@@ -82,8 +82,8 @@ def test_default_stack_runs_end_to_end(default_run: tuple[subprocess.CompletedPr
 
 
 def test_runs_list_and_show(default_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
-    _, runs = default_run
-    run_dir = _only_run(runs)
+    _, run_dir = default_run
+    runs = run_dir.parent
     listing = run_aios("runs", "list", "--runs-dir", str(runs))
     assert listing.returncode == 0 and run_dir.name in listing.stdout and "completed" in listing.stdout
     shown = run_aios("runs", "show", run_dir.name, "--runs-dir", str(runs))
@@ -283,8 +283,8 @@ def test_missed_gate_fails_the_run(tmp_path: Path) -> None:
 
 def test_every_phase_records_its_resource_usage(default_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """state.json, metrics.jsonl, the console and ``aios runs show`` carry each phase's resources (issue 13)."""
-    result, runs = default_run
-    run_dir = _only_run(runs)
+    result, run_dir = default_run
+    runs = run_dir.parent
     state = json.loads((run_dir / "state.json").read_text())
     for phase, summary in state["phases"].items():
         usage = summary["resources"]
