@@ -37,6 +37,8 @@ _MAX_CLASSES = 10_000
 _REGRESSION_DISTINCT_VALUES = 20  # as the in-memory path's task: auto
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_BLOCK_ROWS = 8192
+"""Rows computed on at a time in float64 (statistics, scaling), so temporaries stay small."""
 
 
 # ---------------------------------------------------------------- the split
@@ -163,13 +165,16 @@ class StreamedTable:
 
     def encode(self, x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows scaled as the train split's statistics say (float32), and labels as the Dataset holds them."""
-        scaled = np.subtract(x, self.shift, dtype=np.float64)
-        np.divide(scaled, self.divisor, out=scaled)
+        scaled = np.empty(x.shape, dtype=np.float32)
+        for start in range(0, len(x), _BLOCK_ROWS):  # in float64, a block at a time: small temporaries
+            block = np.subtract(x[start:start + _BLOCK_ROWS], self.shift, dtype=np.float64)
+            np.divide(block, self.divisor, out=block)
+            scaled[start:start + _BLOCK_ROWS] = block
         if self.task == "regression":
             y = ((values.astype(np.float64) - self.target_mean) / self.target_std).astype(np.float32).reshape(-1, 1)
         else:
             y = np.searchsorted(self.classes, values).astype(np.int64)
-        return scaled.astype(np.float32), y
+        return scaled, y
 
 
 def _label_values(labels: Any) -> np.ndarray:
@@ -239,14 +244,20 @@ class _Moments:
         self.count, self.mean, self.squares = np.zeros(width), np.zeros(width), np.zeros(width)
         self.low, self.high = np.full(width, np.nan), np.full(width, np.nan)
 
-    def add(self, block: np.ndarray) -> None:
-        if not len(block):
-            return
-        block = block.astype(np.float64, copy=False)
+    def add(self, rows: np.ndarray) -> None:
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            self._add(rows[start:start + _BLOCK_ROWS].astype(np.float64))
+
+    def _add(self, block: np.ndarray) -> None:
         present = ~np.isnan(block)
-        count = present.sum(axis=0)
-        mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(count, 1)
-        squares = (np.where(present, block - mean, 0.0) ** 2).sum(axis=0)
+        if present.all():
+            count = np.full(block.shape[1], len(block))
+            mean = block.sum(axis=0) / len(block)
+            squares = ((block - mean) ** 2).sum(axis=0)
+        else:
+            count = present.sum(axis=0)
+            mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(count, 1)
+            squares = (np.where(present, block - mean, 0.0) ** 2).sum(axis=0)
         total = self.count + count
         delta = mean - self.mean
         self.mean = self.mean + delta * count / np.maximum(total, 1)
