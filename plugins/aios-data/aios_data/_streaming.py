@@ -192,19 +192,31 @@ class ParquetSplit:
     """One split of a ``StreamedTable`` read through the ``aios_core.batches.SplitStream`` contract.
 
     ``read(start, stop)`` decodes the row groups that hold the split's rows ``start:stop``
-    (the last one decoded is kept, so consecutive windows of a group decode it once).
-    ``window_rows`` is at least the split's rows of the largest row group, so a window
-    never decodes a group for a small part of it; memory is about one window plus one group.
+    (the last one decoded is kept, so consecutive reads within a group decode it once).
+    Its ``windows`` are whole row groups, as many consecutive ones as fit in ``window_rows``
+    (at least one), so a shuffled epoch decodes each group once; memory is about one
+    window plus one group.
     """
 
     def __init__(self, table: StreamedTable, split: int, window_rows: int) -> None:
         self.table, self.split = table, split
-        self.rows = int(table.counts[:, split].sum())
-        self.window_rows = max(1, min(self.rows, max(int(window_rows), int(table.counts[:, split].max(initial=0)))))
+        counts = table.counts[:, split].tolist()
+        self.rows = int(sum(counts))
+        self.windows: list[tuple[int, int]] = []
+        start = stop = 0
+        for count in counts:
+            if stop > start and stop - start + count > window_rows:
+                self.windows.append((start, stop))
+                start = stop
+            stop += count
+        if stop > start:
+            self.windows.append((start, stop))
+        self.window_rows = max((stop - start for start, stop in self.windows), default=1)
         self._cached: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._parquet: tuple[int, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cached": None}
+        return {**self.__dict__, "_cached": None, "_parquet": None}
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         counts = self.table.counts[:, self.split]
@@ -230,7 +242,10 @@ class ParquetSplit:
     def _group(self, group: int) -> tuple[np.ndarray, np.ndarray]:
         if self._cached is None or self._cached[0] != group:
             self._cached = None  # let the previous group go before the next is decoded
-            x, values, missing, codes = self.table.raw_group(group)
+            file_index = self.table.groups[group][0]
+            if self._parquet is None or self._parquet[0] != file_index:
+                self._parquet = (file_index, _open(self.table.filesystem(), self.table.files[file_index]))
+            x, values, missing, codes = self.table.raw_group(group, self._parquet[1])
             keep = (codes == self.split) & ~missing
             self._cached = (group, *self.table.encode(x[keep], values[keep]))
         return self._cached[1], self._cached[2]

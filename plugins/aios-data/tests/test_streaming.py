@@ -123,7 +123,9 @@ def test_a_split_stream_pickles_without_open_files_and_reads_the_same_rows(tmp_p
     copy = pickle.loads(payload)
     for start, stop in ((0, 10), (250, 900), (stream.rows - 5, stream.rows)):
         np.testing.assert_array_equal(copy.read(start, stop)[0], stream.read(start, stop)[0])
-    assert stream.window_rows == max(100, int(stream.table.counts[:, 0].max()))  # never less than a row group
+    ends = np.cumsum(stream.table.counts[:, 0]).tolist()  # windows of 100 rows or less: one row group each
+    assert stream.windows == list(zip([0, *ends[:-1]], ends))
+    assert stream.window_rows == int(stream.table.counts[:, 0].max())
 
 
 def test_the_first_pass_reports_its_progress(tmp_path: Path, load: Load, aios_run_context: Any) -> None:
@@ -223,5 +225,5 @@ def test_streaming_holds_a_bounded_number_of_rows(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     seen, window, growth = (int(value) for value in result.stdout.split())
-    assert seen == rows and window == 50_000
+    assert seen == rows and window <= 50_000
     assert growth < table_bytes / 3, f"peak grew {growth / 2**20:.0f} MiB for a {table_bytes / 2**20:.0f} MiB table"
