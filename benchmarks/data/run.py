@@ -88,7 +88,7 @@ def write_files(rows: int, folder: Path, formats: tuple[str, ...], name: str = "
     if "npz" in paths:
         np.savez(paths["npz"], x=x, y=y)
     if "csv" in paths:
-        frame.to_csv(paths["csv"], index=False, float_format="%.7g")
+        frame.to_csv(paths["csv"], index=False, float_format="%.9g")
     return paths
 
 

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 from aios_core import Dataset, drift_reference, hash_arrays
 
 from aios_data._checks import split_sizes
+from aios_data._statistics import BLOCK_ROWS, ColumnStatistics, Scaling, column_statistics, fit_scaling, needs_statistics
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -29,8 +31,6 @@ FIELD = "data"
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 REGRESSION_DISTINCT_VALUES = 20
 """``task: auto`` picks regression for a numeric target with more distinct values than this."""
-_BLOCK_ROWS = 8192
-"""Rows processed at a time, so a large image set is never copied whole in float64."""
 
 Progress = Callable[[str, int, "int | None", str], None]
 """``RunContext.report_progress``: ``(task, done, total, unit)``."""
@@ -82,33 +82,44 @@ class RawData:
 
 def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params: dict[str, Any],
                     log: logging.Logger | None = None, progress: Progress | None = None) -> Dataset:
-    """Clean, encode, split (stratified, from ``seed``) and scale ``raw`` into a ``Dataset``.
+    """Encode, hash, clean, split (stratified, from ``seed``) and scale ``raw`` into a ``Dataset``.
 
-    ``content_hash`` covers the raw arrays, ``hash_params`` and ``seed``, since all
-    three decide the splits. Once encoded, ``raw.features`` is replaced by the encoded matrix,
-    so the table as read is freed while the splits are made. ``progress`` hears the passes
-    over the rows (``statistics``, ``scaling``).
+    ``content_hash`` covers the encoded rows before cleaning (the features as float32, the labels,
+    the one-hot categories), ``hash_params`` and ``seed``, since all three decide the splits: the
+    same table gives the same hash whether it came as CSV, Parquet or NPZ. Once encoded,
+    ``raw.features`` is replaced by the matrix, so the table as read is freed before the splits
+    are made. ``progress`` hears the passes over the rows (``statistics``, ``scaling``).
     """
     table = isinstance(raw.features, pd.DataFrame)
     one_hot = list(params.preprocess.one_hot)
     _check_features(raw, one_hot)
-    content_hash = hash_arrays(*_hash_parts(raw.features), *_hash_parts(raw.labels),
-                               {"params": hash_params, "seed": seed})
-
-    features = raw.features if table else _as_matrix(raw.features)
+    preprocessing: dict[str, Any] = {}
+    categories: dict[str, list[str]] = {}
+    missing_categories = None
+    if table:
+        missing_categories = _missing_category_rows(raw.features, one_hot)
+        x, feature_names, categories = _encode_table(raw.features, one_hot)
+        preprocessing["columns"] = [str(column) for column in raw.features.columns]
+        preprocessing["one_hot"] = categories
+    else:
+        x, feature_names = _as_matrix(raw.features), raw.feature_names
+    raw.features = x  # the table as read is no longer needed: let it go before the splits are made
+    _release_arrow_memory()
     values, missing = _label_values(raw.labels)
-    keys = _label_keys(values, missing)
+    hashing = _in_background(_content_hash, x, values, missing,
+                             {"one_hot": categories, "params": hash_params, "seed": seed})
     row_numbers = np.arange(len(values))  # each kept row's number in the table as read: what a hash split hashes
 
     dropped_missing = dropped_duplicates = 0
     if params.clean.drop_missing:
-        drop = missing | _missing_feature_rows(features)
+        drop = missing | _missing_feature_rows(x, missing_categories)
         dropped_missing = int(drop.sum())
-        features, values, missing, keys, row_numbers = _take(~drop, features, values, missing, keys, row_numbers)
+        x, values, missing, row_numbers = _take(~drop, x, values, missing, row_numbers)
     if params.clean.drop_duplicates:
-        drop = _duplicate_rows(features, keys)
+        drop = _duplicate_rows(x, _label_keys(values, missing), table)
         dropped_duplicates = int(drop.sum())
-        features, values, missing, keys, row_numbers = _take(~drop, features, values, missing, keys, row_numbers)
+        x, values, missing, row_numbers = _take(~drop, x, values, missing, row_numbers)
+    raw.features = x
     if missing.any():
         raise ValueError(f"{FIELD}.clean.drop_missing: {int(missing.sum())} rows of {raw.source} have no label; "
                          f"set data.clean.drop_missing to true to drop them")
@@ -116,16 +127,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         raise ValueError(f"{FIELD}.clean: no rows of {raw.source} are left after cleaning "
                          f"({dropped_missing} with missing values, {dropped_duplicates} duplicates)")
 
-    preprocessing: dict[str, Any] = {}
-    if table:
-        x, feature_names, categories = _encode_table(features, one_hot)
-        preprocessing["columns"] = [str(column) for column in features.columns]
-        preprocessing["one_hot"] = categories
-    else:
-        x, feature_names = features, raw.feature_names
-    raw.features = features = x  # the table as read is no longer needed: let it go before the splits are made
-    _release_arrow_memory()
-    task, reason = _task(values, raw, params)
+    classes, inverse = _unique(values)
+    task, reason = _task(values, len(classes), raw, params)
     image_shape = _check_image_shape(raw, x.shape[1])
     if task == "regression":
         y, class_names = values.astype(np.float64), []
@@ -133,15 +136,11 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                             else _random_split(len(y), params, seed, raw.source))
         y, target_scaling = _scale_targets(y, train, params)
     else:
-        y, class_names = _encode_labels(values, raw)
+        y, class_names = _encode_labels(classes, inverse, raw)
         train, val, test = (_hash_split(row_numbers, params, seed, raw.source) if params.split.method == "hash"
                             else _stratified_split(y, class_names, params, seed, raw.source))
         target_scaling = {}
-    scaling = _fit_scaling(x, train, params, Reporter(progress, "statistics", len(train)))
-    preprocessing.update(scaling.record)
-    preprocessing["dropped_missing"] = dropped_missing
-    preprocessing["dropped_duplicates"] = dropped_duplicates
-    preprocessing["task"] = {"task": task, "declared": params.task != "auto", "reason": reason}
+    del inverse, values
 
     if log is not None:
         log.info("data %s: task %s (%s)", raw.name, task, reason)
@@ -149,9 +148,13 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
                  "%d features, %s; split %d/%d/%d", raw.name, len(y), dropped_missing,
                  dropped_duplicates, x.shape[1], "1 target" if task == "regression" else f"{len(class_names)} classes",
                  len(train), len(val), len(test))
-    scaled = Reporter(progress, "scaling", len(y))
-    x_train, x_val, x_test = (scaling.apply(x, rows, scaled) for rows in (train, val, test))
-    scaled.finish()
+    x_train, x_val, x_test, scaling = _scaled_splits(x, (train, val, test), params, progress)
+    content_hash = hashing.result()
+    raw.features = x = None  # type: ignore[assignment]  # the splits hold the rows now
+    preprocessing.update(scaling.record)
+    preprocessing["dropped_missing"] = dropped_missing
+    preprocessing["dropped_duplicates"] = dropped_duplicates
+    preprocessing["task"] = {"task": task, "declared": params.task != "auto", "reason": reason}
     # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
     # A regression set has no class shares to compare (its labels are numbers): the features' drift only.
     labels = y[train] if task == "classification" else np.empty(0, dtype=np.int64)
@@ -172,6 +175,21 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     )
 
 
+def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settings: dict[str, Any]) -> str:
+    """The hash of the encoded rows: features as float32 (what the splits hold), labels as read, and ``settings``."""
+    labels = values.tolist() if values.dtype.hasobject else values  # text labels as text, not object pointers
+    return hash_arrays(x if x.dtype == np.float32 else x.astype(np.float32), labels, missing, settings)
+
+
+def _in_background(function: Callable[..., str], *args: Any) -> Future[str]:
+    """``function(*args)`` on a thread of its own: hashing releases the GIL, so it runs beside the splitting."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data-hash")
+    try:
+        return pool.submit(function, *args)
+    finally:
+        pool.shutdown(wait=False)  # the submitted call still runs to the end
+
+
 def _release_arrow_memory() -> None:
     """Give the memory pyarrow's pool keeps after freeing (a Parquet table's columns) back to the system."""
     import sys
@@ -181,7 +199,7 @@ def _release_arrow_memory() -> None:
 
 
 # ---------------------------------------------------------------- the task
-def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, str]:
+def _task(values: np.ndarray, distinct: int, raw: RawData, params: DataParams) -> tuple[str, str]:
     """The task and why: declared (``data.task``), the source's own, or inferred from the target's values."""
     numeric = values.dtype.kind in "iuf"
     if params.task == "regression" and not numeric:
@@ -192,7 +210,6 @@ def _task(values: np.ndarray, raw: RawData, params: DataParams) -> tuple[str, st
         return params.task, "declared in data.task"
     if raw.task is not None:
         return raw.task, f"{raw.source} is a {raw.task} data set"
-    distinct = len(np.unique(values))
     if numeric and distinct > REGRESSION_DISTINCT_VALUES:
         return "regression", (f"inferred: numeric target with {distinct} distinct values "
                               f"(> {REGRESSION_DISTINCT_VALUES}); set data.task to override")
@@ -270,25 +287,6 @@ def _check_features(raw: RawData, one_hot: list[str]) -> None:
                          f"list it in data.preprocess.one_hot to one-hot encode it")
 
 
-def _hash_parts(data: pd.DataFrame | pd.Series | np.ndarray) -> list[Any]:
-    """Raw data as ``hash_arrays`` parts: numeric arrays as bytes, anything else as text."""
-    if isinstance(data, pd.DataFrame):
-        parts: list[Any] = [[str(column) for column in data.columns]]
-        for column in data.columns:
-            parts.extend(_hash_parts(data[column]))
-        return parts
-    if isinstance(data, pd.Series):
-        if pd.api.types.is_numeric_dtype(data) or pd.api.types.is_bool_dtype(data):
-            array = data.to_numpy()
-            if array.dtype.kind not in "biuf":  # a nullable column holding pd.NA
-                array = data.to_numpy(dtype="float64", na_value=np.nan)
-            return [array]
-        return [[None if pd.isna(value) else str(value) for value in data.tolist()]]
-    if data.dtype.kind in "biuf":
-        return [data]
-    return [[str(value) for value in data.tolist()]]
-
-
 def _names(names: list[Any], limit: int = 20) -> str:
     shown = ", ".join(str(name) for name in names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
@@ -315,15 +313,24 @@ def _label_keys(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return np.where(missing, -1, inverse.reshape(-1)).astype(np.int64)
 
 
-def _encode_labels(values: np.ndarray, raw: RawData) -> tuple[np.ndarray, list[str]]:
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``; small non-negative integers by counting (no sort)."""
+    if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and values.max() < 2**20:
+        present = np.flatnonzero(np.bincount(values))
+        index = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        index[present] = np.arange(len(present))
+        return present.astype(values.dtype), index[values]
     classes, inverse = np.unique(values, return_inverse=True)
-    y = inverse.reshape(-1).astype(np.int64)
+    return classes, inverse.reshape(-1).astype(np.int64)
+
+
+def _encode_labels(classes: np.ndarray, inverse: np.ndarray, raw: RawData) -> tuple[np.ndarray, list[str]]:
     if len(classes) < 2:
         raise ValueError(f"{raw.label_field}: {raw.source} has a single class ({classes[0]!s}) after cleaning; "
                          f"a classifier needs at least two")
     if raw.class_names is not None:
-        return y, [raw.class_names[int(value)] for value in classes]
-    return y, [str(value) for value in classes]
+        return inverse, [raw.class_names[int(value)] for value in classes]
+    return inverse, [str(value) for value in classes]
 
 
 # ---------------------------------------------------------------- cleaning
@@ -333,23 +340,33 @@ def _as_matrix(features: np.ndarray) -> np.ndarray:
     return np.asarray(features, dtype=np.float32 if exact else np.float64).reshape(len(features), -1)
 
 
-def _missing_feature_rows(features: pd.DataFrame | np.ndarray) -> np.ndarray:
-    if isinstance(features, pd.DataFrame):
-        return features.isna().any(axis=1).to_numpy()
-    return np.isnan(features).any(axis=1)
+def _missing_category_rows(frame: pd.DataFrame, one_hot: list[str]) -> np.ndarray | None:
+    """Rows missing a value of a one-hot column (encoded, such a row has only zeros there)."""
+    if not one_hot:
+        return None
+    return frame[one_hot].isna().any(axis=1).to_numpy()
 
 
-def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np.ndarray:
+def _missing_feature_rows(x: np.ndarray, missing_categories: np.ndarray | None) -> np.ndarray:
+    """True for each row with a NaN feature (or a missing one-hot value); one pass of ``min`` when none is."""
+    missing = np.zeros(len(x), dtype=bool) if missing_categories is None else missing_categories
+    if x.size == 0 or not np.isnan(x.min()):  # min is NaN as soon as one value is
+        return missing
+    for start in range(0, len(x), BLOCK_ROWS):
+        missing[start:start + BLOCK_ROWS] |= np.isnan(x[start:start + BLOCK_ROWS]).any(axis=1)
+    return missing
+
+
+def _duplicate_rows(x: np.ndarray, keys: np.ndarray, table: bool) -> np.ndarray:
     """True for each row equal (features and label) to an earlier one."""
-    if isinstance(features, pd.DataFrame):
-        frame = features.set_axis(range(features.shape[1]), axis=1).assign(label=keys)
-        return frame.duplicated(keep="first").to_numpy()
+    if table:
+        return pd.DataFrame(x + 0.0).assign(label=keys).duplicated(keep="first").to_numpy()  # + 0.0: -0.0 is 0.0
     # a digest per row keeps memory flat for large image sets; 128 bits make a collision negligible
     seen: set[bytes] = set()
-    duplicate = np.zeros(len(features), dtype=bool)
-    for start in range(0, len(features), _BLOCK_ROWS):
-        block = np.ascontiguousarray(features[start:start + _BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
-        for offset, (row, key) in enumerate(zip(block, keys[start:start + _BLOCK_ROWS].tolist())):
+    duplicate = np.zeros(len(x), dtype=bool)
+    for start in range(0, len(x), BLOCK_ROWS):
+        block = np.ascontiguousarray(x[start:start + BLOCK_ROWS] + 0.0)  # + 0.0 turns -0.0 into 0.0
+        for offset, (row, key) in enumerate(zip(block, keys[start:start + BLOCK_ROWS].tolist())):
             digest = hashlib.blake2b(row.tobytes(), digest_size=16, person=key.to_bytes(8, "little", signed=True))
             if digest.digest() in seen:
                 duplicate[start + offset] = True
@@ -358,47 +375,51 @@ def _duplicate_rows(features: pd.DataFrame | np.ndarray, keys: np.ndarray) -> np
     return duplicate
 
 
-def _take(keep: np.ndarray, features: pd.DataFrame | np.ndarray, *arrays: np.ndarray) -> tuple[Any, ...]:
+def _take(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """The rows where ``keep`` is true; the inputs themselves (no copy) when it keeps every row."""
     if keep.all():
-        return (features, *arrays)
-    if isinstance(features, pd.DataFrame):
-        kept = features.iloc[np.flatnonzero(keep)].reset_index(drop=True)
-    else:
-        kept = features[keep]
-    return (kept, *(array[keep] for array in arrays))
+        return arrays
+    return tuple(array[keep] for array in arrays)
 
 
 # ---------------------------------------------------------------- encoding
 def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
     """Numeric columns as they are, ``one_hot`` columns as one 0/1 column per category (sorted).
 
-    Written column by column into one matrix, float32 when every column holds its values
-    exactly in float32 (float32, bool and 8/16-bit integer columns: half the memory), else float64.
+    One matrix, float32 when every column holds its values exactly in float32 (float32, bool and
+    8/16-bit integer columns: half the memory), else float64; written a block of rows at a time, so
+    the block being filled stays in the processor's cache while each column is copied into it.
     """
     names: list[str] = []
     categories: dict[str, list[str]] = {}
-    texts: dict[str, pd.Series] = {}
+    sources: list[tuple[np.ndarray, int | None]] = []  # per matrix column: the values, or the codes and one code
     for column in frame.columns:
         if column in one_hot:
             text = frame[column].map(lambda value: None if pd.isna(value) else str(value))
             found = sorted(value for value in set(text.tolist()) if value is not None)
-            texts[str(column)], categories[str(column)] = text, found
+            codes = pd.Categorical(text, categories=found).codes  # -1 for a missing value: zeros
+            categories[str(column)] = found
             names.extend(f"{column}={category}" for category in found)
+            sources.extend((codes, code) for code in range(len(found)))
         else:
             names.append(str(column))
+            sources.append((_column_values(frame[column]), None))
     exact = all(column in one_hot or _float32_exact(frame[column].dtype) for column in frame.columns)
     x = np.empty((len(frame), len(names)), dtype=np.float32 if exact else np.float64)
-    position = 0
-    for column in frame.columns:
-        if column in one_hot:
-            for category in categories[str(column)]:
-                x[:, position] = texts[str(column)] == category
-                position += 1
-        else:
-            x[:, position] = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-            position += 1
+    step = max(256, (1 << 21) // max(1, x.shape[1] * x.itemsize))
+    for start in range(0, len(x), step):
+        block = x[start:start + step]
+        for position, (values, code) in enumerate(sources):
+            part = values[start:start + step]
+            block[:, position] = part if code is None else part == code
     return x, names, categories
+
+
+def _column_values(column: pd.Series) -> np.ndarray:
+    """A numeric or bool column as a NumPy array: a view of its values, or floats with NaN for pandas' NA."""
+    if isinstance(column.dtype, np.dtype):
+        return column.to_numpy()
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _float32_exact(dtype: Any) -> bool:
@@ -421,8 +442,6 @@ def _check_image_shape(raw: RawData, num_features: int) -> tuple[int, int, int] 
 def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams, seed: int,
                       source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices of train, validation and test, each class in proportion."""
-    from sklearn.model_selection import train_test_split
-
     counts = np.bincount(y, minlength=len(class_names))
     fewest = int(np.argmin(counts))
     if counts[fewest] < _MIN_ROWS_PER_CLASS:
@@ -431,90 +450,89 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
                          f"{_MIN_ROWS_PER_CLASS} per class")
     # each split needs a row of every class
     sizes = split_sizes(len(y), params.split.validation, params.split.test)
-    validation = params.split.validation / (1.0 - params.split.test)
     for part, size in sizes.items():
         if size < len(class_names):
             raise ValueError(f"{FIELD}.split: the {part} split of {source} would hold {size} rows for "
                              f"{len(class_names)} classes; a stratified split needs at least one row per class in "
                              f"each split: use more rows or change data.split.validation and data.split.test")
     state = seed % 2**32
-    rows = np.arange(len(y))
     try:
-        rest, test = train_test_split(rows, test_size=params.split.test, stratify=y, random_state=state)
-        train, val = train_test_split(rest, test_size=validation, stratify=y[rest], random_state=state)
+        rest, test = _stratified_cut(np.arange(len(y)), y, params.split.test, state)
+        train, val = _stratified_cut(rest, y[rest], params.split.validation / (1.0 - params.split.test), state)
     except ValueError as error:
         raise ValueError(f"{FIELD}.split: cannot split the {len(y)} rows of {source} into stratified "
                          f"train/validation/test parts: {error}") from None
     return train, val, test
 
 
+def _stratified_cut(rows: np.ndarray, y: np.ndarray, test_size: float, state: int) -> tuple[np.ndarray, np.ndarray]:
+    """``train_test_split(rows, test_size=test_size, stratify=y, random_state=state)``: the same rows in the same
+    order (the same draws from the same ``RandomState``), with arrays where scikit-learn extends Python lists
+    row by row (most of its time on a million rows). tests/test_split.py holds the two equal."""
+    from sklearn.utils.extmath import _approximate_mode
+
+    n_test = math.ceil(test_size * len(rows))
+    n_train = len(rows) - n_test
+    classes, inverse = _unique(y)
+    counts = np.bincount(inverse, minlength=len(classes))
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError(f"{min(n_train, n_test)} rows cannot hold a row of each of the {len(classes)} classes")
+    grouped = inverse.astype(np.int16) if len(classes) < 2**15 else inverse  # 16-bit: a radix sort, as stable
+    by_class = np.split(np.argsort(grouped, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(state)
+    train_counts = _approximate_mode(counts, n_train, rng)
+    test_counts = _approximate_mode(counts - train_counts, n_test, rng)
+    train, test = [], []
+    for members, count, train_count, test_count in zip(by_class, counts, train_counts, test_counts):
+        members = members.take(rng.permutation(count), mode="clip")
+        train.append(members[:train_count])
+        test.append(members[train_count:train_count + test_count])
+    train_rows = rng.permutation(np.concatenate(train).astype(np.int64))
+    test_rows = rng.permutation(np.concatenate(test).astype(np.int64))
+    return rows[train_rows], rows[test_rows]
+
+
 # ---------------------------------------------------------------- scaling
-@dataclass
-class _Scaling:
-    """``(x - shift) / divisor`` per feature, and its JSON record."""
+def _scaled_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], params: DataParams,
+                   progress: Progress | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Scaling]:
+    """The float32 rows of each split (``splits[0]`` is train), scaled with the train rows' statistics.
 
-    shift: np.ndarray | float
-    divisor: np.ndarray | float
-    record: dict[str, Any]
-
-    def apply(self, x: np.ndarray, rows: np.ndarray, reporter: Reporter | None = None) -> np.ndarray:
-        """The scaled float32 rows ``x[rows]``, computed in float64."""
-        out = np.empty((len(rows), x.shape[1]), dtype=np.float32)
-        for start in range(0, len(rows), _BLOCK_ROWS):
-            block = np.subtract(x[rows[start:start + _BLOCK_ROWS]], self.shift, dtype=np.float64)
-            np.divide(block, self.divisor, out=block)  # in place: no temporary per block
-            out[start:start + _BLOCK_ROWS] = block
-            if reporter is not None:
-                reporter.advance(len(block))
-        return out
-
-
-def _fit_scaling(x: np.ndarray, train: np.ndarray, params: DataParams, reporter: Reporter | None = None) -> _Scaling:
-    """The scaling ``params`` asks for, with statistics of the train rows only."""
-    scaling = params.preprocess.scaling
-    if scaling == "none":
-        return _Scaling(0.0, 1.0, {"scaling": "none"})
-    if scaling == "scale":
-        factor = params.preprocess.scale_factor
-        return _Scaling(0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor})
-    mean, std, low, high = _column_statistics(x, train, reporter)
-    shift, divisor = (mean, std) if scaling == "standardize" else (low, high - low)
-    # a column without values (all missing, drop_missing off) is left as it is; a constant one is only shifted
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    divisor = np.where(np.isfinite(divisor) & (divisor > 0), divisor, 1.0)
-    names = ("mean", "std") if scaling == "standardize" else ("min", "range")
-    return _Scaling(shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()})
-
-
-def _column_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | None = None) -> tuple[np.ndarray, ...]:
-    """Mean, population std, min and max of each column of ``x[rows]``, ignoring NaN (nan if none).
-
-    Block by block, merging means and squared deviations as Chan, Golub and LeVeque do.
+    A float32 ``x`` is gathered once per split and scaled there in place, a block at a time; a float64 one
+    (decimals that float32 would round) is gathered and scaled in float64 blocks, each rounded once to float32.
     """
-    width = x.shape[1]
-    count, mean, squares = np.zeros(width), np.zeros(width), np.zeros(width)
-    low, high = np.full(width, np.nan), np.full(width, np.nan)
-    for start in range(0, len(rows), _BLOCK_ROWS):
-        block = x[rows[start:start + _BLOCK_ROWS]].astype(np.float64)
-        present = ~np.isnan(block)
-        if present.all():  # the usual block (missing rows dropped): the same sums without the masks
-            block_count = np.full(width, len(block))
-            block_mean = block.sum(axis=0) / np.maximum(block_count, 1)
-            block_squares = ((block - block_mean) ** 2).sum(axis=0)
-        else:
-            block_count = present.sum(axis=0)
-            block_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(block_count, 1)
-            block_squares = (np.where(present, block - block_mean, 0.0) ** 2).sum(axis=0)
-        total = count + block_count
-        delta = block_mean - mean
-        mean = mean + delta * block_count / np.maximum(total, 1)
-        squares = squares + block_squares + delta**2 * count * block_count / np.maximum(total, 1)
-        count = total
-        low = np.fmin(low, np.fmin.reduce(block, axis=0))
-        high = np.fmax(high, np.fmax.reduce(block, axis=0))
-        if reporter is not None:
-            reporter.advance(len(block))
-    if reporter is not None:
+    train = splits[0]
+    reporter = Reporter(progress, "statistics", len(train))
+    out = [np.empty((len(rows), x.shape[1]), dtype=np.float32) for rows in splits]
+    statistics = None
+    if x.dtype == np.float32:  # train gathered a block at a time, its statistics taken while the block is in cache
+        accumulator = ColumnStatistics() if needs_statistics(params.preprocess) else None
+        for start in range(0, len(train), BLOCK_ROWS):
+            block = out[0][start:start + BLOCK_ROWS]
+            np.take(x, train[start:start + BLOCK_ROWS], axis=0, out=block, mode="clip")  # "raise" would buffer
+            if accumulator is not None:
+                accumulator.update(block)
+                reporter.advance(len(block))
+        statistics = accumulator.finish() if accumulator is not None else None
+    elif needs_statistics(params.preprocess):
+        accumulator = ColumnStatistics()
+        for start in range(0, len(train), BLOCK_ROWS):
+            accumulator.update(x[train[start:start + BLOCK_ROWS]])
+            reporter.advance(len(train[start:start + BLOCK_ROWS]))
+        statistics = accumulator.finish()
+    if statistics is not None:
         reporter.finish()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, mean, np.nan), np.sqrt(squares / count), low, high
+    scaling = fit_scaling(params.preprocess, statistics)
+    scaled = Reporter(progress, "scaling", sum(len(rows) for rows in splits))
+    for index, (rows, split) in enumerate(zip(splits, out)):
+        for start in range(0, len(rows), BLOCK_ROWS):
+            block = split[start:start + BLOCK_ROWS]
+            if x.dtype != np.float32:
+                block[...] = scaling.apply(x[rows[start:start + BLOCK_ROWS]])
+                scaled.advance(len(block))
+                continue
+            if index > 0:  # train was gathered above
+                np.take(x, rows[start:start + BLOCK_ROWS], axis=0, out=block, mode="clip")  # "raise" would buffer
+            scaling.apply(block)
+            scaled.advance(len(block))
+    scaled.finish()
+    return out[0], out[1], out[2], scaling

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aios_core import DataDescription, Dataset, drift_reference, hash_arrays
 
+from aios_data._statistics import ColumnStatistics, Scaling, fit_scaling, needs_statistics
+
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
     from aios_data._prepare import Progress
@@ -37,8 +39,6 @@ _MAX_CLASSES = 10_000
 _REGRESSION_DISTINCT_VALUES = 20  # as the in-memory path's task: auto
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_BLOCK_ROWS = 8192
-"""Rows computed on at a time in float64 (statistics, scaling), so temporaries stay small."""
 
 
 # ---------------------------------------------------------------- the split
@@ -130,8 +130,7 @@ class StreamedTable:
     """Some feature column does not fit float32 exactly: decode and scale in float64 (as the in-memory path)."""
     task: str = "classification"
     classes: np.ndarray | None = None
-    shift: Any = 0.0
-    divisor: Any = 1.0
+    scaling: Scaling | None = None
     target_mean: float = 0.0
     target_std: float = 1.0
     _filesystem: Any = field(default=None, repr=False, compare=False)
@@ -150,7 +149,7 @@ class StreamedTable:
         """Row group ``group``'s features (float32 or float64), label values, missing-row mask and split codes."""
         file_index, row_group, first_row = self.groups[group]
         parquet = parquet or _open(self.filesystem(), self.files[file_index])
-        table = parquet.read_row_group(row_group, columns=[*self.features, self.target])
+        table = parquet.read_row_group(row_group, columns=[*self.features, self.target], use_threads=False)
         x = np.empty((table.num_rows, len(self.features)), dtype=np.float64 if self.float64 else np.float32)
         for index, name in enumerate(self.features):
             x[:, index] = table.column(name).to_numpy(zero_copy_only=False)
@@ -165,11 +164,9 @@ class StreamedTable:
 
     def encode(self, x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows scaled as the train split's statistics say (float32), and labels as the Dataset holds them."""
-        scaled = np.empty(x.shape, dtype=np.float32)
-        for start in range(0, len(x), _BLOCK_ROWS):  # in float64, a block at a time: small temporaries
-            block = np.subtract(x[start:start + _BLOCK_ROWS], self.shift, dtype=np.float64)
-            np.divide(block, self.divisor, out=block)
-            scaled[start:start + _BLOCK_ROWS] = block
+        # x is a fresh array (rows gathered by a mask): scaled in place, in float64 blocks rounded once to float32
+        scaled = self.scaling.apply(x) if self.scaling is not None else x
+        scaled = scaled if scaled.dtype == np.float32 else scaled.astype(np.float32)
         if self.task == "regression":
             y = ((values.astype(np.float64) - self.target_mean) / self.target_std).astype(np.float32).reshape(-1, 1)
         else:
@@ -251,58 +248,6 @@ class ParquetSplit:
         return self._cached[1], self._cached[2]
 
 
-# ---------------------------------------------------------------- statistics in one pass
-class _Moments:
-    """Count, mean, squared deviations, min and max per column, merged block by block (Chan et al.), NaN ignored."""
-
-    def __init__(self, width: int) -> None:
-        self.count, self.mean, self.squares = np.zeros(width), np.zeros(width), np.zeros(width)
-        self.low, self.high = np.full(width, np.nan), np.full(width, np.nan)
-
-    def add(self, rows: np.ndarray) -> None:
-        for start in range(0, len(rows), _BLOCK_ROWS):
-            self._add(rows[start:start + _BLOCK_ROWS].astype(np.float64))
-
-    def _add(self, block: np.ndarray) -> None:
-        present = ~np.isnan(block)
-        if present.all():
-            count = np.full(block.shape[1], len(block))
-            mean = block.sum(axis=0) / len(block)
-            squares = ((block - mean) ** 2).sum(axis=0)
-        else:
-            count = present.sum(axis=0)
-            mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(count, 1)
-            squares = (np.where(present, block - mean, 0.0) ** 2).sum(axis=0)
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * count / np.maximum(total, 1)
-        self.squares = self.squares + squares + delta**2 * self.count * count / np.maximum(total, 1)
-        self.count = total
-        self.low = np.fmin(self.low, np.fmin.reduce(block, axis=0))
-        self.high = np.fmax(self.high, np.fmax.reduce(block, axis=0))
-
-    @property
-    def std(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(self.squares / self.count)
-
-
-def _scaling(params: FilesDatastore.Params, moments: _Moments) -> tuple[Any, Any, dict[str, Any]]:
-    """Shift, divisor and the ``preprocessing`` record, as the in-memory path's ``_fit_scaling`` makes them."""
-    scaling = params.preprocess.scaling
-    if scaling == "none":
-        return 0.0, 1.0, {"scaling": "none"}
-    if scaling == "scale":
-        factor = params.preprocess.scale_factor
-        return 0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor}
-    mean = np.where(moments.count > 0, moments.mean, np.nan)
-    shift, divisor = (mean, moments.std) if scaling == "standardize" else (moments.low, moments.high - moments.low)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    divisor = np.where(np.isfinite(divisor) & (divisor > 0), divisor, 1.0)
-    names = ("mean", "std") if scaling == "standardize" else ("min", "range")
-    return shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()}
-
-
 # ---------------------------------------------------------------- the first pass
 def load_streamed(params: FilesDatastore.Params, *, seed: int, hash_params: dict[str, Any],
                   log: logging.Logger | None = None, progress: Progress | None = None) -> Dataset:
@@ -339,7 +284,7 @@ def load_streamed(params: FilesDatastore.Params, *, seed: int, hash_params: dict
                           seed, params.split.validation, params.split.test, params.clean.drop_missing, float64)
     table._filesystem = filesystem
 
-    moments, target = _Moments(len(features)), _Moments(1)
+    statistics, target = ColumnStatistics(), ColumnStatistics()
     digests = [hashlib.sha256() for _ in range(len(features) + 1)]
     distinct: set[Any] = set()
     numeric, integral, dropped = True, True, 0
@@ -368,9 +313,9 @@ def load_streamed(params: FilesDatastore.Params, *, seed: int, hash_params: dict
             chosen = (codes == split) & ~missing
             table.counts[group, split] = int(chosen.sum())
             if split == TRAIN:
-                moments.add(x[chosen])
+                statistics.update(x[chosen])
                 if numeric:
-                    target.add(values[chosen].reshape(-1, 1))
+                    target.update(values[chosen].reshape(-1, 1))
             if sampled[split] < params.sample_rows:
                 rows = np.flatnonzero(chosen)[:params.sample_rows - sampled[split]]
                 samples[split].append((x[rows], values[rows]))
@@ -393,8 +338,9 @@ def load_streamed(params: FilesDatastore.Params, *, seed: int, hash_params: dict
     else:
         class_names = []
         if params.preprocess.target_scaling == "standardize":
-            std = float(target.std[0])
-            table.target_mean, table.target_std = float(target.mean[0]), std if std > 0 else 1.0
+            moments = target.finish()
+            std = float(moments.std[0])
+            table.target_mean, table.target_std = float(moments.mean[0]), std if std > 0 else 1.0
             target_scaling = {"scaling": "standardize", "mean": [table.target_mean], "std": [table.target_std]}
         else:
             target_scaling = {"scaling": "none"}
@@ -402,7 +348,9 @@ def load_streamed(params: FilesDatastore.Params, *, seed: int, hash_params: dict
     if sizes.min() < 1:
         raise ValueError(f"{FIELD}.split: the {int(sizes.sum())} rows kept of {where} leave an empty split "
                          f"({sizes[0]}/{sizes[1]}/{sizes[2]} train/validation/test); use more rows or larger fractions")
-    table.shift, table.divisor, record = _scaling(params, moments)
+    table.scaling = fit_scaling(params.preprocess,
+                                statistics.finish() if needs_statistics(params.preprocess) else None)
+    record = table.scaling.record
 
     arrays = []
     for split in (TRAIN, VALIDATION, TEST):

@@ -126,6 +126,29 @@ def test_parquet_gives_the_same_data_set_as_csv(load: Load, tmp_path: Path) -> N
     assert from_csv.content_hash == from_parquet.content_hash
 
 
+def test_one_table_hashes_alike_as_csv_parquet_and_npz(load: Load, tmp_path: Path) -> None:
+    """The hash covers the rows as encoded (features as float32, labels), not how the file stored them: CSV
+    decimals parse as float64, Parquet keeps float32 columns, NPZ holds one matrix without column names."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 20)
+    table = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(target=y)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.to_parquet(tmp_path / "t.parquet", index=False)
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    loaded = [load(FilesDatastore, path=tmp_path / f"t.{fmt}") for fmt in ("csv", "parquet", "npz")]
+    assert pd.read_csv(tmp_path / "t.csv")["a"].dtype == np.float64  # the CSV really is read as float64
+    assert len({ds.content_hash for ds in loaded}) == 1
+    csv, parquet, npz = loaded
+    for part in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert np.array_equal(getattr(parquet, part), getattr(npz, part))
+        # the same rows; the CSV's decimals are scaled in float64 before the one rounding to float32
+        assert np.allclose(getattr(csv, part), getattr(parquet, part), rtol=1e-6, atol=1e-6)
+    other = table.assign(a=table["a"] + np.float32(1e-3))
+    other.to_parquet(tmp_path / "other.parquet", index=False)
+    assert load(FilesDatastore, path=tmp_path / "other.parquet").content_hash != loaded[0].content_hash
+
+
 def test_a_moved_file_keeps_its_content_hash(load: Load, tmp_path: Path) -> None:
     path = tmp_path / "animals.csv"
     animals().drop(columns="color").to_csv(path, index=False)

@@ -1,0 +1,202 @@
+"""Feature statistics accumulated chunk by chunk, and the scaling they give, applied chunk by chunk in place.
+
+One implementation for every way rows arrive: the in-memory path feeds the train split in
+blocks of ``BLOCK_ROWS``, a streaming reader feeds each batch it reads. The same rows give the
+same statistics whatever the chunks (up to float64 rounding), and the scaling of a chunk does
+not depend on the chunk::
+
+    statistics = ColumnStatistics()
+    for chunk in train_chunks:          # float32 or float64, shape (n, features)
+        statistics.update(chunk)
+    scaling = fit_scaling(params.preprocess, statistics.finish())
+    for chunk in chunks:                # any split, any chunking
+        scaling.apply(chunk)            # in place: (x - shift) / divisor, computed in float64
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from aios_data import PreprocessParams
+
+BLOCK_ROWS = 8192
+"""Rows handled at a time by the whole-array helpers: a float64 block of 64 features is 4 MiB."""
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Per feature, over the rows seen, ignoring NaN: count, mean, population std, min and max (float64).
+
+    A feature without any value has count 0 and nan elsewhere.
+    """
+
+    count: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        """The most values any feature had: the number of rows when nothing was missing."""
+        return int(self.count.max()) if self.count.size else 0
+
+
+class ColumnStatistics:
+    """Statistics of (n, features) chunks, merged as they come (Chan, Golub and LeVeque's pairwise update).
+
+    Each chunk's sums are taken in float64 whatever its dtype, so float32 chunks are never copied whole
+    in float64 (one block of ``BLOCK_ROWS`` at a time at most). NaN values are left out, per feature.
+    """
+
+    def __init__(self) -> None:
+        self._count: np.ndarray | None = None
+        self._mean = self._squares = self._low = self._high = np.empty(0)
+        self._block = np.empty((0, 0))
+
+    def update(self, chunk: np.ndarray) -> None:
+        """Add the rows of ``chunk`` (2-D, one row per sample, the same width every time)."""
+        if chunk.ndim != 2:
+            raise ValueError(f"ColumnStatistics.update takes a 2-D (rows, features) array, not shape {chunk.shape}")
+        width = chunk.shape[1]
+        if self._count is None:
+            self._count = np.zeros(width)
+            self._mean, self._squares = np.zeros(width), np.zeros(width)
+            self._low, self._high = np.full(width, np.nan), np.full(width, np.nan)
+        elif width != len(self._count):
+            raise ValueError(f"ColumnStatistics.update: a chunk of {width} features after chunks of {len(self._count)}")
+        for start in range(0, len(chunk), BLOCK_ROWS):
+            self._update_block(chunk[start:start + BLOCK_ROWS])
+
+    def _update_block(self, block: np.ndarray) -> None:
+        if len(block) == 0:
+            return
+        if self._block.shape != block.shape:
+            self._block = np.empty(block.shape)
+        values = self._block  # reused: one float64 buffer per block size, not one per block
+        values[...] = block
+        sums = down_columns(np.add, values)
+        if not np.isnan(sums).any():  # the usual block: no NaN, no masks
+            count = np.full(block.shape[1], float(len(block)))
+            mean = sums / len(block)
+            values -= mean
+            values *= values
+            squares = down_columns(np.add, values)
+            low, high = down_columns(np.minimum, block), down_columns(np.maximum, block)
+        else:
+            present = ~np.isnan(values)
+            count = present.sum(axis=0).astype(np.float64)
+            values[~present] = 0.0
+            mean = values.sum(axis=0) / np.maximum(count, 1)
+            values -= mean
+            values[~present] = 0.0
+            squares = np.einsum("ij,ij->j", values, values)
+            low, high = np.fmin.reduce(block, axis=0), np.fmax.reduce(block, axis=0)
+        total = self._count + count
+        delta = mean - self._mean
+        share = count / np.maximum(total, 1)
+        self._mean = self._mean + delta * share
+        self._squares = self._squares + squares + delta**2 * self._count * share
+        self._count = total
+        self._low = np.fmin(self._low, low.astype(np.float64))
+        self._high = np.fmax(self._high, high.astype(np.float64))
+
+    def finish(self) -> Statistics:
+        """The statistics of every row given so far (the accumulator can keep taking chunks)."""
+        if self._count is None:
+            raise ValueError("ColumnStatistics.finish: no rows were given")
+        count = self._count
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, self._mean, np.nan)
+            std = np.sqrt(self._squares / count)
+        return Statistics(count=count.copy(), mean=mean, std=std, min=self._low.copy(), max=self._high.copy())
+
+
+@dataclass
+class Scaling:
+    """``(x - shift) / divisor`` per feature, and its JSON record (``Dataset.preprocessing``)."""
+
+    shift: np.ndarray | float
+    divisor: np.ndarray | float
+    record: dict[str, Any]
+
+    @property
+    def identity(self) -> bool:
+        return self.record["scaling"] == "none"
+
+    def apply(self, chunk: np.ndarray) -> np.ndarray:
+        """Scale ``chunk`` (float32 or float64, (n, features)) in place and return it.
+
+        Each block is computed in float64 and rounded once to the chunk's dtype, so a float32 row
+        scaled here equals ``((row.astype(float64) - shift) / divisor).astype(float32)``, what a
+        server computes from the record.
+        """
+        if self.identity:
+            return chunk
+        buffer = np.empty(0)
+        for start in range(0, len(chunk), BLOCK_ROWS):
+            block = chunk[start:start + BLOCK_ROWS]
+            if block.dtype == np.float64:
+                np.subtract(block, self.shift, out=block)
+                np.divide(block, self.divisor, out=block)
+                continue
+            if buffer.shape != block.shape:
+                buffer = np.empty(block.shape)
+            np.subtract(block, self.shift, out=buffer)
+            np.divide(buffer, self.divisor, out=block, casting="same_kind")  # in float64, rounded once
+        return chunk
+
+
+def down_columns(ufunc: np.ufunc, block: np.ndarray) -> np.ndarray:
+    """``ufunc.reduce(block, axis=0)`` for a C-ordered (rows, features) block, several times faster.
+
+    NumPy reduces down axis 0 one row at a time, a call of its inner loop per row of a few
+    features; folding ``_FOLD`` rows into one long row first gives loops of ``_FOLD * features``.
+    """
+    rows = len(block) - len(block) % _FOLD
+    if rows == 0 or not block.flags.c_contiguous:
+        return ufunc.reduce(block, axis=0)
+    folded = ufunc.reduce(block[:rows].reshape(-1, _FOLD * block.shape[1]), axis=0).reshape(_FOLD, -1)
+    return ufunc.reduce(np.concatenate([folded, block[rows:]]), axis=0)
+
+
+_FOLD = 64
+
+
+def needs_statistics(preprocess: PreprocessParams) -> bool:
+    """Whether ``fit_scaling`` needs the train rows' statistics (standardize, minmax) or only the parameters."""
+    return preprocess.scaling in ("standardize", "minmax")
+
+
+def fit_scaling(preprocess: PreprocessParams, statistics: Statistics | None = None) -> Scaling:
+    """The scaling ``preprocess`` asks for; ``statistics`` of the train rows when ``needs_statistics``."""
+    scaling = preprocess.scaling
+    if scaling == "none":
+        return Scaling(0.0, 1.0, {"scaling": "none"})
+    if scaling == "scale":
+        factor = preprocess.scale_factor
+        return Scaling(0.0, factor, {"scaling": "scale", "factor": int(factor) if factor.is_integer() else factor})
+    if statistics is None:
+        raise ValueError(f"fit_scaling: scaling {scaling!r} needs the statistics of the train rows")
+    shift, divisor = ((statistics.mean, statistics.std) if scaling == "standardize"
+                      else (statistics.min, statistics.max - statistics.min))
+    # a column without values (all missing, drop_missing off) is left as it is; a constant one is only shifted
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    divisor = np.where(np.isfinite(divisor) & (divisor > 0), divisor, 1.0)
+    names = ("mean", "std") if scaling == "standardize" else ("min", "range")
+    return Scaling(shift, divisor, {"scaling": scaling, names[0]: shift.tolist(), names[1]: divisor.tolist()})
+
+
+def column_statistics(x: np.ndarray, advance: Callable[[int], None] | None = None) -> Statistics:
+    """The statistics of all rows of ``x``, block by block (``advance(rows)`` after each block)."""
+    statistics = ColumnStatistics()
+    for start in range(0, max(len(x), 1), BLOCK_ROWS):
+        statistics.update(x[start:start + BLOCK_ROWS])
+        if advance is not None:
+            advance(len(x[start:start + BLOCK_ROWS]))
+    return statistics.finish()
