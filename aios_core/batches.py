@@ -4,7 +4,8 @@ One rule orders an epoch's rows whether the split is held in memory or streamed 
 files, so the two give the same batches when the split fits in one shuffle window:
 
 - the split's rows are cut into consecutive *windows* of ``window_rows`` rows (an
-  in-memory split is one window);
+  in-memory split is one window), or into the windows the stream gives (``windows``:
+  ``(start, stop)`` ranges in order, say aligned with the row groups it decodes);
 - a generator seeded with ``(seed, epoch)`` permutes the windows (when there are
   several), then the rows inside each window as it is read;
 - the rows, in that order, are cut into batches of ``batch_size`` (the last may be
@@ -32,7 +33,9 @@ class SplitStream(Protocol):
     ``rows`` is the split's size; ``window_rows`` the rows it reads at once when shuffling
     (what bounds memory); ``read(start, stop)`` returns the split's rows ``start:stop``
     (positions within the split, not the file) as float32 features and labels, in the
-    same form as ``Dataset.x_*`` / ``y_*``.
+    same form as ``Dataset.x_*`` / ``y_*``. A stream may also have ``windows``, the
+    ``(start, stop)`` ranges it reads best, in order and covering ``0..rows`` (none longer
+    than ``window_rows``), used instead of equal windows when no ``window_rows`` is asked.
     """
 
     rows: int
@@ -64,15 +67,17 @@ def iter_batches(split: SplitStream, batch_size: int, *, seed: int | None = None
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     rows = split.rows
-    window = max(1, min(window_rows or split.window_rows or rows, rows or 1))
-    starts = list(range(0, rows, window))
+    windows = getattr(split, "windows", None) if window_rows is None else None
+    if windows is None:
+        window = max(1, min(window_rows or split.window_rows or rows, rows or 1))
+        windows = [(start, min(start + window, rows)) for start in range(0, rows, window)]
     generator = np.random.default_rng([seed, epoch]) if seed is not None else None
-    if generator is not None and len(starts) > 1:
-        starts = [starts[i] for i in generator.permutation(len(starts))]
+    if generator is not None and len(windows) > 1:
+        windows = [windows[i] for i in generator.permutation(len(windows))]
     pending: list[tuple[np.ndarray, np.ndarray]] = []
     pending_rows = 0
-    for start in starts:
-        x, y = split.read(start, min(start + window, rows))
+    for start, stop in windows:
+        x, y = split.read(start, stop)
         order = generator.permutation(len(y)) if generator is not None else np.arange(len(y))
         offset = 0
         if pending_rows:  # finish the batch the previous window left open

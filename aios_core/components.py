@@ -108,12 +108,16 @@ class Component:
 
     ``tasks`` names the tasks (``aios_core.vocabulary.TASKS``) it supports; a stack whose
     data has another task is refused at ``aios validate`` (and, when the task is inferred
-    from the data, when the data is loaded).
+    from the data, when the data is loaded). ``streams`` says it works when the data is
+    streamed (``Dataset.streaming``: the splits are read through ``Dataset.batches`` and the
+    ``x_*`` arrays only sample them); trainers and compressors, which read every row, must
+    declare it, or are refused for streamed data.
     """
 
     kind: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    streams: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -159,6 +163,15 @@ def task_refusal(component: Component, task: str | None) -> str | None:
             f"(aios plugins info NAME shows its tasks)")
 
 
+def streaming_refusal(component: Component, streaming: bool | None) -> str | None:
+    """One line saying ``component`` reads whole arrays and so cannot use streamed data (None when it can)."""
+    if not streaming or component.streams:
+        return None
+    return (f"{component.kind} '{component.name}' reads whole arrays, but the data is streamed (it does not fit "
+            f"in memory as one); choose a {component.kind} that streams (the torch trainer does) or load the "
+            "data in memory (data.streaming: false)")
+
+
 class Framework(Component):
     """Builds, saves, loads and exports models (hooks: ``aios_build_model`` ...)."""
 
@@ -186,6 +199,7 @@ class Trainer(Component):
 
     kind = "trainer"
     frameworks: ClassVar[tuple[str, ...]] = ()
+    streams: ClassVar[bool] = False  # a trainer that reads Dataset.batches declares True
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -204,6 +218,7 @@ class Compressor(Component):
     kind = "compressor"
     input_formats: ClassVar[tuple[str, ...]] = ()
     output_format: ClassVar[str]
+    streams: ClassVar[bool] = False  # one that needs only a sample of rows (calibration) declares True
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The evaluate phase: size, latency and quality of every model artifact on the test split.
 
 Quality is accuracy, per-class recall and the confusion matrix for classification;
-RMSE, MAE and R^2 in the target's units for regression. Writes ``report/evaluation.json``
+RMSE, MAE and R^2 in the target's units for regression. When the data is streamed
+(``Dataset.streaming``) quality covers every test row, read through ``Dataset.batches``;
+latency and the regression plots use the sample the ``Dataset`` holds. Writes ``report/evaluation.json``
 and PNGs (``aios_core.evaluation_plots``) of the training curves and of the final model:
 the confusion matrix, or predicted-vs-true and residuals; checks the gates of the
 stack's ``evaluate`` section. One path for both tasks: only ``_quality`` and the gates'
@@ -94,14 +96,48 @@ def _quality(outputs: np.ndarray, dataset: Dataset) -> dict[str, Any]:
             "confusion_matrix": confusion.tolist()}
 
 
+_STREAMED_BATCH = 8192
+"""Test rows predicted at a time when the data is streamed."""
+
+
+def _streamed_quality(predict: Predictor, dataset: Dataset) -> dict[str, Any]:
+    """``_quality`` over every test row of a streamed ``Dataset``, batch by batch: sums, not the outputs, are kept."""
+    import numpy as np
+
+    regression, classes = dataset.task == "regression", dataset.num_classes
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    rows, sums = 0, np.zeros((4, max(1, dataset.num_targets)))  # true, true^2, error^2, |error| per target
+    for x, y in dataset.batches("test", _STREAMED_BATCH):
+        outputs = np.asarray(predict(np.ascontiguousarray(x, dtype=np.float32)))
+        rows += len(y)
+        if regression:
+            true = dataset.unscale_targets(y.reshape(len(y), -1))
+            error = dataset.unscale_targets(outputs.reshape(len(outputs), -1)) - true
+            sums += np.stack([true.sum(axis=0), (true**2).sum(axis=0), (error**2).sum(axis=0), np.abs(error).sum(axis=0)])
+        else:
+            confusion += _confusion(y, outputs.argmax(axis=1), classes)
+    if regression:
+        spread = sums[1] - sums[0] ** 2 / max(rows, 1)
+        r2 = 1.0 - sums[2] / np.maximum(spread, 1e-12)
+        return {"rmse": round(float(np.sqrt(sums[2].mean() / max(rows, 1))), 6),
+                "mae": round(float(sums[3].mean() / max(rows, 1)), 6), "r2": round(float(r2.mean()), 6)}
+    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    return {"accuracy": round(float(np.trace(confusion) / max(rows, 1)), 6),
+            "per_class_recall": {name: round(float(r), 4) for name, r in zip(dataset.class_names, recall)},
+            "confusion_matrix": confusion.tolist()}
+
+
 def _measure(artifact: ModelArtifact, predict: Predictor, dataset: Dataset, settings: EvaluateSettings) -> dict[str, Any]:
     import numpy as np
 
-    outputs = np.asarray(predict(dataset.x_test.astype(np.float32)))
+    if dataset.streaming:  # every test row, in batches; latency below is measured on the sample held
+        quality = _streamed_quality(predict, dataset)
+    else:
+        quality = _quality(np.asarray(predict(dataset.x_test.astype(np.float32))), dataset)
     return {
         **artifact.to_json(),
         "size_bytes": artifact.size_bytes,
-        **_quality(outputs, dataset),
+        **quality,
         "latency_ms": {str(b): _latency_ms(predict, dataset.x_test, b, settings.latency_runs)
                        for b in settings.batch_sizes},
     }
@@ -170,7 +206,7 @@ def evaluate(artifacts: list[ModelArtifact], dataset: Dataset, predictor_for: Ca
     headline = ({f"test_{key}": final[key] for key in ("rmse", "mae", "r2")} if dataset.task == "regression"
                 else {"test_accuracy": final["accuracy"]})
     report = {
-        "final": final["name"], "task": dataset.task, **headline, "test_rows": len(dataset.y_test),
+        "final": final["name"], "task": dataset.task, **headline, "test_rows": dataset.rows("test"),
         "artifacts": results_list, "skipped": skipped, "comparison": comparison,
         "gates": _gates(settings, final, comparison),
     }

@@ -154,7 +154,9 @@ class DataDescription:
     known) or plain features (``False``), so a framework can refuse a ``cnn`` for
     tabular rows before a run starts. ``task`` is ``classification`` or ``regression`` when
     declared or known (``None`` when it is inferred from the target at load time), so
-    ``aios validate`` can refuse a component that does not support it.
+    ``aios validate`` can refuse a component that does not support it. ``streaming`` says the
+    splits will be streamed (``Dataset.streams``), so a component that reads whole arrays
+    (``Component.streams`` false) is refused before a run.
     """
 
     num_features: int | None = None
@@ -162,6 +164,7 @@ class DataDescription:
     image_shape: tuple[int, int, int] | None = None
     images: bool | None = None
     task: str | None = None
+    streaming: bool = False
 
 
 def hash_arrays(*parts: Any) -> str:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aios_core.components import task_refusal
+from aios_core.components import streaming_refusal, task_refusal
 from aios_core.context import RunContext, RunOptions
 from aios_core.errors import one_line
 from aios_core.plugins import new_plugin_manager, register
@@ -200,7 +200,7 @@ class StackRun:
             raise ValueError(f"the data changed since the run started (content hash {dataset.content_hash[:12]} "
                              f"!= {recorded[:12]}); start a new run instead of resuming")
         for component in self.stack.components.values():  # an inferred task is known only now
-            refusal = task_refusal(component, dataset.task)
+            refusal = task_refusal(component, dataset.task) or streaming_refusal(component, dataset.streaming)
             if refusal:
                 raise ValueError(refusal)
         return dataset

@@ -70,3 +70,27 @@ def test_a_batch_size_below_one_is_refused() -> None:
     x, y = _data(4)
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         list(iter_batches(ArraySplit(x, y), 0))
+
+
+class _Grouped(_Windowed):
+    """A stream that reads best in its own windows (as a Parquet stream reads whole row groups)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, bounds: list[int]) -> None:
+        super().__init__(x, y, max(b - a for a, b in zip(bounds, bounds[1:])))
+        self.windows = list(zip(bounds, bounds[1:]))
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        self.reads.append((start, stop))
+        return super().read(start, stop)
+
+
+def test_a_stream_that_gives_its_windows_is_read_in_them() -> None:
+    x, y = _data()
+    stream = _Grouped(x, y, [0, 30, 41, 80, 103])
+    batches = list(iter_batches(stream, 16, seed=2))
+    assert sorted(stream.reads) == stream.windows and stream.reads != stream.windows  # each once, shuffled
+    assert sorted(np.concatenate([b for _, b in batches]).tolist()) == list(range(103))
+    stream.reads.clear()
+    list(iter_batches(stream, 16, window_rows=50))  # an explicit window_rows wins
+    assert stream.reads == [(0, 50), (50, 100), (100, 103)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aios_core.components import task_refusal
+from aios_core.components import streaming_refusal, task_refusal
 from aios_core.context import ValidationContext
 from aios_core.errors import one_line
 from aios_core.plugins import new_plugin_manager, register
@@ -49,7 +49,8 @@ def check_environment(stack: Stack, positions: Positions, problems: list[Problem
         context = ValidationContext(stack=stack.resolved, seed=settings.seed, threads=settings.threads,
                                     source=stack.source, data=data, components=stack.components)
         for role, component in stack.components.items():
-            refusal = task_refusal(component, data.task if data is not None else None)
+            refusal = (task_refusal(component, data.task if data is not None else None)
+                       or streaming_refusal(component, data is not None and data.streaming))
             if refusal:
                 problems.append(positions.problem(role_path(role), refusal))
         if data is not None and data.task is not None:

@@ -85,6 +85,10 @@ class SplitParams(_DocumentedParams):
     """Fraction of all rows held out for validation."""
     test: float = Field(0.15, gt=0, lt=0.5)
     """Fraction of all rows held out for the test."""
+    method: Literal["auto", "stratified", "hash"] = "auto"
+    """``stratified``: per class (uniformly random for regression), exact fractions; ``hash``: each row by a hash of
+    its row number and the seed, fractions in expectation (what streaming does); ``auto``: hash when streaming, else
+    stratified."""
 
 
 class DataParams(_DocumentedParams):
@@ -134,7 +138,7 @@ class SklearnDatastore(Datastore):
 
         raw = load_bundled(self.params.dataset)
         return prepare_dataset(raw, self.params, seed=run.seed,
-                               hash_params=self.params.model_dump(mode="json"), log=run.log,
+                               hash_params=_hash_params(self.params), log=run.log,
                                progress=run.report_progress)
 
 
@@ -159,6 +163,13 @@ class FilesDatastore(Datastore):
         """The IDX labels file; by default the images file's name with ``labels-idx1-ubyte``."""
         image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
         """(channels, height, width) of each row, overriding what the file implies."""
+        streaming: bool = False
+        """Parquet only: read the rows a window at a time instead of loading the table (a file, a directory of files,
+        or an s3://, gs:// or file:// URI); statistics come from a first pass, splits from a hash of the row number."""
+        window_rows: PositiveInt = 262_144
+        """Streaming: rows read and shuffled at a time (at least one row group's); bounds the memory."""
+        sample_rows: PositiveInt = 10_000
+        """Streaming: rows of each split held in the Dataset's arrays (its first ones), for calibration and drift."""
 
         @field_validator("target")
         @classmethod
@@ -186,6 +197,10 @@ class FilesDatastore(Datastore):
     @hookimpl
     def aios_describe_data(self, context: ValidationContext) -> DataDescription | None:
         """Features and image shape as the parameters and the file's header say (classes are not counted)."""
+        if self.params.streaming:
+            from aios_data._streaming import inspect_streamed
+
+            return inspect_streamed(self.params)[0]
         from aios_data._checks import inspect_files
 
         return inspect_files(self.params, context.source).description()
@@ -193,16 +208,40 @@ class FilesDatastore(Datastore):
     @hookimpl
     def aios_validate(self, context: ValidationContext) -> list[tuple[str, str]]:
         """The files exist and are readable, in a format it reads, with the columns or arrays the parameters name."""
+        if self.params.streaming:
+            from aios_data._streaming import inspect_streamed
+
+            return inspect_streamed(self.params)[1]
         from aios_data._checks import inspect_files
 
         return inspect_files(self.params, context.source).problems
 
     @hookimpl
     def aios_load_dataset(self, run: RunContext) -> Dataset:
+        hash_params = _hash_params(self.params)
+        if self.params.streaming:
+            from aios_data._streaming import load_streamed
+
+            return load_streamed(self.params, seed=run.seed, hash_params=hash_params, log=run.log,
+                                 progress=run.report_progress)
         from aios_data._files import read_data_file
         from aios_data._prepare import prepare_dataset
 
         raw = read_data_file(self.params, progress=run.report_progress)
-        hash_params = self.params.model_dump(mode="json", exclude=_LOCATION_FIELDS)
         return prepare_dataset(raw, self.params, seed=run.seed, hash_params=hash_params, log=run.log,
                                progress=run.report_progress)
+
+
+_STREAMING_DEFAULTS = {"streaming": False, "window_rows": 262_144, "sample_rows": 10_000}
+
+
+def _hash_params(params: DataParams) -> dict[str, Any]:
+    """The parameters a content hash covers: not where the file lies, and not the streaming and split-method
+    parameters at their defaults (added later: the hashes of existing stacks stay as they were)."""
+    dumped = params.model_dump(mode="json", exclude=_LOCATION_FIELDS)
+    if dumped.get("split", {}).get("method") == "auto":
+        del dumped["split"]["method"]
+    for name, default in _STREAMING_DEFAULTS.items():
+        if dumped.get(name, default) == default or name == "window_rows":  # the window orders batches, not splits
+            dumped.pop(name, None)
+    return dumped

@@ -107,16 +107,17 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     values, missing = _label_values(raw.labels, raw.source)
     hashing = _in_background(_content_hash, x, values, missing,
                              {"one_hot": categories, "params": hash_params, "seed": seed})
+    row_numbers = np.arange(len(values))  # each kept row's number in the table as read: what a hash split hashes
 
     dropped_missing = dropped_duplicates = 0
     if params.clean.drop_missing:
         drop = missing | _missing_feature_rows(x, missing_categories)
         dropped_missing = int(drop.sum())
-        x, values, missing = _take(~drop, x, values, missing)
+        x, values, missing, row_numbers = _take(~drop, x, values, missing, row_numbers)
     if params.clean.drop_duplicates:
         drop = _duplicate_rows(x, _label_keys(values, missing), table)
         dropped_duplicates = int(drop.sum())
-        x, values, missing = _take(~drop, x, values, missing)
+        x, values, missing, row_numbers = _take(~drop, x, values, missing, row_numbers)
     raw.features = x
     if missing.any():
         raise ValueError(f"{FIELD}.clean.drop_missing: {int(missing.sum())} rows of {raw.source} have no label; "
@@ -130,11 +131,13 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     image_shape = _check_image_shape(raw, x.shape[1])
     if task == "regression":
         y, class_names = values.astype(np.float64), []
-        train, val, test = _random_split(len(y), params, seed, raw.source)
+        train, val, test = (_hash_split(row_numbers, params, seed, raw.source) if params.split.method == "hash"
+                            else _random_split(len(y), params, seed, raw.source))
         y, target_scaling = _scale_targets(y, train, params)
     else:
         y, class_names = _encode_labels(classes, inverse, raw)
-        train, val, test = _stratified_split(y, class_names, params, seed, raw.source)
+        train, val, test = (_hash_split(row_numbers, params, seed, raw.source) if params.split.method == "hash"
+                            else _stratified_split(y, class_names, params, seed, raw.source))
         target_scaling = {}
     del inverse, values
 
@@ -243,6 +246,20 @@ def _random_split(rows: int, params: DataParams, seed: int, source: str) -> tupl
     train, val = train_test_split(rest, test_size=params.split.validation / (1.0 - params.split.test),
                                   random_state=state)
     return train, val, test
+
+
+def _hash_split(row_numbers: np.ndarray, params: DataParams, seed: int,
+                source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of train, validation and test, each row placed by a hash of its number in the file and ``seed``
+    (``split.method: hash``: the rows streaming mode gives each split, in file order)."""
+    from aios_data._streaming import hash_split
+
+    codes = hash_split(row_numbers, seed, params.split.validation, params.split.test)
+    parts = tuple(np.flatnonzero(codes == split) for split in range(3))
+    if min(len(part) for part in parts) < 1:
+        raise ValueError(f"{FIELD}.split: the {len(row_numbers)} rows of {source} leave an empty split with "
+                         f"split.method hash ({'/'.join(str(len(part)) for part in parts)}); use more rows")
+    return parts  # type: ignore[return-value]
 
 
 def _scale_targets(y: np.ndarray, train: np.ndarray, params: DataParams) -> tuple[np.ndarray, dict[str, Any]]:

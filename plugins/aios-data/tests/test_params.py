@@ -17,7 +17,7 @@ def test_defaults() -> None:
         "task": "auto",
         "clean": {"drop_missing": True, "drop_duplicates": False},
         "preprocess": {"scaling": "standardize", "scale_factor": 1.0, "one_hot": [], "target_scaling": "standardize"},
-        "split": {"validation": 0.15, "test": 0.15},
+        "split": {"validation": 0.15, "test": 0.15, "method": "auto"},
     }
 
 
@@ -26,6 +26,7 @@ def test_file_defaults() -> None:
     assert (params.path, params.format, params.target, params.x_key, params.y_key) == \
         (Path("data.csv"), "auto", "target", "x", "y")
     assert params.labels_path is None and params.image_shape is None
+    assert (params.streaming, params.window_rows, params.sample_rows) == (False, 262_144, 10_000)
 
 
 def test_both_datastores_share_one_parameter_model() -> None:

@@ -69,6 +69,7 @@ class OnnxQuantCompressor(Compressor):
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
     input_formats: ClassVar[tuple[str, ...]] = ("onnx",)
     output_format: ClassVar[str] = "onnx"
+    streams: ClassVar[bool] = True  # calibrates on, and compares variants over, the sample a streamed Dataset holds
     params: OnnxQuantParams
 
     def __init__(self, params: OnnxQuantParams | None = None, name: str | None = None) -> None:

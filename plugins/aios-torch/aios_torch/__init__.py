@@ -117,6 +117,7 @@ class TorchTrainer(Trainer):
     Params = TorchTrainerParams
     frameworks = ("torch",)
     tasks = ("classification", "regression")
+    streams = True  # reads train and validation through Dataset.batches, in memory or streamed
 
     def __init__(self, params: TorchTrainerParams | None = None, name: str | None = None) -> None:
         super().__init__(params, name or "torch")

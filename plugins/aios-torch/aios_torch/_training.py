@@ -7,10 +7,12 @@ checkpoint policy with its writer thread (``CheckpointWriter``). This module kee
 torch's: the epoch step, the optimizer and scheduler, snapshots of the torch state, and
 saving and restoring torch objects.
 
-The loop is a plain PyTorch loop on purpose: tensors are made once, each epoch gathers
-one shuffled copy and slices it into batches (no DataLoader), the batch losses are summed
-as floats and the logits are counted for the accuracy once per 4096 rows, so the loop
-costs about what a hand-written one does. The ``seconds`` metric is the wall time of the
+The loop is a plain PyTorch loop on purpose: it reads train and validation through
+``Dataset.batches`` (the kernel's batch contract: seeded by the run's seed and the epoch,
+each batch gathered by index, no shuffled copy of the split per epoch, no DataLoader), so
+the same loop trains on arrays held in memory and on splits streamed from files. The batch
+losses are summed as floats and the logits are counted for the accuracy once per 4096 rows,
+so the loop costs about what a hand-written one does. The ``seconds`` metric is the wall time of the
 training pass alone (validation and the checkpoint come after it), so it compares directly
 with such a loop.
 
@@ -26,6 +28,7 @@ import copy
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +65,7 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerPar
     """Train ``model`` on ``dataset.train`` with ``params``; see ``TorchTrainer``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"the torch trainer trains torch.nn.Module models, got {type(model).__name__}")
-    if len(dataset.y_val) == 0:
+    if dataset.rows("val") == 0:
         raise ValueError(
             f"dataset {dataset.name!r} has an empty validation split; the torch trainer validates "
             "every epoch (early stopping and best weights use val_loss): give the datastore a val split"
@@ -86,19 +89,16 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: TorchTrainerPar
 
 def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTrainerParams) -> TrainResult:
     loss_name = params.loss_for(dataset.task)
-    x_train, y_train = _tensors(dataset.x_train, dataset.y_train)
-    x_val, y_val = _tensors(dataset.x_val, dataset.y_val)
     criterion = loss_function(loss_name, dataset.target_scale if dataset.task == "regression" else None)
     optimizer = make_optimizer(model, params)
     scheduler = make_scheduler(optimizer, params)
-    generator = torch.Generator().manual_seed(run.seed)
     checkpoint = Path(run.checkpoint_dir) / CHECKPOINT_NAME
     progress, best_state = EpochProgress(), None
     if run.resume and checkpoint.exists():
-        progress, best_state = _restore(checkpoint, params, model, optimizer, scheduler, generator)
+        progress, best_state = _restore(checkpoint, params, model, optimizer, scheduler)
         run.log.info("torch trainer: resuming after epoch %d from %s", progress.epoch, checkpoint)
 
-    steps = math.ceil(len(y_train) / params.batch_size)
+    steps = math.ceil(dataset.rows("train") / params.batch_size)
     reported_steps = report_steps(steps, params.progress_updates)
     saved_params = params.model_dump(mode="json")
     writer = CheckpointWriter(checkpoint, _save_checkpoint, params.checkpoint_interval_s)
@@ -107,11 +107,14 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
             epoch = progress.epoch + 1
             started = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
-            loss, score = _train_epoch(model, optimizer, x_train, y_train, generator, params.batch_size,
+            # the epoch's order depends on (seed, epoch) only: a resumed run reads the same batches
+            batches = dataset.batches("train", params.batch_size, seed=run.seed, epoch=epoch)
+            loss, score = _train_epoch(model, optimizer, batches,
                                        lambda step, loss, epoch=epoch: run.report_step(epoch, step, steps, {"loss": loss}),
                                        reported_steps, getattr(model, TRAINING_LOSS, None), criterion)
             seconds = time.perf_counter() - started
-            validation = validation_metrics(model, x_val, y_val, criterion)
+            validation = _validation(model, (_tensors(x, y) for x, y in dataset.batches("val", _EVAL_BATCH)),
+                                     criterion)
             if scheduler is not None:
                 scheduler.step()
             metrics = {"epoch": epoch, "loss": loss, score_name(criterion): score, **validation, "lr": lr,
@@ -124,7 +127,7 @@ def _train(model: nn.Module, dataset: Dataset, run: RunContext, params: TorchTra
             # this epoch is reported: a run killed after the report loses at most this epoch.
             writer.wait()
             run.report_epoch(epoch, dict(metrics))
-            writer.epoch_end(_snapshot(saved_params, model, optimizer, scheduler, generator, progress, best_state))
+            writer.epoch_end(_snapshot(saved_params, model, optimizer, scheduler, progress, best_state))
     except BaseException:
         writer.close(interrupted=True)  # the interrupt (or error) wins; the newest snapshot is still written
         raise
@@ -203,11 +206,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainingParams) -> 
     return None
 
 
-def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                 generator: torch.Generator, batch_size: int, report: Any,
-                 report_steps: frozenset[int], training_loss: Any = None,
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                 report: Any, report_steps: frozenset[int], training_loss: Any = None,
                  criterion: Any = None) -> tuple[float, float]:
-    """One pass over (x, y) in shuffled batches; returns the mean training loss and accuracy (RMSE for regression).
+    """One pass over ``batches`` (``Dataset.batches``); returns the mean training loss and accuracy (RMSE for regression).
 
     The loss is summed as a Python float (``item()`` on a CPU scalar is a read, not a sync),
     so the progress reports cost no tensor work. The batches' logits are kept (detached)
@@ -216,62 +218,75 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
     """
     criterion = criterion or loss_function()
     model.train()
-    order = torch.randperm(len(y), generator=generator)
-    y = y[order]  # the labels in batch order; the features are gathered batch by batch, never copied whole
     loss_sum = 0.0  # sum of per-row losses: batch mean x batch rows
-    correct = 0
-    kept: list[torch.Tensor] = []  # logits of the rows from kept_from on, not counted yet
-    kept_from = 0
-    for step, begin in enumerate(range(0, len(y), batch_size), start=1):
-        inputs, targets = x[order[begin:begin + batch_size]], y[begin:begin + batch_size]
+    correct, seen = 0.0, 0
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # (logits, targets) not counted yet
+    kept_rows = 0
+    for step, (x, y) in enumerate(batches, start=1):
+        inputs, targets = _tensors(x, y)
         logits = model(inputs)
         loss = criterion(logits, targets) if training_loss is None else training_loss(logits, targets, inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         rows = len(targets)
+        seen += rows
         loss_sum += loss.item() * rows
-        kept.append(logits.detach())
-        if begin + rows - kept_from >= _ACCURACY_ROWS:
-            correct += batch_score(torch.cat(kept), y[kept_from:begin + rows], criterion)
-            kept, kept_from = [], begin + rows
+        kept.append((logits.detach(), targets))
+        kept_rows += rows
+        if kept_rows >= _ACCURACY_ROWS:
+            correct += _kept_score(kept, criterion)
+            kept, kept_rows = [], 0
         if step in report_steps:
-            report(step, loss_sum / (begin + rows))
+            report(step, loss_sum / seen)
     if kept:
-        correct += batch_score(torch.cat(kept), y[kept_from:], criterion)
-    return loss_sum / len(y), epoch_score(correct, len(y), criterion)
+        correct += _kept_score(kept, criterion)
+    return loss_sum / max(seen, 1), epoch_score(correct, max(seen, 1), criterion)
+
+
+def _kept_score(kept: list[tuple[torch.Tensor, torch.Tensor]], criterion: Any) -> float:
+    return batch_score(torch.cat([logits for logits, _ in kept]), torch.cat([targets for _, targets in kept]), criterion)
+
+
+def _slices(x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for begin in range(0, len(y), _EVAL_BATCH):
+        yield x[begin:begin + _EVAL_BATCH], y[begin:begin + _EVAL_BATCH]
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on (x, y), in eval mode."""
-    model.eval()
-    total_loss, correct = 0.0, 0  # summed in double precision, as Python numbers
-    with torch.inference_mode():
-        for begin in range(0, len(y), _EVAL_BATCH):
-            inputs, targets = x[begin:begin + _EVAL_BATCH], y[begin:begin + _EVAL_BATCH]
-            logits = model(inputs)
-            total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
-            correct += int((logits.argmax(dim=1) == targets).sum().item())
-    return total_loss / len(y), correct / len(y)
+    metrics = _validation(model, _slices(x, y), loss_function())
+    return metrics["val_loss"], metrics["val_accuracy"]
 
 
 def validation_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: Any) -> dict[str, float]:
     """``val_loss`` and ``val_accuracy``, or for regression ``val_loss`` (the training loss, on the scaled targets
     the model learns), ``val_rmse`` and ``val_mae`` (in the target's units, by ``criterion.scale``)."""
-    if not criterion.regression:
-        val_loss, val_accuracy = evaluate(model, x, y)
-        return {"val_loss": val_loss, "val_accuracy": val_accuracy}
+    return _validation(model, _slices(x, y), criterion)
+
+
+def _validation(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], criterion: Any) -> dict[str, float]:
+    """``validation_metrics`` over ``(inputs, targets)`` tensor batches, summed in double precision as Python numbers."""
     model.eval()
-    total_loss, squares, absolute = 0.0, 0.0, 0.0
+    total_loss, correct, squares, absolute, rows, cells = 0.0, 0, 0.0, 0.0, 0, 0
     with torch.inference_mode():
-        for begin in range(0, len(y), _EVAL_BATCH):
-            outputs, targets = model(x[begin:begin + _EVAL_BATCH]), y[begin:begin + _EVAL_BATCH]
+        for inputs, targets in batches:
+            outputs = model(inputs)
+            rows += len(targets)
+            if not criterion.regression:
+                total_loss += F.cross_entropy(outputs, targets, reduction="sum").item()
+                correct += int((outputs.argmax(dim=1) == targets).sum().item())
+                continue
             total_loss += criterion(outputs, targets, reduction="sum").item() / targets.shape[1]
             errors = _errors(outputs, targets, criterion)
             squares += (errors ** 2).sum().item()
             absolute += errors.abs().sum().item()
-    cells = y.numel()
-    return {"val_loss": total_loss / len(y), "val_rmse": math.sqrt(squares / cells), "val_mae": absolute / cells}
+            cells += targets.numel()
+    rows = max(rows, 1)
+    if not criterion.regression:
+        return {"val_loss": total_loss / rows, "val_accuracy": correct / rows}
+    return {"val_loss": total_loss / rows, "val_rmse": math.sqrt(squares / max(cells, 1)),
+            "val_mae": absolute / max(cells, 1)}
 
 
 def _copy_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -300,7 +315,7 @@ def _copy_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 def _snapshot(saved_params: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-              generator: torch.Generator, progress: EpochProgress,
+              progress: EpochProgress,
               best_state: dict[str, torch.Tensor] | None) -> dict[str, Any]:
     """Everything a resumed run needs, as of now: tensors and plain values (``weights_only`` loadable).
 
@@ -316,7 +331,6 @@ def _snapshot(saved_params: dict[str, Any], model: nn.Module, optimizer: torch.o
         "model": model_state,
         "optimizer": _copy_optimizer_state(optimizer),
         "scheduler": copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None,  # plain values
-        "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
         "best_state": best_state,
     }
@@ -328,7 +342,7 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _restore(path: Path, params: TorchTrainerParams, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, generator: torch.Generator) -> tuple[EpochProgress, dict[str, torch.Tensor] | None]:
+             scheduler: Any) -> tuple[EpochProgress, dict[str, torch.Tensor] | None]:
     """Load ``path`` into the torch objects; the progress and the best weights it holds."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -338,6 +352,5 @@ def _restore(path: Path, params: TorchTrainerParams, model: nn.Module, optimizer
     optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
-    generator.set_state(payload["generator"])
     torch.set_rng_state(payload["torch_rng"])
     return EpochProgress.from_state(payload), payload["best_state"]

@@ -215,7 +215,7 @@ def test_checkpoint_holds_everything_needed_to_resume(torch_stack, digits_datase
     stack = torch_stack(trainer={"epochs": 2, "lr_schedule": "step"})
     stack.build_and_train(digits_dataset)
     checkpoint = torch.load(stack.run.checkpoint_dir / "last.pt", weights_only=True)
-    assert {"epoch", "model", "optimizer", "scheduler", "generator", "torch_rng", "history", "best_state",
+    assert {"epoch", "model", "optimizer", "scheduler", "torch_rng", "history", "best_state",
             "best_epoch", "best_val_loss", "bad_epochs", "stopped_early"} <= checkpoint.keys()
     assert checkpoint["epoch"] == 2 and len(checkpoint["history"]) == 2
     assert [p.name for p in stack.run.checkpoint_dir.iterdir()] == ["last.pt"]  # no temporary file left
