@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -195,32 +194,33 @@ def main() -> None:
 
 def write(measured: dict[str, list[dict[str, Any]]], args: argparse.Namespace, before: dict[str, str],
           after: str) -> None:
+    """Append the section: one row per run and design, in the order they ran."""
     mb = 1 / 2**20
-
-    def median(name: str, key: str) -> float:
-        return statistics.median(float(run[key]) for run in measured[name] if run[key] is not None)
-
     lines = ["", f"## Data path: Ray Data shards against the loop's configuration ({args.rows:,} rows, "
              f"{args.workers} workers)", "",
              f"Written by `benchmarks/ray/data.py`. Synthetic data: {args.rows:,} rows x {FEATURES} float32 features, "
              f"{CLASSES} classes, 70/15/15 in memory; an MLP (64 hidden units, batch 1024), {args.epochs} epochs, "
              f"{args.workers} workers on a local Ray, each variant in its own process, alternating, "
-             f"{args.repeats} run(s) each (medians). Before: this plugin at cf2abd6 (the splits in "
+             f"{args.repeats} runs each. Before: the plugin given by `--old-plugin` (the splits in "
              "`train_loop_config`).", "",
              "Machine: " + ", ".join(f"{key} {value}" for key, value in before.items())
              + f"; load average at the end {after} (a shared machine: absolute times are inflated and noisy).", "",
-             "| design | loop config (every worker) | object store read per worker | data per worker | "
-             "worker peak RSS (each) | train phase (s) | fit() until epoch 1 (s) | later epochs (s each) | "
-             "val accuracy |",
+             "| run | design | loop config (every worker) | splits read from the object store per worker | "
+             "worker peak RSS (each) | train phase (s) | fit() until epoch 1 reached the driver (s) | "
+             "training pass per epoch (s) | val accuracy |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name, runs in measured.items():
-        peaks = " / ".join(f"{peak * mb:.0f}" for peak in runs[0]["worker_peak_rss"])
-        later = statistics.median(s for run in runs for s in run["epoch_seconds"][1:]) if args.epochs > 1 else 0.0
-        lines.append(f"| {name} | {median(name, 'config_bytes') * mb:.1f} MiB | "
-                     f"{median(name, 'object_store_bytes_per_worker') * mb:.1f} MiB | "
-                     f"{median(name, 'data_per_worker_bytes') * mb:.1f} MiB | {peaks} MiB | "
-                     f"{median(name, 'train_seconds'):.1f} | {median(name, 'first_epoch'):.1f} | {later:.2f} | "
-                     f"{median(name, 'val_accuracy'):.4f} |")
+    for index in range(args.repeats):
+        for name, runs in measured.items():
+            run = runs[index]
+            store = run["object_store_bytes_per_worker"]
+            config = run["config_bytes"]
+            config_text = f"{config * mb:.1f} MiB" if config >= 2**20 else f"{config / 1024:.1f} KiB"
+            lines.append(f"| {index + 1} | {name} | {config_text} | "
+                         f"{f'{store * mb:.1f} MiB' if store else '–'} | "
+                         f"{' / '.join(f'{peak * mb:.0f}' for peak in run['worker_peak_rss'])} MiB | "
+                         f"{run['train_seconds']:.1f} | {run['first_epoch']} | "
+                         f"{' / '.join(f'{seconds:.1f}' for seconds in run['epoch_seconds'])} | "
+                         f"{run['val_accuracy']:.4f} |")
     RESULTS.write_text(RESULTS.read_text() + "\n".join(lines) + "\n")
 
 

@@ -4,17 +4,18 @@ The workers never get data in the loop's configuration: the driver hands Ray Tra
 Ray Data dataset per split (``train``, ``val``) and each worker reads its shard with
 ``ray.train.get_dataset_shard``. A split comes from the AIOS ``Dataset`` in one of two ways:
 
-- held in memory (the ``x_*`` / ``y_*`` arrays): one Arrow table, put in the object store
-  once (``ray.data.from_arrow``); a worker's shard is a slice of it, read from there;
+- held in memory (the ``x_*`` / ``y_*`` arrays): Arrow tables over the arrays' buffers, put
+  in the object store once (``ray.data.from_arrow``); a worker's shard is a slice of them;
 - streamed (``Dataset.streams``, ``aios_core.batches.SplitStream``): a ``SplitDatasource``
   with one read task per window of ``window_rows`` rows, each calling
   ``split.read(start, stop)`` in the Ray task that runs it, on whichever node that is. The
   stream object is pickled into the tasks, so it must name its files by paths or URIs
   every node can open (shared storage, ``s3://``, ``gs://`` through pyarrow's file systems).
 
-This module imports Ray Data; the driver imports it when training starts. Each window is one block: a worker receives whole windows (Ray splits the last ones so
+Each window is one block: a worker receives whole windows (Ray splits the last ones so
 that every rank gets the same number of rows) and orders them by the kernel's rule
-(``aios_core.batches.window_batches``).
+(``aios_core.batches.window_batches``). This module imports Ray Data; the driver imports
+it when training starts.
 """
 
 from __future__ import annotations

@@ -108,9 +108,9 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
               "loss": params.loss_for(dataset.task), "train_rows": dataset.rows("train")}
     started = time.perf_counter()
     datasets = _data.ray_datasets(dataset, params.num_workers)
-    log.info("ray-train: %s (%.1f s)", ", ".join(f"{name} {'streamed' if name in dataset.streams else 'in the object store'} "
-                                                 f"({dataset.rows(name)} rows)" for name in _data.SPLITS),
-             time.perf_counter() - started)
+    where = {name: "streamed" if name in dataset.streams else "in the object store" for name in _data.SPLITS}
+    log.info("ray-train: %s (%.1f s)", ", ".join(f"{name} {where[name]} ({dataset.rows(name)} rows)"
+                                                 for name in _data.SPLITS), time.perf_counter() - started)
     trainer = TorchTrainer(
         _loop.train_worker, train_loop_config=config, datasets=datasets, dataset_config=_data.Ingest(),
         torch_config=TorchConfig(backend="nccl" if params.use_gpu else "gloo"),
