@@ -17,13 +17,13 @@ window is held at a time, so memory is bounded by ``window_rows`` whatever the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ArraySplit", "SplitStream", "iter_batches"]
+__all__ = ["ArraySplit", "SplitStream", "iter_batches", "window_batches"]
 
 
 @runtime_checkable
@@ -74,10 +74,23 @@ def iter_batches(split: SplitStream, batch_size: int, *, seed: int | None = None
     generator = np.random.default_rng([seed, epoch]) if seed is not None else None
     if generator is not None and len(windows) > 1:
         windows = [windows[i] for i in generator.permutation(len(windows))]
+    yield from window_batches((split.read(start, stop) for start, stop in windows), batch_size, generator)
+
+
+def window_batches(windows: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int,
+                   generator: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(x, y)`` batches of ``windows`` taken in the order given: the module's rule after the windows' order.
+
+    The rows of each window are permuted by ``generator`` as the window arrives (kept in
+    order without one) and cut into batches of ``batch_size`` that run across window
+    boundaries. ``iter_batches`` uses it after drawing the windows' order; a reader that
+    is handed its windows (a Ray Data shard's blocks) uses it as they come.
+    """
+    import numpy as np
+
     pending: list[tuple[np.ndarray, np.ndarray]] = []
     pending_rows = 0
-    for start, stop in windows:
-        x, y = split.read(start, stop)
+    for x, y in windows:
         order = generator.permutation(len(y)) if generator is not None else np.arange(len(y))
         offset = 0
         if pending_rows:  # finish the batch the previous window left open

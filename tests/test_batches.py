@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aios_core import Dataset
-from aios_core.batches import ArraySplit, iter_batches
+from aios_core.batches import ArraySplit, iter_batches, window_batches
 
 
 class _Windowed:
@@ -94,3 +94,12 @@ def test_a_stream_that_gives_its_windows_is_read_in_them() -> None:
     stream.reads.clear()
     list(iter_batches(stream, 16, window_rows=50))  # an explicit window_rows wins
     assert stream.reads == [(0, 50), (50, 100), (100, 103)]
+def test_windows_handed_over_in_order_give_the_rules_batches() -> None:
+    """``window_batches`` is the rule after the windows' order: a reader handed the windows (a Ray Data shard)
+    in the order ``iter_batches`` draws gets ``iter_batches``'s batches."""
+    x, y = _data()
+    generator = np.random.default_rng([3, 1])
+    starts = [list(range(0, 103, 32))[i] for i in generator.permutation(4)]
+    handed = [b for _, b in window_batches(((x[s:s + 32], y[s:s + 32]) for s in starts), 10, generator)]
+    drawn = [b for _, b in iter_batches(_Windowed(x, y, 32), 10, seed=3, epoch=1)]
+    assert [b.tolist() for b in handed] == [b.tolist() for b in drawn]

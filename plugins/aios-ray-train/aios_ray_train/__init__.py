@@ -66,9 +66,11 @@ class RayTrainParams(TorchTrainerParams):
 class RayTrainer(Trainer):
     """Trains a ``torch`` framework model on Ray Train workers, with the ``torch`` trainer's semantics.
 
-    Each worker takes its share of every batch of the ``torch`` trainer's order (the
-    global batch stays ``batch_size`` and each step is that trainer's step on the same
-    batch); rank 0's epoch metrics reach the monitors as each epoch ends; checkpoints go
+    Each worker reads its shard of the ``train`` and ``val`` splits through Ray Data (in
+    memory: put in the object store once; streamed, ``Dataset.streams``: read window by
+    window by Ray tasks) and orders it by the kernel's batch rule, ``batch_size //
+    num_workers`` rows per step each, so one worker makes the steps of
+    ``Dataset.batches``; rank 0's epoch metrics reach the monitors as each epoch ends; checkpoints go
     through Ray Train following ``checkpoint_interval_s`` (and at the end, and on Ctrl-C),
     so ``aios run --resume`` and ``max_failures`` continue from the last one. A non-finite
     loss stops it with ``aios_core.TrainingDiverged``, any other failure inside Ray with
@@ -79,6 +81,7 @@ class RayTrainer(Trainer):
     Params = RayTrainParams
     frameworks = ("torch",)
     tasks = ("classification", "regression")
+    streams = True  # streamed splits become Ray Data read tasks, one per window (aios_ray_train._data)
     # Keras would need Ray Train's TensorflowTrainer and TensorFlow in every worker; it is
     # not offered, so a stack with framework keras is refused before anything starts.
 

@@ -58,7 +58,7 @@ def train(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams)
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"the ray-train trainer trains torch.nn.Module models, got {type(model).__name__}")
-    if len(dataset.y_val) == 0:
+    if dataset.rows("val") == 0:
         raise ValueError(f"dataset {dataset.name!r} has an empty validation split; the ray-train trainer validates "
                          "every epoch (early stopping and best weights use val_loss): give the datastore a val split")
     storage = ray_location(params.storage_path or Path(run.checkpoint_dir) / "ray")
@@ -100,13 +100,20 @@ def _fit(model: Any, dataset: Dataset, run: RunContext, params: RayTrainParams, 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from aios_ray_train import _data
+
     channel = ray.remote(num_cpus=0)(_loop.Channel).remote()
+    # No data in the loop's configuration: the splits go to Ray Data (the object store once, or read by tasks).
     config = {"seed": run.seed, "params": params.model_dump(mode="json"), "channel": channel, "model": model,
-              "loss": params.loss_for(dataset.task),
-              "target_scale": dataset.target_scale if dataset.task == "regression" else None,
-              "x_train": dataset.x_train, "y_train": dataset.y_train, "x_val": dataset.x_val, "y_val": dataset.y_val}
+              "loss": params.loss_for(dataset.task), "train_rows": dataset.rows("train"),
+              "target_scale": dataset.target_scale if dataset.task == "regression" else None}
+    started = time.perf_counter()
+    datasets = _data.ray_datasets(dataset, params.num_workers)
+    where = {name: "streamed" if name in dataset.streams else "in the object store" for name in _data.SPLITS}
+    log.info("ray-train: %s (%.1f s)", ", ".join(f"{name} {where[name]} ({dataset.rows(name)} rows)"
+                                                 for name in _data.SPLITS), time.perf_counter() - started)
     trainer = TorchTrainer(
-        _loop.train_worker, train_loop_config=config,
+        _loop.train_worker, train_loop_config=config, datasets=datasets, dataset_config=_data.Ingest(),
         torch_config=TorchConfig(backend="nccl" if params.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=params.num_workers, use_gpu=params.use_gpu,
                                      resources_per_worker={"CPU": params.cpus_per_worker}),

@@ -1,13 +1,17 @@
-"""The training loop each Ray Train worker runs: the ``torch`` trainer's loop, data-parallel.
+"""The training loop each Ray Train worker runs: the ``torch`` trainer's loop, data-parallel over Ray Data shards.
 
-Each epoch every worker draws the ``torch`` trainer's order (one generator seeded with
-the run's seed, one permutation per epoch; its state travels in the checkpoint) and
-takes its share of every global batch of ``batch_size`` rows (rows ``rank::world_size``).
-Each rank's loss is its rows' summed loss scaled by ``world_size / len(batch)``, so the
-average DDP takes over the ranks is the gradient of the whole batch's mean loss, even
-when the shares differ by a row: each optimizer step is the ``torch`` trainer's step on
-the same batch, up to the order of float additions. Dropout draws are seeded per rank
-and epoch, so a restart from any checkpoint continues exactly as if never interrupted.
+A worker reads its shard of each split with ``ray.train.get_dataset_shard`` (nothing of
+the data is in the loop's configuration). Every epoch it orders its shard by the
+kernel's batch rule (``aios_core.batches.window_batches``): the windows (blocks) as they
+come, the rows of each permuted by a generator seeded with ``(seed, epoch)`` (with one
+worker: the kernel's own seeding, so the batches are ``Dataset.batches("train", ...)``'s
+when the split is one window; with several workers ``(seed, epoch, rank)``), cut into
+batches of ``batch_size // world_size`` rows. Ray Data gives every rank the same number
+of rows, so the ranks take the same number of steps of the same size and DDP's average of
+their mean losses is the mean loss of the ``world_size`` batches together. Validation runs
+on each rank's shard of ``val`` and the sums are all-reduced. Dropout draws are seeded
+per rank and epoch, and the order per epoch, so a restart from any checkpoint continues
+exactly as if never interrupted.
 
 The bookkeeping is the kernel's (``EpochProgress``, ``report_steps``); this module keeps
 what is Ray's and DDP's: the sharding, the all-reduce of the epoch's figures, the
@@ -29,7 +33,7 @@ from typing import Any
 
 CHECKPOINT_FILE = "aios-ray-train.pt"
 PROGRESS_FILE = "progress.json"
-CHECKPOINT_FORMAT = "aios-ray-train-checkpoint/2"
+CHECKPOINT_FORMAT = "aios-ray-train-checkpoint/3"
 _SEED_STRIDE = 1_000_003
 
 
@@ -56,7 +60,6 @@ class Channel:
 
 def train_worker(config: dict[str, Any]) -> None:
     """Ray Train's ``train_loop_per_worker``: train, report to the channel, checkpoint through Ray Train."""
-    import numpy as np
     import ray
     import ray.train
     import ray.train.torch
@@ -82,24 +85,15 @@ def train_worker(config: dict[str, Any]) -> None:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(max(1, int(params["cpus_per_worker"])))
 
-    # Arrays in the loop config arrive read-only; torch wants writable memory.
-    x_train = torch.from_numpy(np.array(config["x_train"], dtype=np.float32))
     criterion = loss_function(config.get("loss", "cross_entropy"), config.get("target_scale"))  # RMSE in units
-    # class indices as int64; regression targets as float32 (n, targets)
-    labels = (lambda y: np.array(y, dtype=np.float32).reshape(len(y), -1)) if criterion.regression else (
-        lambda y: np.array(y, dtype=np.int64))
-    y_train = torch.from_numpy(labels(config["y_train"]))
-    x_val = torch.from_numpy(np.array(config["x_val"], dtype=np.float32))
-    y_val = torch.from_numpy(labels(config["y_val"]))
+    shards = {name: ray.train.get_dataset_shard(name) for name in ("train", "val")}
 
     module = config["model"]
     progress, best_state = EpochProgress(), None
-    order_generator = torch.Generator().manual_seed(seed)
     restored = _restore(ray.train.get_checkpoint(), torch)
     if restored is not None:
         module.load_state_dict(restored["model"])
         progress, best_state = EpochProgress.from_state(restored), restored["best_state"]
-        order_generator.set_state(restored["generator"])
     model = ray.train.torch.prepare_model(module)
     trainer_params = RayTrainParams.model_validate(params)
     optimizer = make_optimizer(model, trainer_params)
@@ -111,40 +105,34 @@ def train_worker(config: dict[str, Any]) -> None:
         if rank == 0:
             channel.put.remote(("resumed", progress.epoch, os.getpid()))
 
-    batch_size = params["batch_size"]
-    steps = math.ceil(len(y_train) / batch_size)
+    batch_size = max(1, params["batch_size"] // world)  # each rank's part of a step's batch_size rows
+    steps = math.ceil(config["train_rows"] // world / batch_size)  # Ray Data gives each rank rows // world rows
     reported_steps = report_steps(steps, params["progress_updates"])
     last_write = time.monotonic()  # the checkpoint policy counts from the start, as the kernel's CheckpointWriter
     while not progress.done(params["epochs"]):
         epoch = progress.epoch + 1
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
-        order = torch.randperm(len(y_train), generator=order_generator)
         torch.manual_seed((seed * _SEED_STRIDE + epoch) * 64 + rank)  # dropout: per rank and epoch
         model.train()
-        totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, rows
-        for step, begin in enumerate(range(0, len(y_train), batch_size), start=1):
-            batch = order[begin:begin + batch_size]
-            if len(batch) < world:  # a last batch too small to give every rank a row
-                break
-            rows = batch[rank::world]
-            logits = model(x_train[rows])
-            loss_sum = criterion(logits, y_train[rows], reduction="sum")
-            if criterion.regression:
-                loss_sum = loss_sum / y_train.shape[1]  # per row, as the cross-entropy's sum is
+        loss_sum, correct, rows = 0.0, 0.0, 0  # as the torch trainer sums them: Python floats, batch by batch
+        for step, (x, y) in enumerate(_batches(shards["train"], batch_size, seed, epoch, rank, world), start=1):
+            inputs, targets = torch.from_numpy(x), torch.from_numpy(_labels(y, criterion))
+            logits = model(inputs)
+            loss = criterion(logits, targets)
             optimizer.zero_grad(set_to_none=True)
-            (loss_sum * (world / len(batch))).backward()  # DDP's average over ranks: the batch's mean loss
+            loss.backward()
             optimizer.step()
-            totals += torch.stack([loss_sum.detach().double(),
-                                   torch.tensor(batch_score(logits.detach(), y_train[rows], criterion),
-                                                dtype=torch.float64),
-                                   torch.tensor(float(len(rows)), dtype=torch.float64)])
+            loss_sum += loss.item() * len(targets)
+            correct += batch_score(logits.detach(), targets, criterion)
+            rows += len(targets)
             if rank == 0 and step in reported_steps:
-                channel.put.remote(("step", epoch, step, steps, float(totals[0] / totals[2])))
+                channel.put.remote(("step", epoch, step, steps, loss_sum / rows))
+        totals = torch.tensor([loss_sum, correct, rows], dtype=torch.float64)
         if world > 1:
             dist.all_reduce(totals)
         seconds = time.perf_counter() - started
-        validation = validation_metrics(_unwrap(model), x_val, y_val, criterion)
+        validation = _validate(_unwrap(model), shards["val"], criterion, world, dist, torch, validation_metrics)
         if scheduler is not None:
             scheduler.step()
         metrics = {"epoch": epoch, "loss": float(totals[0] / totals[2]),
@@ -172,9 +160,66 @@ def train_worker(config: dict[str, Any]) -> None:
         if last or due:
             last_write = time.monotonic()
             _report(ray.train, torch, rank, metrics, progress, params, _unwrap(model), optimizer, scheduler,
-                    order_generator, best_state)
+                    best_state)
         if stop:
             return
+
+
+def _batches(shard: Any, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> Any:
+    """This rank's batches of ``shard`` for ``epoch``: its windows as Ray Data hands them, by the kernel's rule."""
+    import numpy as np
+
+    from aios_core.batches import window_batches
+
+    generator = np.random.default_rng([seed, epoch] if world == 1 else [seed, epoch, rank])
+    return window_batches(_windows(shard), batch_size, generator)
+
+
+def _windows(shard: Any) -> Any:
+    """``(x, y)`` of each block of ``shard`` as it arrives (a window, or the part of one Ray gave this rank)."""
+    for block in shard.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+        if len(block["y"]):
+            yield block["x"], block["y"]
+
+
+def _labels(y: Any, criterion: Any) -> Any:
+    """Class indices as int64; regression targets as float32 (n, targets)."""
+    import numpy as np
+
+    if criterion.regression:
+        return np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+    return np.asarray(y, dtype=np.int64)
+
+
+def _validate(module: Any, shard: Any, criterion: Any, world: int, dist: Any, torch: Any,
+              validation_metrics: Any) -> dict[str, float]:
+    """The validation metrics of the whole ``val`` split: each rank's shard window by window, the sums all-reduced.
+
+    One window on one rank (an in-memory split, one worker) gives the torch trainer's
+    ``validation_metrics`` of the whole split as they are; otherwise the per-window figures
+    are weighted by rows (loss, accuracy) or cells (RMSE, MAE) and added.
+    """
+    parts = []
+    for x, y in _windows(shard):
+        targets = torch.from_numpy(_labels(y, criterion))
+        parts.append((validation_metrics(module, torch.from_numpy(x), targets, criterion), len(y), targets.numel()))
+    if world == 1 and len(parts) == 1:
+        return parts[0][0]
+    names = sorted({name for metrics, _, _ in parts for name in metrics}) or (
+        ["val_loss", "val_mae", "val_rmse"] if criterion.regression else ["val_accuracy", "val_loss"])
+    sums = torch.zeros(len(names) + 2, dtype=torch.float64)  # each metric's weighted sum, rows, cells
+    for metrics, rows, cells in parts:
+        for index, name in enumerate(names):
+            value = metrics[name]
+            sums[index] += value * value * cells if name == "val_rmse" else (
+                value * cells if name == "val_mae" else value * rows)
+        sums[-2] += rows
+        sums[-1] += cells
+    if world > 1:
+        dist.all_reduce(sums)
+    rows, cells = float(sums[-2]), float(sums[-1])
+    return {name: math.sqrt(float(sums[index]) / cells) if name == "val_rmse" else
+            float(sums[index]) / (cells if name == "val_mae" else rows) for index, name in enumerate(names)}
 
 
 def _unwrap(model: Any) -> Any:
@@ -209,7 +254,7 @@ def _restore(checkpoint: Any, torch: Any) -> dict[str, Any] | None:
 
 
 def _report(train: Any, torch: Any, rank: int, metrics: dict[str, float], progress: Any, params: dict[str, Any],
-            module: Any, optimizer: Any, scheduler: Any, order_generator: Any, best_state: Any) -> None:
+            module: Any, optimizer: Any, scheduler: Any, best_state: Any) -> None:
     """Every rank reports; rank 0 attaches the checkpoint Ray Train persists (named by epoch)."""
     if rank != 0:
         train.report(metrics)
@@ -221,7 +266,7 @@ def _report(train: Any, torch: Any, rank: int, metrics: dict[str, float], progre
             **progress.state(),  # epoch, history, best_epoch, best_val_loss, bad_epochs, stopped_early
             "model": module.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "generator": order_generator.get_state(), "best_state": best_state,
+            "best_state": best_state,
         }
         torch.save(payload, Path(directory) / CHECKPOINT_FILE)
         (Path(directory) / PROGRESS_FILE).write_text(

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from aios_core import Monitor, hookimpl
 
@@ -74,3 +75,75 @@ def stop_processes(pids: set[int], grace: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+class ParquetSplit:
+    """A streamed split over one Parquet file (columns ``f0``.. and ``label``), the ``SplitStream`` contract:
+    ``read(start, stop)`` opens the file and reads only the row groups that hold those rows.
+
+    It stands in for a streaming datastore's split: picklable (it holds a path), read where Ray runs the task.
+    """
+
+    def __init__(self, path: str, window_rows: int) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.window_rows = path, window_rows
+        self.rows = pq.ParquetFile(path).metadata.num_rows
+        self.reads: list[tuple[int, int]] = []  # in this process only: what the driver itself read
+
+    def read(self, start: int, stop: int) -> tuple[object, object]:
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        self.reads.append((start, stop))
+        file = pq.ParquetFile(self.path)
+        groups, first, offset = [], None, 0
+        for index in range(file.num_row_groups):
+            size = file.metadata.row_group(index).num_rows
+            if offset < stop and offset + size > start:
+                groups.append(index)
+                first = offset if first is None else first
+            offset += size
+        table = file.read_row_groups(groups).slice(start - first, stop - start)
+        features = [name for name in table.column_names if name != "label"]
+        x = np.column_stack([table[name].to_numpy() for name in features]).astype(np.float32)
+        return x, table["label"].to_numpy().astype(np.int64)
+
+
+def write_parquet(path: Path, x: object, y: object, row_group_rows: int) -> None:
+    """``x`` (n, features) and ``y`` as a Parquet file of ``row_group_rows``-row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {f"f{index}": x[:, index] for index in range(x.shape[1])}  # type: ignore[index]
+    pq.write_table(pa.table({**columns, "label": y}), path, row_group_size=row_group_rows)
+
+
+def kernel_order_losses(run_dir: Path, dataset: Any, training: dict[str, Any]) -> list[float]:
+    """Each epoch's training and validation loss of a plain single-process loop over ``Dataset.batches`` (the
+    kernel's order) with the torch trainer's steps: the MLP the tests train, seed 7."""
+    import torch
+    from aios_torch import TorchFramework, TorchTrainerParams
+    from aios_torch.training import loss_function, make_optimizer, validation_metrics
+
+    from aios_core import ModelParams, RunContext
+    from aios_core.testing import plugin_manager
+
+    pm = plugin_manager(TorchFramework(ModelParams(architecture="mlp", hidden_units=[64])))
+    run = RunContext(name="t", seed=7, threads=1, dir=run_dir, stack={}, hook=pm.hook)
+    model = pm.hook.aios_build_model(dataset=dataset, run=run, overrides={})
+    optimizer, criterion = make_optimizer(model, TorchTrainerParams(**training)), loss_function("cross_entropy")
+    losses = []
+    for epoch in range(1, training["epochs"] + 1):
+        model.train()
+        loss_sum = 0.0
+        for x, y in dataset.batches("train", training["batch_size"], seed=7, epoch=epoch):
+            loss = criterion(model(torch.from_numpy(x)), torch.from_numpy(y))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(y)
+        validation = validation_metrics(model, torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val),
+                                        criterion)
+        losses += [loss_sum / len(dataset.y_train), validation["val_loss"]]
+    return losses
