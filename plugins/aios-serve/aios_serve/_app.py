@@ -36,6 +36,7 @@ log = logging.getLogger("aios.serve")
 OFF_LOOP_BYTES = 64 * 1024
 """Bodies larger than this are decoded in a thread, so the event loop keeps answering meanwhile."""
 _HEADER_LENGTH = HEADER_LENGTH.encode()
+_MAX_TARGETS = 1024
 _UNAUTHORIZED = "missing or wrong bearer token (one header: Authorization: Bearer <token>)"
 
 
@@ -157,15 +158,24 @@ class _InferenceFirst:
         self.server = state
         self.app = app
         self.state = app.state
+        self._targets: dict[str, tuple[str, str | None]] = {}
+        """Inference paths seen, and their (model, version): parsed once each (at most ``_MAX_TARGETS``)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path = scope["path"]
+            if scope["method"] == "POST":
+                target = self._targets.get(path)
+                if target is not None:
+                    await self._infer(scope, receive, send, *target)
+                    return
             if len(path) > 1 and path.endswith("/"):
                 scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": None}
             if scope["method"] == "POST" and scope["path"].endswith("/infer"):
                 target = _infer_target(scope["path"])
                 if target is not None:
+                    if len(self._targets) < _MAX_TARGETS and scope["path"] == path:
+                        self._targets[path] = target
                     await self._infer(scope, receive, send, *target)
                     return
         await self.app(scope, receive, send)
@@ -173,7 +183,7 @@ class _InferenceFirst:
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, name: str, version: str | None) -> None:
         state = self.server
         authorization, length, header_length = _inference_headers(scope)
-        if not state.authorized(authorization):
+        if state.settings.token and not state.authorized(authorization):
             state.metrics.http_error(401)
             await send_json(send, 401, {"error": _UNAUTHORIZED}, {"WWW-Authenticate": "Bearer"})
             return

@@ -10,7 +10,11 @@ pick), with three changes a hostile or careless client needs:
 - beyond ``max_connections`` open connections, a new one gets ``503 {"error": ...}``
   with ``Retry-After`` and is closed at once;
 - a request the parser refuses (a bad ``Content-Length``, a request line and headers over
-  16 KiB, ...) gets the protocol's ``400 {"error": ...}`` instead of plain text.
+  16 KiB, ...) gets the protocol's ``400 {"error": ...}`` instead of plain text;
+- a response goes out in one write (one ``send`` system call) instead of uvicorn's two
+  (status line and headers, then the body): the connection's transport holds the head
+  until the body follows (``_OneWrite``), which on small answers saves about a tenth of
+  the server's time per request.
 """
 
 from __future__ import annotations
@@ -39,6 +43,43 @@ def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] 
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+class _OneWrite:
+    """The connection's transport, holding a response's status line and headers until the next write.
+
+    uvicorn writes a response's head and body separately; joined, they leave in one
+    system call. Whatever is held is written before anything else: with the next write,
+    on ``close``, and when the response completes (``flush``). Interim answers (``100 Continue``) are never held.
+    """
+
+    __slots__ = ("_transport", "_held")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # never an interim 1xx answer
+            self._held = data
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Guarded:
     """The changes, over either of uvicorn's HTTP protocols (``state`` is set by ``protocol_for``)."""
 
@@ -49,6 +90,7 @@ class _Guarded:
     transport: asyncio.Transport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        transport = _OneWrite(transport)  # type: ignore[assignment]
         super().connection_made(transport)  # type: ignore[misc]
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_cycle: Any = None
@@ -97,6 +139,7 @@ class _Guarded:
 
     def on_response_complete(self) -> None:
         self._receiving = False
+        self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()  # type: ignore[misc]
 
     def _arm(self) -> None:

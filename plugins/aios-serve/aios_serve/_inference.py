@@ -205,10 +205,12 @@ class ServerState:
         except RepositoryError as error:
             self.metrics.error(UNKNOWN_MODEL if error.status == 404 else name, error.status)
             raise
-        batcher = self.batcher(model)
+        batcher = self.batchers.get((model.name, model.version))
+        if batcher is None or batcher.model is not model:
+            batcher = self.batcher(model)
         metrics = batcher.metrics
         metrics.requests += 1
-        batcher.arriving()
+        batcher.incoming += 1  # batcher.arriving(), inline: this is the hot path
         queued = False
         try:
             request = await decode()

@@ -44,6 +44,8 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 """The protocol's fixed-size datatypes and their little-endian numpy types (``BYTES`` is handled apart)."""
 ALL_DATATYPES = (*DATATYPES, "BYTES")
 _KNOWN = frozenset(ALL_DATATYPES)
+_AS_FLOAT32 = frozenset(("FP16", "FP32"))
+"""JSON data of these datatypes is read as float32 at once (what the models take, exactly as a later cast)."""
 HEADER_LENGTH = "inference-header-content-length"
 MAX_DIMENSIONS = 8
 
@@ -173,9 +175,11 @@ def from_json(data: Any, datatype: str, shape: list[int], name: str) -> np.ndarr
         if flat is None or not all(type(v) is bool for v in flat):
             raise ProtocolError(f"input {name!r}: BOOL data must be true or false")
         array = np.array(flat, dtype=np.bool_)
+    elif datatype in _AS_FLOAT32:
+        array = _numbers(data, name, "f")  # straight to the float32 the model takes (beyond its range: inf)
     else:
-        array = _numbers(data, name)
-        if datatype not in ("FP16", "FP32", "FP64"):
+        array = _numbers(data, name, "d")
+        if datatype != "FP64":
             array = _integral(array, datatype, name)
     if array.size != count:
         raise ProtocolError(f"input {name!r}: \"data\" holds {array.size} values, shape {shape} needs {count}")
@@ -198,15 +202,16 @@ def _flatten(data: list[Any]) -> list[Any] | None:
     return flat
 
 
-def _numbers(data: list[Any], name: str) -> np.ndarray:
-    """JSON numbers (flat, or nested in a regular array) as float64.
+def _numbers(data: list[Any], name: str, kind: str = "d") -> np.ndarray:
+    """JSON numbers (flat, or nested in a regular array) as float64 (``kind`` "d") or float32 ("f").
 
     The flat case goes through ``array.array``: one C loop that refuses anything but
     numbers (a string like "1" included, which numpy would convert); nested or odd data
-    takes the general path, which also words the errors.
+    takes the general path, which also words the errors. As float32, numbers beyond its
+    range become infinity (which ``model_rows`` refuses), as numpy's conversion does.
     """
     try:
-        return np.frombuffer(array.array("d", data), dtype=np.float64)
+        return np.frombuffer(array.array(kind, data), dtype=np.float32 if kind == "f" else np.float64)
     except (TypeError, OverflowError):
         pass
     try:
@@ -217,6 +222,9 @@ def _numbers(data: list[Any], name: str) -> np.ndarray:
         raise ProtocolError(f"input {name!r}: \"data\" must hold numbers only"
                             if values.size else f"input {name!r}: \"data\" is empty")
     try:
+        if kind == "f":
+            with np.errstate(over="ignore", invalid="ignore"):
+                return values.astype(np.float32).ravel()
         return values.astype(np.float64).ravel()
     except OverflowError:
         raise ProtocolError(f"input {name!r}: \"data\" holds numbers too large") from None
