@@ -36,6 +36,9 @@ COUNTS_HEADERS = AutoHTTPProtocol is not H11Protocol
 """Whether this guard counts header bytes (under httptools); h11 refuses more than 16 KiB itself."""
 
 
+_STATUS_LINE = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
+
+
 def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
     body = orjson.dumps({"error": message})
     head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "content-type: application/json",
@@ -66,6 +69,11 @@ class _OneWrite:
             self._held = data
         else:
             self._transport.write(data)
+
+    def write_now(self, data: bytes) -> None:
+        """Write a whole response at once (after anything held)."""
+        held, self._held = self._held, None
+        self._transport.write(data if held is None else held + data)
 
     def flush(self) -> None:
         if self._held is not None:
@@ -118,9 +126,54 @@ class _Guarded:
             self._arm()
         if self._in_headers:
             self._header_bytes += len(data)
-        super().data_received(data)  # type: ignore[misc]
+        self._feeding = True
+        try:
+            super().data_received(data)  # type: ignore[misc]
+        finally:
+            self._feeding = False
+        if self._deferred is not None:
+            cycle, app = self._deferred
+            self._deferred = None
+            self._answer_now(cycle, app)
         if self._in_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
             self.send_400_response(f"the request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
+
+    # answering a quick inference request without an ASGI task (httptools only; h11's protocol starts its
+    # tasks elsewhere and keeps the ASGI path)
+    _feeding = False
+    _deferred: tuple[Any, Any] | None = None
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """While a read is being parsed, hold an inference POST's task back: its body may be complete once
+        the parser is done with the data (``_answer_now``)."""
+        if self._feeding and self._deferred is None and cycle.scope["method"] == "POST" \
+                and self.state.answer_now is not None:
+            self._deferred = (cycle, app)
+            return
+        super()._start_asgi_task(cycle, app)  # type: ignore[misc]
+
+    def _answer_now(self, cycle: Any, app: Any) -> None:
+        """Answer the held request at once when its body is whole and the app can (``answer_now``), as
+        uvicorn's ``send`` would have written it; else start its ASGI task after all."""
+        answer = None
+        if not cycle.more_body and not cycle.disconnected and self.cycle is cycle and not self.transport.is_closing():
+            answer = self.state.answer_now(cycle.scope, cycle.body)  # type: ignore[misc]
+        if answer is None:
+            super()._start_asgi_task(cycle, app)  # type: ignore[misc]
+            return
+        status, headers, content = answer
+        head = [_STATUS_LINE[status], *(b"".join((k, b": ", v, b"\r\n")) for k, v in cycle.default_headers),
+                *(b"".join((k, b": ", v, b"\r\n")) for k, v in headers)]
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += [b"\r\n", content]
+        cycle.response_started = True
+        cycle.response_complete = True
+        cycle.message_event.set()
+        self.transport.write_now(b"".join(head))  # type: ignore[attr-defined]
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
 
     # httptools' parser callbacks (h11 enforces the same limit itself: _in_headers stays false there)
     def on_message_begin(self) -> None:
