@@ -289,9 +289,29 @@ class Running:
         self.grpc = base.free_port() if grpc else None
         full = [*command, str(self.port)] + (["--grpc-port", str(self.grpc)] if grpc else [])
         self.server = base._bare(full, self.port) if bare else base.Server(full, self.port, f"/v2/models/{name}/ready")
+        if "--workers" in command:  # the port answers once one worker listens: wait for all of them
+            workers = int(command[command.index("--workers") + 1])
+            if not _all_workers_listen(self.port, workers):
+                self.stop()
+                raise RuntimeError(f"{workers} workers did not all come up")
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def _all_workers_listen(port: int, workers: int, timeout: float = 90.0) -> bool:
+    """Whether ``workers`` processes report in ``/metrics`` (each writes its share once a second once up)."""
+    import re
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            seen = set(re.findall(r'aios_serve_worker_requests_total\{worker="(\d+)"\}', response.read().decode()))
+        if len(seen) >= workers:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 # ---------------------------------------------------------------- the comparisons
