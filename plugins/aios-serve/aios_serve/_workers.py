@@ -127,7 +127,13 @@ class _Supervisor:
         return self._ready(self._launch(index), index)
 
     def start_all(self) -> None:
-        """Start every worker at once (they load their models in parallel), then wait until each listens."""
+        """Start every worker at once (they load their models in parallel), then wait until each listens.
+
+        SIGTERM/SIGINT are caught from the start: one arriving while workers start stops them all
+        (``watch`` returns at once) instead of killing the parent and leaving them running."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stopping.set())
         launched = [self._launch(index) for index in range(len(self.workers))]
         try:
             for index, process in enumerate(launched):
@@ -138,9 +144,6 @@ class _Supervisor:
                     process.kill()
                     process.wait()
             raise
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stopping.set())
 
     def watch(self) -> None:
         """Replace workers that exit, until told to stop or workers keep exiting."""
