@@ -1,6 +1,6 @@
 """Protocol forms, workers and batching: interleaved ratios for issue 15's targets.
 
-    .venv/bin/python benchmarks/serve/protocols.py [--run RUN_DIR] [--seconds 3] [--rounds 3]
+    .venv/bin/python benchmarks/serve/protocols.py [--run RUN_DIR] [--seconds 3] [--rounds 3] [--client wrk|python]
 
 Each round starts every variant's server in turn (its own process, uvicorn on 127.0.0.1),
 loads it, and stops it, so the variants of one round share the machine's state; a ratio
@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,8 @@ import run as base  # noqa: E402 - the serving benchmark's helpers (servers, the
 
 HEADER = "Inference-Header-Content-Length"
 INFER = "/inference.GRPCInferenceService/ModelInfer"
+CLIENT = {"name": "wrk"}
+"""The HTTP load generator: wrk (default) or the asyncio client of this file (``--client python``)."""
 
 
 # ---------------------------------------------------------------- requests
@@ -190,6 +193,91 @@ def measure(client: Any, target: Any, requests: list[Any], expected: np.ndarray,
     return base.summarize(tally["latencies"], seconds, tally["errors"], tally["wrong"])
 
 
+# ---------------------------------------------------------------- wrk: the light load generator
+WRK_INSTALL = "apt-get install wrk (Debian/Ubuntu) or brew install wrk"
+
+
+def _lua_string(data: bytes) -> str:
+    return '"' + "".join(f"\\{b:03d}" if b < 32 or b > 126 or b in (34, 92) else chr(b) for b in data) + '"'
+
+
+def wrk_script(requests: list[bytes], path: Path) -> Path:
+    """A wrk script sending the ready-made raw requests in turn and printing its figures as one JSON line."""
+    lines = ["local reqs = {}"]
+    lines += [f"reqs[{i + 1}] = {_lua_string(r)}" for i, r in enumerate(requests)]
+    lines += ["local i = 0",
+              "request = function() i = i % #reqs + 1; return reqs[i] end",
+              "done = function(s, lat, r)",
+              '  io.write(string.format("WRK {\\"requests\\": %d, \\"errors\\": %d, \\"p50_us\\": %d, '
+              '\\"p99_us\\": %d}\\n", s.requests, s.errors.status + s.errors.connect + s.errors.read + '
+              "s.errors.write + s.errors.timeout, lat:percentile(50), lat:percentile(99)))",
+              "end"]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _wrk(port: int, script: Path, clients: int, seconds: int) -> dict[str, Any]:
+    import subprocess
+
+    out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRK "))
+    return json.loads(line[4:])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (a multi-worker server's workers), from /proc."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def check_answers(port: int, requests: list[bytes], expected: np.ndarray) -> int:
+    """Send each request once on one connection; the number of answers that are not 200 and right."""
+    import socket
+
+    wrong = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        file = sock.makefile("rb")
+        for row, request in enumerate(requests):
+            sock.sendall(request)
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                head += file.readline()
+            body = file.read(int(base._LENGTH.search(head).group(1)))
+            if head[9:12] != b"200" or not np.allclose(probabilities_of(head, body)[:expected.shape[1]],
+                                                          expected[row], atol=1e-4):
+                wrong += 1
+    return wrong
+
+
+def measure_wrk(server: Any, requests: list[bytes], expected: np.ndarray, clients: int, seconds: float,
+                work: Path) -> dict[str, Any]:
+    """wrk (C, one thread, ``clients`` keep-alive connections) against ``server``: 1 s of warm-up, then
+    ``seconds`` measured; every distinct request's answer checked before and after; the server's CPU per
+    request from /proc (the figure a busy machine disturbs least)."""
+    script = wrk_script(requests, work / f"wrk-{os.getpid()}.lua")
+    wrong = check_answers(server.port, requests, expected)
+    _wrk(server.port, script, clients, 1)
+    pid = server.server.process.pid
+    cpu = _cpu_seconds(pid)
+    result = _wrk(server.port, script, clients, max(1, round(seconds)))
+    cpu = _cpu_seconds(pid) - cpu
+    wrong += check_answers(server.port, requests, expected)
+    count = max(1, result["requests"])
+    return {"requests_per_s": round(count / max(1, round(seconds)), 1), "p50_ms": result["p50_us"] / 1000,
+            "p99_ms": result["p99_us"] / 1000, "requests": count, "errors": result["errors"], "wrong": wrong,
+            "cpu_us_per_request": round(cpu / count * 1e6, 1)}
+
+
 # ---------------------------------------------------------------- models and servers
 def write_wide_mlp(path: Path, features: int = 784, hidden: int = 1024, classes: int = 10) -> Path:
     import onnx
@@ -234,6 +322,11 @@ class Running:
         self.grpc = base.free_port() if grpc else None
         full = [*command, str(self.port)] + (["--grpc-port", str(self.grpc)] if grpc else [])
         self.server = base._bare(full, self.port) if bare else base.Server(full, self.port, f"/v2/models/{name}/ready")
+        if "--workers" in command:  # the port answers once one worker listens: wait for all of them
+            workers = int(command[command.index("--workers") + 1])
+            if not _all_workers_listen(self.port, workers):
+                self.stop()
+                raise RuntimeError(f"{workers} workers did not all come up")
 
     def stop(self) -> None:
         self.server.stop()
@@ -261,6 +354,19 @@ def grpc_floor_client(name: str) -> Any:
     import grpc_floor
 
     return getattr(grpc_floor, name)
+def _all_workers_listen(port: int, workers: int, timeout: float = 90.0) -> bool:
+    """Whether ``workers`` processes report in ``/metrics`` (each writes its share once a second once up)."""
+    import re
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            seen = set(re.findall(r'aios_serve_worker_requests_total\{worker="(\d+)"\}', response.read().decode()))
+        if len(seen) >= workers:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 # ---------------------------------------------------------------- the comparisons
@@ -280,6 +386,8 @@ def comparisons(run: Path, work: Path) -> dict[str, Any]:
 
     def http_load(name: str, rows: np.ndarray, expected: np.ndarray, build: Any, clients: int) -> Any:
         requests = [build(path.format(name), rows[i]) for i in range(len(rows))]
+        if CLIENT["name"] == "wrk":
+            return lambda server, seconds: measure_wrk(server, requests[:64], expected, clients, seconds, work)
         return lambda server, seconds: measure(http, server.port, requests, expected, clients, seconds)
 
     def grpc_load(name: str, rows: np.ndarray, expected: np.ndarray, clients: int, client: Any = _grpc_client) -> Any:
@@ -335,7 +443,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", action="append", default=[], help="comparisons whose name contains this")
     parser.add_argument("--report-only", action="store_true", help="rewrite PROTOCOLS.md from protocols.json")
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk",
+                        help="HTTP load generator: wrk (C, light; default) or this file's asyncio client")
     args = parser.parse_args()
+    CLIENT["name"] = args.client
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        parser.error(f"the HTTP rows use wrk as load generator: install it ({WRK_INSTALL}) or pass --client python")
     if args.report_only:
         saved = json.loads((HERE / "protocols.json").read_text())
         (HERE / "PROTOCOLS.md").write_text(report(saved, args.seconds, len(next(iter(saved.values()))["rounds"])))
@@ -388,22 +501,33 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
               "1 s of warm-up, each server in its own process, restarted per point); the median of the per-round "
               "ratios is reported, with every round's. Latency and throughput are measured at the client "
               "(single-row requests, one keep-alive connection per client)."), "",
+             f"HTTP load generator: {CLIENT['name']}" + (
+                 " (C, one thread, one keep-alive connection per client: it takes far less of the 2 cores than the "
+                 "servers; every distinct request's answer is checked against in-process ONNX Runtime before and "
+                 "after each point)." if CLIENT["name"] == "wrk" else " (this file's asyncio client).")
+             + " gRPC rows use a grpc.aio client.", "",
              "The shared machine's bursts of other work land on one side of a pair or the other and swing "
              "throughput ratios; for the throughput rows the p50-latency ratio (denominator's p50 / numerator's p50, "
-             "median over rounds) is shown too, which such bursts disturb much less.", "",
-             "| ratio | median | rounds | target | met | by p50 latency | numerator (last round) | denominator (last round) |",
-             "|---|---:|---|---|---|---:|---|---|"]
+             "median over rounds) is shown too, which such bursts disturb much less, and, for the rows comparing "
+             "two servers' cost, the server-CPU ratio (denominator's CPU seconds per request / numerator's, from "
+             "/proc, median over rounds): what a saturated core's throughput ratio would be.", "",
+             "| ratio | median | rounds | target | met | by p50 latency | by server CPU per request | numerator (last round) | denominator (last round) |",
+             "|---|---:|---|---|---|---:|---:|---|---|"]
     for name, entry in results.items():
         ratios = [r["ratio"] for r in entry["rounds"]]
         median = statistics.median(ratios)
         op, goal = entry["target"]
         met = {">=": median >= goal, ">": median > goal, "<=": median <= goal}[op]
         last = entry["rounds"][-1]
-        show = lambda p: f"{p['requests_per_s']:.0f}/s, p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.2f} ms"
+        show = lambda p: (f"{p['requests_per_s']:.0f}/s, p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.2f} ms"
+                          + (f", {p['cpu_us_per_request']:.0f} us CPU/req" if "cpu_us_per_request" in p else ""))
         by_p50 = "" if "latency" in name else \
             f"{statistics.median(r['den']['p50_ms'] / r['num']['p50_ms'] for r in entry['rounds']):.2f}x"
+        cpu = [r["den"]["cpu_us_per_request"] / r["num"]["cpu_us_per_request"] for r in entry["rounds"]
+               if "cpu_us_per_request" in r["num"] and "cpu_us_per_request" in r["den"]]
+        by_cpu = f"{statistics.median(cpu):.2f}x" if cpu and "workers" not in name else ""
         lines.append(f"| {name} | {median:.2f}x | {', '.join(f'{r:.2f}' for r in ratios)} | {op} {goal} | "
-                     f"{'yes' if met else 'NO'} | {by_p50} | {show(last['num'])} | {show(last['den'])} |")
+                     f"{'yes' if met else 'NO'} | {by_p50} | {by_cpu} | {show(last['num'])} | {show(last['den'])} |")
     errors = sum(r[s]["errors"] + r[s]["wrong"] for e in results.values() for r in e["rounds"] for s in ("num", "den"))
     lines += ["", f"Errors and wrong answers over all points: {errors}.", ""]
     floor = next((e for n, e in results.items() if n.startswith("floor: do-nothing gRPC")), None)

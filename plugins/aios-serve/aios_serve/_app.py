@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +37,7 @@ log = logging.getLogger("aios.serve")
 OFF_LOOP_BYTES = 64 * 1024
 """Bodies larger than this are decoded in a thread, so the event loop keeps answering meanwhile."""
 _HEADER_LENGTH = HEADER_LENGTH.encode()
+_MAX_TARGETS = 1024
 _UNAUTHORIZED = "missing or wrong bearer token (one header: Authorization: Bearer <token>)"
 
 
@@ -157,23 +159,81 @@ class _InferenceFirst:
         self.server = state
         self.app = app
         self.state = app.state
+        self._targets: dict[str, tuple[str, str | None]] = {}
+        """Inference paths seen, and their (model, version): parsed once each (at most ``_MAX_TARGETS``)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path = scope["path"]
+            if scope["method"] == "POST":
+                target = self._targets.get(path)
+                if target is not None:
+                    await self._infer(scope, receive, send, *target)
+                    return
             if len(path) > 1 and path.endswith("/"):
                 scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": None}
             if scope["method"] == "POST" and scope["path"].endswith("/infer"):
                 target = _infer_target(scope["path"])
                 if target is not None:
+                    if len(self._targets) < _MAX_TARGETS and scope["path"] == path:
+                        self._targets[path] = target
                     await self._infer(scope, receive, send, *target)
                     return
         await self.app(scope, receive, send)
 
+    def answer_now(self, scope: dict[str, Any], body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The answer (status, headers, body) to an inference request whose body has arrived whole, computed
+        without a task when its model runs it at once in the event loop (``ServerState.infer_now``); None:
+        serve it through the ASGI app (``__call__``) instead. The same checks, errors and metrics as ``_infer``.
+
+        uvicorn starts a task per request; for a quick model that task, the ASGI messages and the
+        middleware cost more than the model call. The connection (``_connections``) asks here first.
+        """
+        target = self._targets.get(scope["path"])
+        if target is None or len(body) > OFF_LOOP_BYTES:
+            return None
+        state = self.server
+        started = time.perf_counter()
+        authorization, length, header_length = _inference_headers(scope)
+        try:
+            if state.settings.token and not state.authorized(authorization):
+                state.metrics.http_error(401)
+                return _error(401, _UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+            name, version = target
+            limit = state.settings.max_body_bytes
+            try:
+                if length is not None and not length.isdigit():
+                    raise ProtocolError("invalid Content-Length header")
+                if len(body) > limit:
+                    raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
+                                        "send fewer rows per request", 413)
+                state.admit(len(body))  # as read_body does (503 while others' bodies fill the admission limit)
+                try:
+                    request = decode_http(body, header_length)
+                finally:
+                    state.inflight_bytes -= len(body)
+            except ProtocolError as error:
+                state.lookup(name, version)[1].metrics.requests += 1  # counted as ``infer`` counts it
+                state.metrics.error(name, error.status)
+                raise
+            answered = state.infer_now(name, version, request, started)
+            if answered is None:
+                return None
+            model, outputs = answered
+            content, header_length = encode_http(model.name, model.version, request, outputs)
+        except (ProtocolError, RepositoryError) as error:
+            state.metrics.http_error(error.status)
+            return _error(error.status, str(error), getattr(error, "headers", None))
+        except Exception:
+            log.exception("unexpected error answering POST %s", scope["path"])
+            state.metrics.http_error(500)
+            return _error(500, "internal error")
+        return 200, _answer_headers(content, header_length), content
+
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, name: str, version: str | None) -> None:
         state = self.server
         authorization, length, header_length = _inference_headers(scope)
-        if not state.authorized(authorization):
+        if state.settings.token and not state.authorized(authorization):
             state.metrics.http_error(401)
             await send_json(send, 401, {"error": _UNAUTHORIZED}, {"WWW-Authenticate": "Bearer"})
             return
@@ -194,14 +254,24 @@ class _InferenceFirst:
             state.metrics.http_error(500)
             await send_json(send, 500, {"error": "internal error"})
             return
-        headers = [(b"content-length", str(len(content)).encode())]
-        if header_length is None:
-            headers.append((b"content-type", b"application/json"))
-        else:
-            headers += [(b"content-type", b"application/octet-stream"),
-                        (HEADER_LENGTH.encode(), str(header_length).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": _answer_headers(content, header_length)})
         await send({"type": "http.response.body", "body": content})
+
+
+def _answer_headers(content: bytes, header_length: int | None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-length", str(len(content)).encode())]
+    if header_length is None:
+        headers.append((b"content-type", b"application/json"))
+    else:
+        headers += [(b"content-type", b"application/octet-stream"), (_HEADER_LENGTH, str(header_length).encode())]
+    return headers
+
+
+def _error(status: int, message: str, extra: dict[str, str] | None = None) -> tuple[int, list[tuple[bytes, bytes]],
+                                                                                     bytes]:
+    content = orjson.dumps({"error": message})
+    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+                    *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items())], content
 
 
 def _route(state: ServerState, auth: bool = True) -> Callable[[Callable[..., Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
@@ -407,4 +477,6 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                     exception_handlers={HTTPException: http_error, Exception: internal_error})
     app.router.redirect_slashes = False  # a redirect's Location would be built from the Host header
     app.state.server = state
-    return _InferenceFirst(state, app)
+    first = _InferenceFirst(state, app)
+    state.answer_now = first.answer_now
+    return first

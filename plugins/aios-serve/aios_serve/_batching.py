@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 INLINE_SECONDS = 0.0003
 """A model call expected to take less than this runs in the event loop instead of a thread."""
-_INLINE_ROWS = 64
+INLINE_ROWS = 64
 """Larger requests always run in the thread pool, whatever the model's one-row time."""
 
 
@@ -64,6 +64,16 @@ class Batcher:
         self.incoming -= 1
         self._wakeup.set()
 
+    def runs_at_once(self) -> bool:
+        """Whether a request arriving now would run alone, at once, in the event loop (a quick model, nothing
+        queued, running or arriving): then ``run_now`` may answer it without a task."""
+        return self.inline and not self._queue and not self._running and self.incoming == 0
+
+    def run_now(self, batch: np.ndarray) -> np.ndarray:
+        """One model call in this thread (for a request ``runs_at_once`` allowed)."""
+        self.metrics.batch_size.observe(len(batch))
+        return self.model.predict(batch)
+
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for ``batch``, computed alone or together with concurrent requests."""
         self.incoming -= 1
@@ -83,7 +93,7 @@ class Batcher:
     async def _run(self, batch: np.ndarray) -> np.ndarray:
         """One model call, inline when it is quick and small, else in the thread pool."""
         self.metrics.batch_size.observe(len(batch))
-        if self.inline and len(batch) <= _INLINE_ROWS:
+        if self.inline and len(batch) <= INLINE_ROWS:
             return self.model.predict(batch)
         self._running += 1
         try:

@@ -10,7 +10,11 @@ pick), with three changes a hostile or careless client needs:
 - beyond ``max_connections`` open connections, a new one gets ``503 {"error": ...}``
   with ``Retry-After`` and is closed at once;
 - a request the parser refuses (a bad ``Content-Length``, a request line and headers over
-  16 KiB, ...) gets the protocol's ``400 {"error": ...}`` instead of plain text.
+  16 KiB, ...) gets the protocol's ``400 {"error": ...}`` instead of plain text;
+- a response goes out in one write (one ``send`` system call) instead of uvicorn's two
+  (status line and headers, then the body): the connection's transport holds the head
+  until the body follows (``_OneWrite``), which on small answers saves about a tenth of
+  the server's time per request.
 """
 
 from __future__ import annotations
@@ -32,11 +36,56 @@ COUNTS_HEADERS = AutoHTTPProtocol is not H11Protocol
 """Whether this guard counts header bytes (under httptools); h11 refuses more than 16 KiB itself."""
 
 
+_STATUS_LINE = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
+
+
 def _raw_response(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
     body = orjson.dumps({"error": message})
     head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "content-type: application/json",
             f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in extra)]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class _OneWrite:
+    """The connection's transport, holding a response's status line and headers until the next write.
+
+    uvicorn writes a response's head and body separately; joined, they leave in one
+    system call. Whatever is held is written before anything else: with the next write,
+    on ``close``, and when the response completes (``flush``). Interim answers (``100 Continue``) are never held.
+    """
+
+    __slots__ = ("_transport", "_held")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # never an interim 1xx answer
+            self._held = data
+        else:
+            self._transport.write(data)
+
+    def write_now(self, data: bytes) -> None:
+        """Write a whole response at once (after anything held)."""
+        held, self._held = self._held, None
+        self._transport.write(data if held is None else held + data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _Guarded:
@@ -49,6 +98,7 @@ class _Guarded:
     transport: asyncio.Transport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        transport = _OneWrite(transport)  # type: ignore[assignment]
         super().connection_made(transport)  # type: ignore[misc]
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_cycle: Any = None
@@ -76,9 +126,54 @@ class _Guarded:
             self._arm()
         if self._in_headers:
             self._header_bytes += len(data)
-        super().data_received(data)  # type: ignore[misc]
+        self._feeding = True
+        try:
+            super().data_received(data)  # type: ignore[misc]
+        finally:
+            self._feeding = False
+        if self._deferred is not None:
+            cycle, app = self._deferred
+            self._deferred = None
+            self._answer_now(cycle, app)
         if self._in_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
             self.send_400_response(f"the request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
+
+    # answering a quick inference request without an ASGI task (httptools only; h11's protocol starts its
+    # tasks elsewhere and keeps the ASGI path)
+    _feeding = False
+    _deferred: tuple[Any, Any] | None = None
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """While a read is being parsed, hold an inference POST's task back: its body may be complete once
+        the parser is done with the data (``_answer_now``)."""
+        if self._feeding and self._deferred is None and cycle.scope["method"] == "POST" \
+                and self.state.answer_now is not None:
+            self._deferred = (cycle, app)
+            return
+        super()._start_asgi_task(cycle, app)  # type: ignore[misc]
+
+    def _answer_now(self, cycle: Any, app: Any) -> None:
+        """Answer the held request at once when its body is whole and the app can (``answer_now``), as
+        uvicorn's ``send`` would have written it; else start its ASGI task after all."""
+        answer = None
+        if not cycle.more_body and not cycle.disconnected and self.cycle is cycle and not self.transport.is_closing():
+            answer = self.state.answer_now(cycle.scope, cycle.body)  # type: ignore[misc]
+        if answer is None:
+            super()._start_asgi_task(cycle, app)  # type: ignore[misc]
+            return
+        status, headers, content = answer
+        head = [_STATUS_LINE[status], *(b"".join((k, b": ", v, b"\r\n")) for k, v in cycle.default_headers),
+                *(b"".join((k, b": ", v, b"\r\n")) for k, v in headers)]
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += [b"\r\n", content]
+        cycle.response_started = True
+        cycle.response_complete = True
+        cycle.message_event.set()
+        self.transport.write_now(b"".join(head))  # type: ignore[attr-defined]
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
 
     # httptools' parser callbacks (h11 enforces the same limit itself: _in_headers stays false there)
     def on_message_begin(self) -> None:
@@ -97,6 +192,7 @@ class _Guarded:
 
     def on_response_complete(self) -> None:
         self._receiving = False
+        self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()  # type: ignore[misc]
 
     def _arm(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from aios_serve._batching import Batcher
+from aios_serve._batching import INLINE_ROWS, Batcher
 from aios_serve._metrics import UNKNOWN_MODEL, ServerMetrics
 from aios_serve._repository import LoadedModel, ModelRepository, RepositoryError
 from aios_serve._tensors import InferenceRequest, OutputTensor, ProtocolError
@@ -89,6 +89,10 @@ class ServerState:
         self.drift = DriftMonitor(self.metrics.registry)
         self.on_prediction: Callable[[LoadedModel, np.ndarray, np.ndarray], None] | None = self.drift.observe
         """Called after every prediction with (model, rows, probabilities): the place for monitors (drift)."""
+        self.answer_now: Callable[[dict[str, Any], bytes], tuple[int, list[tuple[bytes, bytes]], bytes] | None] \
+            | None = None
+        """The HTTP app's synchronous answer to an inference request whose body arrived whole (set by
+        ``create_app``; the connection calls it before starting an ASGI task)."""
         for model in repository.loaded():
             self.metrics.set_loaded(model.name, model.version, True)
 
@@ -195,20 +199,26 @@ class ServerState:
                                 f"{self.settings.max_inflight_bytes}); retry shortly", 503, {"Retry-After": "1"})
         self.inflight_bytes += size
 
-    async def infer(self, name: str, version: str | None,
-                    decode: Callable[[], Awaitable[InferenceRequest]]) -> tuple[LoadedModel, InferenceRequest,
-                                                                                list[OutputTensor]]:
-        """Decode a request for model ``name``, run it through the model's batcher, build its outputs."""
-        started = time.perf_counter()
+    def lookup(self, name: str, version: str | None) -> tuple[LoadedModel, Batcher]:
+        """The model a request names and its batcher; an unknown one is counted and raised (404 / 400)."""
         try:
             model = self.repository.get(name, version)
         except RepositoryError as error:
             self.metrics.error(UNKNOWN_MODEL if error.status == 404 else name, error.status)
             raise
-        batcher = self.batcher(model)
-        metrics = batcher.metrics
-        metrics.requests += 1
-        batcher.arriving()
+        batcher = self.batchers.get((model.name, model.version))
+        if batcher is None or batcher.model is not model:
+            batcher = self.batcher(model)
+        return model, batcher
+
+    async def infer(self, name: str, version: str | None,
+                    decode: Callable[[], Awaitable[InferenceRequest]]) -> tuple[LoadedModel, InferenceRequest,
+                                                                                list[OutputTensor]]:
+        """Decode a request for model ``name``, run it through the model's batcher, build its outputs."""
+        started = time.perf_counter()
+        model, batcher = self.lookup(name, version)
+        batcher.metrics.requests += 1
+        batcher.incoming += 1  # batcher.arriving(), inline: this is the hot path
         queued = False
         try:
             request = await decode()
@@ -216,9 +226,7 @@ class ServerState:
             names = output_names(model, request)
             queued = True
             probabilities = await batcher.infer(rows)
-            if not math.isfinite(float(probabilities.sum())):
-                log.error("model %s version %s produced NaN or infinity", model.name, model.version)
-                raise ProtocolError("the model produced NaN or infinity for these rows", 500)
+            outputs = self.finish(model, batcher, rows, probabilities, names, started)
         except (ProtocolError, RepositoryError) as error:
             self.metrics.error(name, error.status)
             raise
@@ -228,11 +236,42 @@ class ServerState:
         finally:
             if not queued:
                 batcher.abandon()
+        return model, request, outputs
+
+    def infer_now(self, name: str, version: str | None, request: InferenceRequest,
+                  started: float) -> tuple[LoadedModel, list[OutputTensor]] | None:
+        """``infer`` without waiting, for a request already decoded: its model runs it at once in this thread
+        when the batcher would (a quick model, nothing queued or arriving, few rows); None when it would not
+        (nothing counted then: the caller takes the ``infer`` path)."""
+        model, batcher = self.lookup(name, version)
+        if not batcher.runs_at_once() or (len(request.inputs) == 1 and request.inputs[0].shape
+                                           and request.inputs[0].shape[0] > INLINE_ROWS):
+            return None
+        batcher.metrics.requests += 1
+        try:
+            rows = model_rows(model, request)
+            names = output_names(model, request)
+            probabilities = batcher.run_now(rows)
+            outputs = self.finish(model, batcher, rows, probabilities, names, started)
+        except (ProtocolError, RepositoryError) as error:
+            self.metrics.error(name, error.status)
+            raise
+        except Exception:
+            self.metrics.error(name, 500)
+            raise
+        return model, outputs
+
+    def finish(self, model: LoadedModel, batcher: Batcher, rows: np.ndarray, probabilities: np.ndarray,
+               names: list[str], started: float) -> list[OutputTensor]:
+        """Check the model's answer, tell ``on_prediction``, build the outputs, time the request."""
+        if not math.isfinite(float(probabilities.sum())):
+            log.error("model %s version %s produced NaN or infinity", model.name, model.version)
+            raise ProtocolError("the model produced NaN or infinity for these rows", 500)
         if self.on_prediction is not None:
             self.on_prediction(model, rows, probabilities)
         outputs = model_outputs(model, probabilities, names)
-        metrics.latency.observe(time.perf_counter() - started)
-        return model, request, outputs
+        batcher.metrics.latency.observe(time.perf_counter() - started)
+        return outputs
 
 
 def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:

@@ -109,9 +109,12 @@ class _Supervisor:
         self.exits: list[float] = []
         self.failure = ""
 
-    def _spawn(self, index: int) -> subprocess.Popen[str]:
-        process = subprocess.Popen([sys.executable, "-m", "aios_serve._workers", self.config_path, str(index)],
-                                   stdout=subprocess.PIPE, text=True)
+    def _launch(self, index: int) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "aios_serve._workers", self.config_path, str(index)],
+                                stdout=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def _ready(process: subprocess.Popen[str], index: int) -> subprocess.Popen[str]:
         assert process.stdout is not None
         line = process.stdout.readline()  # "ready" once it listens, or nothing when it failed
         if not line.startswith("ready"):
@@ -120,12 +123,27 @@ class _Supervisor:
                                   "message above)")
         return process
 
+    def _spawn(self, index: int) -> subprocess.Popen[str]:
+        return self._ready(self._launch(index), index)
+
     def start_all(self) -> None:
-        for index in range(len(self.workers)):
-            self.workers[index] = self._spawn(index)
+        """Start every worker at once (they load their models in parallel), then wait until each listens.
+
+        SIGTERM/SIGINT are caught from the start: one arriving while workers start stops them all
+        (``watch`` returns at once) instead of killing the parent and leaving them running."""
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stopping.set())
+        launched = [self._launch(index) for index in range(len(self.workers))]
+        try:
+            for index, process in enumerate(launched):
+                self.workers[index] = self._ready(process, index)
+        except RepositoryError:
+            for process in launched:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            raise
 
     def watch(self) -> None:
         """Replace workers that exit, until told to stop or workers keep exiting."""

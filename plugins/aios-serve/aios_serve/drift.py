@@ -2,7 +2,8 @@
 
 The request path calls ``DriftMonitor.observe(model, rows, probabilities)`` once per answered
 request: the rows go into a sliding window (a ring buffer of the last ``window`` rows per model),
-the predicted classes into another, and rows with a feature outside the training range are
+the predicted classes into another (in bulk: the request path only
+keeps references, folded in every ``window`` rows and when scraped), and rows with a feature outside the training range are
 counted. The scores are computed only when ``/metrics`` is scraped, by the collector:
 
     aios_serve_drift_psi{model,version,feature}            PSI of the feature over the window
@@ -35,7 +36,12 @@ DEFAULT_WINDOW = 1000
 
 
 class _ModelDrift:
-    """The window and counters of one model version."""
+    """The window and counters of one model version.
+
+    ``observe`` only keeps references to the request's arrays (one list append); they are
+    folded into the window (ring buffers) in bulk once ``window`` rows are pending, or when
+    the scores are read, so the request path does no numpy work for drift.
+    """
 
     def __init__(self, reference: dict[str, Any], window: int) -> None:
         self.reference = reference
@@ -46,26 +52,48 @@ class _ModelDrift:
         self.classes = np.zeros(window, dtype=np.int64)
         self.filled = 0
         self.next = 0
-        self.out_of_range = 0
+        self._out_of_range = 0
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_rows = 0
 
-    def observe(self, rows: np.ndarray, predicted: np.ndarray) -> None:
+    def observe(self, rows: np.ndarray, probabilities: np.ndarray) -> None:
         if rows.ndim != 2 or rows.shape[1] != len(self.cuts):
             return
-        self.out_of_range += int(((rows < self.low) | (rows > self.high)).any(axis=1).sum())
+        # a view (rows over a binary body) is copied: a reference would keep the whole body alive
+        self._pending.append((rows if rows.base is None else rows.copy(), probabilities))
+        self._pending_rows += len(rows)
+        if self._pending_rows >= len(self.rows):
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the pending requests into the window and the out-of-range count."""
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        if not pending:
+            return
+        rows = pending[0][0] if len(pending) == 1 else np.concatenate([r for r, _ in pending])
+        probabilities = pending[0][1] if len(pending) == 1 else np.concatenate([p for _, p in pending])
+        self._out_of_range += int(((rows < self.low) | (rows > self.high)).any(axis=1).sum())
         size = len(self.rows)
-        rows, predicted = rows[-size:], predicted[-size:]
+        rows, probabilities = rows[-size:], probabilities[-size:]
         positions = (self.next + np.arange(len(rows))) % size
         self.rows[positions] = rows
-        self.classes[positions] = predicted
+        self.classes[positions] = probabilities.argmax(axis=1)
         self.next = (self.next + len(rows)) % size
         self.filled = min(size, self.filled + len(rows))
 
+    @property
+    def out_of_range(self) -> int:
+        self.flush()
+        return self._out_of_range
+
     def feature_psi(self) -> list[float]:
+        self.flush()
         window = self.rows[:self.filled].astype(np.float64)
         return [psi(expected, bin_shares(window[:, j], cuts))
                 for j, (cuts, expected) in enumerate(zip(self.cuts, self.reference["shares"], strict=True))]
 
     def class_shares(self) -> np.ndarray:
+        self.flush()
         expected = self.reference["class_shares"]
         return np.bincount(self.classes[:self.filled], minlength=len(expected))[:len(expected)] / max(self.filled, 1)
 
@@ -87,7 +115,7 @@ class DriftMonitor:
             reference = (model.spec.preprocessing or {}).get("drift_reference")
             drift = self.models[key] = _ModelDrift(reference, self.window) if reference else None
         if drift is not None:
-            drift.observe(np.asarray(rows), np.asarray(probabilities).argmax(axis=1))
+            drift.observe(rows, probabilities)
 
     def collect(self) -> Iterator[Metric]:
         labels = ["model", "version"]
@@ -110,6 +138,7 @@ class DriftMonitor:
             if drift is None:
                 continue
             values = [name, version]
+            drift.flush()
             outside.add_metric(values, drift.out_of_range)
             window_rows.add_metric(values, drift.filled)
             if drift.filled == 0:
