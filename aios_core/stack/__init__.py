@@ -6,7 +6,7 @@ the line, the field path, what was found and what was expected.
 
 Modules, lowest first: ``problems`` (positions and messages), ``schema`` (the file's own
 fields), ``yaml_file`` (bounded YAML with strict keys), ``reading`` (interpolation,
-overrides, ``read_stack_file``), ``resolution`` (components, fit and lock checks,
+overrides, ``read_stack_file``), ``validated`` (the ``Stack`` record), ``resolution`` (components, fit and lock checks,
 ``load_stack``), ``environment`` (the components' own checks), ``json_schema``.
 """
 

@@ -18,7 +18,7 @@ from aios_core.stack.problems import Positions, Problem
 from aios_core.stack.reading import role_path
 
 if TYPE_CHECKING:
-    from aios_core.stack.resolution import Stack
+    from aios_core.stack.validated import Stack
 
 
 _GATES_OF_THE_OTHER_TASK = {"regression": ("min_accuracy", "max_accuracy_drop"),

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import difflib
 import os
-import platform
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from aios_core import HOOK_API_VERSION, __version__
 from aios_core.components import Component
 from aios_core.errors import one_line
 from aios_core.plugins import (
@@ -28,53 +25,8 @@ from aios_core.plugins import (
 )
 from aios_core.stack.problems import Positions, Problem, StackError, non_ascii, validation_problems
 from aios_core.stack.reading import read_stack_file, role_path
-from aios_core.stack.schema import StackFile
-from aios_core.vocabulary import PHASES, ROLE_KINDS
-
-
-@dataclass
-class Stack:
-    """A validated stack: its settings, its configured components and the resolved form."""
-
-    source: str
-    settings: StackFile
-    components: dict[str, Component]
-    entries: dict[str, ComponentEntry]
-    resolved: dict[str, Any]
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.settings.name
-
-    def role(self, role: str) -> Component | None:
-        return self.components.get(role)
-
-    def roles(self, section: str) -> list[str]:
-        """The roles of a list section in order, e.g. ``compressors.0``, ``compressors.1``."""
-        return [r for r in self.components if r.split(".")[0] == section]
-
-    def compressor_roles(self, native: bool) -> list[str]:
-        """The compressors of the native model (``native``: they run before export) or of exports, in order."""
-        native_format = self.components["model"].native_format
-        return [role for role in self.roles("compressors")
-                if self.components[role].works_before_export(native_format) == native]
-
-    @property
-    def phases(self) -> list[str]:
-        """The phases a run of this stack goes through, in the runner's order (``aios_core.vocabulary.PHASES``
-        less those it has nothing for: no tuner, no compressor of either group, no deployer)."""
-        absent = {"tune": "tuner" not in self.components, "compress-native": not self.compressor_roles(True),
-                  "compress": not self.compressor_roles(False), "deploy": "deployer" not in self.components}
-        return [phase for phase in PHASES if not absent.get(phase)]
-
-    def lock(self) -> dict[str, Any]:
-        """The resolved stack plus the versions that ran it: a lock file ``aios run --lock`` reproduces."""
-        distributions = {entry.distribution: entry.version for entry in self.entries.values()}
-        return {**self.resolved, "lock": {
-            "aios_core": __version__, "hook_api": HOOK_API_VERSION, "python": platform.python_version(),
-            "distributions": dict(sorted(distributions.items())),
-        }}
+from aios_core.stack.validated import Stack
+from aios_core.vocabulary import ROLE_KINDS
 
 
 def _unknown_message(error: UnknownComponent) -> str:
