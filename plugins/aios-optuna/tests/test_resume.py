@@ -21,9 +21,12 @@ def _trials(study_db: Path) -> dict[int, tuple[str, dict, list | None]]:
 
     if not study_db.exists():
         return {}
+    # skip_table_creation: a reader that created the schema would race the run doing the same
+    # ("table trial_values already exists" in the run)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{study_db}", skip_table_creation=True)
     try:
-        study = optuna.load_study(study_name="automl-test", storage=f"sqlite:///{study_db}")
-    except Exception:  # noqa: BLE001 -- the run has not created its study yet
+        study = optuna.load_study(study_name="automl-test", storage=storage)
+    except Exception:  # noqa: BLE001 -- the run has not created its study (or its tables) yet
         return {}
     return {t.number: (t.state.name, t.params, t.values) for t in study.get_trials(deepcopy=False)}
 
