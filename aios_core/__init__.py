@@ -6,8 +6,7 @@ Public names load on first use, so ``import aios_core`` stays cheap (the CLI's
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aios_core._lazy import lazy_exports
 
 __version__ = "0.1.0"
 HOOK_API_VERSION = "1"
@@ -68,14 +67,4 @@ _EXPORTS = {
 __all__ = ["__version__", "HOOK_API_VERSION", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aios_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -20,8 +20,7 @@ See docs/testing-plugins.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aios_core._lazy import lazy_exports
 
 _EXPORTS = {
     "ComponentContract": "aios_core.testing.component",
@@ -49,14 +48,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aios_core.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

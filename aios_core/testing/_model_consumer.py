@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from aios_core.testing._harness import frameworks_for, input_model, label_of
+from aios_core.testing._harness import fail, frameworks_for, input_model, label_of, manager_with
 from aios_core.testing.component import ComponentContract
 
 if TYPE_CHECKING:
+    import pluggy
+
     from aios_core.components import Component
+    from aios_core.context import RunContext
     from aios_core.plugins import ComponentEntry
     from aios_core.records import Dataset, ModelArtifact
 
@@ -58,3 +62,21 @@ class ModelConsumerContract(ComponentContract):
         if hasattr(component_class, "output_format"):
             formats.add(component_class.output_format)
         return frameworks_for(formats)
+
+
+def prepared_call(kind: str, accepted_attribute: str, component: Component, artifact: ModelArtifact,
+                  supporting: list[Component], aios_run_context: Callable[..., RunContext], phase: str,
+                  **context: Any) -> tuple[pluggy.PluginManager, RunContext]:
+    """The plugin manager and run context (in ``phase``) to call ``component``'s hook on ``artifact`` with.
+
+    Fails first when ``artifact``'s format is not among the component's ``accepted_attribute``;
+    ``supporting`` are registered beside it, as a stack's framework is; ``context`` goes to ``aios_run_context``.
+    """
+    accepted = list(getattr(component, accepted_attribute))
+    if artifact.format not in accepted:
+        fail(f"input_artifact has format {artifact.format!r}, which {label_of(kind, component.name)} does not take "
+             f"({accepted_attribute} {accepted})")
+    pm = manager_with(*supporting, component)
+    run = aios_run_context(pm, **context)
+    run.phase = phase
+    return pm, run

@@ -15,11 +15,10 @@ from aios_core.testing._harness import (
     fail,
     frameworks_for,
     label_of,
-    manager_with,
     predictor_for,
     trainer_for,
 )
-from aios_core.testing._model_consumer import ModelConsumerContract
+from aios_core.testing._model_consumer import ModelConsumerContract, prepared_call
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -161,12 +160,8 @@ def _compress(component: Component, artifact: ModelArtifact, dataset: Dataset, s
               aios_run_context: Callable[..., RunContext]) -> Compression:
     """``aios_compress`` of ``artifact`` in the phase the runner would call it in."""
     label = label_of("compressor", component.name)
-    if artifact.format not in component.input_formats:
-        fail(f"input_artifact has format {artifact.format!r}, which {label} does not accept "
-             f"(input_formats {list(component.input_formats)})")
-    pm = manager_with(*supporting, component)
-    run = aios_run_context(pm)
-    run.phase = "compress-native" if _native_framework(component, artifact.format) else "compress"
+    phase = "compress-native" if _native_framework(component, artifact.format) else "compress"
+    pm, run = prepared_call("compressor", "input_formats", component, artifact, supporting, aios_run_context, phase)
     output = pm.hook.aios_compress(artifact=artifact, dataset=dataset, run=run)
     if not isinstance(output, ModelArtifact):
         fail(f"aios_compress of {label} returned {type(output).__name__}; it must return an aios_core.ModelArtifact")

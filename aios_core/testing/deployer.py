@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from aios_core.context import RunOptions
-from aios_core.testing._harness import fail, frameworks_for, label_of, manager_with
-from aios_core.testing._model_consumer import ModelConsumerContract
+from aios_core.testing._harness import fail, frameworks_for, label_of
+from aios_core.testing._model_consumer import ModelConsumerContract, prepared_call
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,11 +81,6 @@ class DeployerContract(ModelConsumerContract):
 def _deploy(component: Component, artifact: ModelArtifact, dataset: Dataset, supporting: list[Component],
             aios_run_context: Callable[..., RunContext]) -> Any:
     """What ``aios_deploy`` returns for ``artifact``, with ``run.options.serve`` false, in phase ``deploy``."""
-    label = label_of("deployer", component.name)
-    if artifact.format not in component.formats:
-        fail(f"input_artifact has format {artifact.format!r}, which {label} does not deploy "
-             f"(formats {list(component.formats)})")
-    pm = manager_with(*supporting, component)
-    run = aios_run_context(pm, options=RunOptions(serve=False))
-    run.phase = "deploy"
+    pm, run = prepared_call("deployer", "formats", component, artifact, supporting, aios_run_context, "deploy",
+                            options=RunOptions(serve=False))
     return pm.hook.aios_deploy(artifact=artifact, dataset=dataset, run=run)
