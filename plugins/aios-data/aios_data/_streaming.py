@@ -436,7 +436,8 @@ def inspect_streamed(params: FilesDatastore.Params) -> tuple[DataDescription | N
         schema = parquet.schema_arrow
     except Exception as error:  # noqa: BLE001 -- pyarrow raises several types for one cause
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return None, [*problems, ("path", f"found '{params.path}', which cannot be streamed ({message}); expected "
+        shown = where if "://" in where else params.path  # a URI as written, not as ``Path`` folds it (s3:/...)
+        return None, [*problems, ("path", f"found '{shown}', which cannot be streamed ({message}); expected "
                                           "a Parquet file, a directory of them, or an s3://, gs:// or file:// URI")]
     if params.target not in schema.names:
         problems.append(("target", f"found '{params.target}', which is not a column of {files[0]}; expected one of: "
