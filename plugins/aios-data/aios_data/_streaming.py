@@ -424,6 +424,10 @@ def inspect_streamed(params: FilesDatastore.Params) -> tuple[DataDescription | N
     if params.labels_path is not None:
         problems.append(("labels_path", "found a labels file with streaming: true; expected none (the target is a "
                                         "column of the Parquet files)"))
+    if len(params.targets) > 1:
+        return None, [*problems, ("target", f"found {len(params.targets)} target columns with streaming: true; "
+                                            "expected one (streaming reads a single target column) or streaming: "
+                                            "false for several")]
     try:
         import pyarrow  # noqa: F401
     except ImportError:
