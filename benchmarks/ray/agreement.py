@@ -186,8 +186,8 @@ def write_results(trainers: list[dict[str, Any]], kernels: list[dict[str, Any]],
          f"trainer: {', '.join(map(str, same_steps))} test rows predicted differently (largest "
          f"{max(same_steps, default=0)}); what remains is the order of float additions (DDP's all-reduce, Ray "
          "Data's blocks)."),
-        ("- With dropout (the stack's 0.1) each ray-train rank draws its own dropout masks, so even 1 worker is "
-         "another draw of the same procedure. With 2 workers each trains on its own half of the training split "
+        ("- With dropout (the stack's 0.1) ray-train seeds its dropout draws per rank and epoch, the torch trainer "
+         "once per run, so even 1 worker is another draw of the same procedure. With 2 workers each trains on its own half of the training split "
          "(Ray Data shards), batch_size // 2 rows each per step: a different procedure again."),
         (f"- Gaps in test accuracy from the torch trainer: 1 worker {', '.join(f'{gap:.4f}' for gap in gaps[1])} "
          f"(largest {max(gaps[1], default=0):.4f}, {round(max(gaps[1], default=0) * test_rows)} rows); 2 workers "
