@@ -107,8 +107,8 @@ class _RegressionTally:
         pick = slice(None) if target is None else slice(target, target + 1)
         squared, absolute, values = self.squared[pick], self.absolute[pick], max(self.rows, 1) * len(self.squared[pick])
         r2 = 1.0 - squared / np.maximum(self.spread[pick], 1e-12)
-        return {"rmse": round(float(np.sqrt(squared.sum() / values)), 6), "mae": round(float(absolute.sum() / values), 6),
-                "r2": round(float(r2.mean()), 6)}
+        return {"rmse": round(float(np.sqrt(squared.sum() / values)), 6),
+                "mae": round(float(absolute.sum() / values), 6), "r2": round(float(r2.mean()), 6)}
 
 
 def _quality(predict: Predictor, dataset: Dataset) -> dict[str, Any]:
