@@ -1,13 +1,14 @@
 """The evaluate phase: size, latency and quality of every model artifact on the test split.
 
 Quality is accuracy, per-class recall and the confusion matrix for classification;
-RMSE, MAE and R^2 in the target's units for regression. When the data is streamed
-(``Dataset.streaming``) quality covers every test row, read through ``Dataset.batches``;
-latency and the regression plots use the sample the ``Dataset`` holds. Writes ``report/evaluation.json``
+RMSE, MAE and R^2 in the target's units for regression (and per target when there are
+several), over every test row read through ``Dataset.batches``, whether the split is held
+in memory or streamed (``Dataset.streaming``); latency and the regression plots use the
+rows the ``Dataset`` holds (a sample when streamed). Writes ``report/evaluation.json``
 and PNGs (``aios_core.evaluation_plots``) of the training curves and of the final model:
 the confusion matrix, or predicted-vs-true and residuals; checks the gates of the
-stack's ``evaluate`` section. One path for both tasks: only ``_quality`` and the gates'
-metric differ.
+stack's ``evaluate`` section. One path for both tasks and both forms of data: only ``_quality``
+and the gates' metric differ.
 """
 
 from __future__ import annotations
@@ -76,68 +77,73 @@ def metric_drop(result: dict[str, Any], baseline: dict[str, Any], prefix: str = 
     return round(baseline[accuracy] - result[accuracy], 6)
 
 
-def _quality(outputs: np.ndarray, dataset: Dataset) -> dict[str, Any]:
-    import numpy as np
-
-    if dataset.task == "regression":
-        predicted = dataset.unscale_targets(outputs.reshape(len(outputs), -1))
-        true = dataset.unscale_targets(dataset.y_test.reshape(len(dataset.y_test), -1))
-        quality: dict[str, Any] = regression_metrics(true, predicted)
-        if true.shape[1] > 1:  # several targets: the figures above pool them; each target's own, in its units
-            names = dataset.target_names or [f"target-{index}" for index in range(true.shape[1])]
-            quality["per_target"] = {name: regression_metrics(true[:, [index]], predicted[:, [index]])
-                                     for index, name in enumerate(names)}
-        return quality
-    predicted = outputs.argmax(axis=1)
-    confusion = _confusion(dataset.y_test, predicted, dataset.num_classes)
-    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
-    return {"accuracy": round(float((predicted == dataset.y_test).mean()), 6),
-            "per_class_recall": {name: round(float(r), 4) for name, r in zip(dataset.class_names, recall)},
-            "confusion_matrix": confusion.tolist()}
+_QUALITY_BATCH = 8192
+"""Test rows predicted at a time: the test split is read through ``Dataset.batches``, held or streamed."""
 
 
-_STREAMED_BATCH = 8192
-"""Test rows predicted at a time when the data is streamed."""
+class _RegressionTally:
+    """Per target: rows, mean and squared deviations of the true values (merged batch by batch, Chan et al.), and
+    the sums of squared and absolute errors; one batch gives exactly ``regression_metrics``' figures."""
+
+    def __init__(self, targets: int) -> None:
+        import numpy as np
+
+        self.rows, self.mean, self.spread = 0, np.zeros(targets), np.zeros(targets)
+        self.squared, self.absolute = np.zeros(targets), np.zeros(targets)
+
+    def add(self, true: np.ndarray, predicted: np.ndarray) -> None:
+        error = predicted - true
+        rows, mean = len(true), true.mean(axis=0)
+        total = self.rows + rows
+        delta = mean - self.mean
+        self.spread = self.spread + ((true - mean) ** 2).sum(axis=0) + delta**2 * self.rows * rows / total
+        self.mean, self.rows = self.mean + delta * rows / total, total
+        self.squared, self.absolute = self.squared + (error**2).sum(axis=0), self.absolute + abs(error).sum(axis=0)
+
+    def metrics(self, target: int | None = None) -> dict[str, float]:
+        """``regression_metrics`` of every target pooled, or of the one at index ``target``."""
+        import numpy as np
+
+        pick = slice(None) if target is None else slice(target, target + 1)
+        squared, absolute, values = self.squared[pick], self.absolute[pick], max(self.rows, 1) * len(self.squared[pick])
+        r2 = 1.0 - squared / np.maximum(self.spread[pick], 1e-12)
+        return {"rmse": round(float(np.sqrt(squared.sum() / values)), 6),
+                "mae": round(float(absolute.sum() / values), 6), "r2": round(float(r2.mean()), 6)}
 
 
-def _streamed_quality(predict: Predictor, dataset: Dataset) -> dict[str, Any]:
-    """``_quality`` over every test row of a streamed ``Dataset``, batch by batch: sums, not the outputs, are kept."""
+def _quality(predict: Predictor, dataset: Dataset) -> dict[str, Any]:
+    """Accuracy, per-class recall and confusion matrix, or RMSE, MAE and R^2 (with ``per_target`` figures when
+    there are several targets) over every test row, held or streamed, a batch at a time: tallies, not the
+    outputs, are kept."""
     import numpy as np
 
     regression, classes = dataset.task == "regression", dataset.num_classes
     confusion = np.zeros((classes, classes), dtype=np.int64)
-    rows, sums = 0, np.zeros((4, max(1, dataset.num_targets)))  # true, true^2, error^2, |error| per target
-    for x, y in dataset.batches("test", _STREAMED_BATCH):
+    tally = _RegressionTally(max(1, dataset.num_targets))
+    for x, y in dataset.batches("test", _QUALITY_BATCH):
         outputs = np.asarray(predict(np.ascontiguousarray(x, dtype=np.float32)))
-        rows += len(y)
         if regression:
-            true = dataset.unscale_targets(y.reshape(len(y), -1))
-            error = dataset.unscale_targets(outputs.reshape(len(outputs), -1)) - true
-            sums += np.stack([true.sum(axis=0), (true**2).sum(axis=0), (error**2).sum(axis=0), np.abs(error).sum(axis=0)])
+            tally.add(dataset.unscale_targets(y.reshape(len(y), -1)),
+                      dataset.unscale_targets(outputs.reshape(len(outputs), -1)))
         else:
             confusion += _confusion(y, outputs.argmax(axis=1), classes)
     if regression:
-        spread = sums[1] - sums[0] ** 2 / max(rows, 1)
-        r2 = 1.0 - sums[2] / np.maximum(spread, 1e-12)
-        return {"rmse": round(float(np.sqrt(sums[2].mean() / max(rows, 1))), 6),
-                "mae": round(float(sums[3].mean() / max(rows, 1)), 6), "r2": round(float(r2.mean()), 6)}
+        quality: dict[str, Any] = tally.metrics()
+        if len(tally.mean) > 1:  # several targets: the figures above pool them; each target's own, in its units
+            names = dataset.target_names or [f"target-{index}" for index in range(len(tally.mean))]
+            quality["per_target"] = {name: tally.metrics(index) for index, name in enumerate(names)}
+        return quality
     recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
-    return {"accuracy": round(float(np.trace(confusion) / max(rows, 1)), 6),
+    return {"accuracy": round(float(np.trace(confusion) / max(int(confusion.sum()), 1)), 6),
             "per_class_recall": {name: round(float(r), 4) for name, r in zip(dataset.class_names, recall)},
             "confusion_matrix": confusion.tolist()}
 
 
 def _measure(artifact: ModelArtifact, predict: Predictor, dataset: Dataset, settings: EvaluateSettings) -> dict[str, Any]:
-    import numpy as np
-
-    if dataset.streaming:  # every test row, in batches; latency below is measured on the sample held
-        quality = _streamed_quality(predict, dataset)
-    else:
-        quality = _quality(np.asarray(predict(dataset.x_test.astype(np.float32))), dataset)
     return {
         **artifact.to_json(),
         "size_bytes": artifact.size_bytes,
-        **quality,
+        **_quality(predict, dataset),  # every test row; latency below is measured on the rows the Dataset holds
         "latency_ms": {str(b): _latency_ms(predict, dataset.x_test, b, settings.latency_runs)
                        for b in settings.batch_sizes},
     }

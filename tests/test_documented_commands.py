@@ -165,6 +165,17 @@ SUBSTITUTED: dict[str, tuple[str, str]] = {
         ("MNIST's IDX files -> scikit-learn's digits written as IDX files at that path (MNIST is a download from "
          "outside the package registries)")),
 }
+_S3_TEST = "test_the_large_data_page_streams_from_s3_compatible_storage"
+_S3_SUBSTITUTION = ("127.0.0.1:9000 -> a real S3 server on 127.0.0.1 (moto's server mode, a free port) holding "
+                    "scikit-learn's digits as three Parquet files under s3://tables/events/; the block runs as one "
+                    "terminal session, so the exports hold for the commands after them")
+SUBSTITUTED.update({
+    "export AWS_ACCESS_KEY_ID=minio AWS_SECRET_ACCESS_KEY=minio-secret AWS_DEFAULT_REGION=us-east-1": (
+        _S3_TEST, _S3_SUBSTITUTION),
+    "export AWS_ENDPOINT_URL=http://127.0.0.1:9000": (_S3_TEST, _S3_SUBSTITUTION),
+    "aios validate events.yaml": (_S3_TEST, _S3_SUBSTITUTION + "; events.yaml -> the YAML block above it on the page"),
+    "aios run events.yaml": (_S3_TEST, _S3_SUBSTITUTION + "; events.yaml -> the YAML block above it on the page"),
+})
 
 _SUITE = "a plugin's whole test suite (minutes); scripts/test.sh runs every plugin's suite, and CI runs that (.ci/run)"
 _INSTALLS = "installs into the user's environment (here: the environment every engineer shares)"
@@ -832,3 +843,43 @@ def test_the_mlflow_walkthrough_runs_from_a_clone(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=SHORT_TIMEOUT, check=True).stdout.splitlines()
     assert printed[0].split()[0] == "FINISHED" and printed[0].endswith("[16, 32]"), printed
     assert printed[1].startswith("[(1, ") and printed[2] == shown[2], (printed, shown)
+
+
+@pytest.mark.slow
+def test_the_large_data_page_streams_from_s3_compatible_storage(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    from moto.server import ThreadedMotoServer
+    from pyarrow import fs
+    from sklearn.datasets import load_digits
+
+    commands = [command for key in ("export AWS_ACCESS_KEY_ID=minio AWS_SECRET_ACCESS_KEY=minio-secret "
+                                    "AWS_DEFAULT_REGION=us-east-1", "export AWS_ENDPOINT_URL=http://127.0.0.1:9000",
+                                    "aios validate events.yaml", "aios run events.yaml")
+                for command in documented(key, _S3_TEST)]
+    assert len({command.file for command in commands}) == 1 and [c.line for c in commands] == sorted(
+        c.line for c in commands), "the page's commands, in its order"
+    (tmp_path / "events.yaml").write_text(block_before(commands[-1], "yaml"))
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        s3 = fs.S3FileSystem(endpoint_override=f"http://{host}:{port}", allow_bucket_creation=True, region="us-east-1",
+                             access_key="minio", secret_key="minio-secret")
+        s3.create_dir("tables")
+        x, y = load_digits(return_X_y=True)
+        table = pa.table({f"p{i}": x[:, i].astype(np.float32) for i in range(x.shape[1])} | {"label": y})
+        import pyarrow.parquet as pq
+
+        for part, start in enumerate(range(0, len(y), 600)):
+            pq.write_table(table.slice(start, 600), f"tables/events/part-{part}.parquet", filesystem=s3,
+                           row_group_size=200)
+        session = "set -e\n" + "\n".join(_substitute(c.text, {"127.0.0.1:9000": f"{host}:{port}"}) for c in commands)
+        result = Shell(tmp_path, user_environment()).run(session, timeout=RUN_TIMEOUT)
+    finally:
+        server.stop()
+    state = json.loads((tmp_path / finished_run(result) / "state.json").read_text())
+    assert state["status"] == "completed"
+    assert state["phases"]["data"]["streaming"] and sum(state["phases"]["data"]["sizes"].values()) == len(y)
+    assert state["phases"]["data"]["preprocessing"]["streaming"]["files"] == 3
+    assert state["phases"]["evaluate"]["test_accuracy"] > 0.8

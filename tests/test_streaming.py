@@ -5,11 +5,15 @@ hash split and the same seed (``split.method: hash`` in memory, ``streaming: tru
 shuffle window as large as the train split, ``Dataset.batches`` orders both alike, so the
 torch trainer sees the same batches and must produce the same history (to 1e-6, since the
 scaling statistics are merged over other blocks in the two modes; here they come out equal)
-and the streamed evaluation the same test metrics.
+and the streamed evaluation the same test metrics. The same holds through ``aios run`` for the
+whole stack (torch ``mlp`` -> ONNX -> ``onnx-quant`` -> evaluate -> the ``oip`` smoke test), run
+from a fresh directory with the default ``runs/`` over a directory of Parquet files; with a
+small window (several windows per split) the run completes with sane figures.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,7 @@ from aios_core.inference import onnx_predictor
 from aios_core.stack import EvaluateSettings
 from aios_core.testing import plugin_manager
 
-from .support import refusal
+from .support import refusal, run_aios
 
 pytest.importorskip("aios_data")
 pytest.importorskip("aios_torch")
@@ -103,3 +107,81 @@ def test_validate_refuses_a_trainer_that_reads_whole_arrays_on_streamed_data(tmp
     assert line == (":9: trainer: trainer 'keras' reads whole arrays, but the data is streamed (it does not fit in "
                     "memory as one); choose a trainer that streams (the torch trainer does) or load the data in "
                     "memory (data.streaming: false)"), line
+
+
+# ------------------------------------------------------------------ the whole stack through `aios run`
+_RUN_STACK = """\
+name: {name}
+seed: 7
+data:
+  plugin: files
+  target: label
+{data}
+model: {{framework: torch, architecture: mlp, hidden_units: [32]}}
+trainer: {{plugin: torch, epochs: 4, batch_size: 32}}
+compressors:
+  - {{plugin: onnx-quant, mode: static, calibration_samples: 64}}
+evaluate: {{batch_sizes: [1], latency_runs: 10, min_accuracy: 0.8}}
+{deployer}"""
+
+
+def _write_digits(directory: Path) -> None:
+    """scikit-learn's digits (float32 pixels) in ``directory``: as ``digits/``, three Parquet files of row groups of
+    100 rows (what streaming reads), and the same table as one file, ``digits.parquet`` (what the in-memory mode reads)."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    table = pa.table({f"p{i}": x[:, i].astype(np.float32) for i in range(x.shape[1])} | {"label": y})
+    (directory / "digits").mkdir(parents=True)
+    pq.write_table(table, directory / "digits.parquet")
+    for part, start in enumerate(range(0, len(y), 600)):
+        pq.write_table(table.slice(start, 600), directory / "digits" / f"part-{part}.parquet", row_group_size=100)
+
+
+def _aios_run(tmp_path: Path, name: str, data: str, deployer: str = "") -> Path:
+    """``aios run stack.yaml`` in a fresh directory holding the data, runs in the default ``runs/``: the run directory."""
+    directory = tmp_path / name
+    _write_digits(directory)
+    (directory / "stack.yaml").write_text(_RUN_STACK.format(name=name, data=data, deployer=deployer))
+    result = run_aios("run", "stack.yaml", cwd=directory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = (directory / "runs").iterdir()
+    return run_dir
+
+
+def _state(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text())
+
+
+@pytest.mark.slow
+def test_aios_run_streams_the_whole_stack_in_small_windows(tmp_path: Path) -> None:
+    run_dir = _aios_run(tmp_path, "windows", "  path: digits/\n  streaming: true\n  window_rows: 300\n  sample_rows: 120",
+                        "deployer: {plugin: oip, port: 0, smoke_requests: 50}")
+    state, evaluation = _state(run_dir), json.loads((run_dir / "report" / "evaluation.json").read_text())
+    assert state["status"] == "completed"
+    sizes = state["phases"]["data"]["sizes"]
+    assert sum(sizes.values()) == 1797 and sizes["train"] > 1000
+    assert evaluation["test_rows"] == sizes["test"] > 120  # every test row, not the 120 the sample holds
+    for artifact in evaluation["artifacts"]:
+        assert sum(map(sum, artifact["confusion_matrix"])) == sizes["test"]
+        assert 0.8 < artifact["accuracy"] <= 1.0
+    assert [gate["passed"] for gate in evaluation["gates"]] == [True]
+    assert state["phases"]["deploy"]["smoke_test"]["passed"]
+
+
+@pytest.mark.slow
+def test_aios_run_streamed_in_one_window_equals_the_run_in_memory(tmp_path: Path) -> None:
+    streamed = _state(_aios_run(tmp_path, "streamed", "  path: digits/\n  streaming: true\n  window_rows: 4096"))
+    held = _state(_aios_run(tmp_path, "held", "  path: digits.parquet\n  split: {method: hash}"))
+    assert streamed["phases"]["data"]["streaming"]
+    for key in ("sizes", "class_names", "num_features"):  # not the content hash: it covers streaming: true
+        assert streamed["phases"]["data"][key] == held["phases"]["data"][key], key
+    for streamed_epoch, held_epoch in zip(streamed["phases"]["train"]["history"], held["phases"]["train"]["history"],
+                                          strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert streamed_epoch[key] == pytest.approx(held_epoch[key], rel=1e-6), key
+    for streamed_model, held_model in zip(streamed["phases"]["evaluate"]["artifacts"],
+                                          held["phases"]["evaluate"]["artifacts"], strict=True):
+        assert streamed_model["name"] == held_model["name"]
+        for key in ("accuracy", "per_class_recall", "confusion_matrix"):
+            assert streamed_model[key] == held_model[key], (streamed_model["name"], key)

@@ -3,6 +3,7 @@
 Run from the repository root with the project's venv::
 
     .venv/bin/python benchmarks/ray/agreement.py [--seeds 0 1 2 3 4 5] [--epochs 20]
+    .venv/bin/python benchmarks/ray/agreement.py --from-log LOG   # the page from a stopped run's printed rows
 
 Writes ``benchmarks/ray/AGREEMENT.md``. Everything trains in this process, on the
 default stack's data (digits, 70/15/15, standardized, split by seed 42) and its model
@@ -170,17 +171,24 @@ def write_results(trainers: list[dict[str, Any]], kernels: list[dict[str, Any]],
     lines += [f"| {row['capability']} | {row['threads']} | {row['loss']:.9f} | {row['val_loss']:.9f} "
               f"| {row['accuracy']:.4f} | {row['differ']} |" for row in kernels]
     spread = statistics.stdev(torch_accuracy) if len(torch_accuracy) > 1 else 0.0
+    plain = [row for row in trainers if row["dropout"] == 0]
+    same_steps = [row["differ1"] for row in plain]
+    losses = [row["loss"] for row in kernels]
+    loss_spread = (max(losses) - min(losses)) / min(losses) if losses else 0.0
+    seeds = sorted({row["seed"] for row in trainers})
     lines += [
         "",
         "## What the figures say",
         "",
-        ("- ray-train reads its data through Ray Data and orders each worker's shard by the kernel's batch rule "
-         "(aios_core.batches); the torch trainer still draws torch.randperm per epoch. So even one worker, "
-         "without dropout, takes other batches than the torch trainer: the two are two draws of the same "
-         "procedure, not the same steps. One worker does make the steps of a plain loop over Dataset.batches "
-         "(plugins/aios-ray-train/tests, to 1e-5), and will make the torch trainer's once it reads Dataset.batches."),
-        ("- With 2 workers each trains on its own half of the training split (Ray Data shards), batch_size // 2 "
-         "rows each per step, and each rank draws its own dropout masks: a different procedure again."),
+        (f"- Seeds measured: {', '.join(map(str, seeds))}. Both trainers order an epoch's rows by the kernel's batch "
+         "rule (aios_core.batches): the torch trainer reads Dataset.batches, and one ray-train worker reads its "
+         "Ray Data shard, the whole split, in the same order. Without dropout, 1 worker against the torch "
+         f"trainer: {', '.join(map(str, same_steps))} test rows predicted differently (largest "
+         f"{max(same_steps, default=0)}); what remains is the order of float additions (DDP's all-reduce, Ray "
+         "Data's blocks)."),
+        ("- With dropout (the stack's 0.1) ray-train seeds its dropout draws per rank and epoch, the torch trainer "
+         "once per run, so even 1 worker is another draw of the same procedure. With 2 workers each trains on its own half of the training split "
+         "(Ray Data shards), batch_size // 2 rows each per step: a different procedure again."),
         (f"- Gaps in test accuracy from the torch trainer: 1 worker {', '.join(f'{gap:.4f}' for gap in gaps[1])} "
          f"(largest {max(gaps[1], default=0):.4f}, {round(max(gaps[1], default=0) * test_rows)} rows); 2 workers "
          f"{', '.join(f'{gap:.4f}' for gap in gaps[2])} (largest {max(gaps[2], default=0):.4f}, "
@@ -188,11 +196,12 @@ def write_results(trainers: list[dict[str, Any]], kernels: list[dict[str, Any]],
          f"(dropout 0.1) has a standard deviation of {spread:.4f} ({spread * test_rows:.1f} rows): gaps of that "
          "size are the luck of one draw, not a difference between the trainers."),
         ("- The same seed on other CPU kernels or thread counts gives other floats: the sums in a matrix product "
-         "are added in another order (AVX-512 and AVX2 kernels block differently; threads split the sum), the last "
-         "bits differ, and training amplifies them (table 2: the last epoch's loss differs in the second or third "
-         "significant digit). Here the test predictions happened to agree; a borderline row can go either way "
-         "on another machine. torch.use_deterministic_algorithms makes one machine repeat itself, not two machines "
-         "agree, so a test must not expect one machine's figures on another."),
+         "are added in another order (AVX-512 and AVX2 kernels block differently; threads split the sum) and the "
+         f"last bits differ; training carries them on (table 2: the last epoch's losses differ by up to "
+         f"{loss_spread:.1e} of their value). Here the test predictions "
+         f"{'agreed' if all(row['differ'] == 0 for row in kernels) else 'differed in a few rows'}; a borderline row "
+         "can go either way on another machine. torch.use_deterministic_algorithms makes one machine repeat "
+         "itself, not two machines agree, so a test must not expect one machine's figures on another."),
     ]
     RESULTS.write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
@@ -203,7 +212,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--kernel", nargs=3, metavar=("CAPABILITY", "THREADS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--from-log", type=Path, metavar="LOG",
+                        help="write the page from the rows an earlier run printed (say, one stopped before its last "
+                             "seed), without training again")
     args = parser.parse_args()
+    if args.from_log:
+        rows = [json.loads(line) for line in args.from_log.read_text().splitlines() if line.startswith("{")]
+        kernels = [row for row in rows if "capability" in row]
+        trainers = [row for row in rows if "seed" in row]
+        print(write_results(trainers, kernels, args.epochs, len(stack_data().y_test)))
+        return
     if args.kernel:
         kernel_variant(args.kernel[0], int(args.kernel[1]), args.epochs, args.kernel[2])
         return

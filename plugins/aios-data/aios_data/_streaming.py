@@ -424,6 +424,10 @@ def inspect_streamed(params: FilesDatastore.Params) -> tuple[DataDescription | N
     if params.labels_path is not None:
         problems.append(("labels_path", "found a labels file with streaming: true; expected none (the target is a "
                                         "column of the Parquet files)"))
+    if len(params.targets) > 1:
+        return None, [*problems, ("target", f"found {len(params.targets)} target columns with streaming: true; "
+                                            "expected one (streaming reads a single target column) or streaming: "
+                                            "false for several")]
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -436,7 +440,8 @@ def inspect_streamed(params: FilesDatastore.Params) -> tuple[DataDescription | N
         schema = parquet.schema_arrow
     except Exception as error:  # noqa: BLE001 -- pyarrow raises several types for one cause
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return None, [*problems, ("path", f"found '{params.path}', which cannot be streamed ({message}); expected "
+        shown = where if "://" in where else params.path  # a URI as written, not as ``Path`` folds it (s3:/...)
+        return None, [*problems, ("path", f"found '{shown}', which cannot be streamed ({message}); expected "
                                           "a Parquet file, a directory of them, or an s3://, gs:// or file:// URI")]
     if params.target not in schema.names:
         problems.append(("target", f"found '{params.target}', which is not a column of {files[0]}; expected one of: "

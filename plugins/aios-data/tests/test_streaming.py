@@ -152,6 +152,7 @@ def test_the_first_pass_reports_its_progress(tmp_path: Path, load: Load, aios_ru
     ({"preprocess": {"one_hot": ["f1"]}}, "data.preprocess.one_hot", "numeric and boolean feature columns only"),
     ({"split": {"method": "stratified"}}, "data.split.method", "split by a hash of each row's number"),
     ({"target": "nope"}, "data.target", "found 'nope', which is not a column of"),
+    ({"target": ["label", "amount"]}, "data.target", "found 2 target columns with streaming: true; expected one"),
 ])
 def test_validate_refuses_what_streaming_cannot_do(tmp_path: Path, write_stack: Any, stack_problems: Any,
                                                    fields: dict[str, Any], field: str, message: str) -> None:
