@@ -4,8 +4,8 @@
 
 ``open_inference_grpc.proto`` is the Open Inference Protocol's published one
 (kserve/open-inference-protocol, ``specification/protocol/open_inference_grpc.proto``),
-unchanged; ``model_repository_grpc.proto`` holds the model repository extension's Index
-messages as that extension's specification gives them (the published .proto does not
+unchanged; ``model_repository_grpc.proto`` holds the model repository extension's
+messages (Index, ModelLoad, ModelUnload) as that extension's specification gives them (the published .proto does not
 declare them). The server loads the compiled descriptors into a descriptor pool of its
 own (``aios_serve._grpc``), so no generated ``_pb2`` module with its protobuf-version
 check is shipped, and a client that registers the same ``inference.*`` messages
