@@ -27,14 +27,18 @@ TARGET = Path(__file__).parent.parent / "_oip_descriptor.py"
 
 def compile_descriptor(proto: Path = PROTO) -> bytes:
     """The serialized ``FileDescriptorProto`` of ``proto``, as protoc (grpcio-tools) compiles it."""
+    import subprocess
+
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "oip.desc"
-        code = protoc.main(["protoc", f"-I{proto.parent}", f"--descriptor_set_out={out}", str(proto)])
-        if code != 0:
-            raise RuntimeError(f"protoc failed on {proto} (exit {code})")
+        # protoc in a child process: grpc_tools' compiler, run inside a process that has already loaded
+        # other protobuf runtimes (a test session with tritonclient, onnx, grpc), crashed it
+        done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto.parent}",
+                               f"--descriptor_set_out={out}", str(proto)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"protoc failed on {proto} (exit {done.returncode}): {done.stderr.strip()}")
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     (file,) = files
     return file.SerializeToString(deterministic=True)
