@@ -4,7 +4,8 @@
 
 The model follows KServe's documented custom-model pattern: ``load`` opens an ONNX
 Runtime session, ``predict`` takes an ``InferRequest`` and returns an ``InferResponse``.
-One worker, gRPC off, latency logging off, so it does no more work than it must.
+One worker, gRPC off, latency logging, access log and per-request trace lines off, so it does no
+more work than it must.
 """
 
 from __future__ import annotations
@@ -42,5 +43,10 @@ class OnnxModel(Model):
 
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.WARNING)
-    ModelServer(http_port=int(sys.argv[2]), workers=1, enable_grpc=False, enable_latency_logging=False,
-                enable_docs_url=False).start([OnnxModel("model", sys.argv[1])])
+    server = ModelServer(http_port=int(sys.argv[2]), workers=1, enable_grpc=False, enable_latency_logging=False,
+                         enable_docs_url=False)
+    # ModelServer configures logging as it is built; its access log and per-request timing lines go on
+    # although latency logging is off (kserve 0.21): quiet them, as aios-serve and the bare app log none
+    for name in ("uvicorn.access", "kserve.trace"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    server.start([OnnxModel("model", sys.argv[1])])

@@ -1,6 +1,6 @@
 """Serving benchmark: throughput and p50/p99 latency of single-row requests at 1, 8 and 32 clients.
 
-    .venv/bin/python benchmarks/serve/run.py [--run RUN_DIR] [--seconds 5] [--kserve-python PYTHON]
+    .venv/bin/python benchmarks/serve/run.py [--run RUN_DIR] [--seconds 5] [--kserve-python PYTHON | --no-kserve]
 
 On the digits CNN of a run of the default stack (fp32 ``model.onnx`` and int8
 ``model.int8.onnx``; without ``--run`` the default stack is run first), for:
@@ -15,8 +15,12 @@ Every server runs in its own process under uvicorn on 127.0.0.1 with one ONNX Ru
 thread; the load generator is one asyncio process with one keep-alive connection per
 client (raw HTTP/1.1, so the client costs little), sharing the machine's cores with the
 server. Every 25th answer of each client is checked against in-process ONNX Runtime.
-KServe needs a protobuf older than the one onnx uses here, so it lives in its own venv
-(``--kserve-python``, default /work/kserve-venv/bin/python; skipped when missing).
+KServe pins its own protobuf, grpcio and fastapi ranges, so it lives in a virtualenv of its
+own, which the benchmark builds on first use (``python -m venv`` and ``pip install`` of
+``KSERVE_REQUIREMENTS`` from the package index, about 2 minutes, into
+``~/.cache/aios/kserve-venv``, or ``$AIOS_KSERVE_VENV``) and reuses; ``--kserve-python PYTHON``
+uses another interpreter that has kserve, ``--no-kserve`` leaves (d) out, and so does a
+failed build (said in one line).
 Writes benchmarks/serve/RESULTS.md and results.json.
 """
 
@@ -214,6 +218,35 @@ def in_process(model: Path, rows: np.ndarray, clients: int, seconds: float) -> d
     return summarize([x for part in per_thread for x in part], seconds)
 
 
+# ---------------------------------------------------------------- KServe's own virtualenv
+KSERVE_REQUIREMENTS = ["kserve>=0.14,<1", "onnxruntime>=1.17", "numpy>=1.26"]
+"""What kserve_server.py imports; kserve brings its server (fastapi, uvicorn) and its own protobuf and grpcio."""
+
+
+def kserve_venv() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aios" / "kserve-venv"
+    return Path(os.environ.get("AIOS_KSERVE_VENV") or default)
+
+
+def kserve_python(venv: Path | None = None) -> str | None:
+    """The Python of KServe's virtualenv, built on first use; None (said in one line) when it cannot be built."""
+    venv = venv or kserve_venv()
+    python = venv / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", "import kserve, onnxruntime"],
+                                          capture_output=True).returncode == 0:
+        return str(python)
+    print(f"building KServe's virtualenv in {venv} (pip install {' '.join(KSERVE_REQUIREMENTS)}) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *KSERVE_REQUIREMENTS], check=True,
+                       capture_output=True, text=True)
+    except subprocess.CalledProcessError as error:
+        last = (error.stderr or error.stdout or "").strip().splitlines()
+        print(f"KServe's virtualenv could not be built, (d) is left out: {last[-1] if last else error}", flush=True)
+        return None
+    return str(python)
+
+
 # ---------------------------------------------------------------- the benchmark
 def variants(kserve_python: str | None, repo: Path, name: str, model: Path) -> dict[str, tuple[list[str], str, str]]:
     """label -> (command without port, infer path, ready path)."""
@@ -241,7 +274,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
     parser.add_argument("--repeats", type=int, default=2,
                         help="measure every point this many times (servers restarted) and keep the fastest")
-    parser.add_argument("--kserve-python", default="/work/kserve-venv/bin/python")
+    kserve = parser.add_mutually_exclusive_group()
+    kserve.add_argument("--kserve-python", default=None, metavar="PYTHON",
+                        help="a Python with kserve installed (default: the benchmark's own KServe virtualenv, built "
+                             "on first use)")
+    kserve.add_argument("--no-kserve", action="store_true", help="leave KServe's ModelServer (d) out")
     parser.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md from results.json")
     args = parser.parse_args()
     if args.report_only:
@@ -252,6 +289,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="aios-serve-bench-"))
     run = args.run or default_run(work / "runs")
     rows = test_rows(run)
+    python_for_kserve = None if args.no_kserve else (args.kserve_python or kserve_python())
     results: dict[str, Any] = {}
     for precision, model in run_models(run).items():
         name = f"digits-{precision}"
@@ -259,7 +297,7 @@ def main() -> int:
         bundle(run, model, name, repo)
         expected = session(model).run(None, {"input": rows})[0]
         for repeat in range(args.repeats):
-            for label, (command, path, ready) in variants(args.kserve_python, repo, name, model).items():
+            for label, (command, path, ready) in variants(python_for_kserve, repo, name, model).items():
                 port = free_port()
                 print(f"{precision} ({label}) {LABELS[label]} on port {port}, pass {repeat + 1}", flush=True)
                 if label == "c":  # no health endpoint: ready once it answers an inference request
@@ -322,6 +360,15 @@ def _versions() -> str:
     return ", ".join(found)
 
 
+def _kserve_version() -> str:
+    python = kserve_venv() / "bin" / "python"
+    if not python.exists():
+        return "not installed"
+    found = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('kserve'))"],
+                           capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
+
+
 def report(results: dict[str, Any], seconds: float, repeats: int) -> str:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     lines = [
@@ -343,6 +390,11 @@ def report(results: dict[str, Any], seconds: float, repeats: int) -> str:
         "(c) bare ASGI app, ONNX Runtime inline (the ceiling for HTTP); (d) KServe's Python ModelServer "
         "(kserve package), custom Model with an ONNX Runtime session; (e) in-process ONNX Runtime, one thread per "
         "client (the floor)."),
+        "",
+        ("KServe runs in a virtualenv of its own, which the benchmark builds on first use with pip from the package "
+         f"index ({', '.join(KSERVE_REQUIREMENTS)}; kserve {_kserve_version()}), because it pins its own protobuf, "
+         "grpcio and fastapi ranges; its access log and per-request trace lines are turned off, as the other "
+         "servers log none."),
         "",
     ]
     for precision, table in results.items():

@@ -25,9 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aios_serve import _repository_api as repository_api
 from aios_serve._inference import ServerSettings, ServerState, server_metadata
 from aios_serve._openapi import openapi_document
-from aios_serve._repository import ModelRepository, RepositoryError, spec_from_run_dir
+from aios_serve._repository import ModelRepository, RepositoryError
 from aios_serve._tensors import HEADER_LENGTH, InferenceRequest, ProtocolError, decode_http, encode_http
 
 __all__ = ["ProtocolError", "ServerSettings", "create_app"]
@@ -363,51 +364,24 @@ async def repository_index(state: ServerState, request: Request) -> Response:
     return JSONResponse([row for row in rows if row["state"] == "READY"] if ready else rows)
 
 
-def _repository_api(state: ServerState) -> None:
-    if state.settings.workers > 1:
-        raise ProtocolError(f"the repository API is off with {state.settings.workers} workers (each holds its own "
-                            "models); serve with workers: 1 to load and unload over the API", 403)
-    if not state.settings.repository_api_on:
-        raise ProtocolError("the repository API is off on this server: it is on by default only with a token "
-                            "(token_env); turn it on with repository_api: true (--repository-api)", 403)
-
-
 async def repository_load(state: ServerState, request: Request, name: str) -> Response:
     """Load a known model, or add one from ``{"parameters": {"run_dir": PATH}}`` (named ``name``)."""
-    _repository_api(state)
+    repository_api.check_enabled(state)
     body = await _json_body(state, request)
     parameters = body.get("parameters") if isinstance(body, dict) else None
     if parameters is not None and not isinstance(parameters, dict):
         raise ProtocolError("\"parameters\" must be a JSON object")
-    run_dir = (parameters or {}).get("run_dir")
-    version = (parameters or {}).get("version")
-    if run_dir is not None and not isinstance(run_dir, str) or version is not None and not isinstance(version, str):
-        raise ProtocolError("parameters run_dir and version must be strings")
-    loop = asyncio.get_running_loop()
-    if run_dir:
-        spec = await loop.run_in_executor(state.executor, lambda: spec_from_run_dir(run_dir, name=name, version=version))
-        model = await loop.run_in_executor(state.executor, state.repository.add, spec)
-    else:
-        model = await loop.run_in_executor(state.executor, state.repository.load, name, version)
-    assert model is not None
-    state.metrics.set_loaded(model.name, model.version, True)
-    log.info("loaded model %s version %s from %s", model.name, model.version, model.spec.source)
+    run_dir, version = repository_api.string_parameters(parameters or {}, "run_dir", "version")
+    model = await repository_api.load(state, name, run_dir, version)
     return JSONResponse({"name": model.name, "version": model.version, "state": "READY"})
 
 
 async def repository_unload(state: ServerState, request: Request, name: str) -> Response:
-    _repository_api(state)
+    repository_api.check_enabled(state)
     body = await _json_body(state, request)
     parameters = body.get("parameters") if isinstance(body, dict) else None
-    version = parameters.get("version") if isinstance(parameters, dict) else None
-    if version is not None and not isinstance(version, str):
-        raise ProtocolError("parameter version must be a string")
-    versions = state.repository.unload(name, version)
-    for unloaded in versions:
-        state.metrics.set_loaded(name, unloaded, False)
-        state.batchers.pop((name, unloaded), None)
-    log.info("unloaded model %s versions %s", name, versions)
-    return JSONResponse({"name": name, "unloaded": versions})
+    (version,) = repository_api.string_parameters(parameters if isinstance(parameters, dict) else {}, "version")
+    return JSONResponse({"name": name, "unloaded": repository_api.unload(state, name, version)})
 
 
 # ---------------------------------------------------------------- the app

@@ -87,8 +87,9 @@ def smoke_test(url: str, spec: ModelSpec, rows: np.ndarray, reference: Reference
     answer with the in-process answer to the same call (the batch, or the row alone).
 
     The latency reported is the server's own (``server_timing()``: its latency histogram's count and
-    sum, read before and after the single-row requests): a client in this process, sharing its
-    interpreter with the run, would measure itself more than the server.
+    sum, read before and after the single-row requests) in a process of its own (``ChildServer``):
+    a client in this process, sharing its interpreter with the run, would measure itself more than
+    the server, and so would a server in a thread of it.
 
     The single-row requests come from ``CLIENTS`` threads, so the server batches them, unless
     the model's answers depend on the batch and the server batches (``max_batch_size`` > 1):
@@ -206,13 +207,15 @@ def log_smoke_test(run: RunContext, where: str, smoke: dict[str, Any]) -> None:
 def deploy_oip(artifact: ModelArtifact, dataset: Dataset, run: RunContext, params: OipParams) -> dict[str, Any]:
     from dataclasses import replace
 
-    from aios_serve.server import BackgroundServer, serve
+    from aios_serve.server import ChildServer, serve
 
     spec = model_spec(artifact, dataset, run)
     settings = params.settings(run.threads)
     rows = np.ascontiguousarray(dataset.x_test, dtype=np.float32)
     reference = reference_predictions(artifact, run, rows, params.smoke_requests, dataset)
-    with BackgroundServer([spec], host="127.0.0.1", port=0, settings=replace(settings, grpc_port=None, workers=1)) as server:
+    # the server in a process of its own: in a thread of this one, it would share the interpreter (and the GIL)
+    # with the smoke test's clients, and the latency it measures would be theirs as much as its own
+    with ChildServer(spec, replace(settings, grpc_port=None, workers=1)) as server:
         smoke = smoke_test(server.url, spec, rows, reference, settings, server.timing(spec.name, spec.version))
         log_smoke_test(run, f"oip on {server.url}", smoke)
     report: dict[str, Any] = {

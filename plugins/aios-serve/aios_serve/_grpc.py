@@ -4,7 +4,9 @@ ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfe
 (``contents`` or ``raw_input_contents``; outputs always as ``raw_output_contents``), from
 the protocol's published .proto (``proto/open_inference_grpc.proto``, compiled into
 ``_oip_descriptor``), and the model repository extension's RepositoryIndex (its messages
-from ``proto/model_repository_grpc.proto``). The messages live in a descriptor pool of
+from ``proto/model_repository_grpc.proto``) with RepositoryModelLoad and
+RepositoryModelUnload (``aios_serve._repository_api``: the HTTP routes' rules, parameters
+``run_dir`` and ``version`` as ``string_param``). The messages live in a descriptor pool of
 their own, so a client registering the same ``inference.*`` names (tritonclient) can
 share the process.
 
@@ -27,6 +29,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from aios_serve import _repository_api as repository_api
 from aios_serve._inference import ServerState, server_metadata
 from aios_serve._repository import RepositoryError
 from aios_serve._tensors import (ALL_DATATYPES, DATATYPES, InferenceRequest, InputTensor, ProtocolError,
@@ -61,7 +64,8 @@ def messages() -> dict[str, Any]:
     for method in service.methods:
         classes[method.input_type.name] = message_factory.GetMessageClass(method.input_type)
         classes[method.output_type.name] = message_factory.GetMessageClass(method.output_type)
-    for name in ("RepositoryIndexRequest", "RepositoryIndexResponse"):
+    for name in ("RepositoryIndexRequest", "RepositoryIndexResponse", "RepositoryModelLoadRequest",
+                 "RepositoryModelLoadResponse", "RepositoryModelUnloadRequest", "RepositoryModelUnloadResponse"):
         classes[name] = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{name}"))
     return classes
 
@@ -232,6 +236,31 @@ class InferenceService:
                                 for row in self.state.repository.index()
                                 if not request.ready or row["state"] == "READY"])
 
+    async def RepositoryModelLoad(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Load a known model, or add the run directory of parameter ``run_dir`` as ``model_name``, as
+        ``POST /v2/repository/models/{name}/load`` does; other parameters (tritonclient's ``config``, files)
+        are not read, as over HTTP."""
+        await self._authorize(context)
+        try:
+            repository_api.check_enabled(self.state)
+            run_dir, version = repository_api.string_parameters(_parameters(request.parameters), "run_dir", "version")
+            await repository_api.load(self.state, request.model_name, run_dir, version)
+        except (ProtocolError, RepositoryError) as error:
+            await self._fail(context, error.status, str(error))
+        return self.m["RepositoryModelLoadResponse"]()
+
+    async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Unload every version of ``model_name`` (or parameter ``version`` only), as
+        ``POST /v2/repository/models/{name}/unload`` does."""
+        await self._authorize(context)
+        try:
+            repository_api.check_enabled(self.state)
+            (version,) = repository_api.string_parameters(_parameters(request.parameters), "version")
+            repository_api.unload(self.state, request.model_name, version)
+        except (ProtocolError, RepositoryError) as error:
+            await self._fail(context, error.status, str(error))
+        return self.m["RepositoryModelUnloadResponse"]()
+
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
         """The answer, serialized (``ResponseEncoder``)."""
         await self._authorize(context)
@@ -263,7 +292,7 @@ def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
                 getattr(service, name), request_deserializer=m[f"{name}Request"].FromString,
                 response_serializer=None if name == "ModelInfer" else m[f"{name}Response"].SerializeToString)
             for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-                         "RepositoryIndex")}
+                         "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")}
     return grpc.method_handlers_generic_handler(SERVICE, rpcs)
 
 

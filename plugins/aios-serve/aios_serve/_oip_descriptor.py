@@ -47,5 +47,14 @@ REPOSITORY_DESCRIPTOR = (
     b'\n\x1bmodel_repository_grpc.proto\x12\tinference"W\n\x16RepositoryIndexRequest\x12\'\n\x0frepository_name\x18\x01 \x01(\tR\x0erep'
     b'ositoryName\x12\x14\n\x05ready\x18\x02 \x01(\x08R\x05ready"\xca\x01\n\x17RepositoryIndexResponse\x12E\n\x06models\x18\x01 \x03(\x0b2-.inference.Reposi'
     b'toryIndexResponse.ModelIndexR\x06models\x1ah\n\nModelIndex\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version'
-    b'\x12\x14\n\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reasonb\x06proto3'
+    b'\x12\x14\n\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason"\xba\x01\n\x18ModelRepositoryParameter\x12\x1f\n\nbool_param\x18\x01 \x01(\x08H'
+    b'\x00R\tboolParam\x12!\n\x0bint64_param\x18\x02 \x01(\x03H\x00R\nint64Param\x12#\n\x0cstring_param\x18\x03 \x01(\tH\x00R\x0bstringParam\x12!\n\x0bbytes_pa'
+    b'ram\x18\x04 \x01(\x0cH\x00R\nbytesParamB\x12\n\x10parameter_choice"\x9f\x02\n\x1aRepositoryModelLoadRequest\x12\'\n\x0frepository_name\x18\x01 '
+    b'\x01(\tR\x0erepositoryName\x12\x1d\n\nmodel_name\x18\x02 \x01(\tR\tmodelName\x12U\n\nparameters\x18\x03 \x03(\x0b25.inference.RepositoryMod'
+    b'elLoadRequest.ParametersEntryR\nparameters\x1ab\n\x0fParametersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x129\n\x05value\x18\x02 \x01(\x0b2#.'
+    b'inference.ModelRepositoryParameterR\x05value:\x028\x01"\x1d\n\x1bRepositoryModelLoadResponse"\xa3\x02\n\x1cRepositoryModel'
+    b"UnloadRequest\x12'\n\x0frepository_name\x18\x01 \x01(\tR\x0erepositoryName\x12\x1d\n\nmodel_name\x18\x02 \x01(\tR\tmodelName\x12W\n\nparamet"
+    b'ers\x18\x03 \x03(\x0b27.inference.RepositoryModelUnloadRequest.ParametersEntryR\nparameters\x1ab\n\x0fParametersEntr'
+    b'y\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x129\n\x05value\x18\x02 \x01(\x0b2#.inference.ModelRepositoryParameterR\x05value:\x028\x01"\x1f\n\x1dRepository'
+    b'ModelUnloadResponseb\x06proto3'
 )

@@ -1,4 +1,5 @@
-"""Running the server: in the foreground until SIGTERM/Ctrl-C (``serve``), or in a thread (``BackgroundServer``).
+"""Running the server: in the foreground until SIGTERM/Ctrl-C (``serve``), in a thread (``BackgroundServer``), or
+in a child process (``ChildServer``).
 
 uvicorn runs the app (and the gRPC service, in the same event loop, when ``grpc_port``
 is set). On SIGTERM or SIGINT it stops accepting connections, turns readiness false,
@@ -28,7 +29,7 @@ from aios_serve._connections import protocol_for
 from aios_serve._inference import ServerSettings, ServerState
 from aios_serve._repository import ModelRepository, ModelSpec, RepositoryError, specs_from_paths
 
-__all__ = ["BackgroundServer", "ServerSettings", "build_repository", "main", "serve"]
+__all__ = ["BackgroundServer", "ChildServer", "ServerSettings", "build_repository", "main", "serve"]
 
 log = logging.getLogger("aios.serve")
 
@@ -185,6 +186,127 @@ class BackgroundServer:
         """Stop accepting, drain the requests in flight, and wait for the thread."""
         self._server.should_exit = True
         self._thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ChildServer:
+    """The server in a child process (``python -m aios_serve``, the entry ``aios serve`` uses) on a free port of
+    127.0.0.1, for the deploy phase's smoke test: its latency is then the server's own, not shared with the
+    interpreter of the run (``with ChildServer(spec, settings) as s: s.url``).
+
+    The model goes to the child as a bundle (``model.json`` and a link to the ONNX file) in a
+    temporary directory; the bearer token through an environment variable. The child's
+    output goes to a file of that directory: a child that does not start is reported as one
+    line, the last it wrote.
+    """
+
+    TOKEN_ENV = "AIOS_SERVE_SMOKE_TOKEN"
+
+    def __init__(self, spec: ModelSpec, settings: ServerSettings, timeout: float = 60.0) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.timeout = timeout
+        self.url = ""
+        self._process: Any = None
+        self._folder: Any = None
+
+    def _bundle(self, folder: Path) -> Path:
+        import json
+
+        from aios_serve._repository import MODEL_FILE, MODEL_JSON
+
+        bundle = folder / "model"
+        bundle.mkdir()
+        (bundle / MODEL_JSON).write_text(json.dumps(self.spec.to_json()), encoding="utf-8")
+        try:
+            (bundle / MODEL_FILE).symlink_to(Path(self.spec.path).resolve())
+        except OSError:  # no symlinks here (Windows without the privilege): a copy
+            import shutil
+
+            shutil.copyfile(self.spec.path, bundle / MODEL_FILE)
+        return bundle
+
+    def start(self) -> Self:
+        import re
+        import subprocess
+        import tempfile
+
+        self._folder = tempfile.TemporaryDirectory(prefix="aios-serve-smoke-")
+        folder = Path(self._folder.name)
+        settings = self.settings
+        command = [sys.executable, "-m", "aios_serve", str(self._bundle(folder)), "--host", "127.0.0.1", "--port", "0",
+                   "--max-batch-size", str(settings.max_batch_size), "--max-delay-ms", str(settings.max_delay_ms),
+                   "--max-body-bytes", str(settings.max_body_bytes), "--no-repository-api"]
+        env = {k: v for k, v in os.environ.items() if k != self.TOKEN_ENV}
+        if settings.token:
+            command += ["--token-env", self.TOKEN_ENV]
+            env[self.TOKEN_ENV] = settings.token
+        output = folder / "server.log"
+        with output.open("wb") as sink:
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                             env=env)
+        deadline = time.monotonic() + self.timeout
+        while not self.url:
+            text = output.read_text(encoding="utf-8", errors="replace")
+            found = re.search(r"serving on (http://\S+)", text)
+            if found:
+                self.url = found.group(1)
+            elif self._process.poll() is not None or time.monotonic() > deadline:
+                lines = [line for line in text.splitlines() if line.strip()]
+                status = self._process.poll()
+                self.stop()
+                raise RuntimeError("the smoke test's server (python -m aios_serve) "
+                                   + (f"exited with status {status}" if status is not None
+                                      else f"did not start within {self.timeout:.0f} s")
+                                   + (f": {lines[-1].strip()}" if lines else ""))
+            else:
+                time.sleep(0.02)
+        return self
+
+    def timing(self, name: str, version: str) -> Any:
+        """A function giving the server's (requests timed, seconds) so far for one model version, from its
+        ``/metrics`` (the ``aios_serve_request_duration_seconds`` histogram's count and sum)."""
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+
+        def read() -> tuple[int, float]:
+            text = httpx.get(f"{self.url}/metrics", headers=headers, timeout=30.0).text
+            count, seconds = 0, 0.0
+            for family in text_string_to_metric_families(text):
+                if family.name != "aios_serve_request_duration_seconds":
+                    continue
+                for sample in family.samples:
+                    if sample.labels.get("model") == name and sample.labels.get("version") == version:
+                        if sample.name.endswith("_count"):
+                            count = int(sample.value)
+                        elif sample.name.endswith("_sum"):
+                            seconds = float(sample.value)
+            return count, seconds
+
+        return read
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the server drains and exits), kill after ``timeout``; reap it, remove the bundle."""
+        import subprocess
+
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -122,6 +122,25 @@ def test_grpc_repository_index_lists_the_served_versions(running) -> None:  # ty
     client.close()
 
 
+def test_grpc_load_and_unload_are_off_without_a_token_unless_enabled(run_dir: Path) -> None:
+    from aios_serve.server import BackgroundServer, ServerSettings
+
+    for enabled in (None, True):
+        with BackgroundServer([run_dir], settings=ServerSettings(grpc_port=0, repository_api=enabled)) as server:
+            client = grpcclient.InferenceServerClient(server.grpc_target)
+            if enabled:
+                client.unload_model(MODEL)
+                assert not client.is_model_ready(MODEL)
+                client.load_model(MODEL)
+            else:
+                with pytest.raises(InferenceServerException) as refused:
+                    client.unload_model(MODEL)
+                assert refused.value.status() == "StatusCode.PERMISSION_DENIED"
+                assert "repository_api: true" in refused.value.message()
+            assert client.is_model_ready(MODEL)
+            client.close()
+
+
 def test_grpc_requests_share_the_admission_limit_and_get_a_retry_hint(run_dir: Path, rows: np.ndarray) -> None:
     """A stalled HTTP upload holds bytes in flight; a gRPC request that does not fit beside it is refused."""
     import socket

@@ -97,3 +97,35 @@ def test_without_micro_batching_a_batch_dependent_model_keeps_concurrent_clients
         aios_run_context: Callable[..., RunContext]) -> None:
     smoke = _deploy(quantized("dynamic"), digits_dataset, aios_run_context, max_batch_size=1)["smoke_test"]
     assert smoke["passed"] is True and smoke["batch_dependent"] is True and smoke["concurrent_clients"] == 4
+
+
+def test_the_child_server_requires_the_run_s_token_and_its_timing_reads_its_metrics(run_dir: Path) -> None:
+    import httpx
+    from aios_serve._repository import spec_from_run_dir
+    from aios_serve.server import ChildServer, ServerSettings
+
+    spec = spec_from_run_dir(run_dir)
+    with ChildServer(spec, ServerSettings(token="s3cret")) as server:
+        timing = server.timing(spec.name, spec.version)
+        assert timing() == (0, 0.0)
+        url = f"{server.url}/v2/models/{spec.name}/infer"
+        body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]}
+        assert httpx.post(url, json=body).status_code == 401
+        assert httpx.post(url, json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        count, seconds = timing()
+        assert count == 1 and seconds > 0
+    assert server._process is None
+
+
+def test_a_child_server_that_cannot_start_is_reported_in_one_line_and_reaped(tmp_path: Path) -> None:
+    from aios_serve._repository import ModelSpec
+    from aios_serve.server import ChildServer, ServerSettings
+
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx model")
+    server = ChildServer(ModelSpec(name="broken", version="1", path=broken), ServerSettings())
+    with pytest.raises(RuntimeError) as raised:
+        server.start()
+    message = str(raised.value)
+    assert "\n" not in message and "exited with status" in message and "ONNX Runtime cannot load it" in message
+    assert server._process is None and server._folder is None  # stopped, reaped, its bundle removed

@@ -153,3 +153,101 @@ def test_grpc_wrong_shape_datatype_and_missing_model(grpc, digits) -> None:  # t
     with pytest.raises(InferenceServerException) as missing:
         grpc.infer("no-such-model", _inputs(tritonclient_grpc, rows[:1]))
     assert missing.value.status() == "StatusCode.NOT_FOUND"
+
+
+# ---------------------------------------------------------------- gRPC model repository extension
+REPOSITORY_TOKEN = "repo-s3cret"
+
+
+@pytest.fixture(scope="module")
+def repository_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``aios serve`` of a small run whose stack's deployer requires a token (so the repository API is on), one
+    worker, gRPC on a free port; and a second run directory to load into it."""
+    from aios_serve_test_helpers import make_run_dir
+
+    root = tmp_path_factory.mktemp("repository")
+    run = RunDirectory(make_run_dir(root / "runs"))
+    run.write_lock({**run.read_lock(), "deployer": {"plugin": "oip", "token_env": "AIOS_TEST_REPOSITORY_TOKEN",
+                                                    "workers": 1, "grpc_port": 0}})
+    other = make_run_dir(root / "other", seed=3)
+    process = ServerProcess(str(run.path), aios=True, env={"AIOS_TEST_REPOSITORY_TOKEN": REPOSITORY_TOKEN})
+    assert process.grpc, "aios serve announced no gRPC port"
+    client = tritonclient_grpc.InferenceServerClient(process.grpc)
+    yield client, other
+    client.close()
+    process.terminate()
+
+
+def _index(client, headers: dict[str, str]) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    models = client.get_model_repository_index(headers=headers, as_json=True)["models"]
+    return [(m["name"], m["version"], m["state"]) for m in models]
+
+
+def test_grpc_unload_and_load_a_served_model(repository_server) -> None:  # type: ignore[no-untyped-def]
+    from aios_serve_test_helpers import FEATURES, MODEL as SMALL, VERSION
+
+    client, _ = repository_server
+    headers = {"authorization": f"Bearer {REPOSITORY_TOKEN}"}
+    rows = np.zeros((1, FEATURES), dtype=np.float32)
+    client.unload_model(SMALL, headers=headers)
+    assert _index(client, headers) == [(SMALL, VERSION, "UNAVAILABLE")]
+    assert not client.is_model_ready(SMALL, headers=headers)
+    with pytest.raises(InferenceServerException) as unloaded:
+        client.infer(SMALL, _inputs(tritonclient_grpc, rows), headers=headers)
+    assert unloaded.value.status() == "StatusCode.INVALID_ARGUMENT" and "not loaded" in unloaded.value.message()
+    client.load_model(SMALL, headers=headers)
+    assert _index(client, headers) == [(SMALL, VERSION, "READY")]
+    assert client.infer(SMALL, _inputs(tritonclient_grpc, rows), headers=headers).as_numpy("label").shape == (1,)
+
+
+def test_grpc_load_adds_a_run_directory_given_as_a_parameter(repository_server) -> None:  # type: ignore[no-untyped-def]
+    from aios_serve_test_helpers import FEATURES, VERSION
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    client, other = repository_server
+    headers = {"authorization": f"Bearer {REPOSITORY_TOKEN}"}
+    # tritonclient's load_model sends only `config` and files; its stub sends the `run_dir` parameter
+    request = service_pb2.RepositoryModelLoadRequest(model_name="second")
+    request.parameters["run_dir"].string_param = str(other)
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(client._channel)
+    stub.RepositoryModelLoad(request, metadata=tuple(headers.items()))
+    assert ("second", VERSION, "READY") in _index(client, headers)
+    answer = client.infer("second", _inputs(tritonclient_grpc, np.ones((2, FEATURES), dtype=np.float32)),
+                          headers=headers)
+    assert answer.as_numpy("probabilities").shape[0] == 2
+    client.unload_model("second", headers=headers)
+    assert ("second", VERSION, "UNAVAILABLE") in _index(client, headers)
+
+
+def test_grpc_repository_calls_need_the_token_and_a_known_model(repository_server) -> None:  # type: ignore[no-untyped-def]
+    from aios_serve_test_helpers import MODEL as SMALL
+
+    client, _ = repository_server
+    headers = {"authorization": f"Bearer {REPOSITORY_TOKEN}"}
+    for call in (client.load_model, client.unload_model):
+        with pytest.raises(InferenceServerException) as refused:
+            call(SMALL)
+        assert refused.value.status() == "StatusCode.UNAUTHENTICATED"
+        with pytest.raises(InferenceServerException) as missing:
+            call("no-such-model", headers=headers)
+        assert missing.value.status() == "StatusCode.NOT_FOUND" and "no-such-model" in missing.value.message()
+    import grpc as grpcio
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    request = service_pb2.RepositoryModelLoadRequest(model_name="third")
+    request.parameters["run_dir"].string_param = "/nonexistent/run"
+    with pytest.raises(grpcio.RpcError) as unreadable:
+        service_pb2_grpc.GRPCInferenceServiceStub(client._channel).RepositoryModelLoad(
+            request, metadata=tuple(headers.items()))
+    assert unreadable.value.code() == grpcio.StatusCode.INVALID_ARGUMENT
+    assert "not a run directory" in unreadable.value.details()
+
+
+def test_grpc_load_and_unload_are_off_on_the_default_server(grpc) -> None:  # type: ignore[no-untyped-def]
+    # the suite's `aios serve`: no token, and a worker per core (each would hold its own models)
+    for call in (grpc.load_model, grpc.unload_model):
+        with pytest.raises(InferenceServerException) as refused:
+            call(MODEL)
+        assert refused.value.status() == "StatusCode.PERMISSION_DENIED"
+        assert "the repository API is off" in refused.value.message()
+    assert grpc.is_model_ready(MODEL)

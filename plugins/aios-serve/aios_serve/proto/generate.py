@@ -4,8 +4,8 @@
 
 ``open_inference_grpc.proto`` is the Open Inference Protocol's published one
 (kserve/open-inference-protocol, ``specification/protocol/open_inference_grpc.proto``),
-unchanged; ``model_repository_grpc.proto`` holds the model repository extension's Index
-messages as that extension's specification gives them (the published .proto does not
+unchanged; ``model_repository_grpc.proto`` holds the model repository extension's
+messages (Index, ModelLoad, ModelUnload) as that extension's specification gives them (the published .proto does not
 declare them). The server loads the compiled descriptors into a descriptor pool of its
 own (``aios_serve._grpc``), so no generated ``_pb2`` module with its protobuf-version
 check is shipped, and a client that registers the same ``inference.*`` messages
@@ -27,14 +27,18 @@ TARGET = Path(__file__).parent.parent / "_oip_descriptor.py"
 
 def compile_descriptor(proto: Path = PROTO) -> bytes:
     """The serialized ``FileDescriptorProto`` of ``proto``, as protoc (grpcio-tools) compiles it."""
+    import subprocess
+
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "oip.desc"
-        code = protoc.main(["protoc", f"-I{proto.parent}", f"--descriptor_set_out={out}", str(proto)])
-        if code != 0:
-            raise RuntimeError(f"protoc failed on {proto} (exit {code})")
+        # protoc in a child process: grpc_tools' compiler, run inside a process that has already loaded
+        # other protobuf runtimes (a test session with tritonclient, onnx, grpc), crashed it
+        done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto.parent}",
+                               f"--descriptor_set_out={out}", str(proto)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"protoc failed on {proto} (exit {done.returncode}): {done.stderr.strip()}")
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     (file,) = files
     return file.SerializeToString(deterministic=True)
