@@ -167,7 +167,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     # A float32 matrix stays, the splits are views of it; a float64 one (decimals float32 would round, a CSV's)
     # is twice the float32 splits, which are gathered and scaled now (rounded once), and the matrix let go.
     arrays = ({name: None for name in views} if views["train"].x.dtype == np.float32
-              else {name: view.read(0, view.rows)[0] for name, view in views.items()})
+              else _gathered(views, progress))
     return Dataset(
         name=raw.name,
         x_train=arrays["train"], y_train=views["train"].y,  # type: ignore[arg-type]  # None: gathered when asked
@@ -563,3 +563,17 @@ def _indexed_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], y: np.ndarray
     views = {name: IndexedSplit(x, y[rows], rows, scaling.shift, scaling.divisor)
              for name, rows in zip(("train", "val", "test"), splits)}
     return views, scaling, bounds
+
+
+def _gathered(views: dict[str, IndexedSplit], progress: Progress | None) -> dict[str, np.ndarray]:
+    """Each view's rows as a float32 array, gathered and scaled a block at a time (progress: ``scaling``)."""
+    reporter = Reporter(progress, "scaling", sum(view.rows for view in views.values()))
+    arrays = {}
+    for name, view in views.items():
+        arrays[name] = np.empty((view.rows, view.num_features), dtype=np.float32)
+        for start in range(0, view.rows, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, view.rows)
+            arrays[name][start:stop] = view.read(start, stop)[0]
+            reporter.advance(stop - start)
+    reporter.finish()
+    return arrays
