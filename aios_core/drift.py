@@ -28,25 +28,33 @@ BINS = 10
 SAMPLE_ROWS = 20_000
 
 
-def drift_reference(x_train: np.ndarray, y_train: np.ndarray, class_names: list[str], bins: int = BINS,
-                    feature_names: list[str] | None = None) -> dict[str, Any]:
+def drift_reference(x_train: Any, y_train: np.ndarray, class_names: list[str], bins: int = BINS,
+                    feature_names: list[str] | None = None, *,
+                    bounds: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Per-feature quantile bins, shares and range of the training rows, and the training class shares (JSON-able).
 
     Bins and shares come from at most ``SAMPLE_ROWS`` rows (a seeded sample of larger splits: MNIST's
     60,000 x 784 would otherwise take a float64 copy of several hundred MB); the range from all rows.
+    ``x_train`` is an array, or a split with ``rows`` and ``take(positions)`` (``aios_core.batches.IndexedSplit``),
+    of which only the sample is gathered; ``bounds`` (per feature, the min and max of all rows) then gives the range.
     """
-    x = np.asarray(x_train)
-    low, high = _down_columns(np.minimum, x).astype(np.float64), _down_columns(np.maximum, x).astype(np.float64)
-    if len(x) > SAMPLE_ROWS:
-        x = x[np.sort(np.random.default_rng(0).choice(len(x), SAMPLE_ROWS, replace=False))]
-    x = x.astype(np.float64)
+    if isinstance(x_train, np.ndarray) or bounds is None:
+        x = np.asarray(x_train)
+        rows, take = len(x), x.__getitem__
+        low, high = _down_columns(np.minimum, x).astype(np.float64), _down_columns(np.maximum, x).astype(np.float64)
+    else:
+        rows, take = x_train.rows, x_train.take
+        low, high = (np.asarray(bound, dtype=np.float64) for bound in bounds)
+    positions = (np.sort(np.random.default_rng(0).choice(rows, SAMPLE_ROWS, replace=False)) if rows > SAMPLE_ROWS
+                 else np.arange(rows))
+    x = take(positions).astype(np.float64)
     quantiles = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)  # (bins - 1, features)
     # Rounded before the shares are counted, so a server binning live rows with the recorded (JSON) cuts
     # puts a training value in the same bin as here: discrete features (pixels) sit exactly on their cuts.
     cuts = [np.unique(np.round(quantiles[:, j], 6)) for j in range(x.shape[1])]
     shares = [bin_shares(x[:, j], c) for j, c in enumerate(cuts)]
     classes = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(class_names)) / max(len(y_train), 1)
-    return {"method": "psi", "bins": bins, "rows": int(len(x_train)), "sampled_rows": int(x.shape[0]),
+    return {"method": "psi", "bins": bins, "rows": int(rows), "sampled_rows": int(x.shape[0]),
             "features": list(feature_names) if feature_names else [str(j) for j in range(x.shape[1])],
             "cuts": [c.tolist() for c in cuts], "shares": [np.round(s, 6).tolist() for s in shares],
             # outward to 6 decimals: the training rows themselves are inside their recorded range

@@ -38,6 +38,11 @@ class Dataset:
     ``val``, ``test``: ``aios_core.batches.SplitStream``); the ``x_*`` / ``y_*`` arrays then
     hold a bounded sample of each split (for calibration, drift references, smoke tests),
     and whatever needs every row reads ``batches(split, ...)``, which serves both forms.
+
+    An in-memory datastore may instead fill ``views`` (``aios_core.batches.IndexedSplit``: the
+    splits as row numbers into one matrix, scaled as read) and leave ``x_*`` ``None``: each
+    ``x_*`` array is then gathered and scaled on first access and kept, while ``split``,
+    ``batches`` and ``sample`` read through the view and never gather a whole split.
     """
 
     name: str
@@ -56,6 +61,21 @@ class Dataset:
     target_names: list[str] = field(default_factory=list)
     target_scaling: dict[str, Any] = field(default_factory=dict)
     streams: dict[str, SplitStream] = field(default_factory=dict)
+    views: dict[str, SplitStream] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.views:  # gathered on first access (__getattr__)
+            if self.__dict__.get(f"x_{name}", 0) is None:
+                del self.__dict__[f"x_{name}"]
+
+    def __getattr__(self, attribute: str) -> Any:
+        """``x_<split>`` of a split held as a view (``views``): the whole split, gathered and scaled once."""
+        views = self.__dict__.get("views") or {}
+        if attribute.startswith("x_") and attribute[2:] in views:
+            view = views[attribute[2:]]
+            self.__dict__[attribute] = view.read(0, view.rows)[0]
+            return self.__dict__[attribute]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
 
     @property
     def streaming(self) -> bool:
@@ -68,6 +88,8 @@ class Dataset:
 
         if name in self.streams:
             return self.streams[name]
+        if name in self.views:
+            return self.views[name]
         return ArraySplit(getattr(self, f"x_{name}"), getattr(self, f"y_{name}"))
 
     def rows(self, name: str) -> int:
@@ -84,8 +106,24 @@ class Dataset:
 
         return iter_batches(self.split(name), batch_size, seed=seed, epoch=epoch, window_rows=window_rows)
 
+    def sample(self, name: str, count: int, seed: int) -> np.ndarray:
+        """Up to ``count`` feature rows of the split ``name``, drawn without replacement with ``seed``, in split order.
+
+        The rows ``np.sort(default_rng(seed).choice(rows, count, replace=False))``, gathered alone (a split held as
+        a view is not gathered whole); of a streamed split, of the sample its ``x_*`` array holds.
+        """
+        import numpy as np
+
+        from aios_core.batches import ArraySplit
+
+        source = self.views.get(name) or ArraySplit(getattr(self, f"x_{name}"), getattr(self, f"y_{name}"))
+        count = min(count, source.rows)
+        return source.take(np.sort(np.random.default_rng(seed).choice(source.rows, size=count, replace=False)))
+
     @property
     def num_features(self) -> int:
+        if "train" in self.views:
+            return int(self.views["train"].num_features)
         return int(self.x_train.shape[1])
 
     @property
@@ -167,13 +205,17 @@ class DataDescription:
     streaming: bool = False
 
 
-def hash_arrays(*parts: Any) -> str:
-    """A sha256 over numpy arrays (shape, dtype and bytes) and JSON-able values, in order."""
+def hash_arrays(*parts: Any, digest: Any = None) -> str:
+    """A sha256 over numpy arrays (shape, dtype and bytes) and JSON-able values, in order.
+
+    ``digest`` is another ``hashlib``-like object (``update``, ``hexdigest``) to feed instead, say a faster,
+    non-cryptographic one (aios-data's content hash: xxh3-128).
+    """
     import json
 
     import numpy as np
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if digest is None else digest
     for part in parts:
         if isinstance(part, np.ndarray):
             digest.update(f"{part.dtype.str}{part.shape or (1,)}".encode())  # as np.ascontiguousarray saw it

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aios_core import Dataset
-from aios_core.batches import ArraySplit, iter_batches, window_batches
+from aios_core.batches import ArraySplit, IndexedSplit, iter_batches, window_batches
 
 
 class _Windowed:
@@ -103,3 +103,61 @@ def test_windows_handed_over_in_order_give_the_rules_batches() -> None:
     handed = [b for _, b in window_batches(((x[s:s + 32], y[s:s + 32]) for s in starts), 10, generator)]
     drawn = [b for _, b in iter_batches(_Windowed(x, y, 32), 10, seed=3, epoch=1)]
     assert [b.tolist() for b in handed] == [b.tolist() for b in drawn]
+
+
+def _scaled_copy(x: np.ndarray, index: np.ndarray, shift: np.ndarray, divisor: np.ndarray) -> np.ndarray:
+    """What a datastore held before views: the rows gathered, scaled in float64 and rounded once to float32."""
+    return ((x[index].astype(np.float64) - shift) / divisor).astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_indexed_split_reads_and_batches_as_the_scaled_copy_it_replaces(dtype: type) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5000, 7)).astype(dtype)
+    index = rng.permutation(5000)[:3001]  # more rows than one gathering block of 7 features holds
+    y = rng.integers(0, 3, size=3001)
+    shift, divisor = rng.normal(size=7), rng.uniform(0.5, 2.0, size=7)
+    view, copy = IndexedSplit(x, y, index, shift, divisor), _scaled_copy(x, index, shift, divisor)
+    assert view.rows == 3001 and view.num_features == 7
+    features, labels = view.read(10, 2900)
+    assert features.dtype == np.float32
+    np.testing.assert_array_equal(features, copy[10:2900])
+    np.testing.assert_array_equal(labels, y[10:2900])
+    np.testing.assert_array_equal(view.take(np.array([3000, 0, 5])), copy[[3000, 0, 5]])
+    for epoch in (0, 1):
+        held = list(iter_batches(ArraySplit(copy, y), 64, seed=9, epoch=epoch))
+        viewed = list(iter_batches(view, 64, seed=9, epoch=epoch))
+        assert len(held) == len(viewed) == 47
+        for (xa, ya), (xb, yb) in zip(held, viewed):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+
+
+def test_an_unscaled_float32_view_reads_the_matrix_rows_themselves() -> None:
+    x, y = _data(50)
+    view = IndexedSplit(x, y[::-1].copy(), np.arange(50)[::-1].copy())
+    np.testing.assert_array_equal(view.read(0, 50)[0], x[::-1])
+
+
+def test_a_dataset_of_views_gathers_a_split_only_when_its_array_is_asked_for() -> None:
+    x, y = _data(60)
+    shift, divisor = np.full(3, 1.0), np.full(3, 2.0)
+    parts = {"train": np.arange(0, 40), "val": np.arange(40, 50), "test": np.arange(50, 60)}
+    views = {name: IndexedSplit(x, y[rows], rows, shift, divisor) for name, rows in parts.items()}
+    dataset = Dataset("d", None, views["train"].y, None, views["val"].y, None, views["test"].y,  # type: ignore[arg-type]
+                      ["a"], "h", views=views)
+    assert "x_train" not in vars(dataset) and dataset.num_features == 3 and not dataset.streaming
+    assert dataset.split("train") is views["train"] and dataset.rows("train") == 40
+    batches = list(dataset.batches("train", 8, seed=2))
+    sample = dataset.sample("train", 5, seed=3)
+    assert "x_train" not in vars(dataset)  # batches and a sample gather their own rows alone
+    expected = _scaled_copy(x, parts["train"], shift, divisor)
+    rows = np.sort(np.random.default_rng(3).choice(40, size=5, replace=False))
+    np.testing.assert_array_equal(sample, expected[rows])
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in batches])[np.argsort(np.concatenate([l for _, l in batches]))],
+                                  expected)
+    np.testing.assert_array_equal(dataset.x_train, expected)  # gathered now, and kept
+    assert dataset.x_train is dataset.x_train
+    assert dataset.summary()["sizes"] == {"train": 40, "val": 10, "test": 10}
+    with pytest.raises(AttributeError, match="x_other"):
+        dataset.x_other  # noqa: B018

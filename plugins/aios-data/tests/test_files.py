@@ -149,6 +149,35 @@ def test_one_table_hashes_alike_as_csv_parquet_and_npz(load: Load, tmp_path: Pat
     assert load(FilesDatastore, path=tmp_path / "other.parquet").content_hash != loaded[0].content_hash
 
 
+def test_a_float32_table_is_held_once_its_splits_views_scaled_as_recorded(load: Load, tmp_path: Path) -> None:
+    """Parquet and NPZ float32 features stay one matrix: each split is a view of it (its rows' numbers), scaled as
+    read, equal to what the recorded standardization gives; a CSV's float64 matrix gives the arrays at once."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(3.0, 2.0, size=(400, 6)).astype(np.float32)
+    y = np.arange(400) % 4
+    pd.DataFrame(x, columns=list("abcdef")).assign(target=y).to_parquet(tmp_path / "t.parquet", index=False)
+    pd.DataFrame(x, columns=list("abcdef")).assign(target=y).to_csv(tmp_path / "t.csv", index=False)
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    parquet, npz, csv = (load(FilesDatastore, path=tmp_path / f"t.{fmt}") for fmt in ("parquet", "npz", "csv"))
+    assert set(npz.views) == set(parquet.views) == {"train", "val", "test"} and not csv.views
+    assert npz.views["train"].x is npz.views["test"].x  # one matrix for the three splits: the array as loaded
+    scaling = npz.preprocessing
+    for name in ("train", "val", "test"):
+        view = npz.views[name]
+        assert f"x_{name}" not in vars(npz)
+        expected = ((x[view.index].astype(np.float64) - scaling["mean"]) / scaling["std"]).astype(np.float32)
+        batches = list(npz.batches(name, 64))  # split order without a seed
+        np.testing.assert_array_equal(np.concatenate([features for features, _ in batches]), expected)
+        np.testing.assert_array_equal(np.concatenate([labels for _, labels in batches]), y[view.index])
+        assert f"x_{name}" not in vars(npz)  # batches gathered their own rows only
+        np.testing.assert_array_equal(getattr(npz, f"x_{name}"), expected)  # gathered on first access
+        np.testing.assert_array_equal(getattr(parquet, f"x_{name}"), expected)
+        np.testing.assert_allclose(getattr(csv, f"x_{name}"), expected, rtol=1e-6, atol=1e-6)
+    reference = npz.preprocessing["drift_reference"]
+    assert reference["min"] == list(np.floor(npz.x_train.min(axis=0).astype(np.float64) * 1e6) / 1e6)
+    assert reference["max"] == list(np.ceil(npz.x_train.max(axis=0).astype(np.float64) * 1e6) / 1e6)
+
+
 def test_a_moved_file_keeps_its_content_hash(load: Load, tmp_path: Path) -> None:
     path = tmp_path / "animals.csv"
     animals().drop(columns="color").to_csv(path, index=False)

@@ -160,9 +160,7 @@ def variants_for(mode: str) -> tuple[str, ...]:
 
 def _calibration_rows(dataset: Dataset, params: OnnxQuantParams, seed: int) -> np.ndarray:
     """``calibration_samples`` training rows drawn with ``seed``, so a split sorted by class still calibrates on all."""
-    count = min(params.calibration_samples, len(dataset.x_train))
-    rows = np.sort(np.random.default_rng(seed).choice(len(dataset.x_train), size=count, replace=False))
-    return dataset.x_train[rows]
+    return dataset.sample("train", params.calibration_samples, seed)  # gathers these rows alone
 
 
 def _metric(figures: dict[str, Any]) -> str:

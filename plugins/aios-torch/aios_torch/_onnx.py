@@ -86,9 +86,10 @@ def _exporter_notes_silenced() -> Iterator[None]:
 
 def _parity_rows(dataset: Dataset) -> np.ndarray:
     """Up to 256 rows from the first non-empty split of test, val, train (repeated to fill 256)."""
-    for split in (dataset.x_test, dataset.x_val, dataset.x_train):
-        if len(split):
-            rows = np.ascontiguousarray(split[: max(PARITY_BATCH_SIZES)], dtype=np.float32)
+    for name in ("test", "val", "train"):
+        split = dataset.split(name)
+        if split.rows:  # the first rows alone, read through the split: a split held as a view is not gathered whole
+            rows = np.ascontiguousarray(split.read(0, min(split.rows, max(PARITY_BATCH_SIZES)))[0], dtype=np.float32)
             repeats = -(-max(PARITY_BATCH_SIZES) // len(rows))
             return np.ascontiguousarray(np.tile(rows, (repeats, 1))[: max(PARITY_BATCH_SIZES)])
     raise ValueError("ONNX export needs sample rows, but the dataset's test, val and train splits are empty")
