@@ -75,7 +75,6 @@ SHORT_TIMEOUT = 120
 
 # Run exactly as written: command -> the test that runs it.
 RUN: dict[str, str] = {
-    "aios run --set trainer.plugin=ray-train --set trainer.num_workers=2": "test_the_ray_swap_runs_from_an_empty_directory",
     "aios new plugin": "test_the_template_answers_its_questions_interactively",
     'aios new plugin --no-input plugin_name=hello kinds=monitor author="Ada Lovelace"':
         "test_a_generated_plugin_builds_installs_and_runs_its_stack",
@@ -189,6 +188,12 @@ NOT_RUN: dict[str, str] = {
         "`.venv/bin/aios run`, is run from a fresh clone copy by "
         "test_a_finished_run_is_served_and_answers_the_documented_curl_calls"),
     "bash scripts/test.sh": "the whole test suite, this module included; CI runs it (.ci/run)",
+    "aios run --set trainer.plugin=ray-train --set trainer.num_workers=2": (
+        "run exactly as written (the aios command, a user's environment, an empty directory, the default runs/) by "
+        "plugins/aios-ray-train/tests/test_stacks.py::documented_swap, in the plugin stage of the same CI run, which "
+        "checks the same and more (the lock, checkpoints under the run, Ray silent on the console); "
+        "a second run here would repeat that whole Ray training; "
+        "test_the_ray_swap_the_pages_show_is_the_one_the_ray_train_suite_runs checks the text is the same"),
     'pip install "aios-kernel @ git+https://github.com/aios-ml/aios"': (
         f"network beyond the package registries (GitHub) and {_INSTALLS}; its form is checked by "
         "tests/test_registry_index.py::test_no_page_or_catalog_card_installs_a_first_party_name_without_its_source"),
@@ -512,17 +517,25 @@ def test_shown_json_output_allows_elisions_and_other_numbers() -> None:
 
 # --- the groups ---------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_the_ray_swap_runs_from_an_empty_directory(tmp_path: Path) -> None:
-    """scaling-out.md's one-line swap, in an empty directory with the default runs/ (issue 9)."""
-    [swap, *_] = documented("aios run --set trainer.plugin=ray-train --set trainer.num_workers=2",
-                            "test_the_ray_swap_runs_from_an_empty_directory")
-    shell = Shell(tmp_path, user_environment())
-    result = shell.run(swap, timeout=RUN_TIMEOUT)
-    run = finished_run(result)
-    assert [path.name for path in (tmp_path / "runs").iterdir()] == [run.removeprefix("runs/")]
-    lock = yaml.safe_load((tmp_path / run / "stack.lock.yaml").read_text())
-    assert (lock["trainer"]["plugin"], lock["trainer"]["num_workers"]) == ("ray-train", 2)
+RAY_SWAP_SUITE = REPO / "plugins" / "aios-ray-train" / "tests" / "test_stacks.py"
+
+
+def test_the_ray_swap_the_pages_show_is_the_one_the_ray_train_suite_runs() -> None:
+    """scaling-out.md's one-line swap (issue 9) runs, in an empty directory with the default runs/, in the plugin
+    stage (plugins/aios-ray-train/tests/test_stacks.py runs ``aios`` + ``DOCUMENTED_SWAP``): every page shows exactly
+    that command, and its decision says where it runs."""
+    import ast
+    import shlex
+
+    key = "aios run --set trainer.plugin=ray-train --set trainer.num_workers=2"
+    assert "plugins/aios-ray-train/tests/test_stacks.py::documented_swap" in NOT_RUN[key]
+    tree = ast.parse(RAY_SWAP_SUITE.read_text(encoding="utf-8"))
+    [swap] = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+              and [getattr(target, "id", None) for target in node.targets] == ["DOCUMENTED_SWAP"]]
+    shown = [command for command in COMMANDS if command.key == key]
+    assert {"README.md", "docs/scaling-out.md"} <= {command.file for command in shown}, shown
+    for command in shown:
+        assert shlex.split(command.text) == ["aios", *swap], command.where
 
 
 @pytest.fixture(scope="module")

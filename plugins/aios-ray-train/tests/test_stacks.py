@@ -1,7 +1,9 @@
 """Whole stacks through ``aios run`` (a subprocess), from a fresh working directory, as a user runs them.
 
 The documented swap is the heaviest scenario: it runs once (``documented_swap``) and
-several tests read what it left.
+several tests read what it left. It is the only run of that command in CI: the kernel's
+tests/test_documented_commands.py decides it NOT_RUN there, pointing here, and checks that
+the pages show exactly ``DOCUMENTED_SWAP``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ray_train_helpers import listening_sockets, ray_pids, stop_processes
 
 from aios_core import RunDirectory
@@ -30,12 +33,14 @@ LOOPBACK = ("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")
 RAY_NOISE = re.compile(r"ray::|\(pid=|raylet|gcs_server|RayTrainWorker|Started a local Ray|Ray Train", re.IGNORECASE)
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s+File \"", re.MULTILINE)
 
+AIOS = Path(sys.executable).parent / "aios"  # the aios command line, installed beside this Python
 DOCUMENTED_SWAP = ("run", "--set", "trainer.plugin=ray-train", "--set", "trainer.num_workers=2")
-"""The one-line swap as README.md, the plugin's README and docs/scaling-out.md write it."""
+"""The one-line swap as README.md, the plugin's README and docs/scaling-out.md write it (after ``aios``)."""
 EPOCHS = 20
-"""``AIOS_EPOCHS`` for the bundled stack (``epochs: ${AIOS_EPOCHS:-20}``): its default, set so that the caller's
-environment cannot lower it. Fewer epochs save little (Ray's start-up dominates; an epoch takes a fraction of a
-second) and risk the stack's own gate (int8 test accuracy at least 0.97; 12 epochs gave 0.9704)."""
+"""The bundled stack's epochs (``epochs: ${AIOS_EPOCHS:-20}``): the swap runs in a user's environment, without
+``AIOS_*`` variables, so the caller's environment cannot lower them. Fewer epochs save little (Ray's start-up
+dominates; an epoch takes a fraction of a second) and risk the stack's own gate (int8 test accuracy at least 0.97;
+12 epochs gave 0.9704)."""
 
 
 def _only_run(cwd: Path) -> RunDirectory:
@@ -46,9 +51,12 @@ def _only_run(cwd: Path) -> RunDirectory:
 
 @pytest.fixture(scope="module")
 def documented_swap(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """The documented command, run once in an empty directory with the default ``runs/``."""
+    """The documented command, run once as written (the ``aios`` command line) in an empty directory, in a user's
+    environment (no ``AIOS_*`` variables: the default ``runs/``, the stack's own epochs)."""
     cwd = tmp_path_factory.mktemp("fresh")
-    return cwd, run_aios(*DOCUMENTED_SWAP, cwd=cwd, env={"AIOS_EPOCHS": str(EPOCHS)}, timeout=600)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIOS_")}
+    return cwd, subprocess.run([str(AIOS), *DOCUMENTED_SWAP], cwd=cwd, env=env, capture_output=True, text=True,
+                               timeout=600, check=False)
 
 
 @pytest.mark.slow
@@ -57,6 +65,10 @@ def test_the_documented_swap_runs_from_an_empty_directory(documented_swap: tuple
     cwd, done = documented_swap
     assert done.returncode == 0, f"aios run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     run = _only_run(cwd)
+    # the run directory it prints, as the user reads it, is the one under ./runs
+    assert re.findall(r"^completed (runs/\S+)$", done.stdout, flags=re.MULTILINE) == [f"runs/{run.path.name}"]
+    lock = yaml.safe_load((run.path / "stack.lock.yaml").read_text())
+    assert (lock["trainer"]["plugin"], lock["trainer"]["num_workers"]) == ("ray-train", 2)
     state = run.read_state()
     assert state.status == "completed"
     epochs = [row["epoch"] for row in state.phases["train"]["history"]]
