@@ -39,6 +39,7 @@ OFF_LOOP_BYTES = 64 * 1024
 """Bodies larger than this are decoded in a thread, so the event loop keeps answering meanwhile."""
 _HEADER_LENGTH = HEADER_LENGTH.encode()
 _MAX_TARGETS = 1024
+_clock = time.perf_counter
 _UNAUTHORIZED = "missing or wrong bearer token (one header: Authorization: Bearer <token>)"
 
 
@@ -182,8 +183,8 @@ class _InferenceFirst:
                     return
         await self.app(scope, receive, send)
 
-    def answer_now(self, scope: dict[str, Any], body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        """The answer (status, headers, body) to an inference request whose body has arrived whole, computed
+    def answer_now(self, scope: dict[str, Any], body: bytes) -> tuple[int, bytes, bytes] | None:
+        """The answer (status, header lines, body) to an inference request whose body has arrived whole, computed
         without a task when its model runs it at once in the event loop (``ServerState.infer_now``); None:
         serve it through the ASGI app (``__call__``) instead. The same checks, errors and metrics as ``_infer``.
 
@@ -191,28 +192,29 @@ class _InferenceFirst:
         middleware cost more than the model call. The connection (``_connections``) asks here first.
         """
         target = self._targets.get(scope["path"])
-        if target is None or len(body) > OFF_LOOP_BYTES:
+        size = len(body)
+        if target is None or size > OFF_LOOP_BYTES:
             return None
         state = self.server
-        started = time.perf_counter()
+        started = _clock()
         authorization, length, header_length = _inference_headers(scope)
         try:
-            if state.settings.token and not state.authorized(authorization):
+            settings = state.settings
+            if settings.token and not state.authorized(authorization):
                 state.metrics.http_error(401)
                 return _error(401, _UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
             name, version = target
-            limit = state.settings.max_body_bytes
             try:
                 if length is not None and not length.isdigit():
                     raise ProtocolError("invalid Content-Length header")
-                if len(body) > limit:
-                    raise ProtocolError(f"request body exceeds the limit of {limit} bytes (max_body_bytes); "
-                                        "send fewer rows per request", 413)
-                state.admit(len(body))  # as read_body does (503 while others' bodies fill the admission limit)
+                if size > settings.max_body_bytes:
+                    raise ProtocolError(f"request body exceeds the limit of {settings.max_body_bytes} bytes "
+                                        "(max_body_bytes); send fewer rows per request", 413)
+                state.admit(size)  # as read_body does (503 while others' bodies fill the admission limit)
                 try:
                     request = decode_http(body, header_length)
                 finally:
-                    state.inflight_bytes -= len(body)
+                    state.inflight_bytes -= size
             except ProtocolError as error:
                 state.lookup(name, version)[1].metrics.requests += 1  # counted as ``infer`` counts it
                 state.metrics.error(name, error.status)
@@ -229,7 +231,7 @@ class _InferenceFirst:
             log.exception("unexpected error answering POST %s", scope["path"])
             state.metrics.http_error(500)
             return _error(500, "internal error")
-        return 200, _answer_headers(content, header_length), content
+        return 200, _answer_lines(content, header_length), content
 
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, name: str, version: str | None) -> None:
         state = self.server
@@ -259,6 +261,14 @@ class _InferenceFirst:
         await send({"type": "http.response.body", "body": content})
 
 
+def _answer_lines(content: bytes, header_length: int | None) -> bytes:
+    """``_answer_headers`` as raw header lines (for ``answer_now``)."""
+    if header_length is None:
+        return b"content-length: %d\r\ncontent-type: application/json\r\n" % len(content)
+    return b"content-length: %d\r\ncontent-type: application/octet-stream\r\n%s: %d\r\n" % (
+        len(content), _HEADER_LENGTH, header_length)
+
+
 def _answer_headers(content: bytes, header_length: int | None) -> list[tuple[bytes, bytes]]:
     headers = [(b"content-length", str(len(content)).encode())]
     if header_length is None:
@@ -268,11 +278,12 @@ def _answer_headers(content: bytes, header_length: int | None) -> list[tuple[byt
     return headers
 
 
-def _error(status: int, message: str, extra: dict[str, str] | None = None) -> tuple[int, list[tuple[bytes, bytes]],
-                                                                                     bytes]:
+def _error(status: int, message: str, extra: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """An error answer for ``answer_now``: status, header lines, ``{"error": message}``."""
     content = orjson.dumps({"error": message})
-    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
-                    *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items())], content
+    lines = [b"content-type: application/json\r\ncontent-length: %d\r\n" % len(content),
+             *(b"%s: %s\r\n" % (k.lower().encode(), v.encode()) for k, v in (extra or {}).items())]
+    return status, b"".join(lines), content
 
 
 def _route(state: ServerState, auth: bool = True) -> Callable[[Callable[..., Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:

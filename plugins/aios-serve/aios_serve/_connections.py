@@ -75,6 +75,9 @@ class _OneWrite:
         held, self._held = self._held, None
         self._transport.write(data if held is None else held + data)
 
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
     def flush(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
@@ -142,6 +145,8 @@ class _Guarded:
     # tasks elsewhere and keeps the ASGI path)
     _feeding = False
     _deferred: tuple[Any, Any] | None = None
+    _defaults: Any = None
+    _default_lines = b""
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         """While a read is being parsed, hold an inference POST's task back: its body may be complete once
@@ -161,12 +166,12 @@ class _Guarded:
         if answer is None:
             super()._start_asgi_task(cycle, app)  # type: ignore[misc]
             return
-        status, headers, content = answer
-        head = [_STATUS_LINE[status], *(b"".join((k, b": ", v, b"\r\n")) for k, v in cycle.default_headers),
-                *(b"".join((k, b": ", v, b"\r\n")) for k, v in headers)]
-        if not cycle.keep_alive:
-            head.append(b"connection: close\r\n")
-        head += [b"\r\n", content]
+        status, lines, content = answer
+        defaults = cycle.default_headers
+        if defaults is not self._defaults:  # uvicorn replaces the list when its Date header changes
+            self._defaults, self._default_lines = defaults, b"".join(k + b": " + v + b"\r\n" for k, v in defaults)
+        head = (_STATUS_LINE[status], self._default_lines, lines,
+                b"\r\n" if cycle.keep_alive else b"connection: close\r\n\r\n", content)
         cycle.response_started = True
         cycle.response_complete = True
         cycle.message_event.set()

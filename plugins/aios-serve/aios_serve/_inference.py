@@ -32,7 +32,9 @@ SERVER_NAME = "aios-serve"
 EXTENSIONS = ["model_repository", "metrics", "raw_input", "binary_tensor_data"]
 INTO_FP32 = ("FP32", "FP16", "BOOL", "INT8", "INT16", "UINT8", "UINT16")
 """Input datatypes every value of which float32 holds exactly; others are refused rather than rounded."""
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INTO_FP32 = frozenset(INTO_FP32)
+_FLOAT32 = np.dtype(np.float32)
+_add = np.add.reduce
 SWEEP_SECONDS = 0.1
 """How often body deadlines are checked (a deadline is met to within this)."""
 
@@ -89,7 +91,7 @@ class ServerState:
         self.drift = DriftMonitor(self.metrics.registry)
         self.on_prediction: Callable[[LoadedModel, np.ndarray, np.ndarray], None] | None = self.drift.observe
         """Called after every prediction with (model, rows, probabilities): the place for monitors (drift)."""
-        self.answer_now: Callable[[dict[str, Any], bytes], tuple[int, list[tuple[bytes, bytes]], bytes] | None] \
+        self.answer_now: Callable[[dict[str, Any], bytes], tuple[int, bytes, bytes] | None] \
             | None = None
         """The HTTP app's synchronous answer to an inference request whose body arrived whole (set by
         ``create_app``; the connection calls it before starting an ASGI task)."""
@@ -221,13 +223,15 @@ class ServerState:
         batcher.incoming += 1  # batcher.arriving(), inline: this is the hot path
         queued = False
         try:
-            with _ErrorsCounted(self.metrics, name):
-                request = await decode()
-                rows = model_rows(model, request)
-                names = output_names(model, request)
-                queued = True
-                probabilities = await batcher.infer(rows)
-                outputs = self.finish(model, batcher, rows, probabilities, names, started)
+            request = await decode()
+            rows = model_rows(model, request)
+            names = output_names(model, request)
+            queued = True
+            probabilities = await batcher.infer(rows)
+            outputs = self.finish(model, batcher, rows, probabilities, names, started)
+        except BaseException as error:
+            self.count_error(name, error)
+            raise
         finally:
             if not queued:
                 batcher.abandon()
@@ -239,21 +243,23 @@ class ServerState:
         when the batcher would (a quick model, nothing queued or arriving, few rows); None when it would not
         (nothing counted then: the caller takes the ``infer`` path)."""
         model, batcher = self.lookup(name, version)
-        if not batcher.runs_at_once() or (len(request.inputs) == 1 and request.inputs[0].shape
-                                           and request.inputs[0].shape[0] > INLINE_ROWS):
+        inputs = request.inputs
+        if not batcher.runs_at_once() or (len(inputs) == 1 and inputs[0].shape and inputs[0].shape[0] > INLINE_ROWS):
             return None
         batcher.metrics.requests += 1
-        with _ErrorsCounted(self.metrics, name):
+        try:
             rows = model_rows(model, request)
             names = output_names(model, request)
             probabilities = batcher.run_now(rows)
-            outputs = self.finish(model, batcher, rows, probabilities, names, started)
-        return model, outputs
+            return model, self.finish(model, batcher, rows, probabilities, names, started)
+        except BaseException as error:
+            self.count_error(name, error)
+            raise
 
     def finish(self, model: LoadedModel, batcher: Batcher, rows: np.ndarray, probabilities: np.ndarray,
                names: list[str], started: float) -> list[OutputTensor]:
         """Check the model's answer, tell ``on_prediction``, build the outputs, time the request."""
-        if not math.isfinite(float(probabilities.sum())):
+        if not all_finite(probabilities):
             log.error("model %s version %s produced NaN or infinity", model.name, model.version)
             raise ProtocolError("the model produced NaN or infinity for these rows", 500)
         if self.on_prediction is not None:
@@ -262,38 +268,31 @@ class ServerState:
         batcher.metrics.latency.observe(time.perf_counter() - started)
         return outputs
 
-
-class _ErrorsCounted:
-    """Counts an inference that fails in the server's metrics under its status: the protocol's 4xx, else 500.
-
-    A class rather than a generator-based context manager: it is on every request's path.
-    """
-
-    __slots__ = ("metrics", "name")
-
-    def __init__(self, metrics: ServerMetrics, name: str) -> None:
-        self.metrics, self.name = metrics, name
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+    def count_error(self, name: str, error: BaseException) -> None:
+        """Count an inference that failed with ``error`` under its status: the protocol's 4xx, else 500
+        (a cancelled request is not an error)."""
         if isinstance(error, (ProtocolError, RepositoryError)):
-            self.metrics.error(self.name, error.status)
+            self.metrics.error(name, error.status)
         elif isinstance(error, Exception):
-            self.metrics.error(self.name, 500)
-        return False
+            self.metrics.error(name, 500)
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """Whether a float array holds no NaN or infinity: one float64 sum in the common case (float32 values
+    cannot overflow it, so a finite sum means finite values), the exact check otherwise."""
+    return math.isfinite(_add(values, None, np.float64)) or bool(np.isfinite(values).all())
 
 
 def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
     """The request's one input as the float32 rows (n, features) the model takes, or a ProtocolError."""
-    if len(request.inputs) != 1:
+    inputs = request.inputs
+    if len(inputs) != 1:
         raise ProtocolError(f"model {model.name!r} takes exactly one input, {model.input_name!r}")
-    tensor = request.inputs[0]
+    tensor = inputs[0]
     name = tensor.name
     if name != model.input_name:
         raise ProtocolError(f"unexpected input {name!r}: model {model.name!r} takes {model.input_name!r}")
-    if tensor.datatype not in INTO_FP32:
+    if tensor.datatype not in _INTO_FP32:
         raise ProtocolError(f"input {name!r} has datatype {tensor.datatype}; the model takes FP32 (also accepted, "
                             f"as they convert to it exactly: {', '.join(INTO_FP32[1:])})")
     shape, width = tensor.shape, model.num_features
@@ -306,13 +305,10 @@ def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
             raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
         shift, divisor = model.scaling
         rows = (rows - shift) / divisor
-    if rows.dtype != np.float32:
+    if rows.dtype != _FLOAT32:
         with np.errstate(over="ignore", invalid="ignore"):
             rows = rows.astype(np.float32)  # exact for the accepted datatypes; beyond float32's range: inf
-    # one reduction in the common case: a finite sum means finite values (an overflowing sum of finite
-    # values is told apart by the exact check)
-    if rows.dtype.kind == "f" and not math.isfinite(float(rows.sum(dtype=np.float64))) \
-            and not np.isfinite(rows).all():
+    if not all_finite(rows):
         raise ProtocolError(f"input {name!r} holds NaN, infinity or values beyond float32's range")
     return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
 

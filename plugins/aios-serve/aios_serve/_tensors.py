@@ -51,7 +51,7 @@ HEADER_LENGTH = "inference-header-content-length"
 MAX_DIMENSIONS = 8
 
 
-@dataclass
+@dataclass(slots=True)
 class InputTensor:
     name: str
     datatype: str
@@ -60,14 +60,14 @@ class InputTensor:
     """The elements, flat, in the datatype's numpy type (``object`` of bytes for BYTES)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestedOutput:
     name: str
     binary: bool | None = None
     """``parameters.binary_data`` of the request's output entry; None: the request's default."""
 
 
-@dataclass
+@dataclass(slots=True)
 class InferenceRequest:
     inputs: list[InputTensor]
     outputs: list[RequestedOutput] | None = None
@@ -83,7 +83,7 @@ class InferenceRequest:
         return value
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputTensor:
     name: str
     datatype: str
@@ -94,10 +94,14 @@ class OutputTensor:
 
 # ---------------------------------------------------------------- shapes and elements
 def _shape(value: Any, name: str) -> list[int]:
-    if type(value) is not list or len(value) > MAX_DIMENSIONS or not all(type(d) is int and d >= 0 for d in value):
-        raise ProtocolError(f"input {name!r} has shape {value!r}"[:200] + "; a shape is a list of at most "
-                            f"{MAX_DIMENSIONS} non-negative integers")
-    return value
+    if type(value) is list and len(value) <= MAX_DIMENSIONS:
+        for d in value:
+            if type(d) is not int or d < 0:
+                break
+        else:
+            return value
+    raise ProtocolError(f"input {name!r} has shape {value!r}"[:200] + "; a shape is a list of at most "
+                        f"{MAX_DIMENSIONS} non-negative integers")
 
 
 def _elements(shape: list[int]) -> int:
@@ -244,6 +248,7 @@ def _numbers(data: list[Any], name: str, kind: str = "d") -> np.ndarray:
 
 # ---------------------------------------------------------------- the REST form
 _NO_PARAMETERS: dict[str, Any] = {}
+_NO_BINARY = memoryview(b"")
 
 
 def _parameters(value: Any, where: str, name: str = "") -> dict[str, Any]:
@@ -258,14 +263,14 @@ def _parameters(value: Any, where: str, name: str = "") -> dict[str, Any]:
 def decode_http(body: bytes, header_length: str | None) -> InferenceRequest:
     """An inference request body: JSON, or a JSON header of ``header_length`` bytes followed by binary tensors."""
     if header_length is None:
-        header, binary = body, memoryview(b"")
+        header, binary = body, _NO_BINARY
     else:
         if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
             raise ProtocolError(f"Inference-Header-Content-Length is {header_length[:20]!r}; it must be the JSON "
                                 f"header's size in bytes, between 1 and the body's {len(body)}")
         size = int(header_length)
         header, binary = body[:size], memoryview(body)[size:]
-    if not header.strip():
+    if not header or header.isspace():
         raise ProtocolError("request body is empty; send a JSON object with \"inputs\"")
     document = _large_json(header) if len(header) >= SIMDJSON_BYTES else None
     if document is None:
@@ -396,22 +401,23 @@ def encode_http(model_name: str, model_version: str, request: InferenceRequest,
                 outputs: list[OutputTensor]) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when some output goes as binary data (else None)."""
     default = request.flag("binary_data_output") if request.parameters else False
-    binary = {o.name: (default if o.binary is None else o.binary) for o in request.outputs or []}
+    wanted = request.outputs
+    binary = {o.name: (default if o.binary is None else o.binary) for o in wanted} if wanted else None
     header: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.id is not None:
         header["id"] = request.id
-    tensors, raw = [], []
+    header["outputs"] = tensors = []
+    raw = None
     for output in outputs:
-        entry: dict[str, Any] = {"name": output.name, "datatype": output.datatype, "shape": output.shape}
-        if binary.get(output.name, default):
+        if default if binary is None else binary.get(output.name, default):
             data = serialize_bytes(output.array) if output.datatype == "BYTES" else output.array.tobytes()
-            entry["parameters"] = {"binary_data_size": len(data)}
-            raw.append(data)
+            tensors.append({"name": output.name, "datatype": output.datatype, "shape": output.shape,
+                            "parameters": {"binary_data_size": len(data)}})
+            raw = [data] if raw is None else [*raw, data]
         else:
-            entry["data"] = output.array.ravel() if output.datatype != "BYTES" else output.array.tolist()
-        tensors.append(entry)
-    header["outputs"] = tensors
+            tensors.append({"name": output.name, "datatype": output.datatype, "shape": output.shape,
+                            "data": output.array.tolist() if output.datatype == "BYTES" else output.array.ravel()})
     content = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not raw:
+    if raw is None:
         return content, None
     return b"".join([content, *raw]), len(content)

@@ -55,14 +55,16 @@ class _ModelDrift:
         self._out_of_range = 0
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
+        self._features, self._size = len(self.cuts), window
 
     def observe(self, rows: np.ndarray, probabilities: np.ndarray) -> None:
-        if rows.ndim != 2 or rows.shape[1] != len(self.cuts):
+        shape = rows.shape
+        if len(shape) != 2 or shape[1] != self._features:
             return
         # a view (rows over a binary body) is copied: a reference would keep the whole body alive
         self._pending.append((rows if rows.base is None else rows.copy(), probabilities))
-        self._pending_rows += len(rows)
-        if self._pending_rows >= len(self.rows):
+        self._pending_rows += shape[0]
+        if self._pending_rows >= self._size:
             self.flush()
 
     def flush(self) -> None:
