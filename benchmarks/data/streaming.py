@@ -43,7 +43,7 @@ STACK = """\
 name: stream-{rows}
 seed: 0
 threads: 1
-data: {{plugin: files, path: {path}, target: label, streaming: true}}
+data: {{plugin: files, path: {path}{target}{streaming}}}
 model: {{framework: torch, architecture: mlp, hidden_units: [128]}}
 trainer: {{plugin: torch, epochs: 1, batch_size: {batch}}}
 compressors: [{{plugin: onnx-quant}}]
@@ -100,16 +100,19 @@ def write_table(path: Path, rows: int) -> None:
             writer.write_table(pa.table([*x.T, label], schema=schema), row_group_size=GROUP_ROWS)
 
 
-def run_aios(directory: Path, path: Path, rows: int) -> dict[str, object]:
+def run_aios(directory: Path, path: Path, rows: int, *, streaming: bool = True) -> dict[str, object]:
+    """``aios run`` of the stack over ``path`` (``streaming: true`` unless not ``streaming``; an NPZ file has no
+    target column), and what its run directory records."""
     stack = directory / "stack.yaml"
-    stack.write_text(STACK.format(rows=rows, path=path, batch=BATCH))
+    stack.write_text(STACK.format(rows=rows, path=path, batch=BATCH, streaming=", streaming: true" if streaming else "",
+                                  target="" if path.suffix == ".npz" else ", target: label"))
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "aios_core", "run", str(stack), "--runs-dir", str(directory / "runs")],
                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"aios run failed:\n{result.stderr[-3000:]}")
-    run_dir = next((directory / "runs").iterdir())
+    run_dir = max((directory / "runs").iterdir())
     state = json.loads((run_dir / "state.json").read_text())
     phases = state["phases"]
     evaluation = json.loads((run_dir / "report" / "evaluation.json").read_text())
@@ -117,6 +120,7 @@ def run_aios(directory: Path, path: Path, rows: int) -> dict[str, object]:
         "wall_seconds": round(wall, 1),
         "phase_seconds": {name: round(phase["seconds"], 1) for name, phase in phases.items()},
         "peak_rss_bytes": max(phase["resources"]["peak_rss_bytes"] for phase in phases.values()),
+        "phase_peak_rss_bytes": {name: phase["resources"]["peak_rss_bytes"] for name, phase in phases.items()},
         "epoch_seconds": phases["train"]["history"][0]["seconds"],
         "train_rows": phases["data"]["sizes"]["train"],
         "test_rows": evaluation["test_rows"],
