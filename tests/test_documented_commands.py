@@ -239,6 +239,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/compression/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/kubeflow/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
     ".venv/bin/python benchmarks/data/run.py": "a benchmark: long-running measurement (minutes) meant for an idle machine; tests never assert speed",
+    ".venv/bin/python benchmarks/data/whole_run.py": "a benchmark: long-running measurement (minutes: whole runs on millions of rows); tests never assert speed",
     "docker build -t registry.example.com/aios/digits-torch:1 . && docker push registry.example.com/aios/digits-torch:1": (
         "needs a Docker engine and an image registry (none here); the Dockerfile is written by "
         "test_the_default_stack_runs_as_a_kubeflow_pipeline_from_an_empty_directory"),
