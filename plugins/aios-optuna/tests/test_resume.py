@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from conftest import stack_text
@@ -19,16 +21,26 @@ def _trials(study_db: Path) -> dict[int, tuple[str, dict, list | None]]:
     """The study's trials by number: state, parameters, values (read as optuna-dashboard would)."""
     import optuna
 
-    if not study_db.exists():
+    if not _study_created(study_db):
         return {}
     # skip_table_creation: a reader that created the schema would race the run doing the same
     # ("table trial_values already exists" in the run)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{study_db}", skip_table_creation=True)
     try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{study_db}", skip_table_creation=True)
         study = optuna.load_study(study_name="automl-test", storage=storage)
-    except Exception:  # noqa: BLE001 -- the run has not created its study (or its tables) yet
+    except Exception:  # noqa: BLE001 -- the run has not finished creating its study yet
         return {}
     return {t.number: (t.state.name, t.params, t.values) for t in study.get_trials(deepcopy=False)}
+
+
+def _study_created(study_db: Path) -> bool:
+    """Whether the run has written its schema's version row and its study (read-only: no lock, no write)."""
+    try:
+        with closing(sqlite3.connect(f"file:{study_db}?mode=ro", uri=True)) as connection:
+            return all(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+                       for table in ("version_info", "studies"))
+    except sqlite3.Error:  # no file or no tables yet
+        return False
 
 
 def _finished(study_db: Path) -> dict[int, tuple[str, dict, list | None]]:
