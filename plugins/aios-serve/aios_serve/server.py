@@ -11,6 +11,7 @@ flight finish (at most ``drain_seconds``), runs the app's shutdown and returns;
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import logging
 import os
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -195,12 +196,12 @@ class BackgroundServer:
 
 
 class ChildServer:
-    """The server in a child process (``python -m aios_serve``, the entry ``aios serve`` uses) on a free port of
-    127.0.0.1, for the deploy phase's smoke test: its latency is then the server's own, not shared with the
-    interpreter of the run (``with ChildServer(spec, settings) as s: s.url``).
+    """The server in a child process (``serve_child``: what ``aios serve`` runs, with these exact settings) on a free
+    port of 127.0.0.1, for the deploy phase's smoke test: its latency is then the server's own, not shared with
+    the interpreter of the run (``with ChildServer(spec, settings) as s: s.url``).
 
-    The model goes to the child as a bundle (``model.json`` and a link to the ONNX file) in a
-    temporary directory; the bearer token through an environment variable. The child's
+    The model goes to the child as a bundle (``model.json`` and a link to the ONNX file) and the
+    settings as JSON in a temporary directory; the bearer token through an environment variable. The child's
     output goes to a file of that directory: a child that does not start is reported as one
     line, the last it wrote.
     """
@@ -216,8 +217,6 @@ class ChildServer:
         self._folder: Any = None
 
     def _bundle(self, folder: Path) -> Path:
-        import json
-
         from aios_serve._repository import MODEL_FILE, MODEL_JSON
 
         bundle = folder / "model"
@@ -238,14 +237,13 @@ class ChildServer:
 
         self._folder = tempfile.TemporaryDirectory(prefix="aios-serve-smoke-")
         folder = Path(self._folder.name)
-        settings = self.settings
-        command = [sys.executable, "-m", "aios_serve", str(self._bundle(folder)), "--host", "127.0.0.1", "--port", "0",
-                   "--max-batch-size", str(settings.max_batch_size), "--max-delay-ms", str(settings.max_delay_ms),
-                   "--max-body-bytes", str(settings.max_body_bytes), "--no-repository-api"]
+        settings_file = folder / "settings.json"
+        settings_file.write_text(json.dumps({**asdict(self.settings), "token": None}), encoding="utf-8")
+        command = [sys.executable, "-c", "import sys; from aios_serve.server import serve_child; "
+                   "sys.exit(serve_child(*sys.argv[1:]))", str(self._bundle(folder)), str(settings_file)]
         env = {k: v for k, v in os.environ.items() if k != self.TOKEN_ENV}
-        if settings.token:
-            command += ["--token-env", self.TOKEN_ENV]
-            env[self.TOKEN_ENV] = settings.token
+        if self.settings.token:
+            env[self.TOKEN_ENV] = self.settings.token
         output = folder / "server.log"
         with output.open("wb") as sink:
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
@@ -260,7 +258,7 @@ class ChildServer:
                 lines = [line for line in text.splitlines() if line.strip()]
                 status = self._process.poll()
                 self.stop()
-                raise RuntimeError("the smoke test's server (python -m aios_serve) "
+                raise RuntimeError("the smoke test's server (a child aios-serve) "
                                    + (f"exited with status {status}" if status is not None
                                       else f"did not start within {self.timeout:.0f} s")
                                    + (f": {lines[-1].strip()}" if lines else ""))
@@ -362,7 +360,25 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from(args.token_env, max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms,
                                  max_body_bytes=args.max_body_bytes, repository_api=args.repository_api,
                                  grpc_port=args.grpc_port, workers=max(1, args.workers))
-        serve(args.paths, args.host, args.port, settings=settings,
+    except RepositoryError as error:
+        print(f"aios-serve: {error}", file=sys.stderr)
+        return 2
+    return _serve_until_stopped(args.paths, args.host, args.port, settings)
+
+
+def serve_child(bundle: str, settings_file: str) -> int:
+    """``ChildServer``'s process: ``bundle`` served on a free port of 127.0.0.1 with the exact ``ServerSettings``
+    of ``settings_file`` (JSON), the token from ``ChildServer.TOKEN_ENV``, until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    fields = json.loads(Path(settings_file).read_text(encoding="utf-8"))
+    settings = ServerSettings(**{**fields, "token": os.environ.get(ChildServer.TOKEN_ENV) or None})
+    return _serve_until_stopped([bundle], "127.0.0.1", 0, settings)
+
+
+def _serve_until_stopped(paths: list[str], host: str, port: int, settings: ServerSettings) -> int:
+    """``serve`` with the start-up line on stderr; 2 and one line for a model that cannot be served, else 0."""
+    try:
+        serve(paths, host, port, settings=settings,
               on_started=lambda url, grpc=None: print(f"aios-serve: serving on {url}"
                                                       + (f" and grpc {grpc}" if grpc else "") + " (Ctrl-C stops)",
                                                       file=sys.stderr, flush=True))
