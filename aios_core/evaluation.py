@@ -58,11 +58,9 @@ def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, flo
 
     true, predicted = np.asarray(true, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
     true, predicted = true.reshape(len(true), -1), predicted.reshape(len(predicted), -1)
-    error = predicted - true
-    spread = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
-    r2 = 1.0 - (error**2).sum(axis=0) / np.maximum(spread, 1e-12)
-    return {"rmse": round(float(np.sqrt((error**2).mean())), 6), "mae": round(float(np.abs(error).mean()), 6),
-            "r2": round(float(r2.mean()), 6)}
+    tally = _RegressionTally(true.shape[1])
+    tally.add(true, predicted)
+    return tally.metrics()
 
 
 def metric_drop(result: dict[str, Any], baseline: dict[str, Any], prefix: str = "") -> float:
@@ -83,7 +81,7 @@ _QUALITY_BATCH = 8192
 
 class _RegressionTally:
     """Per target: rows, mean and squared deviations of the true values (merged batch by batch, Chan et al.), and
-    the sums of squared and absolute errors; one batch gives exactly ``regression_metrics``' figures."""
+    the sums of squared and absolute errors: ``regression_metrics`` is one batch of it, the evaluation many."""
 
     def __init__(self, targets: int) -> None:
         import numpy as np
