@@ -225,8 +225,10 @@ def main() -> None:
     parser.add_argument("--meter-calls", type=int, default=200)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    args.output = args.output.resolve()
     with tempfile.TemporaryDirectory(prefix="aios-bench-monitoring-") as scratch_dir:
         scratch = Path(scratch_dir)
+        os.chdir(scratch)  # the SQLite store's default artifact root is ./mlruns: keep it out of the checkout
         process, server_uri = start_server(scratch)
         try:
             bench = _Bench(scratch / "runs", args.epochs)
