@@ -37,7 +37,7 @@ fi
 
 kernel=skipped kernel_s=0
 if [[ $stages == *,kernel,* ]]; then
-  .venv/bin/python -m pytest tests "$@" && kernel=passed || kernel="FAILED (exit $?)"
+  .venv/bin/python -m pytest tests --durations=20 "$@" && kernel=passed || kernel="FAILED (exit $?)"
   kernel_s=$((SECONDS - setup_s))
 fi
 
