@@ -300,6 +300,8 @@ def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
         raise ProtocolError(f"input {name!r} has shape {shape}; the model takes [n, {width or 'features'}] "
                             "with n >= 1")
     rows = tensor.array.reshape(shape)
+    if tensor.finite and not request.parameters:  # float32 the typed JSON decoder checked finite
+        return rows
     if request.parameters and request.flag("raw"):
         if model.scaling is None:
             raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")
