@@ -267,6 +267,8 @@ def _parameters(value: Any, where: str, name: str = "") -> dict[str, Any]:
 def decode_http(body: bytes, header_length: str | None) -> InferenceRequest:
     """An inference request body: JSON, or a JSON header of ``header_length`` bytes followed by binary tensors."""
     if header_length is None:
+        if TYPED_JSON and len(body) < SIMDJSON_BYTES and (request := _typed_json(body)) is not None:
+            return request
         header, binary = body, _NO_BINARY
     else:
         if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
@@ -276,12 +278,7 @@ def decode_http(body: bytes, header_length: str | None) -> InferenceRequest:
         header, binary = body[:size], memoryview(body)[size:]
     if not header or header.isspace():
         raise ProtocolError("request body is empty; send a JSON object with \"inputs\"")
-    if len(header) >= SIMDJSON_BYTES:
-        document = _large_json(header)
-    elif header_length is None and (request := _typed_json(header)) is not None:
-        return request
-    else:
-        document = None
+    document = _large_json(header) if len(header) >= SIMDJSON_BYTES else None
     if document is None:
         try:
             document = orjson.loads(header)
@@ -307,6 +304,8 @@ class _TypedRequest(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _TYPED = msgspec.json.Decoder(_TypedRequest)
+_FLOAT32 = np.dtype("<f4")
+_frombuffer = np.frombuffer
 _packers: dict[int, struct.Struct] = {}
 TYPED_JSON = True
 """Whether small JSON bodies try the typed decoder first (the tests turn it off to compare both paths)."""
@@ -322,31 +321,35 @@ def _typed_json(body: bytes) -> InferenceRequest | None:
     and ``struct`` packs the numbers into float32 bytes, refusing any beyond float32's range (which the
     general path turns into infinity and refuses later). Duplicate keys: the last wins, as with orjson.
     """
-    if not TYPED_JSON:
-        return None
     try:
         document = _TYPED.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     tensors = []
     for tensor in document.inputs:
-        data, shape = tensor.data, tensor.shape
+        data = tensor.data
         count = len(data)
-        if count != math.prod(shape):
+        if count != math.prod(tensor.shape):
             return None
-        packer = _packers.get(count)
+        packer = _packers.get(count) or _packer(count)
         if packer is None:
-            if count > 4096:
-                return None
-            packer = struct.Struct(f"<{count}f")
-            if len(_packers) < 256:
-                _packers[count] = packer
+            return None
         try:
-            values = np.frombuffer(packer.pack(*data), dtype=np.float32)
+            values = _frombuffer(packer.pack(*data), _FLOAT32)
         except OverflowError:
             return None
-        tensors.append(InputTensor(tensor.name, tensor.datatype, shape, values, True))
+        tensors.append(InputTensor(tensor.name, tensor.datatype, tensor.shape, values, True))
     return InferenceRequest(tensors, None, document.id, _NO_PARAMETERS)
+
+
+def _packer(count: int) -> struct.Struct | None:
+    """A ``struct.Struct`` packing ``count`` numbers as little-endian float32 (kept for the next request)."""
+    if count > 4096:
+        return None
+    packer = struct.Struct(f"<{count}f")
+    if len(_packers) < 256:
+        _packers[count] = packer
+    return packer
 
 
 SIMDJSON_BYTES = 8 * 1024
