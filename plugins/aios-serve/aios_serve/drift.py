@@ -69,7 +69,7 @@ class _ModelDrift:
         # a view (rows over a binary body) is copied: a reference would keep the whole body alive; rows over a
         # bytes object of their own (the typed JSON decoder's float32 packing) are kept as they are
         base = rows.base
-        if base is not None and type(base.base) is not bytes:
+        if base is not None and (type(base) is not np.ndarray or type(base.base) is not bytes):
             rows = rows.copy()
         self._pending.append((rows, probabilities))
         self._pending_rows += shape[0]
