@@ -1,6 +1,7 @@
 """Where aios-serve's HTTP time goes: CPU per request of the server's whole request path, without sockets.
 
     .venv/bin/python benchmarks/serve/overhead.py [--run RUN_DIR] [--requests 8000] [--rounds 5] [--profile]
+    .venv/bin/python benchmarks/serve/overhead.py --bytecodes [--top 25]
 
 The wrk rows of protocols.py compare aios-serve with bare_app.py through real sockets, where the
 shared machine's scheduling swings each round. Here each side runs in its own process: uvicorn's
@@ -12,7 +13,9 @@ keep-alive timers pile up uncollected) until the answer is written. What is
 left is the Python and numpy work per request, both sides interleaved ``--rounds`` times; the
 minimum over rounds is the figure contention disturbs least. ``--profile`` prints cProfile's
 top functions of one aios-serve round. Writes benchmarks/serve/OVERHEAD.md (keeping its hand-written
-``## Notes`` section).
+``## Notes`` section). ``--bytecodes`` instead counts the Python bytecodes each side executes per request
+(``sys.settrace`` with opcode events, over 200 requests after the warm-up): a figure the machine's load
+cannot disturb, printed with the functions that execute the most (it writes nothing).
 """
 
 from __future__ import annotations
@@ -78,7 +81,28 @@ def _config(side: str, repo: Path):  # type: ignore[no-untyped-def]
     return config
 
 
-def child(side: str, repo: Path, row: list[float], requests: int, profile: bool) -> None:
+def _count_bytecodes(counts: dict[str, int]):  # type: ignore[no-untyped-def]
+    """A ``sys.settrace`` function adding each executed bytecode to ``counts`` under its function."""
+
+    def trace(frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "call":
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+            code = frame.f_code
+            key = f"{Path(code.co_filename).name}:{code.co_firstlineno}:{code.co_name}"
+
+            def local(frame, event, arg):  # type: ignore[no-untyped-def]
+                if event == "opcode":
+                    counts[key] = counts.get(key, 0) + 1
+                return local
+
+            return local
+        return None
+
+    return trace
+
+
+def child(side: str, repo: Path, row: list[float], requests: int, profile: bool, bytecodes: int = 0) -> None:
     """One side's measurement, printed as JSON (run in a fresh process)."""
     import uvloop
     from uvicorn.server import ServerState
@@ -105,6 +129,15 @@ def child(side: str, repo: Path, row: list[float], requests: int, profile: bool)
                     await asyncio.sleep(0)
 
         await serve(2000)
+        if bytecodes:
+            counts: dict[str, int] = {}
+            sys.settrace(_count_bytecodes(counts))
+            await serve(200)
+            sys.settrace(None)
+            top = sorted(counts.items(), key=lambda item: -item[1])[:bytecodes]
+            print(json.dumps({"bytecodes_per_request": sum(counts.values()) / 200,
+                              "top": [(key, count / 200) for key, count in top]}))
+            return
         profiler = None
         if profile:
             import cProfile
@@ -130,11 +163,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=8000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--bytecodes", action="store_true", help="count Python bytecodes per request instead")
+    parser.add_argument("--top", type=int, default=25, help="functions listed by --bytecodes")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         side, repo, row = args.child
-        child(side, Path(repo), json.loads(row), args.requests, args.profile)
+        child(side, Path(repo), json.loads(row), args.requests, args.profile, args.top if args.bytecodes else 0)
         return 0
     sys.path.insert(0, str(HERE))
     import run as base
@@ -143,6 +178,15 @@ def main() -> int:
     run = args.run or base.default_run(work / "runs")
     base.bundle(run, base.run_models(run)["fp32"], "digits", work / "repo")
     row = json.dumps(base.test_rows(run)[0].tolist())
+    if args.bytecodes:
+        for side in ("aios", "bare"):
+            out = subprocess.run([sys.executable, __file__, "--bytecodes", "--top", str(args.top), "--child", side,
+                                  str(work / "repo"), row], check=True, stdout=subprocess.PIPE, text=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            print(f"{side}: {result['bytecodes_per_request']:.0f} bytecodes per request")
+            for key, count in result["top"]:
+                print(f"  {count:7.1f}  {key}")
+        return 0
     figures: dict[str, list[float]] = {"aios": [], "bare": []}
     for number in range(args.rounds):
         for side in ("aios", "bare"):

@@ -49,8 +49,16 @@ def _authorization(scope: dict[str, Any]) -> list[str]:
 
 def _inference_headers(scope: dict[str, Any]) -> tuple[list[str], str | None, str | None]:
     """``Authorization`` values, ``Content-Length`` and ``Inference-Header-Content-Length``, in one pass."""
+    headers = scope["headers"]
+    named = dict(headers)  # one C call; when a name repeats, the loop below finds every value
+    if len(named) == len(headers):
+        authorization, length, header_length = named.get(b"authorization"), named.get(b"content-length"), \
+            named.get(_HEADER_LENGTH)
+        return ([] if authorization is None else [authorization.decode("latin-1")],
+                None if length is None else length.decode("latin-1"),
+                None if header_length is None else header_length.decode("latin-1"))
     authorization, length, header_length = [], None, None
-    for key, value in scope["headers"]:
+    for key, value in headers:
         if key == b"content-length":
             length = value.decode("latin-1")
         elif key == b"authorization":

@@ -279,7 +279,10 @@ class ServerState:
 
 def all_finite(values: np.ndarray) -> bool:
     """Whether a float array holds no NaN or infinity: one float64 sum in the common case (float32 values
-    cannot overflow it, so a finite sum means finite values), the exact check otherwise."""
+    cannot overflow it, so a finite sum means finite values), the exact check otherwise. A small array is
+    summed as Python floats (numpy's reduction costs about 1.5 µs to start, several times more)."""
+    if values.size <= 64:
+        return math.isfinite(sum(values.ravel().tolist())) or bool(np.isfinite(values).all())
     return math.isfinite(_add(values, None, np.float64)) or bool(np.isfinite(values).all())
 
 
@@ -300,6 +303,8 @@ def model_rows(model: LoadedModel, request: InferenceRequest) -> np.ndarray:
         raise ProtocolError(f"input {name!r} has shape {shape}; the model takes [n, {width or 'features'}] "
                             "with n >= 1")
     rows = tensor.array.reshape(shape)
+    if tensor.finite and not request.parameters:  # float32 the typed JSON decoder checked finite
+        return rows
     if request.parameters and request.flag("raw"):
         if model.scaling is None:
             raise ProtocolError(f"model {model.name!r} has no recorded preprocessing to apply to raw rows")

@@ -21,7 +21,8 @@ the usual sign of a significant shift; see docs/monitoring.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,10 @@ from aios_core import bin_shares, psi
 __all__ = ["DEFAULT_WINDOW", "DriftMonitor"]
 
 DEFAULT_WINDOW = 1000
+
+
+def _nothing() -> None:
+    return None
 
 
 class _ModelDrift:
@@ -61,8 +66,12 @@ class _ModelDrift:
         shape = rows.shape
         if len(shape) != 2 or shape[1] != self._features:
             return
-        # a view (rows over a binary body) is copied: a reference would keep the whole body alive
-        self._pending.append((rows if rows.base is None else rows.copy(), probabilities))
+        # a view (rows over a binary body) is copied: a reference would keep the whole body alive; rows over a
+        # bytes object of their own (the typed JSON decoder's float32 packing) are kept as they are
+        base = rows.base
+        if base is not None and (type(base) is not np.ndarray or type(base.base) is not bytes):
+            rows = rows.copy()
+        self._pending.append((rows, probabilities))
         self._pending_rows += shape[0]
         if self._pending_rows >= self._size:
             self.flush()
@@ -106,16 +115,27 @@ class DriftMonitor:
     def __init__(self, registry: CollectorRegistry | None = None, window: int = DEFAULT_WINDOW) -> None:
         self.window = window
         self.models: dict[tuple[str, str], _ModelDrift | None] = {}
+        self._last_model: Callable[[], Any] = _nothing
+        self._last_drift: _ModelDrift | None = None
         if registry is not None:
             registry.register(self)
 
     def observe(self, model: Any, rows: np.ndarray, probabilities: np.ndarray) -> None:
         """Add a request's rows (as fed to the model) and its class probabilities to ``model``'s window."""
+        if self._last_model() is model:  # the model of the previous request (most servers serve one)
+            drift = self._last_drift
+            if drift is not None:
+                drift.observe(rows, probabilities)
+            return
         key = (model.name, model.version)
         drift = self.models.get(key, False)
         if drift is False:
             reference = (model.spec.preprocessing or {}).get("drift_reference")
             drift = self.models[key] = _ModelDrift(reference, self.window) if reference else None
+        try:
+            self._last_model, self._last_drift = weakref.ref(model), drift  # weak: an unloaded model is freed
+        except TypeError:  # an object without weak references: not remembered
+            self._last_model = _nothing
         if drift is not None:
             drift.observe(rows, probabilities)
 

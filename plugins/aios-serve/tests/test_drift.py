@@ -148,3 +148,56 @@ def _psi_max_of(digits: Dataset, rows: np.ndarray) -> float:
     reference = digits.preprocessing["drift_reference"]
     return max(psi(shares, bin_shares(rows[:, j], cuts))
                for j, (cuts, shares) in enumerate(zip(reference["cuts"], reference["shares"], strict=True)))
+
+
+def test_alternating_models_keep_their_own_windows_and_an_unloaded_model_is_freed(digits: Dataset) -> None:
+    """The monitor keeps the last model's window at hand: alternating models still land in their own
+    windows, a reloaded version (a new object) shares its window, and the remembered model is only
+    weakly held (an unloaded model's session is freed)."""
+    import gc
+    import weakref
+
+    from aios_serve.drift import DriftMonitor
+
+    class Model:  # a LoadedModel's attributes that drift reads
+        def __init__(self, name: str) -> None:
+            self.name, self.version = name, "1"
+            self.spec = type("Spec", (), {"preprocessing": digits.preprocessing})()
+
+    monitor = DriftMonitor(window=1000)
+    a, b = Model("a"), Model("b")
+    rows, probabilities = digits.x_test[:10], np.eye(10, dtype=np.float32)[digits.y_test[:10]]
+    for model in (a, b, a, a, b, a):
+        monitor.observe(model, rows, probabilities)
+    monitor.observe(Model("a"), rows, probabilities)  # the same name and version, reloaded
+    windows = {name: monitor.models[(name, "1")] for name in "ab"}
+    for window in windows.values():
+        window.flush()  # type: ignore[union-attr]
+    assert windows["a"].filled == 50 and windows["b"].filled == 20  # type: ignore[union-attr]
+    gone = weakref.ref(b)
+    monitor.observe(b, rows, probabilities)
+    del b
+    gc.collect()
+    assert gone() is None
+
+
+def test_rows_over_a_request_body_are_copied_and_packed_rows_kept() -> None:
+    """A window must not keep a whole request body alive through a view of it; rows over a bytes object of
+    their own (the typed JSON decoder's float32) are kept as they are, and any other base is copied."""
+    from aios_serve.drift import _ModelDrift
+
+    reference = {"cuts": [[0.0]] * 2, "min": [0.0] * 2, "max": [1.0] * 2, "shares": [[0.5, 0.5]] * 2,
+                 "class_shares": [0.5, 0.5]}
+    drift = _ModelDrift(reference, window=10)
+    probabilities = np.array([[0.2, 0.8]], dtype=np.float32)
+    body = memoryview(b"\0" * 4096 + np.ones(2, dtype=np.float32).tobytes())
+    over_body = np.frombuffer(body[4096:], dtype=np.float32).reshape(1, 2)
+    packed = np.frombuffer(np.ones(2, dtype=np.float32).tobytes(), dtype=np.float32).reshape(1, 2)
+    bare_view = np.frombuffer(np.ones(2, dtype=np.float32).tobytes(), dtype=np.float32)[None, :]
+    for rows in (over_body, packed, bare_view):
+        drift.observe(rows, probabilities)
+    kept = [rows for rows, _ in drift._pending]
+    assert kept[0] is not over_body and kept[0].base is None
+    assert kept[1] is packed
+    assert kept[2] is bare_view or kept[2].base is None
+    assert drift.out_of_range == 0 and drift.filled == 3  # folded into the window alike

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROW = np.random.default_rng(3).normal(0, 1, 784)
 
@@ -72,3 +74,109 @@ def test_flat_numbers_skip_python_floats() -> None:
     data = document["inputs"][0]["data"]
     assert isinstance(data, np.ndarray) and data.dtype == np.float64
     np.testing.assert_array_equal(data, ROW)
+
+
+# ---------------------------------------------------------------- small bodies: the typed decoder and orjson
+def _small(data: object = (0.5, -1, 2e-3), datatype: str = "FP32", shape: object = (1, 3), **extra: object) -> bytes:
+    tensor = {"name": "input", "shape": list(shape) if isinstance(shape, tuple) else shape, "datatype": datatype,
+              "data": list(data) if isinstance(data, tuple) else data}
+    return json.dumps({"inputs": [tensor], **extra}).encode()
+
+
+SMALL = {
+    "common": _small(),
+    "common with id": _small(id="r1"),
+    "id null": _small(id=None),
+    "id a number": _small(id=3),
+    "FP16": _small(datatype="FP16"),
+    "FP64": _small(datatype="FP64"),
+    "INT32": _small((1, 2, 3), "INT32"),
+    "integers as FP32": _small((1, 2, 3)),
+    "beyond float32": _small((1e39, 0, 0)),
+    "a number past float64": _small().replace(b"0.5", b"1e400"),
+    "booleans as FP32": _small((True, False, True)),
+    "strings as FP32": _small(("1", "2", "3")),
+    "nested data": _small([[1, 2, 3]]),
+    "too many values": _small((1, 2, 3, 4)),
+    "too few values": _small((1, 2)),
+    "empty shape": _small((1.5,), shape=[]),
+    "zero rows": _small((), shape=(0, 3)),
+    "negative dimension": _small(shape=(-1, 3)),
+    "float dimension": _small(shape=[1.0, 3]),
+    "huge dimension": _small(shape=(1, 2**64)),
+    "nine dimensions": _small((1.0,), shape=(1,) * 9),
+    "shape not a list": _small(shape="1,3"),
+    "unknown datatype": _small(datatype="FP8"),
+    "no name": json.dumps({"inputs": [{"shape": [1, 1], "datatype": "FP32", "data": [1]}]}).encode(),
+    "name a number": json.dumps({"inputs": [{"name": 1, "shape": [1, 1], "datatype": "FP32", "data": [1]}]}).encode(),
+    "input parameters": _small(parameters=None).replace(b'"data"', b'"parameters": {}, "data"'),
+    "request parameters": _small(parameters={"raw": True}),
+    "outputs": _small(outputs=[{"name": "label"}]),
+    "unknown field": _small(extra=1),
+    "duplicate key": _small().replace(b'"name": "input"', b'"name": "a", "name": "input"'),
+    "no inputs": b'{"inputs": []}',
+    "two inputs": json.dumps({"inputs": [json.loads(_small())["inputs"][0]] * 2}).encode(),
+    "escaped name": _small().replace(b'"input"', b'"\\u0069nput"'),
+    "lone surrogate": _small().replace(b'"input"', b'"\\ud800"'),
+    "invalid UTF-8": _small().replace(b'"input"', b'"in\xffput"'),
+    "trailing garbage": _small() + b"x",
+    "whitespace around": b" \n" + _small() + b" \n",
+    "byte order mark": b"\xef\xbb\xbf" + _small(),
+    "NaN literal": _small().replace(b"0.5", b"NaN"),
+    "leading zero": _small().replace(b"0.5", b"05"),
+    "not an object": b"[1, 2, 3]",
+    "empty": b"",
+}
+
+
+def _decode_small(body: bytes, typed: bool):  # type: ignore[no-untyped-def]
+    from aios_serve import _tensors
+
+    saved = _tensors.TYPED_JSON
+    _tensors.TYPED_JSON = typed
+    try:
+        request = _tensors.decode_http(body, None)
+    except _tensors.ProtocolError as error:
+        return ("error", str(error), error.status)
+    finally:
+        _tensors.TYPED_JSON = saved
+    return ([(t.name, t.datatype, t.shape, t.array.dtype.str, t.array.tolist()) for t in request.inputs],
+            request.id, request.outputs, request.parameters)
+
+
+@pytest.mark.parametrize("case", sorted(SMALL))
+def test_typed_and_general_decode_alike(case: str) -> None:
+    """Every small body decodes to the same tensors (or the same error) whether or not the typed decoder runs."""
+    assert _decode_small(SMALL[case], True) == _decode_small(SMALL[case], False)
+
+
+def test_typed_decoder_takes_the_common_request() -> None:
+    from aios_serve._tensors import _typed_json
+
+    request = _typed_json(SMALL["common with id"])
+    assert request is not None and request.id == "r1" and request.inputs[0].finite
+    assert request.inputs[0].array.dtype == np.float32
+    for case in ("beyond float32", "outputs", "request parameters", "nested data", "too many values", "INT32"):
+        assert _typed_json(SMALL[case]) is None, case
+
+
+_numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**70, 2**70))
+_values = st.one_of(_numbers, st.booleans(), st.none(), st.text(max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.lists(st.one_of(_numbers, _values, st.lists(_numbers, max_size=3)), max_size=6),
+       shape=st.lists(st.integers(-1, 6), max_size=3), datatype=st.sampled_from(["FP32", "FP16", "FP64", "INT8"]),
+       request_id=st.one_of(st.none(), st.text(max_size=4), st.integers()))
+def test_typed_and_general_decode_alike_on_generated_bodies(data, shape, datatype, request_id) -> None:  # type: ignore[no-untyped-def]
+    body = _small(data, datatype, shape, **({} if request_id is None else {"id": request_id}))
+    assert _decode_small(body, True) == _decode_small(body, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.lists(st.one_of(_numbers, st.floats(-1e39, 1e39), st.floats(-1e-40, 1e-40)), min_size=1, max_size=8),
+       datatype=st.sampled_from(["FP32", "FP16"]))
+def test_typed_and_general_decode_numbers_alike(data, datatype) -> None:  # type: ignore[no-untyped-def]
+    """Numbers the typed decoder takes (ints, subnormals, float32's edges) become the same float32 values."""
+    body = _small(data, datatype, [1, len(data)])
+    assert _decode_small(body, True) == _decode_small(body, False)
