@@ -14,12 +14,17 @@ pick), with three changes a hostile or careless client needs:
 - a response goes out in one write (one ``send`` system call) instead of uvicorn's two
   (status line and headers, then the body): the connection's transport holds the head
   until the body follows (``_OneWrite``), which on small answers saves about a tenth of
-  the server's time per request.
+  the server's time per request;
+- an inference request whose body arrived whole is answered without an ASGI task when its
+  model is quick (``answer_now``); with other connections open, the requests read in one
+  turn of the event loop run as one model call at the end of the turn (``Batcher.soon``)
+  and each is written as its share comes back (``_reply``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -27,6 +32,7 @@ import orjson
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from aios_serve._batching import LATER
 from aios_serve._inference import ServerState
 
 
@@ -162,10 +168,21 @@ class _Guarded:
         uvicorn's ``send`` would have written it; else start its ASGI task after all."""
         answer = None
         if not cycle.more_body and not cycle.disconnected and self.cycle is cycle and not self.transport.is_closing():
-            answer = self.state.answer_now(cycle.scope, cycle.body)  # type: ignore[misc]
+            # with other connections open, requests read in this turn of the loop may share one model call
+            reply = None if len(self.connections) < 2 else partial(self._reply, cycle)
+            answer = self.state.answer_now(cycle.scope, cycle.body, reply)  # type: ignore[misc]
         if answer is None:
             super()._start_asgi_task(cycle, app)  # type: ignore[misc]
             return
+        if answer is not LATER:
+            self._write_answer(cycle, answer)
+
+    def _reply(self, cycle: Any, answer: tuple[int, bytes, bytes]) -> None:
+        """Write the answer to a request that ran later in the turn, unless its client went away meanwhile."""
+        if self.cycle is cycle and not cycle.disconnected and not self.transport.is_closing():
+            self._write_answer(cycle, answer)
+
+    def _write_answer(self, cycle: Any, answer: tuple[int, bytes, bytes]) -> None:
         status, lines, content = answer
         defaults = cycle.default_headers
         if defaults is not self._defaults:  # uvicorn replaces the list when its Date header changes
