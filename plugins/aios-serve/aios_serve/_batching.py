@@ -22,8 +22,9 @@ each request is decoded in its read's callback) run as one model call at the end
 turn, scheduled with ``call_soon`` by the first of them. Both uvloop and asyncio run
 ``call_soon`` callbacks only after every I/O callback of the current poll, and before the
 next poll's, so nothing waits for anything that has not already arrived. A request that
-ran in a turn alone is answered as ``run_now`` would; with one connection open, the HTTP
-connection does not coalesce at all (``run_now`` at once).
+ran in a turn alone is answered as ``run_now`` would. The HTTP connection offers a request
+for coalescing only when the previous one came from another connection, so one busy client
+(even among idle connections) is answered at once, with ``run_now``, as before.
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ pick), with three changes a hostile or careless client needs:
   until the body follows (``_OneWrite``), which on small answers saves about a tenth of
   the server's time per request;
 - an inference request whose body arrived whole is answered without an ASGI task when its
-  model is quick (``answer_now``); with other connections open, the requests read in one
-  turn of the event loop run as one model call at the end of the turn (``Batcher.soon``)
-  and each is written as its share comes back (``_reply``).
+  model is quick (``answer_now``); when other clients are sending too (the previous
+  inference request came from another connection), the requests read in one turn of the
+  event loop run as one model call at the end of the turn (``Batcher.soon``) and each is
+  written as its share comes back (``_reply``). One busy client is answered at once, as
+  before, even with other connections open.
 """
 
 from __future__ import annotations
@@ -97,6 +99,15 @@ class _OneWrite:
         return getattr(self._transport, name)
 
 
+class _Recent:
+    """The connection of the server's latest inference request (one per server, shared by its connections)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+
+
 class _Guarded:
     """The changes, over either of uvicorn's HTTP protocols (``state`` is set by ``protocol_for``)."""
 
@@ -153,6 +164,7 @@ class _Guarded:
     _deferred: tuple[Any, Any] | None = None
     _defaults: Any = None
     _default_lines = b""
+    _recent: _Recent
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         """While a read is being parsed, hold an inference POST's task back: its body may be complete once
@@ -168,8 +180,14 @@ class _Guarded:
         uvicorn's ``send`` would have written it; else start its ASGI task after all."""
         answer = None
         if not cycle.more_body and not cycle.disconnected and self.cycle is cycle and not self.transport.is_closing():
-            # with other connections open, requests read in this turn of the loop may share one model call
-            reply = None if len(self.connections) < 2 else partial(self._reply, cycle)
+            # requests read in this turn of the loop may share one model call when other clients are sending too:
+            # the previous request came from another connection (one busy client among idle ones is never held)
+            reply = None
+            recent = self._recent
+            if recent.connection is not self:
+                recent.connection = self
+                if len(self.connections) > 1:
+                    reply = partial(self._reply, cycle)
             answer = self.state.answer_now(cycle.scope, cycle.body, reply)  # type: ignore[misc]
         if answer is None:
             super()._start_asgi_task(cycle, app)  # type: ignore[misc]
@@ -248,4 +266,4 @@ class _Guarded:
 
 def protocol_for(state: ServerState) -> type[asyncio.Protocol]:
     """The protocol class uvicorn instantiates per connection, bound to ``state``."""
-    return type("AiosServeProtocol", (_Guarded, AutoHTTPProtocol), {"state": state})
+    return type("AiosServeProtocol", (_Guarded, AutoHTTPProtocol), {"state": state, "_recent": _Recent()})

@@ -235,3 +235,31 @@ def test_a_client_gone_before_its_answer_leaves_the_others_answered(running, row
         assert clients[0].answer()[0] == 200
         assert clients[2].answer()[0] == 200
         assert _model_calls(running.url)[0] > calls
+
+
+def test_one_busy_client_among_idle_connections_is_answered_at_once(running, rows: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """Coalescing is offered (``reply``) only when the previous inference request came from another connection:
+    one client sending request after request is answered in its read's callback, even with others connected."""
+    state = running.state
+    original = state.answer_now
+    offered: list[bool] = []
+
+    def spy(scope, body, reply=None):  # type: ignore[no-untyped-def]
+        offered.append(reply is not None)
+        return original(scope, body, reply)
+
+    with _clients(running.url, 2, rows) as (busy, idle):
+        state.answer_now = spy
+        try:
+            for index in range(3):
+                busy.send(_body(rows[index:index + 1]))
+                assert busy.answer()[0] == 200
+            idle.send(_body(rows[:1]))
+            assert idle.answer()[0] == 200
+            busy.send(_body(rows[:1]))
+            assert busy.answer()[0] == 200
+        finally:
+            state.answer_now = original
+    # the busy client's first request follows the idle one's warm-up; the idle one's request, and the busy one's
+    # after it, follow another connection's
+    assert offered == [True, False, False, True, True]
