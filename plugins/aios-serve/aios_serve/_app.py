@@ -230,7 +230,6 @@ class _InferenceFirst:
             if answered is None or answered is LATER:
                 return answered
             model, outputs = answered  # type: ignore[misc]
-            content, header_length = encode_http(model.name, model.version, request, outputs)
         except (ProtocolError, RepositoryError) as error:
             state.metrics.http_error(error.status)
             return _error(error.status, str(error), getattr(error, "headers", None))
@@ -238,11 +237,12 @@ class _InferenceFirst:
             log.exception("unexpected error answering POST %s", scope["path"])
             state.metrics.http_error(500)
             return _error(500, "internal error")
-        return 200, _answer_lines(content, header_length), content
+        return self._answer(scope, request, model, outputs, None)
 
     def _answer(self, scope: dict[str, Any], request: InferenceRequest, model: Any, outputs: Any,
                 error: BaseException | None) -> tuple[int, bytes, bytes]:
-        """``answer_now``'s answer for a request that ran later in the turn: its outputs encoded, or its error."""
+        """``answer_now``'s answer once its model ran (at once or later in the turn): the outputs encoded, or the
+        error."""
         try:
             if error is None:
                 content, header_length = encode_http(model.name, model.version, request, outputs)
