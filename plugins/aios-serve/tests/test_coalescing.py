@@ -5,7 +5,7 @@ server's loop (a callback that waits on an event, run in the loop's thread), sen
 request on its own keep-alive connection while it is held (the bytes wait in the sockets'
 buffers), then lets it go: the next poll reports every socket at once. The model calls are
 read from the server's own ``/metrics`` (``aios_serve_batch_size``: one observation per ONNX
-Runtime call, its rows summed).
+Runtime call, its rows summed). The shared server runs once on uvloop and once on asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -25,11 +25,18 @@ import pytest
 from aios_serve_test_helpers import CLASS_NAMES, FEATURES, MODEL
 
 
-@pytest.fixture(scope="module")
-def running(run_dir: Path) -> Iterator[object]:
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def running(run_dir: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+    """The server on uvloop (what uvicorn picks when it is installed) and on asyncio's own loop: both must run
+    ``call_soon`` callbacks only after every read of the turn."""
     from aios_serve.server import BackgroundServer, ServerSettings
 
-    with BackgroundServer([run_dir], settings=ServerSettings(max_batch_size=32)) as server:
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    server = BackgroundServer([run_dir], settings=ServerSettings(max_batch_size=32))
+    server._server.config.loop = request.param  # uvicorn's loop setting, read when the server starts
+    with server:
+        assert type(server.state.loop).__module__.startswith(request.param)
         yield server
 
 
