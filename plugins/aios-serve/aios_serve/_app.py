@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aios_serve import _repository_api as repository_api
+from aios_serve._batching import LATER
 from aios_serve._inference import ServerSettings, ServerState, server_metadata
 from aios_serve._openapi import openapi_document
 from aios_serve._repository import ModelRepository, RepositoryError
@@ -191,13 +192,18 @@ class _InferenceFirst:
                     return
         await self.app(scope, receive, send)
 
-    def answer_now(self, scope: dict[str, Any], body: bytes) -> tuple[int, bytes, bytes] | None:
+    def answer_now(self, scope: dict[str, Any], body: bytes, reply: Callable[[tuple[int, bytes, bytes]], None]
+                   | None = None) -> tuple[int, bytes, bytes] | None | object:
         """The answer (status, header lines, body) to an inference request whose body has arrived whole, computed
         without a task when its model runs it at once in the event loop (``ServerState.infer_now``); None:
         serve it through the ASGI app (``__call__``) instead. The same checks, errors and metrics as ``_infer``.
 
         uvicorn starts a task per request; for a quick model that task, the ASGI messages and the
         middleware cost more than the model call. The connection (``_connections``) asks here first.
+
+        With ``reply``, the request may run at the end of this turn of the event loop in one model call with
+        the others read in the turn (``Batcher.soon``): then ``LATER`` is returned and ``reply(answer)``
+        follows within the turn.
         """
         target = self._targets.get(scope["path"])
         size = len(body)
@@ -227,11 +233,11 @@ class _InferenceFirst:
                 state.lookup(name, version)[1].metrics.requests += 1  # counted as ``infer`` counts it
                 state.metrics.error(name, error.status)
                 raise
-            answered = state.infer_now(name, version, request, started)
-            if answered is None:
-                return None
-            model, outputs = answered
-            content, header_length = encode_http(model.name, model.version, request, outputs)
+            answered = state.infer_now(name, version, request, started, None if reply is None else (
+                lambda model, outputs, error: reply(self._answer(scope, request, model, outputs, error))))
+            if answered is None or answered is LATER:
+                return answered
+            model, outputs = answered  # type: ignore[misc]
         except (ProtocolError, RepositoryError) as error:
             state.metrics.http_error(error.status)
             return _error(error.status, str(error), getattr(error, "headers", None))
@@ -239,7 +245,24 @@ class _InferenceFirst:
             log.exception("unexpected error answering POST %s", scope["path"])
             state.metrics.http_error(500)
             return _error(500, "internal error")
-        return 200, _answer_lines(content, header_length), content
+        return self._answer(scope, request, model, outputs, None)
+
+    def _answer(self, scope: dict[str, Any], request: InferenceRequest, model: Any, outputs: Any,
+                error: BaseException | None) -> tuple[int, bytes, bytes]:
+        """``answer_now``'s answer once its model ran (at once or later in the turn): the outputs encoded, or the
+        error."""
+        try:
+            if error is None:
+                content, header_length = encode_http(model.name, model.version, request, outputs)
+                return 200, _answer_lines(content, header_length), content
+        except Exception as failure:  # noqa: BLE001 - answered below, as answer_now would
+            error = failure
+        if isinstance(error, (ProtocolError, RepositoryError)):
+            self.server.metrics.http_error(error.status)
+            return _error(error.status, str(error), getattr(error, "headers", None))
+        log.error("unexpected error answering POST %s", scope["path"], exc_info=error)
+        self.server.metrics.http_error(500)
+        return _error(500, "internal error")
 
     async def _infer(self, scope: dict[str, Any], receive: Any, send: Any, name: str, version: str | None) -> None:
         state = self.server

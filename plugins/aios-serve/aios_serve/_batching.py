@@ -15,12 +15,24 @@ Calls of models whose one-row call (timed when loaded) is faster than ``INLINE_S
 run in the event loop: handing them to a thread
 costs about as much as the call. Slower ones run in the server's thread pool, so the
 loop keeps reading requests meanwhile.
+
+Such quick models also coalesce with zero delay (``soon``): the requests read in one turn
+of the event loop (one wake-up of the poller delivers the reads of every ready socket, and
+each request is decoded in its read's callback) run as one model call at the end of that
+turn, scheduled with ``call_soon`` by the first of them. Both uvloop and asyncio run
+``call_soon`` callbacks only after every I/O callback of the current poll, and before the
+next poll's, so nothing waits for anything that has not already arrived. A request that
+ran in a turn alone is answered as ``run_now`` would. The HTTP connection offers a request
+for coalescing only when the previous one came from another connection, so one busy client
+(even among idle connections) is answered at once, with ``run_now``, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
@@ -34,6 +46,13 @@ INLINE_SECONDS = 0.0003
 """A model call expected to take less than this runs in the event loop instead of a thread."""
 INLINE_ROWS = 64
 """Larger requests always run in the thread pool, whatever the model's one-row time."""
+LATER = object()
+"""Returned instead of an answer when the request went to ``Batcher.soon``: its answer follows later in this turn."""
+
+Done = Callable[["np.ndarray | None", "BaseException | None"], None]
+"""What ``soon`` calls with a request's probabilities, or with the error of its model call."""
+
+log = logging.getLogger("aios.serve")
 
 
 class Batcher:
@@ -54,6 +73,7 @@ class Batcher:
         self._running = 0  # model calls in flight, alone or batched
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._soon: list[tuple[np.ndarray, Done]] = []
 
     def arriving(self) -> None:
         """A request for this model was received; its rows will come through ``infer`` or ``abandon``."""
@@ -73,6 +93,49 @@ class Batcher:
         """One model call in this thread (for a request ``runs_at_once`` allowed)."""
         self.metrics.batch_size.observe(len(batch))
         return self.model.predict(batch)
+
+    def soon(self, rows: np.ndarray, done: Done) -> None:
+        """Run ``rows`` at the end of this turn of the event loop, in one model call with the rows of every other
+        request given to ``soon`` in the turn (at most ``max_batch_size`` rows a call); then ``done(probabilities,
+        None)``, or ``done(None, error)`` when its model call failed. For a request ``runs_at_once`` allowed, with
+        ``max_batch_size`` above 1."""
+        self._soon.append((rows, done))
+        if len(self._soon) == 1:
+            asyncio.get_running_loop().call_soon(self._run_soon)
+
+    def _run_soon(self) -> None:
+        waiting, self._soon = self._soon, []
+        if len(waiting) == 1:  # alone in its turn: as ``run_now``
+            self._call(waiting)
+            return
+        limit = max(1, min(self.max_batch_size, INLINE_ROWS))
+        start = 0
+        while start < len(waiting):
+            end, rows = start + 1, len(waiting[start][0])
+            while end < len(waiting) and rows + len(waiting[end][0]) <= limit:
+                rows += len(waiting[end][0])
+                end += 1
+            self._call(waiting[start:end])
+            start = end
+
+    def _call(self, group: list[tuple[np.ndarray, Done]]) -> None:
+        """One model call for ``group``'s requests; each gets its rows' share. When a call of several requests
+        fails, each runs alone, so that only the requests whose own call fails get the error."""
+        batch = group[0][0] if len(group) == 1 else np.concatenate([rows for rows, _ in group])
+        self.metrics.batch_size.observe(len(batch))
+        try:
+            probabilities = self.model.predict(batch)
+        except Exception as error:  # noqa: BLE001 - handed to the requests; the server goes on
+            if len(group) > 1:
+                for one in group:
+                    self._call([one])
+                return
+            _tell(group[0][1], None, error)
+            return
+        start = 0
+        for rows, done in group:
+            _tell(done, probabilities[start:start + len(rows)], None)
+            start += len(rows)
 
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for ``batch``, computed alone or together with concurrent requests."""
@@ -143,3 +206,11 @@ class Batcher:
                 if not future.done():  # a client that went away cancels its future
                     future.set_result(probabilities[start:start + len(part)])
                 start += len(part)
+
+
+def _tell(done: Done, probabilities: np.ndarray | None, error: BaseException | None) -> None:
+    """Call ``done``; its own failure is logged, never passed to the other requests of its call."""
+    try:
+        done(probabilities, error)
+    except Exception:  # noqa: BLE001 - one request's answer must not stop the others'
+        log.exception("unexpected error answering a coalesced request")

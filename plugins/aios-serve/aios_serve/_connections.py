@@ -14,12 +14,19 @@ pick), with three changes a hostile or careless client needs:
 - a response goes out in one write (one ``send`` system call) instead of uvicorn's two
   (status line and headers, then the body): the connection's transport holds the head
   until the body follows (``_OneWrite``), which on small answers saves about a tenth of
-  the server's time per request.
+  the server's time per request;
+- an inference request whose body arrived whole is answered without an ASGI task when its
+  model is quick (``answer_now``); when other clients are sending too (the previous
+  inference request came from another connection), the requests read in one turn of the
+  event loop run as one model call at the end of the turn (``Batcher.soon``) and each is
+  written as its share comes back (``_reply``). One busy client is answered at once, as
+  before, even with other connections open.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -27,6 +34,7 @@ import orjson
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from aios_serve._batching import LATER
 from aios_serve._inference import ServerState
 
 
@@ -91,6 +99,15 @@ class _OneWrite:
         return getattr(self._transport, name)
 
 
+class _Recent:
+    """The connection of the server's latest inference request (one per server, shared by its connections)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+
+
 class _Guarded:
     """The changes, over either of uvicorn's HTTP protocols (``state`` is set by ``protocol_for``)."""
 
@@ -147,6 +164,7 @@ class _Guarded:
     _deferred: tuple[Any, Any] | None = None
     _defaults: Any = None
     _default_lines = b""
+    _recent: _Recent
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         """While a read is being parsed, hold an inference POST's task back: its body may be complete once
@@ -162,10 +180,27 @@ class _Guarded:
         uvicorn's ``send`` would have written it; else start its ASGI task after all."""
         answer = None
         if not cycle.more_body and not cycle.disconnected and self.cycle is cycle and not self.transport.is_closing():
-            answer = self.state.answer_now(cycle.scope, cycle.body)  # type: ignore[misc]
+            # requests read in this turn of the loop may share one model call when other clients are sending too:
+            # the previous request came from another connection (one busy client among idle ones is never held)
+            reply = None
+            recent = self._recent
+            if recent.connection is not self:
+                recent.connection = self
+                if len(self.connections) > 1:
+                    reply = partial(self._reply, cycle)
+            answer = self.state.answer_now(cycle.scope, cycle.body, reply)  # type: ignore[misc]
         if answer is None:
             super()._start_asgi_task(cycle, app)  # type: ignore[misc]
             return
+        if answer is not LATER:
+            self._write_answer(cycle, answer)
+
+    def _reply(self, cycle: Any, answer: tuple[int, bytes, bytes]) -> None:
+        """Write the answer to a request that ran later in the turn, unless its client went away meanwhile."""
+        if self.cycle is cycle and not cycle.disconnected and not self.transport.is_closing():
+            self._write_answer(cycle, answer)
+
+    def _write_answer(self, cycle: Any, answer: tuple[int, bytes, bytes]) -> None:
         status, lines, content = answer
         defaults = cycle.default_headers
         if defaults is not self._defaults:  # uvicorn replaces the list when its Date header changes
@@ -231,4 +266,4 @@ class _Guarded:
 
 def protocol_for(state: ServerState) -> type[asyncio.Protocol]:
     """The protocol class uvicorn instantiates per connection, bound to ``state``."""
-    return type("AiosServeProtocol", (_Guarded, AutoHTTPProtocol), {"state": state})
+    return type("AiosServeProtocol", (_Guarded, AutoHTTPProtocol), {"state": state, "_recent": _Recent()})

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from aios_serve._batching import INLINE_ROWS, Batcher
+from aios_serve._batching import INLINE_ROWS, LATER, Batcher
 from aios_serve._metrics import UNKNOWN_MODEL, ServerMetrics
 from aios_serve._repository import LoadedModel, ModelRepository, RepositoryError
 from aios_serve._tensors import InferenceRequest, OutputTensor, ProtocolError
@@ -35,6 +35,8 @@ INTO_FP32 = ("FP32", "FP16", "BOOL", "INT8", "INT16", "UINT8", "UINT16")
 _INTO_FP32 = frozenset(INTO_FP32)
 _FLOAT32 = np.dtype(np.float32)
 _add = np.add.reduce
+Later = Callable[[LoadedModel | None, list[OutputTensor] | None, BaseException | None], None]
+"""How ``infer_now`` hands over a request's outcome when it ran later in the turn (model and outputs, or the error)."""
 SWEEP_SECONDS = 0.1
 """How often body deadlines are checked (a deadline is met to within this)."""
 
@@ -75,6 +77,8 @@ class ServerState:
         self.metrics = ServerMetrics()
         self.executor: ThreadPoolExecutor | None = None
         self.parser: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The server's event loop, once started."""
         self.batchers: dict[tuple[str, str], Batcher] = {}
         self.inflight_bytes = 0
         self.stopping = False
@@ -91,15 +95,16 @@ class ServerState:
         self.drift = DriftMonitor(self.metrics.registry)
         self.on_prediction: Callable[[LoadedModel, np.ndarray, np.ndarray], None] | None = self.drift.observe
         """Called after every prediction with (model, rows, probabilities): the place for monitors (drift)."""
-        self.answer_now: Callable[[dict[str, Any], bytes], tuple[int, bytes, bytes] | None] \
-            | None = None
+        self.answer_now: Callable[..., tuple[int, bytes, bytes] | None | object] | None = None
         """The HTTP app's synchronous answer to an inference request whose body arrived whole (set by
-        ``create_app``; the connection calls it before starting an ASGI task)."""
+        ``create_app``; the connection calls it before starting an ASGI task): ``answer_now(scope, body,
+        reply=None)``; with ``reply``, it may return ``LATER`` and answer through ``reply`` later in the turn."""
         for model in repository.loaded():
             self.metrics.set_loaded(model.name, model.version, True)
 
     def start(self) -> None:
         """In the server's event loop, before serving."""
+        self.loop = asyncio.get_running_loop()
         self.executor = ThreadPoolExecutor(max(1, self.settings.inference_threads), thread_name_prefix="aios-serve")
         self.parser = ThreadPoolExecutor(2, thread_name_prefix="aios-serve-parse")
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
@@ -237,11 +242,15 @@ class ServerState:
                 batcher.abandon()
         return model, request, outputs
 
-    def infer_now(self, name: str, version: str | None, request: InferenceRequest,
-                  started: float) -> tuple[LoadedModel, list[OutputTensor]] | None:
+    def infer_now(self, name: str, version: str | None, request: InferenceRequest, started: float,
+                  later: Later | None = None) -> tuple[LoadedModel, list[OutputTensor]] | None | object:
         """``infer`` without waiting, for a request already decoded: its model runs it at once in this thread
         when the batcher would (a quick model, nothing queued or arriving, few rows); None when it would not
-        (nothing counted then: the caller takes the ``infer`` path)."""
+        (nothing counted then: the caller takes the ``infer`` path).
+
+        With ``later``, the request may instead run at the end of this turn of the event loop together with
+        the others read in it (``Batcher.soon``): then ``LATER`` is returned and ``later(model, outputs,
+        None)`` or ``later(None, None, error)`` is called once its model call is done."""
         model, batcher = self.lookup(name, version)
         inputs = request.inputs
         if not batcher.runs_at_once() or (len(inputs) == 1 and inputs[0].shape and inputs[0].shape[0] > INLINE_ROWS):
@@ -250,11 +259,30 @@ class ServerState:
         try:
             rows = model_rows(model, request)
             names = output_names(model, request)
+            if later is not None and batcher.max_batch_size > 1:
+                batcher.soon(rows, lambda probabilities, error: self._finish_later(
+                    name, model, batcher, rows, probabilities, error, names, started, later))
+                return LATER
             probabilities = batcher.run_now(rows)
             return model, self.finish(model, batcher, rows, probabilities, names, started)
         except BaseException as error:
             self.count_error(name, error)
             raise
+
+    def _finish_later(self, name: str, model: LoadedModel, batcher: Batcher, rows: np.ndarray,
+                      probabilities: np.ndarray | None, error: BaseException | None, names: list[str],
+                      started: float, later: Later) -> None:
+        """``finish`` for a request that ran in ``Batcher.soon``; the outcome goes to ``later``."""
+        try:
+            if error is not None:
+                raise error
+            assert probabilities is not None
+            outputs = self.finish(model, batcher, rows, probabilities, names, started)
+        except Exception as failure:  # noqa: BLE001 - this request's answer is the error
+            self.count_error(name, failure)
+            later(None, None, failure)
+            return
+        later(model, outputs, None)
 
     def finish(self, model: LoadedModel, batcher: Batcher, rows: np.ndarray, probabilities: np.ndarray,
                names: list[str], started: float) -> list[OutputTensor]:

@@ -98,8 +98,8 @@ def test_both_paths_count_alike(running, rows: np.ndarray) -> None:  # type: ign
     counts, answered_now = [], []
     original = running.state.answer_now
 
-    def spy(scope, body):  # type: ignore[no-untyped-def]
-        answer = original(scope, body)
+    def spy(scope, body, reply=None):  # type: ignore[no-untyped-def]
+        answer = original(scope, body, reply)
         answered_now.append(answer is not None)
         return answer
 
