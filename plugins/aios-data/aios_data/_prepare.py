@@ -338,6 +338,9 @@ def _label_values(labels: pd.Series | pd.DataFrame | np.ndarray, source: str) ->
         missing = np.isnan(values).any(axis=1)
         values[missing] = 0.0
         return values, missing
+    whole = _integer_labels(labels)
+    if whole is not None:
+        return whole, np.zeros(len(whole), dtype=bool)
     series = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
     missing = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
@@ -348,6 +351,18 @@ def _label_values(labels: pd.Series | pd.DataFrame | np.ndarray, source: str) ->
         return floats, missing
     strings = np.array(["" if gone else str(value) for value, gone in zip(series.tolist(), missing)], dtype=object)
     return strings, missing
+
+
+def _integer_labels(labels: pd.Series | np.ndarray) -> np.ndarray | None:
+    """A column of plain NumPy integers (nothing missing) as int64, as the general path gives it, without its
+    float64 detour; None for any other column (floats, text, pandas' nullable integers, or integers beyond
+    2**53, which that path rounds)."""
+    values = labels.to_numpy() if isinstance(labels, pd.Series) and isinstance(labels.dtype, np.dtype) else labels
+    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype.kind not in "iu":
+        return None
+    if len(values) and (int(values.min()) < -2**53 or int(values.max()) > 2**53):
+        return None
+    return values.astype(np.int64, copy=False)
 
 
 def _label_keys(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -499,40 +514,59 @@ def _stratified_split(y: np.ndarray, class_names: list[str], params: DataParams,
                              f"{len(class_names)} classes; a stratified split needs at least one row per class in "
                              f"each split: use more rows or change data.split.validation and data.split.test")
     state = seed % 2**32
+    codes = _class_codes(y, len(class_names))
     try:
-        rest, test = _stratified_cut(np.arange(len(y)), y, params.split.test, state)
-        train, val = _stratified_cut(rest, y[rest], params.split.validation / (1.0 - params.split.test), state)
+        rest, test = _stratified_cut(None, codes, params.split.test, state)
+        train, val = _stratified_cut(rest, codes[rest], params.split.validation / (1.0 - params.split.test), state)
     except ValueError as error:
         raise ValueError(f"{FIELD}.split: cannot split the {len(y)} rows of {source} into stratified "
                          f"train/validation/test parts: {error}") from None
     return train, val, test
 
 
-def _stratified_cut(rows: np.ndarray, y: np.ndarray, test_size: float, state: int) -> tuple[np.ndarray, np.ndarray]:
+def _class_codes(y: np.ndarray, classes: int) -> np.ndarray:
+    """Class numbers 0..classes-1 in the smallest unsigned dtype: NumPy's stable argsort of 8- and 16-bit integers
+    is a radix sort (the same order as a merge sort), and gathering them moves a byte or two per row."""
+    if classes <= 2**8:
+        return y.astype(np.uint8)
+    return y.astype(np.uint16) if classes <= 2**16 else y
+
+
+def _stratified_cut(rows: np.ndarray | None, y: np.ndarray, test_size: float,
+                    state: int) -> tuple[np.ndarray, np.ndarray]:
     """``train_test_split(rows, test_size=test_size, stratify=y, random_state=state)``: the same rows in the same
     order (the same draws from the same ``RandomState``), with arrays where scikit-learn extends Python lists
-    row by row (most of its time on a million rows). tests/test_split.py holds the two equal."""
+    row by row (most of its time on a million rows). ``rows`` None stands for ``0..len(y)-1`` (no gather).
+    tests/test_split.py holds the two equal."""
     from sklearn.utils.extmath import _approximate_mode
 
-    n_test = math.ceil(test_size * len(rows))
-    n_train = len(rows) - n_test
-    classes, inverse = _unique(y)
-    counts = np.bincount(inverse, minlength=len(classes))
-    if n_train < len(classes) or n_test < len(classes):
-        raise ValueError(f"{min(n_train, n_test)} rows cannot hold a row of each of the {len(classes)} classes")
-    grouped = inverse.astype(np.int16) if len(classes) < 2**15 else inverse  # 16-bit: a radix sort, as stable
-    by_class = np.split(np.argsort(grouped, kind="stable"), np.cumsum(counts)[:-1])
+    n_test = math.ceil(test_size * len(y))
+    n_train = len(y) - n_test
+    if y.dtype.kind in "iu" and len(y) and y.min() >= 0 and y.max() < 2**16:
+        # the classes' order is their codes' order: no renumbering, a class absent here has count 0 and is left out
+        codes = y if y.dtype in (np.uint8, np.uint16) else _class_codes(y, int(y.max()) + 1)
+        counts = np.bincount(codes)
+        counts = counts[counts > 0]
+    else:
+        classes, inverse = _unique(y)
+        codes, counts = _class_codes(inverse, len(classes)), np.bincount(inverse, minlength=len(classes))
+    if n_train < len(counts) or n_test < len(counts):
+        raise ValueError(f"{min(n_train, n_test)} rows cannot hold a row of each of the {len(counts)} classes")
+    order = np.argsort(codes, kind="stable")  # each class's rows, in row order
     rng = np.random.RandomState(state)
     train_counts = _approximate_mode(counts, n_train, rng)
     test_counts = _approximate_mode(counts - train_counts, n_test, rng)
-    train, test = [], []
-    for members, count, train_count, test_count in zip(by_class, counts, train_counts, test_counts):
-        members = members.take(rng.permutation(count), mode="clip")
-        train.append(members[:train_count])
-        test.append(members[train_count:train_count + test_count])
-    train_rows = rng.permutation(np.concatenate(train).astype(np.int64))
-    test_rows = rng.permutation(np.concatenate(test).astype(np.int64))
-    return rows[train_rows], rows[test_rows]
+    train = np.empty(int(train_counts.sum()), dtype=np.int64)
+    test = np.empty(int(test_counts.sum()), dtype=np.int64)
+    first = in_train = in_test = 0
+    for count, train_count, test_count in zip(counts.tolist(), train_counts.tolist(), test_counts.tolist()):
+        members = order[first:first + count].take(rng.permutation(count), mode="clip")
+        train[in_train:in_train + train_count] = members[:train_count]
+        test[in_test:in_test + test_count] = members[train_count:train_count + test_count]
+        first, in_train, in_test = first + count, in_train + train_count, in_test + test_count
+    rng.shuffle(train)  # in place: what rng.permutation(train) draws and gives
+    rng.shuffle(test)
+    return (train, test) if rows is None else (rows[train], rows[test])
 
 
 # ---------------------------------------------------------------- scaling
