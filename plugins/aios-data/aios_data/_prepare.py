@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 FIELD = "data"
 """The stack key of the datastore; error messages start with ``data.<field>``."""
 
+_T = TypeVar("_T")
 _MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 
 Progress = Callable[[str, int, "int | None", str], None]
@@ -111,7 +112,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     values, missing = _label_values(raw.labels, raw.source)
     hashing = _in_background(_content_hash, x, values, missing,
                              {"one_hot": categories, "params": hash_params, "seed": seed})
-    row_numbers = np.arange(len(values))  # each kept row's number in the table as read: what a hash split hashes
+    row_numbers = None  # each kept row's number in the table as read (what a hash split hashes); None: all, in order
 
     dropped_missing = dropped_duplicates = 0
     if params.clean.drop_missing:
@@ -135,13 +136,13 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     image_shape = _check_image_shape(raw, x.shape[1])
     if task == "regression":
         y, class_names = values.astype(np.float64), []
-        train, val, test = (_hash_split(row_numbers, params, seed, raw.source) if params.split.method == "hash"
-                            else _random_split(len(y), params, seed, raw.source))
+        train, val, test = (_hash_split(_numbers(row_numbers, len(y)), params, seed, raw.source)
+                            if params.split.method == "hash" else _random_split(len(y), params, seed, raw.source))
         y, target_scaling = _scale_targets(y, train, params)
     else:
         y, class_names = _encode_labels(classes, inverse, raw)
-        train, val, test = (_hash_split(row_numbers, params, seed, raw.source) if params.split.method == "hash"
-                            else _stratified_split(y, class_names, params, seed, raw.source))
+        train, val, test = (_hash_split(_numbers(row_numbers, len(y)), params, seed, raw.source)
+                            if params.split.method == "hash" else _stratified_split(y, class_names, params, seed, raw.source))
         target_scaling = {}
     del inverse, values
 
@@ -161,7 +162,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     preprocessing["task"] = {"task": task, "declared": params.task != "auto", "reason": reason}
     # What a server needs to score drift of live rows (as fed to the model) against this split: aios_core.drift.
     # A regression set has no class shares to compare (its labels are numbers): the features' drift only.
-    labels = y[train] if task == "classification" else np.empty(0, dtype=np.int64)
+    labels = views["train"].y if task == "classification" else np.empty(0, dtype=np.int64)
     preprocessing["drift_reference"] = drift_reference(views["train"], labels, class_names,
                                                        feature_names=feature_names, bounds=bounds)
     # A float32 matrix stays, the splits are views of it; a float64 one (decimals float32 would round, a CSV's)
@@ -198,13 +199,14 @@ def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settin
                        digest=xxhash.xxh3_128())
 
 
-def _in_background(function: Callable[..., str], *args: Any) -> Future[str]:
-    """``function(*args)`` on a thread of its own: hashing releases the GIL, so it runs beside the splitting."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data-hash")
+def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``function(*args)`` on a thread of its own: hashing and NumPy's loops release the GIL, so it runs beside
+    the main thread's work (the content hash beside the splitting, half the statistics beside the other half)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data")
     try:
         return pool.submit(function, *args)
-    except RuntimeError:  # no thread to be had (a cap on address space, say): hash here and now
-        done: Future[str] = Future()
+    except RuntimeError:  # no thread to be had (a cap on address space, say): do it here and now
+        done: Future[_T] = Future()
         done.set_result(function(*args))
         return done
     finally:
@@ -433,11 +435,17 @@ def _duplicate_rows(x: np.ndarray, keys: np.ndarray, table: bool) -> np.ndarray:
     return duplicate
 
 
-def _take(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The rows where ``keep`` is true; the inputs themselves (no copy) when it keeps every row."""
+def _take(keep: np.ndarray, *arrays: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """The rows where ``keep`` is true; the inputs themselves (no copy) when it keeps every row. None stands for
+    the row numbers 0..n-1 (made only when rows are dropped)."""
     if keep.all():
         return arrays
-    return tuple(array[keep] for array in arrays)
+    return tuple(np.flatnonzero(keep) if array is None else array[keep] for array in arrays)
+
+
+def _numbers(row_numbers: np.ndarray | None, rows: int) -> np.ndarray:
+    """The kept rows' numbers in the table as read (``_take``'s None: all of them)."""
+    return np.arange(rows) if row_numbers is None else row_numbers
 
 
 # ---------------------------------------------------------------- encoding
@@ -579,14 +587,13 @@ def _indexed_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], y: np.ndarray
     """
     train = splits[0]
     reporter = Reporter(progress, "statistics", len(train))
-    accumulator = ColumnStatistics()
-    buffer = np.empty((min(BLOCK_ROWS, len(train)), x.shape[1]), dtype=x.dtype)
-    for start in range(0, len(train), BLOCK_ROWS):
-        rows = train[start:start + BLOCK_ROWS]
-        block = buffer[:len(rows)]
-        np.take(x, rows, axis=0, out=block, mode="clip")  # "raise" would buffer; the numbers are in range
-        accumulator.update(block)
-        reporter.advance(len(rows))
+    # half the rows on a second thread (NumPy's loops release the GIL), when there are enough to be worth one
+    half = len(train) // 2 // BLOCK_ROWS * BLOCK_ROWS if len(train) >= 8 * BLOCK_ROWS else len(train)
+    other = _in_background(_rows_statistics, x, train[half:], None) if half < len(train) else None
+    accumulator = _rows_statistics(x, train[:half], reporter)
+    if other is not None:
+        accumulator.merge(other.result())
+        reporter.advance(len(train) - half)
     statistics = accumulator.finish()
     reporter.finish()
     scaling = fit_scaling(params.preprocess, statistics if needs_statistics(params.preprocess) else None)
@@ -597,6 +604,20 @@ def _indexed_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], y: np.ndarray
     views = {name: IndexedSplit(x, y[rows], rows, scaling.shift, scaling.divisor)
              for name, rows in zip(("train", "val", "test"), splits)}
     return views, scaling, bounds
+
+
+def _rows_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | None) -> ColumnStatistics:
+    """The statistics of ``x[rows]``, gathered a block at a time into one reused buffer."""
+    accumulator = ColumnStatistics()
+    buffer = np.empty((min(BLOCK_ROWS, len(rows)), x.shape[1]), dtype=x.dtype)
+    for start in range(0, len(rows), BLOCK_ROWS):
+        part = rows[start:start + BLOCK_ROWS]
+        block = buffer[:len(part)]
+        np.take(x, part, axis=0, out=block, mode="clip")  # "raise" would buffer; the numbers are in range
+        accumulator.update(block)
+        if reporter is not None:
+            reporter.advance(len(part))
+    return accumulator
 
 
 def _gathered(views: dict[str, IndexedSplit], progress: Progress | None) -> dict[str, np.ndarray]:

@@ -79,7 +79,24 @@ class ColumnStatistics:
         moments = self._block_moments(block)
         if moments is None:  # a NaN somewhere: per-feature counts and masks
             moments = self._block_moments_missing(block)
-        count, mean, squares, low, high = moments
+        self._merge(*moments)
+
+    def merge(self, other: ColumnStatistics) -> None:
+        """Add the rows ``other`` has seen (the same features), as if its chunks had been given here."""
+        if other._count is None:
+            return
+        if self._count is None:
+            self._count = np.zeros(len(other._count))
+            self._mean, self._squares = np.zeros(len(other._count)), np.zeros(len(other._count))
+            self._low, self._high = np.full(len(other._count), np.nan), np.full(len(other._count), np.nan)
+        elif len(other._count) != len(self._count):
+            raise ValueError(f"ColumnStatistics.merge: {len(other._count)} features after {len(self._count)}")
+        self._merge(other._count, np.where(other._count > 0, other._mean, 0.0), other._squares, other._low,
+                    other._high)
+
+    def _merge(self, count: np.ndarray, mean: np.ndarray, squares: np.ndarray, low: np.ndarray,
+               high: np.ndarray) -> None:
+        """Chan, Golub and LeVeque's pairwise update with the moments of more rows."""
         total = self._count + count
         delta = mean - self._mean
         share = count / np.maximum(total, 1)
@@ -112,10 +129,10 @@ class ColumnStatistics:
             values, tiled = self._block, self._tiled
             tiled.reshape(_FOLD, width)[...] = shift
             part = block[:folded].reshape(-1, _FOLD * width)
-            np.subtract(part, tiled, out=values)
+            values[...] = part  # then subtract in float64: a subtraction that casts as it goes is slower
+            np.subtract(values, tiled, out=values)
             sums = np.add.reduce(values, axis=0).reshape(_FOLD, width).sum(axis=0)
-            np.multiply(values, values, out=values)
-            squares = np.add.reduce(values, axis=0).reshape(_FOLD, width).sum(axis=0)
+            squares = np.einsum("ij,ij->j", values, values).reshape(_FOLD, width).sum(axis=0)
             low = np.minimum.reduce(part, axis=0).reshape(_FOLD, width).min(axis=0)
             high = np.maximum.reduce(part, axis=0).reshape(_FOLD, width).max(axis=0)
             if folded < rows:
