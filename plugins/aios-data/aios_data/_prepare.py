@@ -377,6 +377,8 @@ def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)``; small non-negative integers by counting (no sort)."""
     if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and values.max() < 2**20:
         present = np.flatnonzero(np.bincount(values))
+        if len(present) == present[-1] + 1 and values.dtype == np.int64:  # 0..k-1, each present: its own codes
+            return present.astype(values.dtype), values
         index = np.zeros(int(present[-1]) + 1, dtype=np.int64)
         index[present] = np.arange(len(present))
         return present.astype(values.dtype), index[values]
