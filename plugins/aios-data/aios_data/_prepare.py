@@ -200,8 +200,7 @@ def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settin
 
 
 def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``function(*args)`` on a thread of its own: hashing and NumPy's loops release the GIL, so it runs beside
-    the main thread's work (the content hash beside the splitting, half the statistics beside the other half)."""
+    """``function(*args)`` on a thread of its own: hashing releases the GIL, so it runs beside the splitting."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data")
     try:
         return pool.submit(function, *args)
@@ -589,14 +588,7 @@ def _indexed_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], y: np.ndarray
     """
     train = splits[0]
     reporter = Reporter(progress, "statistics", len(train))
-    # half the rows on a second thread (NumPy's loops release the GIL), when there are enough to be worth one
-    half = len(train) // 2 // BLOCK_ROWS * BLOCK_ROWS if len(train) >= 8 * BLOCK_ROWS else len(train)
-    other = _in_background(_rows_statistics, x, train[half:], None) if half < len(train) else None
-    accumulator = _rows_statistics(x, train[:half], reporter)
-    if other is not None:
-        accumulator.merge(other.result())
-        reporter.advance(len(train) - half)
-    statistics = accumulator.finish()
+    statistics = _rows_statistics(x, train, reporter).finish()
     reporter.finish()
     scaling = fit_scaling(params.preprocess, statistics if needs_statistics(params.preprocess) else None)
     # (x - shift) / divisor rounded to float32 is monotonic: the scaled range is the scaled raw range
@@ -608,7 +600,7 @@ def _indexed_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], y: np.ndarray
     return views, scaling, bounds
 
 
-def _rows_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | None) -> ColumnStatistics:
+def _rows_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter) -> ColumnStatistics:
     """The statistics of ``x[rows]``, gathered a block at a time into one reused buffer."""
     accumulator = ColumnStatistics()
     buffer = np.empty((min(BLOCK_ROWS, len(rows)), x.shape[1]), dtype=x.dtype)
@@ -617,8 +609,7 @@ def _rows_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter | None)
         block = buffer[:len(part)]
         np.take(x, part, axis=0, out=block, mode="clip")  # "raise" would buffer; the numbers are in range
         accumulator.update(block)
-        if reporter is not None:
-            reporter.advance(len(part))
+        reporter.advance(len(part))
     return accumulator
 
 

@@ -81,19 +81,6 @@ class ColumnStatistics:
             moments = self._block_moments_missing(block)
         self._merge(*moments)
 
-    def merge(self, other: ColumnStatistics) -> None:
-        """Add the rows ``other`` has seen (the same features), as if its chunks had been given here."""
-        if other._count is None:
-            return
-        if self._count is None:
-            self._count = np.zeros(len(other._count))
-            self._mean, self._squares = np.zeros(len(other._count)), np.zeros(len(other._count))
-            self._low, self._high = np.full(len(other._count), np.nan), np.full(len(other._count), np.nan)
-        elif len(other._count) != len(self._count):
-            raise ValueError(f"ColumnStatistics.merge: {len(other._count)} features after {len(self._count)}")
-        self._merge(other._count, np.where(other._count > 0, other._mean, 0.0), other._squares, other._low,
-                    other._high)
-
     def _merge(self, count: np.ndarray, mean: np.ndarray, squares: np.ndarray, low: np.ndarray,
                high: np.ndarray) -> None:
         """Chan, Golub and LeVeque's pairwise update with the moments of more rows."""

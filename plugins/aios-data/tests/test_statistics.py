@@ -67,19 +67,3 @@ def test_scale_and_none_need_no_statistics() -> None:
     x = np.array([[255.0, 0.0]], dtype=np.float32)
     assert fit_scaling(PreprocessParams(scaling="scale", scale_factor=255)).apply(x).tolist() == [[1.0, 0.0]]
     assert fit_scaling(PreprocessParams(scaling="none")).apply(x).tolist() == [[1.0, 0.0]]
-
-
-def test_merged_accumulators_equal_one_over_all_rows() -> None:
-    """Rows split between two accumulators (the in-memory pass's two threads), merged: the same figures."""
-    x = _rows()
-    x[5, 2] = np.nan
-    one, first, second = ColumnStatistics(), ColumnStatistics(), ColumnStatistics()
-    one.update(x)
-    first.update(x[:12_345])
-    second.update(x[12_345:])
-    first.merge(second)
-    first.merge(ColumnStatistics())  # an accumulator that saw nothing changes nothing
-    expected, found = one.finish(), first.finish()
-    assert np.array_equal(found.count, expected.count)
-    assert np.allclose(found.mean, expected.mean, rtol=1e-12) and np.allclose(found.std, expected.std, rtol=1e-10)
-    assert np.array_equal(found.min, expected.min) and np.array_equal(found.max, expected.max)
