@@ -601,15 +601,25 @@ def _indexed_splits(x: np.ndarray, splits: tuple[np.ndarray, ...], y: np.ndarray
 
 
 def _rows_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter) -> ColumnStatistics:
-    """The statistics of ``x[rows]``, gathered a block at a time into one reused buffer."""
+    """The statistics of ``x[rows]``, gathered a block at a time into one reused buffer.
+
+    The rows are read in the matrix's order, not the split's (the statistics do not depend on it): a gather
+    that moves forward through memory runs about twice as fast as one that jumps (at 3M rows here).
+    """
     accumulator = ColumnStatistics()
     buffer = np.empty((min(BLOCK_ROWS, len(rows)), x.shape[1]), dtype=x.dtype)
-    for start in range(0, len(rows), BLOCK_ROWS):
-        part = rows[start:start + BLOCK_ROWS]
-        block = buffer[:len(part)]
-        np.take(x, part, axis=0, out=block, mode="clip")  # "raise" would buffer; the numbers are in range
-        accumulator.update(block)
-        reporter.advance(len(part))
+    member = np.zeros(len(x), dtype=bool)
+    member[rows] = True
+    window = 8 * BLOCK_ROWS
+    for first in range(0, len(x), window):
+        numbers = np.flatnonzero(member[first:first + window])
+        numbers += first
+        for start in range(0, len(numbers), BLOCK_ROWS):
+            part = numbers[start:start + BLOCK_ROWS]
+            block = buffer[:len(part)]
+            np.take(x, part, axis=0, out=block, mode="clip")  # "raise" would buffer; the numbers are in range
+            accumulator.update(block)
+            reporter.advance(len(part))
     return accumulator
 
 
