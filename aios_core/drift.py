@@ -77,9 +77,7 @@ def _sorted_quantiles(columns: np.ndarray, levels: np.ndarray) -> np.ndarray:
     below = np.floor(virtual)
     gamma = (virtual - below)[:, None]
     below = below.astype(np.intp)
-    above = np.minimum(below + 1, count - 1)
-    last = virtual >= count - 1  # as NumPy: an index past the end reads the last value on both sides
-    below[last] = above[last] = count - 1
+    above = np.minimum(below + 1, count - 1)  # as NumPy: one row reads its only value on both sides
     low, high = columns[:, below].T, columns[:, above].T  # (levels, features)
     difference = high - low
     result = low + difference * gamma
