@@ -47,12 +47,19 @@ def drift_reference(x_train: Any, y_train: np.ndarray, class_names: list[str], b
         low, high = (np.asarray(bound, dtype=np.float64) for bound in bounds)
     positions = (np.sort(np.random.default_rng(0).choice(rows, SAMPLE_ROWS, replace=False)) if rows > SAMPLE_ROWS
                  else np.arange(rows))
-    x = take(positions).astype(np.float64)
-    quantiles = np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1], axis=0)  # (bins - 1, features)
+    # One feature per row, sorted: the quantiles are read off each row and a bin's share is where its cuts fall
+    sample = take(positions)
+    columns = np.array(sample.reshape(len(sample), -1).T, dtype=np.float64, order="C")
+    columns.sort(axis=1)  # NaN last
+    levels = np.linspace(0, 1, bins + 1)[1:-1]
+    ordered = columns.size > 0 and not np.isnan(columns[:, -1]).any()
+    quantiles = (_sorted_quantiles(columns, levels) if ordered
+                 else np.quantile(columns, levels, axis=1))  # (bins - 1, features)
     # Rounded before the shares are counted, so a server binning live rows with the recorded (JSON) cuts
     # puts a training value in the same bin as here: discrete features (pixels) sit exactly on their cuts.
-    cuts = [np.unique(np.round(quantiles[:, j], 6)) for j in range(x.shape[1])]
-    shares = [bin_shares(x[:, j], c) for j, c in enumerate(cuts)]
+    cuts = [np.unique(np.round(quantiles[:, j], 6)) for j in range(len(columns))]
+    shares = [(_sorted_bin_shares if ordered else bin_shares)(column, c) for column, c in zip(columns, cuts)]
+    x = columns.T
     classes = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(class_names)) / max(len(y_train), 1)
     return {"method": "psi", "bins": bins, "rows": int(rows), "sampled_rows": int(x.shape[0]),
             "features": list(feature_names) if feature_names else [str(j) for j in range(x.shape[1])],
@@ -60,6 +67,28 @@ def drift_reference(x_train: Any, y_train: np.ndarray, class_names: list[str], b
             # outward to 6 decimals: the training rows themselves are inside their recorded range
             "min": (np.floor(low * 1e6) / 1e6).tolist(), "max": (np.ceil(high * 1e6) / 1e6).tolist(),
             "classes": [str(name) for name in class_names], "class_shares": np.round(classes, 6).tolist()}
+
+
+def _sorted_quantiles(columns: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.quantile(columns, levels, axis=1)`` (its default, linear method) of rows already sorted, without NaN:
+    the same interpolation between the same two order statistics, without NumPy's partition of every row."""
+    count = columns.shape[1]
+    virtual = (count - 1) * levels
+    below = np.floor(virtual)
+    gamma = (virtual - below)[:, None]
+    below = below.astype(np.intp)
+    above = np.minimum(below + 1, count - 1)  # as NumPy: one row reads its only value on both sides
+    low, high = columns[:, below].T, columns[:, above].T  # (levels, features)
+    difference = high - low
+    result = low + difference * gamma
+    np.subtract(high, difference * (1 - gamma), out=result, where=np.broadcast_to(gamma >= 0.5, result.shape))
+    return result
+
+
+def _sorted_bin_shares(column: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """``bin_shares(column, cuts)`` of a sorted ``column``: the values below each cut are where it would go."""
+    below = np.searchsorted(column, cuts, side="left")
+    return np.diff(below, prepend=0, append=len(column)) / max(len(column), 1)
 
 
 def _down_columns(ufunc: np.ufunc, x: np.ndarray, fold: int = 64) -> np.ndarray:

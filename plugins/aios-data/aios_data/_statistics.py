@@ -57,7 +57,7 @@ class ColumnStatistics:
     def __init__(self) -> None:
         self._count: np.ndarray | None = None
         self._mean = self._squares = self._low = self._high = np.empty(0)
-        self._block = np.empty((0, 0))
+        self._block, self._tiled = np.empty((0, 0)), np.empty(0)
 
     def update(self, chunk: np.ndarray) -> None:
         """Add the rows of ``chunk`` (2-D, one row per sample, the same width every time)."""
@@ -76,27 +76,14 @@ class ColumnStatistics:
     def _update_block(self, block: np.ndarray) -> None:
         if len(block) == 0:
             return
-        if self._block.shape != block.shape:
-            self._block = np.empty(block.shape)
-        values = self._block  # reused: one float64 buffer per block size, not one per block
-        values[...] = block
-        sums = down_columns(np.add, values)
-        if not np.isnan(sums).any():  # the usual block: no NaN, no masks
-            count = np.full(block.shape[1], float(len(block)))
-            mean = sums / len(block)
-            values -= mean
-            values *= values
-            squares = down_columns(np.add, values)
-            low, high = down_columns(np.minimum, block), down_columns(np.maximum, block)
-        else:
-            present = ~np.isnan(values)
-            count = present.sum(axis=0).astype(np.float64)
-            values[~present] = 0.0
-            mean = values.sum(axis=0) / np.maximum(count, 1)
-            values -= mean
-            values[~present] = 0.0
-            squares = np.einsum("ij,ij->j", values, values)
-            low, high = np.fmin.reduce(block, axis=0), np.fmax.reduce(block, axis=0)
+        moments = self._block_moments(block)
+        if moments is None:  # a NaN somewhere: per-feature counts and masks
+            moments = self._block_moments_missing(block)
+        self._merge(*moments)
+
+    def _merge(self, count: np.ndarray, mean: np.ndarray, squares: np.ndarray, low: np.ndarray,
+               high: np.ndarray) -> None:
+        """Chan, Golub and LeVeque's pairwise update with the moments of more rows."""
         total = self._count + count
         delta = mean - self._mean
         share = count / np.maximum(total, 1)
@@ -105,6 +92,58 @@ class ColumnStatistics:
         self._count = total
         self._low = np.fmin(self._low, low.astype(np.float64))
         self._high = np.fmax(self._high, high.astype(np.float64))
+
+    def _block_moments(self, block: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        """Count, mean, sum of squared deviations, min and max of a block without NaN (None when it has one).
+
+        One pass of shifted sums in float64: ``d = x - shift`` with ``shift`` the running mean (the first row
+        for the first block), ``mean = shift + sum(d) / n`` and ``squares = sum(d**2) - sum(d)**2 / n``, exact
+        enough because the shift is near the mean. ``_FOLD`` rows are folded into one long row, so NumPy's
+        loops run over ``_FOLD * features`` values, not one row of a few features at a time.
+        """
+        rows, width = block.shape
+        first = self._count is not None and self._count[0] > 0
+        shift = self._mean if first and np.all(self._count == self._count[0]) else block[0].astype(np.float64)
+        folded = rows - rows % _FOLD
+        if not block.flags.c_contiguous or folded == 0:
+            values = block - shift
+            sums, squares = values.sum(axis=0), np.einsum("ij,ij->j", values, values)
+            low, high = block.min(axis=0), block.max(axis=0)
+        else:
+            if self._block.shape != (folded // _FOLD, _FOLD * width):
+                self._block = np.empty((folded // _FOLD, _FOLD * width))
+                self._tiled = np.empty(_FOLD * width)
+            values, tiled = self._block, self._tiled
+            tiled.reshape(_FOLD, width)[...] = shift
+            part = block[:folded].reshape(-1, _FOLD * width)
+            values[...] = part  # then subtract in float64: a subtraction that casts as it goes is slower
+            np.subtract(values, tiled, out=values)
+            sums = np.add.reduce(values, axis=0).reshape(_FOLD, width).sum(axis=0)
+            squares = np.einsum("ij,ij->j", values, values).reshape(_FOLD, width).sum(axis=0)
+            low = np.minimum.reduce(part, axis=0).reshape(_FOLD, width).min(axis=0)
+            high = np.maximum.reduce(part, axis=0).reshape(_FOLD, width).max(axis=0)
+            if folded < rows:
+                rest = block[folded:] - shift
+                sums, squares = sums + rest.sum(axis=0), squares + np.einsum("ij,ij->j", rest, rest)
+                low = np.minimum(low, block[folded:].min(axis=0))
+                high = np.maximum(high, block[folded:].max(axis=0))
+        if np.isnan(sums).any():
+            return None
+        offset = sums / rows
+        return (np.full(width, float(rows)), shift + offset, np.maximum(squares - sums * offset, 0.0),
+                low, high)
+
+    @staticmethod
+    def _block_moments_missing(block: np.ndarray) -> tuple[np.ndarray, ...]:
+        values = block.astype(np.float64)
+        present = ~np.isnan(values)
+        count = present.sum(axis=0).astype(np.float64)
+        values[~present] = 0.0
+        mean = values.sum(axis=0) / np.maximum(count, 1)
+        values -= mean
+        values[~present] = 0.0
+        squares = np.einsum("ij,ij->j", values, values)
+        return count, mean, squares, np.fmin.reduce(block, axis=0), np.fmax.reduce(block, axis=0)
 
     def finish(self) -> Statistics:
         """The statistics of every row given so far (the accumulator can keep taking chunks)."""
