@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ def read_data_file(params: FilesDatastore.Params, progress: Progress | None = No
     if params.labels_path is not None and fmt != "idx":
         raise ValueError(f"{FIELD}.labels_path: used only with IDX files, but {path} is read as {fmt}")
     if fmt in ("csv", "parquet"):
-        raw = read_table(path, fmt, params.target, progress)
+        raw = read_table(path, fmt, params.target, progress, one_hot=params.preprocess.one_hot)
     elif fmt == "npz":
         raw = read_npz(path, params.x_key, params.y_key, progress)
     else:
@@ -56,12 +57,19 @@ def detect_format(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- tables
-def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress | None = None) -> RawData:
+def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress | None = None,
+               one_hot: Sequence[str] = ()) -> RawData:
     """A CSV or Parquet table whose column ``target`` holds the labels and the others the features; several target
-    columns (a list) give a frame of labels, one column per target."""
+    columns (a list) give a frame of labels, one column per target.
+
+    A Parquet table whose feature columns are all numbers (and none to one-hot encode) is read straight into one
+    matrix (``_read_numeric_parquet``); any other table is read as pandas reads it.
+    """
     targets = [target] if isinstance(target, str) else list(target)
     try:
-        frame = _read_csv(path, progress) if fmt == "csv" else _read_parquet(path, progress)
+        frame = _read_numeric_parquet(path, targets, progress) if fmt == "parquet" and not one_hot else None
+        if frame is None:
+            frame = _read_csv(path, progress) if fmt == "csv" else _read_parquet(path, progress)
     except Exception as error:  # noqa: BLE001 -- pandas and pyarrow raise many types for one cause: not this format
         raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {first_line(error)}") from None
     frame = frame.reset_index(drop=True)
@@ -80,6 +88,92 @@ def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress
     else:
         labels = pd.concat([frame.pop(name) for name in targets], axis=1)
     return RawData(name=_stem(path), source=str(path), features=frame, labels=labels, label_field=f"{FIELD}.target")
+
+
+_BATCH_ROWS = 65_536
+"""Rows of a Parquet file decoded at a time by ``_read_numeric_parquet``: its columns' buffers (16 MiB for 64
+float32 columns) are reused by Arrow's pool from batch to batch, so the matrix is most of the fresh memory."""
+
+_TRANSPOSE_ROWS = 4096
+"""Rows of the matrix filled at a time, column by column: the block (1 MiB for 64 float32 columns) stays in
+the processor's cache while each column is copied into it."""
+
+
+def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | None) -> pd.DataFrame | None:
+    """``pd.read_parquet``'s frame when every feature column holds numbers or bools (and its integer and bool
+    columns no nulls), its feature columns held in one row-major matrix; None for any other table.
+
+    The matrix is float32 when every feature column's values are float32 (as ``_encode_table`` decides for the
+    frame pandas would read), else float64, and ``_encode_table`` takes it as it is. The file is decoded
+    ``_BATCH_ROWS`` rows at a time, the next batch on a thread (pyarrow releases the GIL) while this one is copied
+    into the matrix; the label columns become pandas columns exactly as ``pd.read_parquet`` makes them.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aios_data._prepare import _float32_exact
+
+    # buffer_size: each column chunk read 1 MiB at a time as it is decoded, not whole (the file's size again in memory)
+    with pq.ParquetFile(path, buffer_size=1 << 20) as parquet:
+        schema = parquet.schema_arrow
+        index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
+        fields = [name for name in schema.names if name not in index]
+        try:  # the columns (names, dtypes) pandas would give: the pandas metadata of the file decides them
+            empty = schema.empty_table().to_pandas()
+        except Exception:  # noqa: BLE001 -- metadata this reader does not follow: pandas reads the file
+            return None
+        columns = empty.columns
+        if columns.nlevels != 1 or not columns.is_unique or len(columns) != len(fields) or len(set(fields)) < len(fields):
+            return None
+        labels = [position for position, name in enumerate(columns) if name in targets]
+        features = [position for position in range(len(fields)) if position not in labels]
+        if len(labels) != len(set(targets)) or not features:
+            return None  # pandas' path names what is missing
+        types = [schema.field(fields[position]).type for position in features]
+        dtypes = [empty.dtypes.iloc[position] for position in features]
+        if not all(isinstance(dtype, np.dtype) and dtype.kind in "biuf" for dtype in dtypes) or not all(
+                pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) for kind in types):
+            return None
+        rows = parquet.metadata.num_rows
+        x = np.empty((rows, len(features)), dtype=np.float32 if all(map(_float32_exact, dtypes)) else np.float64)
+        reporter = Reporter(progress, "reading", rows, "rows")
+        label_batches, done = [], 0
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=[fields[p] for p in features + labels],
+                                          use_threads=False):  # 64 columns of 65,536 rows: threads cost more
+            if not _fill(x[done:done + batch.num_rows], batch, len(features)):
+                return None  # an integer or bool column with nulls: pandas makes it float64 or object
+            label_batches.append(batch.select(range(len(features), batch.num_columns)))
+            done += batch.num_rows
+            reporter.advance(batch.num_rows)
+        if done != rows:
+            return None
+    reporter.finish()
+    label_schema = pa.schema([schema.field(fields[p]) for p in labels], metadata=schema.metadata)
+    label_frame = pa.Table.from_batches(label_batches, schema=label_schema).to_pandas().reset_index(drop=True)
+    del label_batches
+    frame = pd.DataFrame(x, columns=columns[features], copy=False)
+    for position in labels:
+        frame.insert(position, columns[position], label_frame[columns[position]])
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _fill(block: np.ndarray, batch: Any, width: int) -> bool:
+    """Copy the first ``width`` columns of ``batch`` into ``block`` (its rows); False when one holds a null that a
+    float column cannot take as NaN."""
+    import pyarrow as pa
+
+    values = []
+    for position in range(width):
+        column = batch.column(position)
+        if column.null_count and not pa.types.is_floating(column.type):
+            return False
+        values.append(column.to_numpy(zero_copy_only=False))
+    for start in range(0, len(block), _TRANSPOSE_ROWS):
+        rows = block[start:start + _TRANSPOSE_ROWS]
+        for position, column in enumerate(values):
+            rows[:, position] = column[start:start + _TRANSPOSE_ROWS]
+    return True
 
 
 def _read_parquet(path: Path, progress: Progress | None) -> pd.DataFrame:
