@@ -435,7 +435,11 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
     """
     if not one_hot and len(frame.columns) and _one_matrix(frame):
         x = frame.to_numpy()  # a view of the matrix the frame was made of (aios_data._files reads Parquet so)
-        x.flags.writeable = True  # read-only as pandas hands it out (copy on write); the matrix is the frame's own
+        owner = x
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if owner.flags.writeable:  # read-only as pandas hands it out (copy on write), not as it was made
+            x.flags.writeable = True
         return x, [str(column) for column in frame.columns], {}
     names: list[str] = []
     categories: dict[str, list[str]] = {}
