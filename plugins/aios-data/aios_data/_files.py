@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ def read_data_file(params: FilesDatastore.Params, progress: Progress | None = No
     if params.labels_path is not None and fmt != "idx":
         raise ValueError(f"{FIELD}.labels_path: used only with IDX files, but {path} is read as {fmt}")
     if fmt in ("csv", "parquet"):
-        raw = read_table(path, fmt, params.target, progress)
+        raw = read_table(path, fmt, params.target, progress, one_hot=params.preprocess.one_hot)
     elif fmt == "npz":
         raw = read_npz(path, params.x_key, params.y_key, progress)
     else:
@@ -56,12 +57,19 @@ def detect_format(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- tables
-def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress | None = None) -> RawData:
+def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress | None = None,
+               one_hot: Sequence[str] = ()) -> RawData:
     """A CSV or Parquet table whose column ``target`` holds the labels and the others the features; several target
-    columns (a list) give a frame of labels, one column per target."""
+    columns (a list) give a frame of labels, one column per target.
+
+    A Parquet table whose feature columns are all numbers (and none to one-hot encode) is read straight into one
+    matrix (``_read_numeric_parquet``); any other table is read as pandas reads it.
+    """
     targets = [target] if isinstance(target, str) else list(target)
     try:
-        frame = _read_csv(path, progress) if fmt == "csv" else _read_parquet(path, progress)
+        frame = _read_numeric_parquet(path, targets, progress) if fmt == "parquet" and not one_hot else None
+        if frame is None:
+            frame = _read_csv(path, progress) if fmt == "csv" else _read_parquet(path, progress)
     except Exception as error:  # noqa: BLE001 -- pandas and pyarrow raise many types for one cause: not this format
         raise ValueError(f"{FIELD}.path: cannot read {path} as {fmt.upper()}: {first_line(error)}") from None
     frame = frame.reset_index(drop=True)
@@ -80,6 +88,95 @@ def read_table(path: Path, fmt: str, target: str | list[str], progress: Progress
     else:
         labels = pd.concat([frame.pop(name) for name in targets], axis=1)
     return RawData(name=_stem(path), source=str(path), features=frame, labels=labels, label_field=f"{FIELD}.target")
+
+
+_COLUMNS_AT_ONCE = 16
+"""Columns of a Parquet row group decoded at a time by ``_read_numeric_parquet`` (in parallel) and copied into the
+matrix: their buffers, not the whole table's, sit beside it (64 MiB for a million float32 rows); 16 float32
+values fill a 64-byte cache line of each row."""
+
+_FILL_ROWS = 4096
+"""Rows of the matrix filled at a time by ``_fill``."""
+
+
+def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | None) -> pd.DataFrame | None:
+    """``pd.read_parquet``'s frame when every feature column holds numbers or bools (and its integer and bool
+    columns no nulls), its feature columns held in one row-major matrix; None for any other table.
+
+    The matrix is float32 when every feature column's values are float32 (as ``_encode_table`` decides for the
+    frame pandas would read), else float64, and ``_encode_table`` takes it as it is. Each row group is decoded
+    ``_COLUMNS_AT_ONCE`` columns at a time, each column copied into the matrix: no Arrow table nor pandas frame
+    of the whole file sits beside the matrix (the peak is the matrix and about 150 MiB at a million rows, where
+    ``pd.read_parquet`` holds the table twice). The label columns become pandas columns exactly as
+    ``pd.read_parquet`` makes them.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aios_data._prepare import _float32_exact
+
+    # buffer_size: each column chunk read 1 MiB at a time as it is decoded, not whole (the file's size again in memory)
+    with pq.ParquetFile(path, buffer_size=1 << 20) as parquet:
+        schema = parquet.schema_arrow
+        index = {name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)}
+        fields = [name for name in schema.names if name not in index]
+        try:  # the columns (names, dtypes) pandas would give: the pandas metadata of the file decides them
+            empty = schema.empty_table().to_pandas()
+        except Exception:  # noqa: BLE001 -- metadata this reader does not follow: pandas reads the file
+            return None
+        columns = empty.columns
+        if columns.nlevels != 1 or not columns.is_unique or len(columns) != len(fields) or len(set(fields)) < len(fields):
+            return None
+        labels = [position for position, name in enumerate(columns) if name in targets]
+        features = [position for position in range(len(fields)) if position not in labels]
+        if len(labels) != len(set(targets)) or not features:
+            return None  # pandas' path names what is missing
+        types = [schema.field(fields[position]).type for position in features]
+        dtypes = [empty.dtypes.iloc[position] for position in features]
+        if not all(isinstance(dtype, np.dtype) and dtype.kind in "biuf" for dtype in dtypes) or not all(
+                pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) for kind in types):
+            return None
+        rows = parquet.metadata.num_rows
+        x = np.empty((rows, len(features)), dtype=np.float32 if all(map(_float32_exact, dtypes)) else np.float64)
+        reporter = Reporter(progress, "reading", rows, "rows")
+        label_tables, done = [], 0
+        for group in range(parquet.metadata.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            for first in range(0, len(features), _COLUMNS_AT_ONCE):
+                names = [fields[p] for p in features[first:first + _COLUMNS_AT_ONCE]]
+                part = parquet.read_row_group(group, columns=names, use_threads=True)
+                if not _fill(x[done:done + size, first:first + len(names)], part):
+                    return None  # an integer or bool column with nulls: pandas makes it float64 or object
+                del part  # its buffers go back to Arrow's pool, for the next columns
+            label_tables.append(parquet.read_row_group(group, columns=[fields[p] for p in labels]))
+            done += size
+            reporter.advance(size)
+    reporter.finish()
+    label_tables = label_tables or [schema.empty_table().select([fields[p] for p in labels])]
+    label_frame = pa.concat_tables(label_tables).replace_schema_metadata(schema.metadata).to_pandas()
+    label_frame = label_frame.reset_index(drop=True)
+    del label_tables
+    frame = pd.DataFrame(x, columns=columns[features], copy=False)
+    for position in labels:
+        frame.insert(position, columns[position], label_frame[columns[position]])
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _fill(block: np.ndarray, table: Any) -> bool:
+    """Copy the columns of ``table`` into those of ``block``, ``_FILL_ROWS`` rows at a time (the rows being filled
+    stay in the processor's cache while each column is copied into them); False when a column holds a null that
+    only a float column can take (as NaN)."""
+    import pyarrow as pa
+
+    if any(column.null_count and not pa.types.is_floating(column.type) for column in table.columns):
+        return False
+    values = [column.to_numpy() for column in table.columns]  # a view of a single chunk, NaN for a null float
+    for start in range(0, len(block), _FILL_ROWS):
+        rows = block[start:start + _FILL_ROWS]
+        for position, column in enumerate(values):
+            rows[:, position] = column[start:start + _FILL_ROWS]
+    return True
 
 
 def _read_parquet(path: Path, progress: Progress | None) -> pd.DataFrame:

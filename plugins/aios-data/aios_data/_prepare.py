@@ -457,6 +457,14 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
     8/16-bit integer columns: half the memory), else float64; written a block of rows at a time, so
     the block being filled stays in the processor's cache while each column is copied into it.
     """
+    if not one_hot and len(frame.columns) and _one_matrix(frame):
+        x = frame.to_numpy()  # a view of the matrix the frame was made of (aios_data._files reads Parquet so)
+        owner = x
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if owner.flags.writeable:  # read-only as pandas hands it out (copy on write), not as it was made
+            x.flags.writeable = True
+        return x, [str(column) for column in frame.columns], {}
     names: list[str] = []
     categories: dict[str, list[str]] = {}
     sources: list[tuple[np.ndarray, int | None]] = []  # per matrix column: the values, or the codes and one code
@@ -480,6 +488,15 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
             part = values[start:start + step]
             block[:, position] = part if code is None else part == code
     return x, names, categories
+
+
+def _one_matrix(frame: pd.DataFrame) -> bool:
+    """True when the frame's columns are the columns of one row-major float32 or float64 matrix."""
+    dtype = frame.dtypes.iloc[0]
+    if dtype not in (np.float32, np.float64) or any(other != dtype for other in frame.dtypes):
+        return False
+    first = frame.iloc[:, 0].to_numpy()
+    return first.strides == (frame.shape[1] * dtype.itemsize,) and frame.to_numpy().flags.c_contiguous
 
 
 def _column_values(column: pd.Series) -> np.ndarray:

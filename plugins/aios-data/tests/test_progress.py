@@ -8,13 +8,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aios_core import Dataset, Monitor, RunContext, hookimpl
 from aios_core.testing import plugin_manager
 
 from aios_data import FilesDatastore
-from aios_data._files import _read_csv, _read_parquet
+from aios_data._files import _read_csv, _read_numeric_parquet, _read_parquet, read_table
+from aios_data._prepare import _encode_table
 
 
 def _table(rows: int = 3000) -> pd.DataFrame:
@@ -84,6 +86,64 @@ def test_parquet_is_read_as_pandas_reads_it_whatever_its_row_groups_and_index(tm
     read = _read_parquet(path, lambda *report: reports.append(report))
     pd.testing.assert_frame_equal(read, pd.read_parquet(path))
     assert reports[-1] == ("reading", 2000, 2000, "rows")
+
+
+def _numeric_table(rows: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({
+        "small": rng.integers(-9, 9, rows).astype(np.int16),
+        "target": rng.choice(["a", "b", "c"], rows),  # a label column between feature columns
+        "half": rng.normal(size=rows).astype(np.float16),
+        "flag": rng.random(rows) < 0.5,
+        "gaps": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows)).astype(np.float32),
+        "wide": rng.integers(0, 2**40, rows),
+        "score": rng.normal(size=rows),
+    })
+    frame.loc[7, "target"] = None
+    return frame
+
+
+@pytest.mark.parametrize("columns", [["small", "target", "flag", "gaps"], None])
+def test_a_numeric_parquet_table_is_read_into_one_matrix_as_pandas_would_encode_it(
+        columns: list[str] | None, tmp_path: Path) -> None:
+    """float32-exact columns (int16, bool, float32 with NaN) give a float32 matrix, any other number a float64
+    one; the values, column names, labels and dtypes are those of ``pd.read_parquet`` however the file was cut
+    and indexed, and the encoded matrix is the one ``_encode_table`` makes of pandas' frame."""
+    frame = _numeric_table()[columns] if columns else _numeric_table()
+    frame.index = pd.RangeIndex(5, 2005)
+    path = tmp_path / "table.parquet"
+    frame.to_parquet(path, row_group_size=300)
+    reports: list[tuple[str, int, int | None, str]] = []
+    read = _read_numeric_parquet(path, ["target"], lambda *report: reports.append(report))
+    assert read is not None
+    expected = pd.read_parquet(path).reset_index(drop=True)
+    assert list(read.columns) == list(expected.columns)
+    pd.testing.assert_series_equal(read["target"], expected["target"])
+    x, names, _ = _encode_table(read.drop(columns="target"), [])
+    wanted, wanted_names, _ = _encode_table(expected.drop(columns="target"), [])
+    assert x.dtype == wanted.dtype == (np.float32 if columns else np.float64) and x.flags.c_contiguous
+    np.testing.assert_array_equal(x, wanted)
+    assert names == wanted_names
+    assert reports[-1] == ("reading", 2000, 2000, "rows")
+
+
+def test_parquet_tables_the_matrix_path_does_not_take_are_read_by_pandas(tmp_path: Path) -> None:
+    """Text features, integers with nulls (pandas makes them float64) and a missing target column go through
+    ``pd.read_parquet`` (whose frame then names what is wrong); the table read is the same either way."""
+    frame = _numeric_table(50)
+    with_text = tmp_path / "text.parquet"
+    frame.assign(colour=["red"] * 50).to_parquet(with_text)
+    with_nulls = tmp_path / "nulls.parquet"
+    table = pa.Table.from_pandas(frame, preserve_index=False)  # no pandas metadata: pandas picks the dtypes
+    pq.write_table(table.set_column(0, "small", pa.array([None] + [1] * 49, pa.int16())).replace_schema_metadata(),
+                   with_nulls)
+    for path in (with_text, with_nulls):
+        assert _read_numeric_parquet(path, ["target"], None) is None
+        raw = read_table(path, "parquet", "target")
+        pd.testing.assert_frame_equal(raw.features, pd.read_parquet(path).drop(columns="target"))
+    assert _read_numeric_parquet(with_text, ["nothing"], None) is None
+    with pytest.raises(ValueError, match="no column 'nothing'"):
+        read_table(with_text, "parquet", "nothing")
 
 
 @pytest.mark.parametrize("name", ["table.csv", "table.csv.gz"])
