@@ -151,6 +151,18 @@ def test_npz_that_is_not_an_archive(failure: Callable[..., str], tmp_path: Path)
                                  f"(as numpy.savez writes)"
 
 
+def test_npz_damaged_array(failure: Callable[..., str], tmp_path: Path) -> None:
+    """A flipped byte inside an uncompressed array is caught by the member's CRC-32 (checked as it is read)."""
+    path = tmp_path / "d.npz"
+    x = np.arange(60_000, dtype=np.float32).reshape(-1, 6)
+    np.savez(path, x=x, y=np.arange(len(x)) % 3)
+    data = bytearray(path.read_bytes())
+    data[data.find(x.tobytes()[:64]) + 20_000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert failure(path=path) == (f"data.path: cannot read array 'x' of {path}: Bad CRC-32 for file 'x.npy'; "
+                                  f"the file is damaged or incomplete: write it again (numpy.savez)")
+
+
 # ---------------------------------------------------------------- idx
 def test_idx_bad_magic(failure: Callable[..., str], tmp_path: Path) -> None:
     path = tmp_path / "train-images-idx3-ubyte"
