@@ -5,7 +5,7 @@ label) and format (CSV, Parquet, NPZ) it writes one file to a temporary director
 (plain, aios, plain, aios, ...) two child processes:
 
 - plain: ``pd.read_csv`` / ``pd.read_parquet`` / ``np.load`` of the file, nothing more;
-- aios: ``read_data_file`` and ``prepare_dataset`` with the datastore's defaults (drop missing
+- aios: ``read_data_file`` and ``prepare_dataset`` with a progress callback, as the data phase calls them, and the datastore's defaults (drop missing
   rows, stratified 70/15/15 split, standardize), what ``aios_load_dataset`` does in the data phase.
 
 Each child reports its wall time for that work and its peak RSS growth over its RSS after the
@@ -56,8 +56,10 @@ def work(path):
         with np.load(path) as archive:
             return archive["x"], archive["y"]
     params = FilesDatastore.Params(path=path)
-    raw = read_data_file(params)
-    return prepare_dataset(raw, params, seed=0, hash_params=params.model_dump(mode="json", exclude={"path"}))
+    progress = lambda *report: None  # as the data phase passes the run's progress (a CSV is then read through a handle)
+    raw = read_data_file(params, progress=progress)
+    return prepare_dataset(raw, params, seed=0, hash_params=params.model_dump(mode="json", exclude={"path"}),
+                           progress=progress)
 
 work(small)  # the same work on 1,000 rows first: lazy imports and first-call costs are not measured
 before = status("VmRSS")

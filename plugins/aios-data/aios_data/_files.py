@@ -220,19 +220,26 @@ def _read_csv(path: Path, progress: Progress | None) -> pd.DataFrame:
     reporter = Reporter(progress, "reading", size, "bytes")
     compression = "gzip" if path.name.endswith(".gz") else None
     with open(path, "rb") as handle:
-        frame = pd.read_csv(_CountingReader(handle, reporter), compression=compression)
+        frame = pd.read_csv(_CountingReader(handle, reporter, 0 if compression else READ_PIECE), compression=compression)
     reporter.finish()
     return frame
+
+
+READ_PIECE = 16 * 2**20
+"""Bytes ``_CountingReader`` hands pandas' CSV parser per call (an uncompressed file)."""
 
 
 class _CountingReader:
     """A binary file that reports how many of its bytes were read (through a ``Reporter``)."""
 
-    def __init__(self, handle: Any, reporter: Reporter) -> None:
-        self._handle, self._reporter = handle, reporter
+    def __init__(self, handle: Any, reporter: Reporter, piece: int = 0) -> None:
+        self._handle, self._reporter, self._piece = handle, reporter, piece
 
     def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
+        # pandas' parser asks for 256 KiB at a time; handed at least ``piece`` bytes a call (not for gzip's reader,
+        # which needs what it asked for), it parses from a file object about 1.2x, not 1.3-1.8x, as long as
+        # from the path (which cannot be followed)
+        data = self._handle.read(size if size is None or size < 0 else max(size, self._piece))
         self._reporter.advance(len(data))
         return data
 
