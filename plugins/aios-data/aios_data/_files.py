@@ -212,34 +212,36 @@ def _read_parquet(path: Path, progress: Progress | None) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, progress: Progress | None) -> pd.DataFrame:
-    """``pd.read_csv(path)``, reporting the bytes of the file read so far (the same parse, in one piece, so
-    pandas infers each column's type from all its rows)."""
+    """``pd.read_csv(path)`` (in one piece, so pandas infers each column's type from all its rows), reporting
+    its progress in bytes of the file.
+
+    pandas parses a path from a memory map, on several threads: 1.4-1.8x as fast here (1M rows, 64 columns)
+    as from a file object whose reads could be counted, and its progress cannot be followed. So an uncompressed
+    file reports the read's start and end; a gzip file, which pandas reads through a stream either way, the
+    compressed bytes read so far.
+    """
     size = path.stat().st_size
     if progress is None or size == 0:
         return pd.read_csv(path)
     reporter = Reporter(progress, "reading", size, "bytes")
-    compression = "gzip" if path.name.endswith(".gz") else None
-    with open(path, "rb") as handle:
-        frame = pd.read_csv(_CountingReader(handle, reporter, 0 if compression else READ_PIECE), compression=compression)
+    if path.name.endswith(".gz"):
+        with open(path, "rb") as handle:
+            frame = pd.read_csv(_CountingReader(handle, reporter), compression="gzip")
+    else:
+        progress("reading", 0, size, "bytes")
+        frame = pd.read_csv(path)
     reporter.finish()
     return frame
-
-
-READ_PIECE = 16 * 2**20
-"""Bytes ``_CountingReader`` hands pandas' CSV parser per call (an uncompressed file)."""
 
 
 class _CountingReader:
     """A binary file that reports how many of its bytes were read (through a ``Reporter``)."""
 
-    def __init__(self, handle: Any, reporter: Reporter, piece: int = 0) -> None:
-        self._handle, self._reporter, self._piece = handle, reporter, piece
+    def __init__(self, handle: Any, reporter: Reporter) -> None:
+        self._handle, self._reporter = handle, reporter
 
     def read(self, size: int = -1) -> bytes:
-        # pandas' parser asks for 256 KiB at a time; handed at least ``piece`` bytes a call (not for gzip's reader,
-        # which needs what it asked for), it parses from a file object about 1.2x, not 1.3-1.8x, as long as
-        # from the path (which cannot be followed)
-        data = self._handle.read(size if size is None or size < 0 else max(size, self._piece))
+        data = self._handle.read(size)
         self._reporter.advance(len(data))
         return data
 
