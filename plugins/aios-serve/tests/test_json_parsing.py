@@ -43,18 +43,21 @@ BODIES = {
 }
 
 
-def _decode(body: bytes, threshold: int):  # type: ignore[no-untyped-def]
+def _decode(body: bytes, setting: str, value: object):  # type: ignore[no-untyped-def]
+    """``decode_http(body)`` with ``aios_serve._tensors.<setting>`` set to ``value``: its tensors and other fields,
+    or its error."""
     from aios_serve import _tensors
 
-    saved = _tensors.SIMDJSON_BYTES
-    _tensors.SIMDJSON_BYTES = threshold
+    saved = getattr(_tensors, setting)
+    setattr(_tensors, setting, value)
     try:
         request = _tensors.decode_http(body, None)
     except _tensors.ProtocolError as error:
         return ("error", str(error), error.status)
     finally:
-        _tensors.SIMDJSON_BYTES = saved
-    return [(t.name, t.datatype, t.shape, t.array.dtype.str, t.array.tolist()) for t in request.inputs], request.id
+        setattr(_tensors, setting, saved)
+    return ([(t.name, t.datatype, t.shape, t.array.dtype.str, t.array.tolist()) for t in request.inputs],
+            request.id, request.outputs, request.parameters)
 
 
 @pytest.mark.parametrize("case", sorted(BODIES))
@@ -62,7 +65,7 @@ def test_simdjson_and_orjson_decode_alike(case: str) -> None:
     pytest.importorskip("simdjson")
     body = BODIES[case]
     assert len(body) > 8 * 1024
-    assert _decode(body, 0) == _decode(body, 1 << 40)
+    assert _decode(body, "SIMDJSON_BYTES", 0) == _decode(body, "SIMDJSON_BYTES", 1 << 40)
 
 
 def test_flat_numbers_skip_python_floats() -> None:
@@ -129,25 +132,10 @@ SMALL = {
 }
 
 
-def _decode_small(body: bytes, typed: bool):  # type: ignore[no-untyped-def]
-    from aios_serve import _tensors
-
-    saved = _tensors.TYPED_JSON
-    _tensors.TYPED_JSON = typed
-    try:
-        request = _tensors.decode_http(body, None)
-    except _tensors.ProtocolError as error:
-        return ("error", str(error), error.status)
-    finally:
-        _tensors.TYPED_JSON = saved
-    return ([(t.name, t.datatype, t.shape, t.array.dtype.str, t.array.tolist()) for t in request.inputs],
-            request.id, request.outputs, request.parameters)
-
-
 @pytest.mark.parametrize("case", sorted(SMALL))
 def test_typed_and_general_decode_alike(case: str) -> None:
     """Every small body decodes to the same tensors (or the same error) whether or not the typed decoder runs."""
-    assert _decode_small(SMALL[case], True) == _decode_small(SMALL[case], False)
+    assert _decode(SMALL[case], "TYPED_JSON", True) == _decode(SMALL[case], "TYPED_JSON", False)
 
 
 def test_typed_decoder_takes_the_common_request() -> None:
@@ -170,7 +158,7 @@ _values = st.one_of(_numbers, st.booleans(), st.none(), st.text(max_size=3))
        request_id=st.one_of(st.none(), st.text(max_size=4), st.integers()))
 def test_typed_and_general_decode_alike_on_generated_bodies(data, shape, datatype, request_id) -> None:  # type: ignore[no-untyped-def]
     body = _small(data, datatype, shape, **({} if request_id is None else {"id": request_id}))
-    assert _decode_small(body, True) == _decode_small(body, False)
+    assert _decode(body, "TYPED_JSON", True) == _decode(body, "TYPED_JSON", False)
 
 
 @settings(max_examples=300, deadline=None)
@@ -179,4 +167,4 @@ def test_typed_and_general_decode_alike_on_generated_bodies(data, shape, datatyp
 def test_typed_and_general_decode_numbers_alike(data, datatype) -> None:  # type: ignore[no-untyped-def]
     """Numbers the typed decoder takes (ints, subnormals, float32's edges) become the same float32 values."""
     body = _small(data, datatype, [1, len(data)])
-    assert _decode_small(body, True) == _decode_small(body, False)
+    assert _decode(body, "TYPED_JSON", True) == _decode(body, "TYPED_JSON", False)
