@@ -8,7 +8,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from aios_data._headers import (
     parse_idx_header,
     without_gz,
 )
-from aios_data._prepare import FIELD, Progress, RawData, Reporter, _names
+from aios_data._prepare import FIELD, Progress, RawData, Reporter, _in_background, _names
 
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
@@ -346,30 +346,20 @@ def _stored_npy(archive: zipfile.ZipFile, key: str, path: Path) -> np.ndarray | 
 
 def _read_checked(handle: Any, body: memoryview, crc: int) -> int:
     """Fill ``body`` from ``handle``; the CRC-32 of what was read, continuing ``crc`` (zlib releases the GIL, so
-    the sum of one chunk runs on a second thread while the next chunk is read)."""
-    try:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data-crc")
-    except RuntimeError:  # no thread to be had: sum each chunk after reading it
-        pool = None
+    the sum of one chunk runs on a second thread, ``_in_background``, while the next chunk is read)."""
     pending: Future[int] | None = None
-    try:
-        for begin in range(0, len(body), NPY_CHUNK):
-            chunk = body[begin:begin + NPY_CHUNK]
-            filled = 0
-            while filled < len(chunk):
-                count = handle.readinto(chunk[filled:])
-                if not count:
-                    raise zipfile.BadZipFile("the archive ends inside an array")
-                filled += count
-            if pending is not None:
-                crc = pending.result()
-            pending = pool.submit(zlib.crc32, chunk, crc) if pool is not None else None
-            if pool is None:
-                crc = zlib.crc32(chunk, crc)
-        return pending.result() if pending is not None else crc
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+    for begin in range(0, len(body), NPY_CHUNK):
+        chunk = body[begin:begin + NPY_CHUNK]
+        filled = 0
+        while filled < len(chunk):
+            count = handle.readinto(chunk[filled:])
+            if not count:
+                raise zipfile.BadZipFile("the archive ends inside an array")
+            filled += count
+        if pending is not None:
+            crc = pending.result()
+        pending = _in_background(zlib.crc32, chunk, crc)
+    return crc if pending is None else pending.result()
 
 
 # ---------------------------------------------------------------- idx (MNIST)

@@ -21,8 +21,8 @@ from aios_core import Dataset, drift_reference, hash_arrays
 from aios_core.batches import IndexedSplit
 
 from aios_data._checks import split_sizes
-from aios_data._targets import REGRESSION_DISTINCT_VALUES, inferred_task
 from aios_data._statistics import BLOCK_ROWS, ColumnStatistics, Scaling, fit_scaling, needs_statistics
+from aios_data._targets import REGRESSION_DISTINCT_VALUES, inferred_task
 
 if TYPE_CHECKING:
     from aios_data import DataParams
@@ -200,7 +200,8 @@ def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settin
 
 
 def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``function(*args)`` on a thread of its own: hashing releases the GIL, so it runs beside the splitting."""
+    """``function(*args)`` on a thread of its own, for work that releases the GIL (the content hash beside the
+    splitting, an NPZ member's CRC-32 beside its read); here and now when no thread can be started."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data")
     try:
         return pool.submit(function, *args)
