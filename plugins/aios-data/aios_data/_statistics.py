@@ -191,19 +191,6 @@ class Scaling:
         return chunk
 
 
-def down_columns(ufunc: np.ufunc, block: np.ndarray) -> np.ndarray:
-    """``ufunc.reduce(block, axis=0)`` for a C-ordered (rows, features) block, several times faster.
-
-    NumPy reduces down axis 0 one row at a time, a call of its inner loop per row of a few
-    features; folding ``_FOLD`` rows into one long row first gives loops of ``_FOLD * features``.
-    """
-    rows = len(block) - len(block) % _FOLD
-    if rows == 0 or not block.flags.c_contiguous:
-        return ufunc.reduce(block, axis=0)
-    folded = ufunc.reduce(block[:rows].reshape(-1, _FOLD * block.shape[1]), axis=0).reshape(_FOLD, -1)
-    return ufunc.reduce(np.concatenate([folded, block[rows:]]), axis=0)
-
-
 _FOLD = 64
 
 
