@@ -107,8 +107,8 @@ def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | N
     """``pd.read_parquet``'s frame when every feature column holds numbers or bools (and its integer and bool
     columns no nulls), its feature columns held in one row-major matrix; None for any other table.
 
-    The matrix is float32 when every feature column's values are float32 (as ``_encode_table`` decides for the
-    frame pandas would read), else float64, and ``_encode_table`` takes it as it is. Each row group is decoded
+    The matrix is float32 (as ``_encode_table`` encodes the frame pandas would read: float64 and wide integer
+    columns rounded once), and ``_encode_table`` takes it as it is. Each row group is decoded
     ``_COLUMNS_AT_ONCE`` columns at a time, each column copied into the matrix: no Arrow table nor pandas frame
     of the whole file sits beside the matrix (the peak is the matrix and about 150 MiB at a million rows, where
     ``pd.read_parquet`` holds the table twice). The label columns become pandas columns exactly as
@@ -116,8 +116,6 @@ def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | N
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from aios_data._prepare import _float32_exact
 
     # buffer_size: each column chunk read 1 MiB at a time as it is decoded, not whole (the file's size again in memory)
     with pq.ParquetFile(path, buffer_size=1 << 20) as parquet:
@@ -141,7 +139,7 @@ def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | N
                 pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) for kind in types):
             return None
         rows = parquet.metadata.num_rows
-        x = np.empty((rows, len(features)), dtype=np.float32 if all(map(_float32_exact, dtypes)) else np.float64)
+        x = np.empty((rows, len(features)), dtype=np.float32)
         reporter = Reporter(progress, "reading", rows, "rows")
         label_tables, done = [], 0
         for group in range(parquet.metadata.num_row_groups):

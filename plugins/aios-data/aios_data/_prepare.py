@@ -87,9 +87,10 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
 
     ``content_hash`` covers the encoded rows before cleaning (the features as float32, the labels,
     the one-hot categories), ``hash_params`` and ``seed``, since all three decide the splits: the
-    same table gives the same hash whether it came as CSV, Parquet or NPZ. Once encoded,
-    ``raw.features`` is replaced by the matrix, so the table as read is freed before the splits
-    are made. A float32 matrix is kept whole and each split is a view of it
+    same table gives the same hash whether it came as CSV, Parquet or NPZ. The features are
+    encoded as one float32 matrix (what the models take; a CSV's decimals and float64 columns are
+    rounded once, as they are read) and ``raw.features`` is replaced by it, so the table as read is
+    freed before the splits are made. The matrix is kept whole and each split is a view of it
     (``aios_core.batches.IndexedSplit``: its rows' numbers, scaled as they are read; ``Dataset.views``),
     so no scaled copy is made unless someone asks for a whole ``x_*`` array. ``progress`` hears the
     pass over the train rows (``statistics``).
@@ -102,8 +103,8 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     missing_categories = None
     if table:
         missing_categories = _missing_category_rows(raw.features, one_hot)
-        x, feature_names, categories = _encode_table(raw.features, one_hot)
         preprocessing["columns"] = [str(column) for column in raw.features.columns]
+        x, feature_names, categories = _encode_table(raw.features, one_hot)
         preprocessing["one_hot"] = categories
     else:
         x, feature_names = _as_matrix(raw.features), raw.feature_names
@@ -165,16 +166,12 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     labels = views["train"].y if task == "classification" else np.empty(0, dtype=np.int64)
     preprocessing["drift_reference"] = drift_reference(views["train"], labels, class_names,
                                                        feature_names=feature_names, bounds=bounds)
-    # A float32 matrix stays, the splits are views of it; a float64 one (decimals float32 would round, a CSV's)
-    # is twice the float32 splits, which are gathered and scaled now (rounded once), and the matrix let go.
-    arrays = ({name: None for name in views} if views["train"].x.dtype == np.float32
-              else _gathered(views, progress))
     return Dataset(
         name=raw.name,
-        x_train=arrays["train"], y_train=views["train"].y,  # type: ignore[arg-type]  # None: gathered when asked
-        x_val=arrays["val"], y_val=views["val"].y,  # type: ignore[arg-type]
-        x_test=arrays["test"], y_test=views["test"].y,  # type: ignore[arg-type]
-        views=views if arrays["train"] is None else {},
+        x_train=None, y_train=views["train"].y,  # type: ignore[arg-type]  # None: gathered when asked
+        x_val=None, y_val=views["val"].y,  # type: ignore[arg-type]
+        x_test=None, y_test=views["test"].y,  # type: ignore[arg-type]
+        views=views,
         class_names=class_names,
         content_hash=content_hash,
         image_shape=image_shape,
@@ -195,8 +192,7 @@ def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settin
     import xxhash
 
     labels = values.tolist() if values.dtype.hasobject else values  # text labels as text, not object pointers
-    return hash_arrays(x if x.dtype == np.float32 else x.astype(np.float32), labels, missing, settings,
-                       digest=xxhash.xxh3_128())
+    return hash_arrays(x, labels, missing, settings, digest=xxhash.xxh3_128())
 
 
 def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
@@ -397,9 +393,8 @@ def _encode_labels(classes: np.ndarray, inverse: np.ndarray, raw: RawData) -> tu
 
 # ---------------------------------------------------------------- cleaning
 def _as_matrix(features: np.ndarray) -> np.ndarray:
-    """Rows of floats; float32 when it holds the values exactly (8-bit images: half the memory)."""
-    exact = features.dtype.kind in "bui" and features.dtype.itemsize <= 2 or features.dtype == np.float32
-    return np.asarray(features, dtype=np.float32 if exact else np.float64).reshape(len(features), -1)
+    """Rows of float32 (the array itself when it is float32 already)."""
+    return np.asarray(features, dtype=np.float32).reshape(len(features), -1)
 
 
 def _missing_category_rows(frame: pd.DataFrame, one_hot: list[str]) -> np.ndarray | None:
@@ -452,11 +447,13 @@ def _numbers(row_numbers: np.ndarray | None, rows: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- encoding
 def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-    """Numeric columns as they are, ``one_hot`` columns as one 0/1 column per category (sorted).
+    """Numeric columns as they are, ``one_hot`` columns as one 0/1 column per category (sorted), in one float32
+    matrix: the frame's columns are taken out of it (``pop``) one by one, so a float64 column (a CSV's decimals)
+    is let go as soon as its float32 copy is made (fresh memory costs more than the copying here: 1.2 s for
+    512 MiB on this VM when nothing has been freed to take it from).
 
-    One matrix, float32 when every column holds its values exactly in float32 (float32, bool and
-    8/16-bit integer columns: half the memory), else float64; written a block of rows at a time, so
-    the block being filled stays in the processor's cache while each column is copied into it.
+    The matrix is written a block of rows at a time, so the block being filled stays in the processor's
+    cache while each column is copied into it.
     """
     if not one_hot and len(frame.columns) and _one_matrix(frame):
         x = frame.to_numpy()  # a view of the matrix the frame was made of (aios_data._files reads Parquet so)
@@ -469,9 +466,11 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
     names: list[str] = []
     categories: dict[str, list[str]] = {}
     sources: list[tuple[np.ndarray, int | None]] = []  # per matrix column: the values, or the codes and one code
-    for column in frame.columns:
+    rows = len(frame)
+    for column in list(frame.columns):
+        values = frame.pop(column)
         if column in one_hot:
-            text = frame[column].map(lambda value: None if pd.isna(value) else str(value))
+            text = values.map(lambda value: None if pd.isna(value) else str(value))
             found = sorted(value for value in set(text.tolist()) if value is not None)
             codes = pd.Categorical(text, categories=found).codes  # -1 for a missing value: zeros
             categories[str(column)] = found
@@ -479,9 +478,9 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
             sources.extend((codes, code) for code in range(len(found)))
         else:
             names.append(str(column))
-            sources.append((_column_values(frame[column]), None))
-    exact = all(column in one_hot or _float32_exact(frame[column].dtype) for column in frame.columns)
-    x = np.empty((len(frame), len(names)), dtype=np.float32 if exact else np.float64)
+            sources.append((_column_values(values), None))
+        del values
+    x = np.empty((rows, len(names)), dtype=np.float32)
     step = max(256, (1 << 21) // max(1, x.shape[1] * x.itemsize))
     for start in range(0, len(x), step):
         block = x[start:start + step]
@@ -492,19 +491,19 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
 
 
 def _one_matrix(frame: pd.DataFrame) -> bool:
-    """True when the frame's columns are the columns of one row-major float32 or float64 matrix."""
-    dtype = frame.dtypes.iloc[0]
-    if dtype not in (np.float32, np.float64) or any(other != dtype for other in frame.dtypes):
+    """True when the frame's columns are the columns of one row-major float32 matrix."""
+    if any(dtype != np.float32 for dtype in frame.dtypes):
         return False
     first = frame.iloc[:, 0].to_numpy()
-    return first.strides == (frame.shape[1] * dtype.itemsize,) and frame.to_numpy().flags.c_contiguous
+    return first.strides == (frame.shape[1] * 4,) and frame.to_numpy().flags.c_contiguous
 
 
 def _column_values(column: pd.Series) -> np.ndarray:
-    """A numeric or bool column as a NumPy array: a view of its values, or floats with NaN for pandas' NA."""
-    if isinstance(column.dtype, np.dtype):
+    """A numeric or bool column as a NumPy array whose values float32 holds: a view of its values when it does
+    (float32, bool, 8/16-bit integers), else a float32 copy (NaN for pandas' NA)."""
+    if isinstance(column.dtype, np.dtype) and _float32_exact(column.dtype):
         return column.to_numpy()
-    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return column.to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _float32_exact(dtype: Any) -> bool:
@@ -639,17 +638,3 @@ def _rows_statistics(x: np.ndarray, rows: np.ndarray, reporter: Reporter) -> Col
             accumulator.update(block)
             reporter.advance(len(part))
     return accumulator
-
-
-def _gathered(views: dict[str, IndexedSplit], progress: Progress | None) -> dict[str, np.ndarray]:
-    """Each view's rows as a float32 array, gathered and scaled a block at a time (progress: ``scaling``)."""
-    reporter = Reporter(progress, "scaling", sum(view.rows for view in views.values()))
-    arrays = {}
-    for name, view in views.items():
-        arrays[name] = np.empty((view.rows, view.num_features), dtype=np.float32)
-        for start in range(0, view.rows, BLOCK_ROWS):
-            stop = min(start + BLOCK_ROWS, view.rows)
-            arrays[name][start:stop] = view.read(start, stop)[0]
-            reporter.advance(stop - start)
-    reporter.finish()
-    return arrays

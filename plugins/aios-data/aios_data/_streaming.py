@@ -126,8 +126,6 @@ class StreamedTable:
     validation: float
     test: float
     drop_missing: bool
-    float64: bool
-    """Some feature column does not fit float32 exactly: decode and scale in float64 (as the in-memory path)."""
     task: str = "classification"
     classes: np.ndarray | None = None
     scaling: Scaling | None = None
@@ -146,11 +144,12 @@ class StreamedTable:
         return self._filesystem
 
     def raw_group(self, group: int, parquet: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Row group ``group``'s features (float32 or float64), label values, missing-row mask and split codes."""
+        """Row group ``group``'s features (float32, as the in-memory path reads them), label values, missing-row mask
+        and split codes."""
         file_index, row_group, first_row = self.groups[group]
         parquet = parquet or _open(self.filesystem(), self.files[file_index])
         table = parquet.read_row_group(row_group, columns=[*self.features, self.target], use_threads=False)
-        x = np.empty((table.num_rows, len(self.features)), dtype=np.float64 if self.float64 else np.float32)
+        x = np.empty((table.num_rows, len(self.features)), dtype=np.float32)
         for index, name in enumerate(self.features):
             x[:, index] = table.column(name).to_numpy(zero_copy_only=False)
         labels = table.column(self.target)
@@ -166,7 +165,6 @@ class StreamedTable:
         """Rows scaled as the train split's statistics say (float32), and labels as the Dataset holds them."""
         # x is a fresh array (rows gathered by a mask): scaled in place, in float64 blocks rounded once to float32
         scaled = self.scaling.apply(x) if self.scaling is not None else x
-        scaled = scaled if scaled.dtype == np.float32 else scaled.astype(np.float32)
         if self.task == "regression":
             y = ((values.astype(np.float64) - self.target_mean) / self.target_std).astype(np.float32).reshape(-1, 1)
         else:
@@ -279,9 +277,8 @@ def load_streamed(params: FilesDatastore.Params, *, seed: int, hash_params: dict
         for row_group in range(metadata.num_row_groups):
             groups.append((index, row_group, first_row))
             first_row += metadata.row_group(row_group).num_rows
-    float64 = not all(_float32_exact(schema.field(name).type) for name in features)
     table = StreamedTable(where, files, groups, np.zeros((len(groups), 3), dtype=np.int64), features, params.target,
-                          seed, params.split.validation, params.split.test, params.clean.drop_missing, float64)
+                          seed, params.split.validation, params.split.test, params.clean.drop_missing)
     table._filesystem = filesystem
 
     statistics, target = ColumnStatistics(), ColumnStatistics()
@@ -395,14 +392,6 @@ def _task(params: FilesDatastore.Params, numeric: bool, distinct: int) -> tuple[
                               f"(> {_REGRESSION_DISTINCT_VALUES}); set data.task to override")
     return "classification", (f"inferred: {'numeric' if numeric else 'text'} target with {shown} distinct values; "
                               "set data.task to override")
-
-
-def _float32_exact(kind: Any) -> bool:
-    """A Parquet column type whose every value is a float32 (float32, bool, 8/16-bit integers)."""
-    from pyarrow import types
-
-    return (types.is_float32(kind) or types.is_boolean(kind)
-            or (types.is_integer(kind) and kind.bit_width <= 16))
 
 
 # ---------------------------------------------------------------- before a run

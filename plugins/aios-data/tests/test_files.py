@@ -93,7 +93,8 @@ def test_one_hot_expands_a_column_in_place(load: Load, tmp_path: Path) -> None:
 
 
 def test_preprocessing_record_reproduces_the_rows_from_raw_values(load: Load, tmp_path: Path) -> None:
-    """What a server does: apply ``Dataset.preprocessing`` to a raw row and get the model's input."""
+    """What a server does: apply ``Dataset.preprocessing`` to a raw row (an FP32 tensor's values) and get the model's
+    input, bit for bit."""
     table = animals()
     path = tmp_path / "animals.csv"
     table.to_csv(path, index=False)
@@ -107,7 +108,8 @@ def test_preprocessing_record_reproduces_the_rows_from_raw_values(load: Load, tm
                 values.extend(float(raw[column] == category) for category in record["one_hot"][column])
             else:
                 values.append(float(raw[column]))
-        return ((np.array(values) - record["mean"]) / record["std"]).astype(np.float32)
+        fp32 = np.array(values, dtype=np.float32).astype(np.float64)
+        return ((fp32 - record["mean"]) / record["std"]).astype(np.float32)
 
     served = {serve(row).tobytes() for row in table.to_dict("records")}
     x, _ = all_rows(ds)
@@ -128,30 +130,31 @@ def test_parquet_gives_the_same_data_set_as_csv(load: Load, tmp_path: Path) -> N
 
 def test_one_table_hashes_alike_as_csv_parquet_and_npz(load: Load, tmp_path: Path) -> None:
     """The hash covers the rows as encoded (features as float32, labels), not how the file stored them: CSV
-    decimals parse as float64, Parquet keeps float32 columns, NPZ holds one matrix without column names."""
+    decimals parse as float64, Parquet keeps float32 columns (or float64 ones), NPZ holds one matrix without
+    column names; and the data sets are the same, bit for bit."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(60, 4)).astype(np.float32)
     y = np.repeat([0, 1, 2], 20)
     table = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(target=y)
     table.to_csv(tmp_path / "t.csv", index=False)
     table.to_parquet(tmp_path / "t.parquet", index=False)
+    table.astype({"a": np.float64}).to_parquet(tmp_path / "t64.parquet", index=False)
     np.savez(tmp_path / "t.npz", x=x, y=y)
-    loaded = [load(FilesDatastore, path=tmp_path / f"t.{fmt}") for fmt in ("csv", "parquet", "npz")]
+    loaded = [load(FilesDatastore, path=tmp_path / f"t{kind}") for kind in (".csv", ".parquet", "64.parquet", ".npz")]
     assert pd.read_csv(tmp_path / "t.csv")["a"].dtype == np.float64  # the CSV really is read as float64
     assert len({ds.content_hash for ds in loaded}) == 1
-    csv, parquet, npz = loaded
+    csv, parquet, parquet64, npz = loaded
     for part in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-        assert np.array_equal(getattr(parquet, part), getattr(npz, part))
-        # the same rows; the CSV's decimals are scaled in float64 before the one rounding to float32
-        assert np.allclose(getattr(csv, part), getattr(parquet, part), rtol=1e-6, atol=1e-6)
+        for other in (csv, parquet64, npz):  # the features are float32 from the read on: the same rows, scaled alike
+            assert np.array_equal(getattr(parquet, part), getattr(other, part))
     other = table.assign(a=table["a"] + np.float32(1e-3))
     other.to_parquet(tmp_path / "other.parquet", index=False)
     assert load(FilesDatastore, path=tmp_path / "other.parquet").content_hash != loaded[0].content_hash
 
 
-def test_a_float32_table_is_held_once_its_splits_views_scaled_as_recorded(load: Load, tmp_path: Path) -> None:
-    """Parquet and NPZ float32 features stay one matrix: each split is a view of it (its rows' numbers), scaled as
-    read, equal to what the recorded standardization gives; a CSV's float64 matrix gives the arrays at once."""
+def test_a_table_is_held_once_its_splits_views_scaled_as_recorded(load: Load, tmp_path: Path) -> None:
+    """The features stay one float32 matrix, whatever the format: each split is a view of it (its rows' numbers),
+    scaled as read, equal to what the recorded standardization gives."""
     rng = np.random.default_rng(5)
     x = rng.normal(3.0, 2.0, size=(400, 6)).astype(np.float32)
     y = np.arange(400) % 4
@@ -159,7 +162,7 @@ def test_a_float32_table_is_held_once_its_splits_views_scaled_as_recorded(load: 
     pd.DataFrame(x, columns=list("abcdef")).assign(target=y).to_csv(tmp_path / "t.csv", index=False)
     np.savez(tmp_path / "t.npz", x=x, y=y)
     parquet, npz, csv = (load(FilesDatastore, path=tmp_path / f"t.{fmt}") for fmt in ("parquet", "npz", "csv"))
-    assert set(npz.views) == set(parquet.views) == {"train", "val", "test"} and not csv.views
+    assert set(npz.views) == set(parquet.views) == set(csv.views) == {"train", "val", "test"}
     assert npz.views["train"].x is npz.views["test"].x  # one matrix for the three splits: the array as loaded
     scaling = npz.preprocessing
     for name in ("train", "val", "test"):
@@ -172,7 +175,7 @@ def test_a_float32_table_is_held_once_its_splits_views_scaled_as_recorded(load: 
         assert f"x_{name}" not in vars(npz)  # batches gathered their own rows only
         np.testing.assert_array_equal(getattr(npz, f"x_{name}"), expected)  # gathered on first access
         np.testing.assert_array_equal(getattr(parquet, f"x_{name}"), expected)
-        np.testing.assert_allclose(getattr(csv, f"x_{name}"), expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(getattr(csv, f"x_{name}"), expected)
     reference = npz.preprocessing["drift_reference"]
     assert reference["min"] == list(np.floor(npz.x_train.min(axis=0).astype(np.float64) * 1e6) / 1e6)
     assert reference["max"] == list(np.ceil(npz.x_train.max(axis=0).astype(np.float64) * 1e6) / 1e6)

@@ -49,17 +49,17 @@ def _load_recorded(path: Path, aios_run_context: Callable[..., RunContext], **pa
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_a_table_reports_reading_statistics_and_scaling_each_ending_done(
+def test_a_table_reports_reading_and_statistics_each_ending_done(
         fmt: str, tmp_path: Path, aios_run_context: Callable[..., RunContext]) -> None:
     path = tmp_path / f"table.{fmt}"
     frame = _table()
     frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, row_group_size=500)
     dataset, recorder = _load_recorded(path, aios_run_context, preprocess={"scaling": "standardize"})
     tasks = [task for _, task, *_ in recorder.progress]
-    # A float32 matrix stays whole, its splits views scaled as rows are read: no scaling pass. This table's float64
-    # and int64 columns make a float64 matrix, whose float32 splits are gathered and scaled at once: a scaling pass.
-    assert not dataset.views
-    passes = ["reading", "statistics", "scaling"]
+    # The float32 matrix stays whole, its splits views scaled as rows are read: no scaling pass, whatever the columns'
+    # types (this table's float64 and int64 columns are rounded to float32 as they are read).
+    assert set(dataset.views) == {"train", "val", "test"}
+    passes = ["reading", "statistics"]
     assert sorted(set(tasks)) == sorted(passes)
     assert [tasks.index(task) for task in passes] == sorted(tasks.index(task) for task in passes)
     for task in passes:
@@ -73,7 +73,7 @@ def test_a_table_reports_reading_statistics_and_scaling_each_ending_done(
     assert rows["reading"] == ((3000, "rows") if fmt == "parquet" else (path.stat().st_size, "bytes"))
     assert rows["statistics"] == (len(dataset.y_train), "rows")
     kept = len(dataset.y_train) + len(dataset.y_val) + len(dataset.y_test)  # rows with a missing value dropped
-    assert kept < 3000 and rows.get("scaling", (kept, "rows")) == (kept, "rows")
+    assert kept < 3000 and len(dataset.views["train"].x) == kept
 
 
 def test_parquet_is_read_as_pandas_reads_it_whatever_its_row_groups_and_index(tmp_path: Path) -> None:
@@ -106,9 +106,9 @@ def _numeric_table(rows: int = 2000) -> pd.DataFrame:
 @pytest.mark.parametrize("columns", [["small", "target", "flag", "gaps"], None])
 def test_a_numeric_parquet_table_is_read_into_one_matrix_as_pandas_would_encode_it(
         columns: list[str] | None, tmp_path: Path) -> None:
-    """float32-exact columns (int16, bool, float32 with NaN) give a float32 matrix, any other number a float64
-    one; the values, column names, labels and dtypes are those of ``pd.read_parquet`` however the file was cut
-    and indexed, and the encoded matrix is the one ``_encode_table`` makes of pandas' frame."""
+    """Numeric columns (int16, bool, float32 with NaN, float64, int64) give a float32 matrix; the values, column
+    names, labels and dtypes are those of ``pd.read_parquet`` however the file was cut and indexed, and the encoded
+    matrix is the one ``_encode_table`` makes of pandas' frame (float64 and int64 values rounded once)."""
     frame = _numeric_table()[columns] if columns else _numeric_table()
     frame.index = pd.RangeIndex(5, 2005)
     path = tmp_path / "table.parquet"
@@ -121,7 +121,7 @@ def test_a_numeric_parquet_table_is_read_into_one_matrix_as_pandas_would_encode_
     pd.testing.assert_series_equal(read["target"], expected["target"])
     x, names, _ = _encode_table(read.drop(columns="target"), [])
     wanted, wanted_names, _ = _encode_table(expected.drop(columns="target"), [])
-    assert x.dtype == wanted.dtype == (np.float32 if columns else np.float64) and x.flags.c_contiguous
+    assert x.dtype == wanted.dtype == np.float32 and x.flags.c_contiguous
     np.testing.assert_array_equal(x, wanted)
     assert names == wanted_names
     assert reports[-1] == ("reading", 2000, 2000, "rows")
