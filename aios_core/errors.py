@@ -22,8 +22,9 @@ _QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*(?:Error|Exception|
 
 
 _MEMORY_LEVERS = {
-    "data": "the data does not fit in memory as loaded: store the features as float32 (float32 Parquet columns and "
-            "NPZ arrays stay float32, half the memory of float64), prefer Parquet or NPZ to CSV, or load fewer rows",
+    "data": "the data does not fit in memory as loaded: store the features as float32 (a float32 NPZ array or "
+            "Parquet column is used as it is, any other type is held as loaded while its float32 copy is made), "
+            "prefer Parquet or NPZ to CSV, or load fewer rows",
     "train": "lower trainer.batch_size or the model's size, store the features as float32, or train on a machine "
              "with more memory (a Ray cluster: aios-ray-train)",
 }

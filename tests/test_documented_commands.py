@@ -320,10 +320,10 @@ ERROR_EXAMPLES: dict[str, str] = {
         "plugins/aios-kubeflow/tests/test_local_run.py::test_a_missed_gate_fails_the_pipeline_with_the_gates_message",
     "error: --set: orchestrator.memory: found '2GB', expected a Kubernetes quantity, e.g. 1, 500m (CPU) or 2Gi, "
     "512Mi (memory)": "plugins/aios-kubeflow/tests/test_compile.py::test_bad_options_are_one_line_errors",
-    "error: phase 'data' failed: MemoryError: Unable to allocate 122. MiB for an array with shape (250000, 64) and "
-    "data type float64; out of memory in the data phase: the data does not fit in memory as loaded: store the "
-    "features as float32 (float32 Parquet columns and NPZ arrays stay float32, half the memory of float64), prefer "
-    "Parquet or NPZ to CSV, or load fewer rows (run directory: runs/20261201-190049-oom) "
+    "error: phase 'data' failed: MemoryError: Unable to allocate 61.0 MiB for an array with shape (250000, 64) and "
+    "data type float32; out of memory in the data phase: the data does not fit in memory as loaded: store the "
+    "features as float32 (a float32 NPZ array or Parquet column is used as it is, any other type is held as loaded "
+    "while its float32 copy is made), prefer Parquet or NPZ to CSV, or load fewer rows (run directory: runs/20261201-190049-oom) "
     "(details: runs/20261201-190049-oom/run.log)":
         "tests/test_progress_and_memory.py::test_a_run_out_of_memory_in_the_data_phase_fails_in_one_line",
     "error: stack.yaml:9: tuner.space.model.hiden_units: unknown parameter: framework 'torch' has no parameter "

@@ -91,7 +91,8 @@ main()
 
 @pytest.mark.slow
 def test_a_run_out_of_memory_in_the_data_phase_fails_in_one_line(tmp_path: Path) -> None:
-    """A real allocation failure: 250k rows of uint32 become a 122 MiB float64 matrix under a 100 MiB cap."""
+    """A real allocation failure: under a cap of 100 MiB more, 250k rows of uint32 (61 MiB as loaded) and their
+    61 MiB float32 matrix do not both fit."""
     rows = 250_000
     np.savez(tmp_path / "big.npz", x=np.random.default_rng(0).integers(0, 2**31, (rows, 64), dtype=np.uint32),
              y=np.arange(rows) % 3)
@@ -102,6 +103,6 @@ def test_a_run_out_of_memory_in_the_data_phase_fails_in_one_line(tmp_path: Path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: phase 'data' failed: MemoryError: Unable to allocate 122. MiB for an array "
-                               "with shape (250000, 64) and data type float64; out of memory in the data phase: ")
+    assert lines[0].startswith("error: phase 'data' failed: MemoryError: Unable to allocate 61.0 MiB for an array "
+                               "with shape (250000, 64) and data type float32; out of memory in the data phase: ")
     assert "float32" in lines[0] and "Traceback" not in result.stdout

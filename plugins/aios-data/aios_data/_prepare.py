@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -196,17 +197,25 @@ def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settin
 
 
 def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``function(*args)`` on a thread of its own, for work that releases the GIL (the content hash beside the
-    splitting, an NPZ member's CRC-32 beside its read); here and now when no thread can be started."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data")
+    """``function(*args)`` on the datastore's background thread, for work that releases the GIL (the content hash
+    beside the splitting, an NPZ member's CRC-32 beside its read); here and now when no thread can be started.
+
+    One thread, started on first use and kept (calls run in order): starting a thread per call cost 0.1-2 ms
+    here, and an NPZ read makes one call per 16 MiB. A forked child starts its own.
+    """
+    global _BACKGROUND
     try:
-        return pool.submit(function, *args)
+        if _BACKGROUND is None or _BACKGROUND[0] != os.getpid():
+            _BACKGROUND = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data"))
+        return _BACKGROUND[1].submit(function, *args)
     except RuntimeError:  # no thread to be had (a cap on address space, say): do it here and now
         done: Future[_T] = Future()
         done.set_result(function(*args))
         return done
-    finally:
-        pool.shutdown(wait=False)  # the submitted call still runs to the end
+
+
+_BACKGROUND: tuple[int, ThreadPoolExecutor] | None = None
+"""The process that started the background thread, and its executor."""
 
 
 def _release_arrow_memory() -> None:
