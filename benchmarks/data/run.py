@@ -57,7 +57,8 @@ def work(path):
             return archive["x"], archive["y"]
     params = FilesDatastore.Params(path=path)
     progress = lambda *report: None  # as the data phase passes the run's progress (a CSV is then read through a handle)
-    raw = read_data_file(params, progress=progress)
+    raw = read_data_file(params, progress=progress, pending=True)  # as the data phase reads (an NPZ's features read
+    # while its labels are split)
     return prepare_dataset(raw, params, seed=0, hash_params=params.model_dump(mode="json", exclude={"path"}),
                            progress=progress)
 

@@ -227,7 +227,7 @@ class FilesDatastore(Datastore):
         from aios_data._files import read_data_file
         from aios_data._prepare import prepare_dataset
 
-        raw = read_data_file(self.params, progress=run.report_progress)
+        raw = read_data_file(self.params, progress=run.report_progress, pending=True)
         return prepare_dataset(raw, self.params, seed=run.seed, hash_params=hash_params, log=run.log,
                                progress=run.report_progress)
 

@@ -7,7 +7,7 @@ import gzip
 import struct
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,16 +25,19 @@ from aios_data._headers import (
     parse_idx_header,
     without_gz,
 )
-from aios_data._prepare import FIELD, Progress, RawData, Reporter, _in_background, _names
+from aios_data._prepare import FIELD, PendingArray, Progress, RawData, Reporter, _in_background, _names
 
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
 
-def read_data_file(params: FilesDatastore.Params, progress: Progress | None = None) -> RawData:
+def read_data_file(params: FilesDatastore.Params, progress: Progress | None = None, *,
+                   pending: bool = False) -> RawData:
     """Read the file ``params.path`` names, in ``params.format`` (or the one its name implies).
 
     ``progress(task, done, total, unit)`` (``RunContext.report_progress``) hears how far reading got:
-    bytes of a CSV file, rows of a Parquet file, arrays of an NPZ archive.
+    bytes of a CSV file, rows of a Parquet file, arrays of an NPZ archive. With ``pending``, an NPZ
+    archive's uncompressed features may be left to read (a ``PendingArray``, checked from its header):
+    ``prepare_dataset`` reads them while it splits the labels.
     """
     path = _existing_file(params.path, f"{FIELD}.path")
     fmt = detect_format(path) if params.format == "auto" else params.format
@@ -43,7 +46,7 @@ def read_data_file(params: FilesDatastore.Params, progress: Progress | None = No
     if fmt in ("csv", "parquet"):
         raw = read_table(path, fmt, params.target, progress, one_hot=params.preprocess.one_hot)
     elif fmt == "npz":
-        raw = read_npz(path, params.x_key, params.y_key, progress)
+        raw = read_npz(path, params.x_key, params.y_key, progress, pending=pending)
     else:
         raw = read_idx_pair(path, params.labels_path)
     if params.image_shape is not None:
@@ -251,11 +254,13 @@ class _CountingReader:
 
 
 # ---------------------------------------------------------------- npz
-def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = None) -> RawData:
+def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = None, *,
+             pending: bool = False) -> RawData:
     """Features ``x_key`` (n, ...) and labels ``y_key`` (n,) from a NumPy ``.npz`` archive.
 
     Image batches (n, h, w) get image_shape (1, h, w); (n, c, h, w) keep their layout, and
-    channels-last batches (n, h, w, c) with 1 or 3 channels become channels-first.
+    channels-last batches (n, h, w, c) with 1 or 3 channels become channels-first. With ``pending``,
+    uncompressed features are checked from their header and left to read (``PendingArray``).
     """
     if not is_npz(path):
         raise ValueError(f"{FIELD}.path: cannot read {path} as NPZ: not a zip archive of arrays "
@@ -267,10 +272,15 @@ def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = Non
     reporter = Reporter(progress, "reading", 2, "arrays")
     with archive:
         keys = list(archive.files)
-        x = _npz_array(archive, keys, x_key, "x_key", path)
+        for key, field in ((x_key, "x_key"), (y_key, "y_key")):
+            if key not in keys:
+                raise ValueError(f"{FIELD}.{field}: no array {key!r} in {path}; arrays are: {_names(keys)}")
+        y = _npz_array(archive, y_key, "y_key", path)
         reporter.advance(1)
-        y = _npz_array(archive, keys, y_key, "y_key", path)
-    reporter.finish()
+        x: np.ndarray | PendingArray | None = _npz_member(archive, x_key, "x_key", path) if pending else None
+        if x is None:
+            x = _npz_array(archive, x_key, "x_key", path)
+            reporter.advance(1)
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise ValueError(f"{FIELD}.x_key: array {x_key!r} in {path} must be numeric with one row per sample "
                          f"(found dtype {x.dtype}, shape {x.shape})")
@@ -279,40 +289,85 @@ def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = Non
     if y.ndim != 1:
         raise ValueError(f"{FIELD}.y_key: array {y_key!r} in {path} must hold one label per row "
                          f"(found shape {y.shape})")
-    if len(x) != len(y):
-        raise ValueError(f"{FIELD}.y_key: {path} holds {len(y)} labels ({y_key!r}) but {len(x)} rows ({x_key!r})")
-    if x.ndim == 1:
-        x = x.reshape(-1, 1)
-    image_shape, channels_last = image_layout(x.shape)
-    if channels_last:
-        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    if x.shape[0] != len(y):
+        raise ValueError(f"{FIELD}.y_key: {path} holds {len(y)} labels ({y_key!r}) but {x.shape[0]} rows ({x_key!r})")
+    image_shape, channels_last = image_layout(x.shape if x.ndim > 1 else (*x.shape, 1))
+    if isinstance(x, PendingArray):
+        member = x
+
+        def read_features() -> np.ndarray:
+            values = _npz_layout(member.read(), channels_last)
+            reporter.advance(1)
+            reporter.finish()
+            return values
+
+        x = PendingArray(member.shape, member.dtype, read_features)
+    else:
+        x = _npz_layout(x, channels_last)
+        reporter.finish()
     return RawData(name=_stem(path), source=str(path), features=x, labels=y,
                    label_field=f"{FIELD}.y_key", image_shape=image_shape)
 
 
-def _npz_array(archive: np.lib.npyio.NpzFile, keys: list[str], key: str, field: str, path: Path) -> np.ndarray:
-    if key not in keys:
-        raise ValueError(f"{FIELD}.{field}: no array {key!r} in {path}; arrays are: {_names(keys)}")
+def _npz_layout(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    """One row per sample (a column for a 1-D array), channels first."""
+    if x.ndim == 1:
+        return x.reshape(-1, 1)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if channels_last else x
+
+
+def _npz_array(archive: np.lib.npyio.NpzFile, key: str, field: str, path: Path) -> np.ndarray:
+    """Array ``key`` of the archive, read now (``_stored_npy``, else ``np.load``)."""
+    member = _npz_member(archive, key, field, path)
+    if member is not None:
+        return member.read()
     try:
-        stored = _stored_npy(archive.zip, key, path)
-        return archive[key] if stored is None else stored
+        return archive[key]
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"{FIELD}.path: cannot read array {key!r} of {path}: {first_line(error)}; the file is "
-                         f"damaged or incomplete: write it again (numpy.savez)") from None
+        raise _damaged(key, path, error) from None
     except ValueError:
-        raise ValueError(f"{FIELD}.{field}: array {key!r} in {path} holds Python objects, which are not loaded "
-                         f"(that would run code from the file); save it as a numeric or string array") from None
+        raise _objects(key, field, path) from None
+
+
+def _npz_member(archive: np.lib.npyio.NpzFile, key: str, field: str, path: Path) -> PendingArray | None:
+    """Array ``key`` of an uncompressed archive, to be read (``_stored_npy``); None for any other member."""
+    try:
+        member = _stored_npy(archive.zip, key, path)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise _damaged(key, path, error) from None
+    except ValueError:
+        raise _objects(key, field, path) from None
+    if member is None:
+        return None
+
+    def read() -> np.ndarray:
+        try:
+            return member.read()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise _damaged(key, path, error) from None
+
+    return PendingArray(member.shape, member.dtype, read)
+
+
+def _damaged(key: str, path: Path, error: BaseException) -> ValueError:
+    return ValueError(f"{FIELD}.path: cannot read array {key!r} of {path}: {first_line(error)}; the file is "
+                      f"damaged or incomplete: write it again (numpy.savez)")
+
+
+def _objects(key: str, field: str, path: Path) -> ValueError:
+    return ValueError(f"{FIELD}.{field}: array {key!r} in {path} holds Python objects, which are not loaded "
+                      f"(that would run code from the file); save it as a numeric or string array")
 
 
 NPY_CHUNK = 16 * 2**20
 """Bytes read at a time by ``_stored_npy``; each chunk's CRC-32 is computed while the next one is read."""
 
 
-def _stored_npy(archive: zipfile.ZipFile, key: str, path: Path) -> np.ndarray | None:
-    """The array ``key`` of an uncompressed archive (``np.savez``), read straight into its final memory with the
-    member's CRC-32 checked on a second thread as the next chunk is read: ``np.load`` reads it in small pieces
-    and checks the CRC in between, which takes about half its time. None for any other member (compressed,
-    encrypted, an object array, a format 3.0 header), which ``np.load`` reads."""
+def _stored_npy(archive: zipfile.ZipFile, key: str, path: Path) -> PendingArray | None:
+    """The array ``key`` of an uncompressed archive (``np.savez``), from its header, to be read (``read()``) straight
+    into its final memory with the member's CRC-32 checked on a second thread as the next chunk is read: ``np.load``
+    reads it in small pieces and checks the CRC in between, which takes about half its time. None for any other
+    member (compressed, encrypted, an object array, a format 3.0 header), which ``np.load`` reads."""
     names = archive.namelist()
     name = f"{key}.npy" if f"{key}.npy" in names else key
     info = archive.getinfo(name)
@@ -327,19 +382,23 @@ def _stored_npy(archive: zipfile.ZipFile, key: str, path: Path) -> np.ndarray | 
         readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         if version not in readers:
             return None
-        reader = readers[version]
-        shape, fortran, dtype = reader(handle)
+        shape, fortran, dtype = readers[version](handle)
         if dtype.hasobject:
             return None
-        flat = np.empty(shape[::-1] if fortran else shape, dtype=dtype)  # C order: the file's bytes in order
         head = handle.tell() - start
-        if head + flat.nbytes != info.file_size:
-            return None  # np.load says what is wrong
-        handle.seek(start)
-        crc = _read_checked(handle, flat.reshape(-1).view(np.uint8).data, zlib.crc32(handle.read(head)))
-    if crc != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
-    return flat.T if fortran else flat
+    if head + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != info.file_size:
+        return None  # np.load says what is wrong
+
+    def read() -> np.ndarray:
+        flat = np.empty(shape[::-1] if fortran else shape, dtype=dtype)  # C order: the file's bytes in order
+        with open(path, "rb", buffering=0) as handle:
+            handle.seek(start)
+            crc = _read_checked(handle, flat.reshape(-1).view(np.uint8).data, zlib.crc32(handle.read(head)))
+        if crc != info.CRC:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
+        return flat.T if fortran else flat
+
+    return PendingArray(tuple(shape), dtype, read)
 
 
 def _read_checked(handle: Any, body: memoryview, crc: int) -> int:

@@ -60,19 +60,33 @@ class Reporter:
             self._progress(self.task, final, final, self.unit)
 
 
+@dataclass(frozen=True)
+class PendingArray:
+    """An array known from its header, its values still to be read (``read()``): an NPZ archive's features, which
+    ``prepare_dataset`` reads while the labels are split on another thread (``read_data_file(pending=True)``)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    read: Callable[[], np.ndarray]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
 @dataclass
 class RawData:
     """Features and labels as loaded, before any cleaning.
 
     ``features`` is a table of feature columns (CSV, Parquet) or a numeric array with one
-    row per sample (any trailing shape). ``class_names`` names integer labels 0..k-1 when
+    row per sample (any trailing shape), or such an array still to be read (``PendingArray``). ``class_names`` names integer labels 0..k-1 when
     the source provides names (scikit-learn's ``target_names``). ``label_field`` is the
     parameter that chose the labels, for error messages.
     """
 
     name: str
     source: str
-    features: pd.DataFrame | np.ndarray
+    features: pd.DataFrame | np.ndarray | PendingArray
     labels: pd.Series | np.ndarray
     label_field: str
     class_names: list[str] | None = None
@@ -102,6 +116,12 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     preprocessing: dict[str, Any] = {}
     categories: dict[str, list[str]] = {}
     missing_categories = None
+    values, missing = _label_values(raw.labels, raw.source)
+    labelled = None
+    if isinstance(raw.features, PendingArray):
+        # the labels are split on another thread while the features are read; that split holds if no row is dropped
+        labelled = _in_background(_split_labels, values, None, raw, params, seed)
+        raw.features = raw.features.read()
     if table:
         missing_categories = _missing_category_rows(raw.features, one_hot)
         preprocessing["columns"] = [str(column) for column in raw.features.columns]
@@ -111,7 +131,6 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         x, feature_names = _as_matrix(raw.features), raw.feature_names
     raw.features = x  # the table as read is no longer needed: let it go before the splits are made
     _release_arrow_memory()
-    values, missing = _label_values(raw.labels, raw.source)
     hashing = _in_background(_content_hash, x, values, missing,
                              {"one_hot": categories, "params": hash_params, "seed": seed})
     row_numbers = None  # each kept row's number in the table as read (what a hash split hashes); None: all, in order
@@ -133,20 +152,13 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
         raise ValueError(f"{FIELD}.clean: no rows of {raw.source} are left after cleaning "
                          f"({dropped_missing} with missing values, {dropped_duplicates} duplicates)")
 
-    classes, inverse = _unique(values)
-    task, reason = _task(values, len(classes), raw, params)
     image_shape = _check_image_shape(raw, x.shape[1])
-    if task == "regression":
-        y, class_names = values.astype(np.float64), []
-        train, val, test = (_hash_split(_numbers(row_numbers, len(y)), params, seed, raw.source)
-                            if params.split.method == "hash" else _random_split(len(y), params, seed, raw.source))
-        y, target_scaling = _scale_targets(y, train, params)
+    if labelled is not None and row_numbers is None:  # no row dropped: the split made while the features were read
+        split = labelled.result()
     else:
-        y, class_names = _encode_labels(classes, inverse, raw)
-        train, val, test = (_hash_split(_numbers(row_numbers, len(y)), params, seed, raw.source)
-                            if params.split.method == "hash" else _stratified_split(y, class_names, params, seed, raw.source))
-        target_scaling = {}
-    del inverse, values
+        split = _split_labels(values, row_numbers, raw, params, seed)
+    task, reason, y, class_names, (train, val, test), target_scaling = split
+    del values
 
     if log is not None:
         log.info("data %s: task %s (%s)", raw.name, task, reason)
@@ -184,6 +196,26 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     )
 
 
+def _split_labels(values: np.ndarray, row_numbers: np.ndarray | None, raw: RawData, params: DataParams,
+                  seed: int) -> tuple[str, str, np.ndarray, list[str], tuple[np.ndarray, ...], dict[str, Any]]:
+    """The task (and why), the labels as the ``Dataset`` holds them, the class names, the train, validation and
+    test rows and the target's scaling, of the kept rows' label ``values`` (``row_numbers``: their rows in the
+    table as read, None for all in order)."""
+    classes, inverse = _unique(values)
+    task, reason = _task(values, len(classes), raw, params)
+    if task == "regression":
+        y, class_names = values.astype(np.float64), []
+        splits = (_hash_split(_numbers(row_numbers, len(y)), params, seed, raw.source)
+                  if params.split.method == "hash" else _random_split(len(y), params, seed, raw.source))
+        y, target_scaling = _scale_targets(y, splits[0], params)
+    else:
+        y, class_names = _encode_labels(classes, inverse, raw)
+        splits = (_hash_split(_numbers(row_numbers, len(y)), params, seed, raw.source)
+                  if params.split.method == "hash" else _stratified_split(y, class_names, params, seed, raw.source))
+        target_scaling = {}
+    return task, reason, y, class_names, splits, target_scaling
+
+
 def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settings: dict[str, Any]) -> str:
     """The hash of the encoded rows: features as float32 (what the splits hold), labels as read, and ``settings``.
 
@@ -200,13 +232,14 @@ def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
     """``function(*args)`` on the datastore's background thread, for work that releases the GIL (the content hash
     beside the splitting, an NPZ member's CRC-32 beside its read); here and now when no thread can be started.
 
-    One thread, started on first use and kept (calls run in order): starting a thread per call cost 0.1-2 ms
-    here, and an NPZ read makes one call per 16 MiB. A forked child starts its own.
+    Two threads, started on first use and kept (the labels' split and an NPZ read's CRC-32 sums run at once):
+    starting a thread per call cost 0.1-2 ms here, and an NPZ read makes one call per 16 MiB. A forked child
+    starts its own.
     """
     global _BACKGROUND
     try:
         if _BACKGROUND is None or _BACKGROUND[0] != os.getpid():
-            _BACKGROUND = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data"))
+            _BACKGROUND = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="aios-data"))
         return _BACKGROUND[1].submit(function, *args)
     except RuntimeError:  # no thread to be had (a cap on address space, say): do it here and now
         done: Future[_T] = Future()
@@ -215,7 +248,7 @@ def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
 
 
 _BACKGROUND: tuple[int, ThreadPoolExecutor] | None = None
-"""The process that started the background thread, and its executor."""
+"""The process that started the background threads, and their executor."""
 
 
 def _release_arrow_memory() -> None:

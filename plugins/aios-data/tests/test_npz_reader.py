@@ -32,8 +32,10 @@ def test_stored_members_equal_np_load(tmp_path: Path, chunk: int) -> None:
     np.savez(path, **ARRAYS)
     with np.load(path) as archive:
         for key, expected in ARRAYS.items():
-            read = _stored_npy(archive.zip, key, path)
-            assert read is not None, key
+            member = _stored_npy(archive.zip, key, path)
+            assert member is not None, key
+            assert member.dtype == expected.dtype and member.shape == expected.shape, key  # from the header
+            read = member.read()
             assert read.dtype == expected.dtype and read.shape == expected.shape, key
             assert read.flags.f_contiguous == expected.flags.f_contiguous, key
             np.testing.assert_array_equal(read, expected)
@@ -56,3 +58,38 @@ def test_read_npz_reads_both_kinds_alike(tmp_path: Path) -> None:
     np.testing.assert_array_equal(stored.features, compressed.features)
     np.testing.assert_array_equal(stored.labels, compressed.labels)
     assert stored.image_shape == compressed.image_shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_pending_features_are_read_when_asked_and_prepare_alike(tmp_path: Path, compressed: bool) -> None:
+    """``pending``: an uncompressed archive's features are checked from their header and read later (the labels
+    are split meanwhile); the data set is the one the eager read gives, also when rows are dropped (then the split
+    made meanwhile is not the one kept). A compressed archive is read at once."""
+    from aios_data import FilesDatastore
+    from aios_data._prepare import PendingArray, prepare_dataset
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3, 4, 4)).astype(np.float32).transpose(0, 2, 3, 1)  # channels last: made first
+    y = np.arange(300) % 3
+    for drop in (False, True):
+        if drop:
+            x[7, 0, 0, 0] = np.nan
+        path = tmp_path / f"t{drop}.npz"
+        (np.savez_compressed if compressed else np.savez)(path, x=x, y=y)
+        reports: list[tuple] = []
+        pending = read_npz(path, "x", "y", lambda *report: reports.append(report), pending=True)
+        eager = read_npz(path, "x", "y")
+        assert isinstance(pending.features, PendingArray) != compressed
+        assert pending.image_shape == eager.image_shape == (3, 4, 4)
+        if not compressed:
+            assert reports[-1] == ("reading", 1, 2, "arrays")  # the labels; the features when they are read
+        params = FilesDatastore.Params(path=path)
+        datasets = [prepare_dataset(raw, params, seed=3, hash_params={}, progress=lambda *report: reports.append(report))
+                    for raw in (pending, eager)]
+        assert ("reading", 2, 2, "arrays") in reports
+        assert datasets[0].content_hash == datasets[1].content_hash
+        assert datasets[0].preprocessing == datasets[1].preprocessing
+        assert datasets[0].preprocessing["dropped_missing"] == int(drop)
+        for name in ("train", "val", "test"):
+            np.testing.assert_array_equal(datasets[0].views[name].index, datasets[1].views[name].index)
+            np.testing.assert_array_equal(getattr(datasets[0], f"x_{name}"), getattr(datasets[1], f"x_{name}"))
