@@ -4,8 +4,9 @@
 
 Each variant ``NAME:MODE:ENV`` runs in a fresh child process (after the same work on the ``warmup1000``
 file beside FILE, written by ``run.py``'s ``write_files``), in rounds (variant 1, 2, ..., then again):
-MODE ``plain`` is ``pd.read_parquet`` / ``pd.read_csv``, ``read`` is ``read_data_file`` and the encoding
-into the matrix, ``full`` the whole data phase (``prepare_dataset`` too). ENV sets variables for the child,
+MODE ``plain`` is ``pd.read_parquet`` / ``pd.read_csv`` / ``np.load``, ``read`` is ``read_data_file`` and the
+encoding of a table into the matrix, ``full`` the whole data phase (``prepare_dataset`` too, an NPZ's features
+read while its labels are split, as the data phase reads, where the code has that). ENV sets variables for the child,
 e.g. ``PYTHONPATH=/tmp/before`` to run a copy of an older ``aios_data``. Prints the medians of wall time,
 processor time, peak RSS growth (MiB), user and system time and minor page faults: on a shared VM the system
 time (page faults, compaction) swings from run to run, the user time much less.
@@ -20,8 +21,9 @@ import subprocess
 import sys
 
 CHILD = r'''
-import json, resource, sys, time
+import inspect, json, resource, sys, time
 mode, path, small = sys.argv[1:4]
+import numpy as np
 import pandas as pd
 from aios_data import FilesDatastore
 from aios_data._files import read_data_file
@@ -29,9 +31,13 @@ from aios_data._prepare import _encode_table, prepare_dataset
 
 def work(path):
     if mode == "plain":
+        if path.endswith("npz"):
+            with np.load(path) as archive:
+                return archive["x"], archive["y"]
         return pd.read_parquet(path) if path.endswith("parquet") else pd.read_csv(path)
     params = FilesDatastore.Params(path=path)
-    raw = read_data_file(params)
+    pending = mode == "full" and "pending" in inspect.signature(read_data_file).parameters
+    raw = read_data_file(params, **({"pending": True} if pending else {}))
     if mode == "read":
         return _encode_table(raw.features, [])
     return prepare_dataset(raw, params, seed=0, hash_params=params.model_dump(mode="json", exclude={"path"}))
