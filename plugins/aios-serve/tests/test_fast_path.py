@@ -45,14 +45,14 @@ def _read_answer(file) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
     return head, file.read(length)
 
 
-def _exchange(url: str, parts: list[bytes], answers: int = 1) -> list[tuple[bytes, bytes]]:
-    """Send ``parts`` as separate packets (a pause between them), read ``answers`` answers."""
+def _exchange(url: str, parts: list[bytes], answers: int = 1, pause: float = 0.05) -> list[tuple[bytes, bytes]]:
+    """Send ``parts`` as separate packets (``pause`` seconds between them), read ``answers`` answers."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for index, part in enumerate(parts):
             if index:
-                time.sleep(0.05)
+                time.sleep(pause)
             connection.sendall(part)
         file = connection.makefile("rb")
         return [_read_answer(file) for _ in range(answers)]
@@ -154,3 +154,20 @@ def test_connection_close_is_honoured(running, rows: np.ndarray) -> None:  # typ
         while chunk := connection.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower()
+
+
+def test_a_body_sent_after_its_headers_is_timed_from_its_arrival(running, rows: np.ndarray, reference) -> None:  # type: ignore[no-untyped-def]
+    """The latency histogram counts the server's time from the whole request on: the client's pause between
+    headers and body (its upload, its scheduling) is not the server's."""
+    metrics = running.state.metrics
+    model = metrics.models[next(k for k in metrics.models if k[0] == MODEL)]
+    head, body = _request(_body(rows[:1]))
+    pause = 1.0
+    count, seconds = sum(model.latency.counts), model.latency.sum
+    (answer, content), = _exchange(running.url, [head, body], pause=pause)
+    assert answer.startswith(b"HTTP/1.1 200")
+    got = json.loads(content)["outputs"][0]
+    np.testing.assert_allclose(np.asarray(got["data"], dtype=np.float32).reshape(got["shape"]),
+                               reference(rows[:1]), atol=1e-5)
+    assert sum(model.latency.counts) == count + 1
+    assert model.latency.sum - seconds < pause
