@@ -272,9 +272,10 @@ class _InferenceFirst:
             await send_json(send, 401, {"error": _UNAUTHORIZED}, {"WWW-Authenticate": "Bearer"})
             return
 
-        async def decode() -> InferenceRequest:
+        async def decode() -> tuple[InferenceRequest, float]:
             body = await read_body(state, length, receive)
-            return await decode_body(state, body, header_length)
+            received = _clock()  # timed from here, as answer_now times a request whose body arrived whole
+            return await decode_body(state, body, header_length), received
 
         try:
             model, request, outputs = await state.infer(name, version, decode)

@@ -16,7 +16,9 @@ pick), with three changes a hostile or careless client needs:
   until the body follows (``_OneWrite``), which on small answers saves about a tenth of
   the server's time per request;
 - an inference request whose body arrived whole is answered without an ASGI task when its
-  model is quick (``answer_now``); when other clients are sending too (the previous
+  model is quick (``answer_now``); a small body that follows its headers in a later read
+  (httpx writes the two separately) is waited for up to ``HOLD_SECONDS`` without a task,
+  so such requests are answered the same way; when other clients are sending too (the previous
   inference request came from another connection), the requests read in one turn of the
   event loop run as one model call at the end of the turn (``Batcher.soon``) and each is
   written as its share comes back (``_reply``). One busy client is answered at once, as
@@ -40,6 +42,11 @@ from aios_serve._inference import ServerState
 
 MAX_HEADER_BYTES = 16 * 1024
 """Largest request line and headers (h11's own limit; httptools has none)."""
+HOLD_SECONDS = 0.05
+"""How long an inference POST whose small body did not arrive with its headers waits for the rest of it without
+an ASGI task (then its task starts, and the body's deadline, ``body_timeout``, runs from there)."""
+HOLD_MAX_BYTES = 64 * 1024
+"""Largest declared body held so (the app's ``OFF_LOOP_BYTES``: larger bodies are read and decoded by the task)."""
 COUNTS_HEADERS = AutoHTTPProtocol is not H11Protocol
 """Whether this guard counts header bytes (under httptools); h11 refuses more than 16 KiB itself."""
 
@@ -138,6 +145,7 @@ class _Guarded:
         if getattr(self, "_header_timer", None) is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        self._release()  # its task sees the disconnection and answers and counts it as before
         super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
@@ -154,6 +162,14 @@ class _Guarded:
         if self._deferred is not None:
             cycle, app = self._deferred
             self._deferred = None
+            if cycle.more_body and _may_hold(cycle):
+                self._held = (cycle, app, self.loop.call_later(HOLD_SECONDS, self._release))
+            else:
+                self._answer_now(cycle, app)
+        elif self._held is not None and not self._held[0].more_body:
+            cycle, app, timer = self._held
+            self._held = None
+            timer.cancel()
             self._answer_now(cycle, app)
         if self._in_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
             self.send_400_response(f"the request line and headers exceed {MAX_HEADER_BYTES // 1024} KiB")
@@ -162,6 +178,8 @@ class _Guarded:
     # tasks elsewhere and keeps the ASGI path)
     _feeding = False
     _deferred: tuple[Any, Any] | None = None
+    _held: tuple[Any, Any, asyncio.TimerHandle] | None = None
+    """A request waiting for the rest of its small body without a task (``HOLD_SECONDS``), its app and timer."""
     _defaults: Any = None
     _default_lines = b""
     _recent: _Recent
@@ -174,6 +192,15 @@ class _Guarded:
             self._deferred = (cycle, app)
             return
         super()._start_asgi_task(cycle, app)  # type: ignore[misc]
+
+    def _release(self) -> None:
+        """Start the held request's ASGI task: its body did not follow within ``HOLD_SECONDS``, or the
+        connection was lost."""
+        if self._held is not None:
+            cycle, app, timer = self._held
+            self._held = None
+            timer.cancel()
+            super()._start_asgi_task(cycle, app)  # type: ignore[misc]
 
     def _answer_now(self, cycle: Any, app: Any) -> None:
         """Answer the held request at once when its body is whole and the app can (``answer_now``), as
@@ -262,6 +289,18 @@ class _Guarded:
                    "most) and the request line")
         self.transport.write(_raw_response(400, message))
         self.transport.close()
+
+
+def _may_hold(cycle: Any) -> bool:
+    """Whether a request whose body is still arriving may wait for it without a task: a declared length of at most
+    ``HOLD_MAX_BYTES`` (no chunked body), and no ``Expect: 100-continue`` (its client waits for the task's
+    ``100 Continue`` before sending the body)."""
+    if cycle.waiting_for_100_continue or cycle.disconnected:
+        return False
+    for key, value in cycle.scope["headers"]:
+        if key == b"content-length":
+            return value.isdigit() and int(value) <= HOLD_MAX_BYTES
+    return False
 
 
 def protocol_for(state: ServerState) -> type[asyncio.Protocol]:

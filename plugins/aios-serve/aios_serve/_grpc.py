@@ -23,6 +23,7 @@ HTTP's header). Other errors map to gRPC status codes: 400 INVALID_ARGUMENT,
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
 from typing import Any
 
@@ -271,8 +272,8 @@ class InferenceService:
         except ProtocolError as error:
             await self._fail(context, error.status, str(error), grpc.StatusCode.RESOURCE_EXHAUSTED, RETRY_HINT)
 
-        async def decode() -> InferenceRequest:
-            return request_from_proto(request)
+        async def decode() -> tuple[InferenceRequest, float]:
+            return request_from_proto(request), time.perf_counter()  # gRPC hands over the message whole
 
         try:
             model, parsed, outputs = await state.infer(request.model_name, request.model_version or None, decode)

@@ -219,16 +219,19 @@ class ServerState:
         return model, batcher
 
     async def infer(self, name: str, version: str | None,
-                    decode: Callable[[], Awaitable[InferenceRequest]]) -> tuple[LoadedModel, InferenceRequest,
-                                                                                list[OutputTensor]]:
-        """Decode a request for model ``name``, run it through the model's batcher, build its outputs."""
-        started = time.perf_counter()
+                    decode: Callable[[], Awaitable[tuple[InferenceRequest, float]]]) -> tuple[
+                        LoadedModel, InferenceRequest, list[OutputTensor]]:
+        """Decode a request for model ``name``, run it through the model's batcher, build its outputs.
+
+        ``decode`` returns the request and the ``time.perf_counter()`` at which its bytes were all received: the
+        request is timed from there (``finish``), as ``infer_now``'s are, so a body that follows its headers late
+        (the client's upload, its scheduling) is not counted as the server's time."""
         model, batcher = self.lookup(name, version)
         batcher.metrics.requests += 1
         batcher.incoming += 1  # batcher.arriving(), inline: this is the hot path
         queued = False
         try:
-            request = await decode()
+            request, started = await decode()
             rows = model_rows(model, request)
             names = output_names(model, request)
             queued = True
@@ -286,7 +289,8 @@ class ServerState:
 
     def finish(self, model: LoadedModel, batcher: Batcher, rows: np.ndarray, probabilities: np.ndarray,
                names: list[str], started: float) -> list[OutputTensor]:
-        """Check the model's answer, tell ``on_prediction``, build the outputs, time the request."""
+        """Check the model's answer, tell ``on_prediction``, build the outputs, time the request (from ``started``:
+        when its bytes were all received)."""
         if not all_finite(probabilities):
             log.error("model %s version %s produced NaN or infinity", model.name, model.version)
             raise ProtocolError("the model produced NaN or infinity for these rows", 500)

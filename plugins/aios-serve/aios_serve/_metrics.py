@@ -173,7 +173,8 @@ class _Collector:
         http_errors = CounterMetricFamily("aios_serve_http_errors", "Error responses of every endpoint and form "
                                           "(401, 404, 405, 408, 413, 503, ...), by HTTP status.", labels=["status"])
         latency = HistogramMetricFamily("aios_serve_request_duration_seconds",
-                                        "Inference request latency in the server, from routing to response.",
+                                        "Inference request latency in the server, from the whole "
+                                        "request received to its answer ready (the client's upload not counted).",
                                         labels=labels)
         batch = HistogramMetricFamily("aios_serve_batch_size", "Rows per ONNX Runtime call.", labels=labels)
         queue = GaugeMetricFamily("aios_serve_queue_depth", "Requests waiting for the batcher.", labels=labels)
