@@ -126,8 +126,11 @@ def measure(rows: int, repeats: int, folder: Path, formats: tuple[str, ...]) -> 
             "dtype": aios[0]["dtype"], "hash": aios[0]["hash"],
         }
         row["time_ratio"] = row["aios_s"] / row["plain_s"]
+        # each round's own ratio: both sides of a round ran back to back, under the same conditions of the VM
+        row["round_ratios"] = sorted(a["seconds"] / p["seconds"] for p, a in zip(plain, aios))
         row["peak_ratio"] = row["aios_peak_mb"] / row["matrix_mb"]
-        print(f"  {fmt}: aios {row['aios_s']:.2f} s vs plain {row['plain_s']:.2f} s ({row['time_ratio']:.2f}x); "
+        print(f"  {fmt}: aios {row['aios_s']:.2f} s vs plain {row['plain_s']:.2f} s ({row['time_ratio']:.2f}x; rounds "
+              f"{', '.join(f'{ratio:.2f}' for ratio in row['round_ratios'])}); "
               f"peak growth {row['aios_peak_mb']:.0f} MiB = {row['peak_ratio']:.2f}x the float32 matrix", flush=True)
         results.append(row)
         path.unlink()
@@ -146,15 +149,19 @@ def markdown(results: list[dict], repeats: int, seconds: float, load: tuple[str,
         "`pd.read_csv` / `pd.read_parquet` / `np.load` of the same file. Peak growth is the child's peak RSS "
         "(`VmHWM`) minus its RSS before reading, against the float32 feature matrix (rows x 64 x 4 bytes). "
         "CPU s is the child's processor time for the same work (all its threads: pyarrow decodes with several), "
-        "which a loaded machine stretches less than the wall time.",
+        "which a loaded machine stretches less than the wall time. *Rounds* are each round's own aios / plain "
+        "(the two ran back to back), their median and range: the plain read's time itself swings several-fold "
+        "between rounds on this VM (the first touch of fresh memory).",
         "",
-        "| rows | format | file MiB | plain s | aios s | aios / plain | plain peak MiB | aios peak MiB "
-        "| float32 matrix MiB | aios peak / matrix | splits' dtype | plain CPU s | aios CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| rows | format | file MiB | plain s | aios s | aios / plain | rounds: median (range) | plain peak MiB "
+        "| aios peak MiB | float32 matrix MiB | aios peak / matrix | splits' dtype | plain CPU s | aios CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(f"| {r['rows']:,} | {r['format']} | {r['file_mb']:.0f} | {r['plain_s']:.2f} | {r['aios_s']:.2f} "
-                     f"| **{r['time_ratio']:.2f}x** | {r['plain_peak_mb']:.0f} | {r['aios_peak_mb']:.0f} "
+                     f"| **{r['time_ratio']:.2f}x** | {statistics.median(r['round_ratios']):.2f}x "
+                     f"({r['round_ratios'][0]:.2f}-{r['round_ratios'][-1]:.2f}) "
+                     f"| {r['plain_peak_mb']:.0f} | {r['aios_peak_mb']:.0f} "
                      f"| {r['matrix_mb']:.0f} | **{r['peak_ratio']:.2f}x** | {r['dtype']} "
                      f"| {r['plain_cpu_s']:.2f} | {r['aios_cpu_s']:.2f} |")
     hashes = {}
