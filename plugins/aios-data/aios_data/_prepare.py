@@ -119,9 +119,10 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     values, missing = _label_values(raw.labels, raw.source)
     labelled = None
     if isinstance(raw.features, PendingArray):
-        # the labels are split on another thread while the features are read; that split holds if no row is dropped
-        labelled = _in_background(_split_labels, values, None, raw, params, seed)
-        raw.features = raw.features.read()
+        # the features are read on another thread while the labels are split here; that split holds if no row is dropped
+        reading = _in_background(raw.features.read)
+        labelled = _now(_split_labels, values, None, raw, params, seed)
+        raw.features = reading.result()
     if table:
         missing_categories = _missing_category_rows(raw.features, one_hot)
         preprocessing["columns"] = [str(column) for column in raw.features.columns]
@@ -242,9 +243,17 @@ def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
             _BACKGROUND = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="aios-data"))
         return _BACKGROUND[1].submit(function, *args)
     except RuntimeError:  # no thread to be had (a cap on address space, say): do it here and now
-        done: Future[_T] = Future()
+        return _now(function, *args)
+
+
+def _now(function: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``function(*args)`` called here and now, its result or its exception held for later (``Future.result``)."""
+    done: Future[_T] = Future()
+    try:
         done.set_result(function(*args))
-        return done
+    except Exception as error:  # noqa: BLE001 -- raised again by result(), if the caller still wants it
+        done.set_exception(error)
+    return done
 
 
 _BACKGROUND: tuple[int, ThreadPoolExecutor] | None = None
