@@ -63,7 +63,7 @@ class Reporter:
 @dataclass(frozen=True)
 class PendingArray:
     """An array known from its header, its values still to be read (``read()``): an NPZ archive's features, which
-    ``prepare_dataset`` reads while the labels are split on another thread (``read_data_file(pending=True)``)."""
+    ``prepare_dataset`` reads on another thread while it splits the labels (``read_data_file(pending=True)``)."""
 
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -233,7 +233,7 @@ def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
     """``function(*args)`` on the datastore's background thread, for work that releases the GIL (the content hash
     beside the splitting, an NPZ member's CRC-32 beside its read); here and now when no thread can be started.
 
-    Two threads, started on first use and kept (the labels' split and an NPZ read's CRC-32 sums run at once):
+    Two threads, started on first use and kept (an NPZ read and its CRC-32 sums run at once):
     starting a thread per call cost 0.1-2 ms here, and an NPZ read makes one call per 16 MiB. A forked child
     starts its own.
     """
