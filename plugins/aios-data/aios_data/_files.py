@@ -295,13 +295,11 @@ def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = Non
     if isinstance(x, PendingArray):
         member = x
 
-        def read_features() -> np.ndarray:
-            values = _npz_layout(member.read(), channels_last)
+        def read_done() -> None:
             reporter.advance(1)
             reporter.finish()
-            return values
 
-        x = PendingArray(member.shape, member.dtype, read_features)
+        x = PendingArray(member.shape, member.dtype, lambda: _npz_layout(member.read(), channels_last), read_done)
     else:
         x = _npz_layout(x, channels_last)
         reporter.finish()

@@ -68,6 +68,9 @@ class PendingArray:
     shape: tuple[int, ...]
     dtype: np.dtype
     read: Callable[[], np.ndarray]
+    done: Callable[[], None] = lambda: None
+    """Called once the values are read, on the thread that waited for them (progress reports: a monitor's hook
+    runs on the run's thread)."""
 
     @property
     def ndim(self) -> int:
@@ -120,9 +123,10 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     labelled = None
     if isinstance(raw.features, PendingArray):
         # the features are read on another thread while the labels are split here; that split holds if no row is dropped
-        reading = _in_background(raw.features.read)
+        pending, reading = raw.features, _in_background(raw.features.read)
         labelled = _now(_split_labels, values, None, raw, params, seed)
         raw.features = reading.result()
+        pending.done()
     if table:
         missing_categories = _missing_category_rows(raw.features, one_hot)
         preprocessing["columns"] = [str(column) for column in raw.features.columns]
