@@ -25,7 +25,7 @@ from aios_data._headers import (
     parse_idx_header,
     without_gz,
 )
-from aios_data._prepare import FIELD, PendingArray, Progress, RawData, Reporter, _in_background, _names
+from aios_data._prepare import FIELD, PendingArray, Progress, RawData, Reporter, _in_background, _names, copy_columns
 
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
@@ -102,10 +102,6 @@ _COLUMNS_AT_ONCE = 16
 matrix: their buffers, not the whole table's, sit beside it (64 MiB for a million float32 rows); 16 float32
 values fill a 64-byte cache line of each row."""
 
-_FILL_ROWS = 4096
-"""Rows of the matrix filled at a time by ``_fill``."""
-
-
 def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | None) -> pd.DataFrame | None:
     """``pd.read_parquet``'s frame when every feature column holds numbers or bools (and its integer and bool
     columns no nulls), its feature columns held in one row-major matrix; None for any other table.
@@ -169,18 +165,13 @@ def _read_numeric_parquet(path: Path, targets: list[str], progress: Progress | N
 
 
 def _fill(block: np.ndarray, table: Any) -> bool:
-    """Copy the columns of ``table`` into those of ``block``, ``_FILL_ROWS`` rows at a time (the rows being filled
-    stay in the processor's cache while each column is copied into them); False when a column holds a null that
-    only a float column can take (as NaN)."""
+    """Copy the columns of ``table`` into those of ``block`` (``copy_columns``); False when a column holds a null
+    that only a float column can take (as NaN)."""
     import pyarrow as pa
 
     if any(column.null_count and not pa.types.is_floating(column.type) for column in table.columns):
         return False
-    values = [column.to_numpy() for column in table.columns]  # a view of a single chunk, NaN for a null float
-    for start in range(0, len(block), _FILL_ROWS):
-        rows = block[start:start + _FILL_ROWS]
-        for position, column in enumerate(values):
-            rows[:, position] = column[start:start + _FILL_ROWS]
+    copy_columns(block, [(column.to_numpy(), None) for column in table.columns])  # views of single chunks, NaN for nulls
     return True
 
 

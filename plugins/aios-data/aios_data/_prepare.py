@@ -536,13 +536,23 @@ def _encode_table(frame: pd.DataFrame, one_hot: list[str]) -> tuple[np.ndarray, 
             sources.append((_column_values(values), None))
         del values
     x = np.empty((rows, len(names)), dtype=np.float32)
-    step = max(256, (1 << 21) // max(1, x.shape[1] * x.itemsize))
-    for start in range(0, len(x), step):
-        block = x[start:start + step]
+    copy_columns(x, sources)
+    return x, names, categories
+
+
+def copy_columns(out: np.ndarray, sources: list[tuple[np.ndarray, int | None]]) -> None:
+    """Write each source into its column of ``out``: its values, or (codes, code) as ``codes == code`` (one-hot).
+
+    A block of rows at a time (2 MiB of ``out``), so the rows being filled stay in the processor's cache while
+    each column is copied into them (column by column over the whole matrix, each row's cache line would be
+    fetched once per column).
+    """
+    step = max(256, (1 << 21) // max(1, out.shape[1] * out.itemsize))
+    for start in range(0, len(out), step):
+        block = out[start:start + step]
         for position, (values, code) in enumerate(sources):
             part = values[start:start + step]
             block[:, position] = part if code is None else part == code
-    return x, names, categories
 
 
 def _one_matrix(frame: pd.DataFrame) -> bool:
