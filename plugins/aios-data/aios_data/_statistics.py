@@ -73,6 +73,19 @@ class ColumnStatistics:
         for start in range(0, len(chunk), BLOCK_ROWS):
             self._update_block(chunk[start:start + BLOCK_ROWS])
 
+    def merge(self, other: ColumnStatistics) -> None:
+        """Add the rows ``other`` has seen (the same width): as if they had been given here."""
+        if other._count is None:
+            return
+        if self._count is None:
+            self._count, self._mean, self._squares = other._count.copy(), other._mean.copy(), other._squares.copy()
+            self._low, self._high = other._low.copy(), other._high.copy()
+            return
+        if len(other._count) != len(self._count):
+            raise ValueError(f"ColumnStatistics.merge: statistics of {len(other._count)} features into "
+                             f"statistics of {len(self._count)}")
+        self._merge(other._count, other._mean, other._squares, other._low, other._high)
+
     def _update_block(self, block: np.ndarray) -> None:
         if len(block) == 0:
             return

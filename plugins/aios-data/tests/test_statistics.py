@@ -67,3 +67,53 @@ def test_scale_and_none_need_no_statistics() -> None:
     x = np.array([[255.0, 0.0]], dtype=np.float32)
     assert fit_scaling(PreprocessParams(scaling="scale", scale_factor=255)).apply(x).tolist() == [[1.0, 0.0]]
     assert fit_scaling(PreprocessParams(scaling="none")).apply(x).tolist() == [[1.0, 0.0]]
+
+
+def test_merged_statistics_are_those_of_all_the_rows() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.normal(50.0, 3.0, size=(5000, 5))
+    x[17, 2] = np.nan
+    whole, first, second, empty = ColumnStatistics(), ColumnStatistics(), ColumnStatistics(), ColumnStatistics()
+    whole.update(x)
+    first.update(x[:1234])
+    second.update(x[1234:])
+    first.merge(second)
+    first.merge(empty)
+    empty.merge(first)
+    for merged in (first.finish(), empty.finish()):
+        expected = whole.finish()
+        np.testing.assert_array_equal(merged.count, expected.count)
+        np.testing.assert_allclose(merged.mean, expected.mean, rtol=1e-13)
+        np.testing.assert_allclose(merged.std, expected.std, rtol=1e-11)
+        np.testing.assert_array_equal(merged.min, expected.min)
+        np.testing.assert_array_equal(merged.max, expected.max)
+    with pytest.raises(ValueError, match="statistics of 3 features into statistics of 5"):
+        first.merge(_seen(np.ones((2, 3))))
+
+
+def _seen(x: np.ndarray) -> ColumnStatistics:
+    statistics = ColumnStatistics()
+    statistics.update(x)
+    return statistics
+
+
+def test_the_train_rows_statistics_on_two_threads_equal_one_pass() -> None:
+    """A matrix large enough for the second thread: the same figures as one pass over the gathered rows, every
+    train row reported once."""
+    from aios_data._prepare import _TWO_THREADS_ROWS, Reporter, _rows_statistics
+
+    rng = np.random.default_rng(12)
+    x = (rng.normal(size=(_TWO_THREADS_ROWS + 999, 3)) * [1.0, 10.0, 1e-3] + [0.0, 1e4, -5.0]).astype(np.float32)
+    rows = rng.permutation(len(x))[: len(x) * 7 // 10]
+    reports: list[tuple] = []
+    reporter = Reporter(lambda *report: reports.append(report), "statistics", len(rows))
+    got = _rows_statistics(x, rows, reporter).finish()
+    reporter.finish()
+    expected = _seen(x[np.sort(rows)]).finish()
+    np.testing.assert_array_equal(got.count, expected.count)
+    np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-12)
+    np.testing.assert_allclose(got.std, expected.std, rtol=1e-10)
+    np.testing.assert_array_equal(got.min, expected.min)
+    np.testing.assert_array_equal(got.max, expected.max)
+    assert reports[-1] == ("statistics", len(rows), len(rows), "rows")
+    assert [done for _, done, *_ in reports] == sorted(done for _, done, *_ in reports)
