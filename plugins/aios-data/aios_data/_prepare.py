@@ -120,12 +120,12 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     categories: dict[str, list[str]] = {}
     missing_categories = None
     values, missing = _label_values(raw.labels, raw.source)
-    labelled = None
+    labelled = any_nan = None
     if isinstance(raw.features, PendingArray):
         # the features are read on another thread while the labels are split here; that split holds if no row is dropped
-        pending, reading = raw.features, _in_background(raw.features.read)
+        pending, reading = raw.features, _in_background(_read_pending, raw.features)
         labelled = _now(_split_labels, values, None, raw, params, seed)
-        raw.features = reading.result()
+        raw.features, any_nan = reading.result()
         pending.done()
     if table:
         missing_categories = _missing_category_rows(raw.features, one_hot)
@@ -142,7 +142,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
 
     dropped_missing = dropped_duplicates = 0
     if params.clean.drop_missing:
-        drop = missing | _missing_feature_rows(x, missing_categories)
+        drop = missing | _missing_feature_rows(x, missing_categories, any_nan)
         dropped_missing = int(drop.sum())
         x, values, missing, row_numbers = _take(~drop, x, values, missing, row_numbers)
     if params.clean.drop_duplicates:
@@ -459,14 +459,27 @@ def _missing_category_rows(frame: pd.DataFrame, one_hot: list[str]) -> np.ndarra
     return frame[one_hot].isna().any(axis=1).to_numpy()
 
 
-def _missing_feature_rows(x: np.ndarray, missing_categories: np.ndarray | None) -> np.ndarray:
-    """True for each row with a NaN feature (or a missing one-hot value); one pass of ``min`` when none is."""
+def _missing_feature_rows(x: np.ndarray, missing_categories: np.ndarray | None,
+                          any_nan: bool | None = None) -> np.ndarray:
+    """True for each row with a NaN feature (or a missing one-hot value); one pass of ``min`` when none is
+    (``any_nan``: that pass's answer, when it was had already)."""
     missing = np.zeros(len(x), dtype=bool) if missing_categories is None else missing_categories
-    if x.size == 0 or not np.isnan(x.min()):  # min is NaN as soon as one value is
+    if not (_has_nan(x) if any_nan is None else any_nan):
         return missing
     for start in range(0, len(x), BLOCK_ROWS):
         missing[start:start + BLOCK_ROWS] |= np.isnan(x[start:start + BLOCK_ROWS]).any(axis=1)
     return missing
+
+
+def _has_nan(x: np.ndarray) -> bool:
+    """Whether any value of ``x`` is NaN: one pass of ``min``, which is NaN as soon as one value is."""
+    return x.size > 0 and x.dtype.kind == "f" and bool(np.isnan(x.min()))
+
+
+def _read_pending(pending: PendingArray) -> tuple[np.ndarray, bool]:
+    """The values of ``pending``, and whether one is NaN: found on the reading thread while the labels are split."""
+    values = pending.read()
+    return values, _has_nan(values)
 
 
 def _duplicate_rows(x: np.ndarray, keys: np.ndarray, table: bool) -> np.ndarray:
