@@ -123,7 +123,7 @@ def prepare_dataset(raw: RawData, params: DataParams, *, seed: int, hash_params:
     labelled = any_nan = None
     if isinstance(raw.features, PendingArray):
         # the features are read on another thread while the labels are split here; that split holds if no row is dropped
-        pending, reading = raw.features, _in_background(_read_pending, raw.features)
+        pending, reading = raw.features, _in_background(_read_pending, raw.features, alone=True)
         labelled = _now(_split_labels, values, None, raw, params, seed)
         raw.features, any_nan = reading.result()
         pending.done()
@@ -233,16 +233,24 @@ def _content_hash(x: np.ndarray, values: np.ndarray, missing: np.ndarray, settin
     return hash_arrays(x, labels, missing, settings, digest=xxhash.xxh3_128())
 
 
-def _in_background(function: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``function(*args)`` on the datastore's background thread, for work that releases the GIL (the content hash
-    beside the splitting, an NPZ member's CRC-32 beside its read); here and now when no thread can be started.
+def _in_background(function: Callable[..., _T], *args: Any, alone: bool = False) -> Future[_T]:
+    """``function(*args)`` on one of the datastore's background threads, for work that releases the GIL (the content
+    hash beside the splitting, an NPZ member's CRC-32 beside its read, half of the statistics' pass); here and now
+    when no thread can be started.
 
-    Two threads, started on first use and kept (an NPZ read and its CRC-32 sums run at once):
-    starting a thread per call cost 0.1-2 ms here, and an NPZ read makes one call per 16 MiB. A forked child
-    starts its own.
+    Two threads, started on first use and kept: starting a thread per call cost 0.1-2 ms here, and an NPZ read
+    makes one call per 16 MiB. A forked child starts its own. ``alone``: on a thread of its own instead, for work
+    that waits for the shared threads itself (an NPZ read waits for its CRC-32 sums: two such reads on the shared
+    threads at once would hold both and wait for ever).
     """
     global _BACKGROUND
     try:
+        if alone:
+            own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-data-alone")
+            try:
+                return own.submit(function, *args)
+            finally:
+                own.shutdown(wait=False)  # the submitted call still runs to the end
         if _BACKGROUND is None or _BACKGROUND[0] != os.getpid():
             _BACKGROUND = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="aios-data"))
         return _BACKGROUND[1].submit(function, *args)

@@ -93,3 +93,42 @@ def test_pending_features_are_read_when_asked_and_prepare_alike(tmp_path: Path, 
         for name in ("train", "val", "test"):
             np.testing.assert_array_equal(datasets[0].views[name].index, datasets[1].views[name].index)
             np.testing.assert_array_equal(getattr(datasets[0], f"x_{name}"), getattr(datasets[1], f"x_{name}"))
+
+
+_TWO_AT_ONCE = r"""
+import sys, threading
+import numpy as np
+from aios_data import FilesDatastore, _files
+from aios_data._files import read_data_file
+from aios_data._prepare import prepare_dataset
+
+_files.NPY_CHUNK = 4096  # many CRC-32 sums per read, each waited for on the shared threads
+done = []
+def load(path):
+    params = FilesDatastore.Params(path=path)
+    done.append(prepare_dataset(read_data_file(params, pending=True), params, seed=0, hash_params={}).content_hash)
+threads = [threading.Thread(target=load, args=(path,)) for path in sys.argv[1:]]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(done))
+"""
+
+
+def test_two_pending_reads_at_once_finish(tmp_path: Path) -> None:
+    """Two data sets prepared at once in one process, each NPZ read waiting for its CRC-32 sums on the shared
+    background threads: neither read may hold a shared thread (both would wait for ever). In a child process,
+    so that a hang fails the test by its timeout."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(4)
+    paths = []
+    for index in range(2):
+        paths.append(tmp_path / f"t{index}.npz")
+        np.savez(paths[-1], x=rng.normal(size=(3000, 8)).astype(np.float32), y=np.arange(3000) % 3)
+    result = subprocess.run([sys.executable, "-c", _TWO_AT_ONCE, *map(str, paths)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2"
