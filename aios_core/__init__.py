@@ -36,6 +36,7 @@ _EXPORTS = {
     "TrainResult": "aios_core.records",
     "TuneResult": "aios_core.records",
     "hash_arrays": "aios_core.records",
+    "array_header": "aios_core.records",
     "unscale_targets": "aios_core.records",
     "RunContext": "aios_core.context",
     "RunOptions": "aios_core.context",

@@ -218,11 +218,23 @@ def hash_arrays(*parts: Any, digest: Any = None) -> str:
     digest = hashlib.sha256() if digest is None else digest
     for part in parts:
         if isinstance(part, np.ndarray):
-            digest.update(f"{part.dtype.str}{part.shape or (1,)}".encode())  # as np.ascontiguousarray saw it
+            digest.update(array_header(part.dtype, part.shape))
             _hash_buffer(digest, part)
         else:
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+def array_header(dtype: Any, shape: tuple[int, ...]) -> bytes:
+    """What ``hash_arrays`` feeds its digest before an array's C-order bytes: the dtype and shape.
+
+    With it an array that arrives a piece at a time is hashed as it comes (``digest.update(array_header(...))``,
+    then each piece's bytes in order), and the digest is passed on to ``hash_arrays`` for the parts after it:
+    the same hash as ``hash_arrays(array, *rest)``.
+    """
+    import numpy as np
+
+    return f"{np.dtype(dtype).str}{tuple(shape) or (1,)}".encode()  # as np.ascontiguousarray sees a 0-d array
 
 
 _HASH_CHUNK_BYTES = 1 << 24

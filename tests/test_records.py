@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aios_core import records
-from aios_core.records import hash_arrays
+from aios_core.records import array_header, hash_arrays
 
 
 def _copying_hash(*parts: object) -> str:
@@ -66,3 +66,16 @@ def test_hashing_a_large_array_copies_none_of_it() -> None:
         tracemalloc.stop()
     assert contiguous_peak < 1 << 20, f"hashing a contiguous 32 MB array allocated {contiguous_peak} bytes"
     assert strided_peak < 2 * records._HASH_CHUNK_BYTES, f"hashing a strided array allocated {strided_peak} bytes"
+
+
+@pytest.mark.parametrize("piece_bytes", [64, 1000, 1 << 20])
+def test_an_array_hashed_piece_by_piece_then_passed_on_hashes_as_a_whole(piece_bytes: int) -> None:
+    """``array_header`` and the array's bytes in pieces, then the digest handed to ``hash_arrays`` for the rest:
+    what a reader hashing an array as it arrives does (aios-data's NPZ read)."""
+    labels = np.arange(300) % 7
+    digest = hashlib.sha256()
+    digest.update(array_header(_MATRIX.dtype, _MATRIX.shape))
+    data = _MATRIX.reshape(-1).view(np.uint8)
+    for begin in range(0, len(data), piece_bytes):
+        digest.update(data[begin:begin + piece_bytes])
+    assert hash_arrays(labels, {"seed": 1}, digest=digest) == hash_arrays(_MATRIX, labels, {"seed": 1})

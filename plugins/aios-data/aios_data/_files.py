@@ -25,7 +25,8 @@ from aios_data._headers import (
     parse_idx_header,
     without_gz,
 )
-from aios_data._prepare import FIELD, PendingArray, Progress, RawData, Reporter, _in_background, _names, copy_columns
+from aios_data._prepare import (FIELD, PendingArray, Progress, RawData, Reporter, Watch, _in_background, _names,
+                                copy_columns)
 
 if TYPE_CHECKING:
     from aios_data import FilesDatastore
@@ -290,7 +291,12 @@ def read_npz(path: Path, x_key: str, y_key: str, progress: Progress | None = Non
             reporter.advance(1)
             reporter.finish()
 
-        x = PendingArray(member.shape, member.dtype, lambda: _npz_layout(member.read(), channels_last), read_done)
+        def read(watch: Watch | None) -> np.ndarray:
+            if channels_last:  # the bytes move: watched once laid out
+                return _watched(_npz_layout(member.read(None), channels_last), watch)
+            return _npz_layout(member.read(watch), channels_last)  # the same bytes in the same order
+
+        x = PendingArray(member.shape, member.dtype, read, read_done)
     else:
         x = _npz_layout(x, channels_last)
         reporter.finish()
@@ -309,7 +315,7 @@ def _npz_array(archive: np.lib.npyio.NpzFile, key: str, field: str, path: Path) 
     """Array ``key`` of the archive, read now (``_stored_npy``, else ``np.load``)."""
     member = _npz_member(archive, key, field, path)
     if member is not None:
-        return member.read()
+        return member.read(None)
     try:
         return archive[key]
     except (zipfile.BadZipFile, OSError, EOFError) as error:
@@ -329,9 +335,9 @@ def _npz_member(archive: np.lib.npyio.NpzFile, key: str, field: str, path: Path)
     if member is None:
         return None
 
-    def read() -> np.ndarray:
+    def read(watch: Watch | None) -> np.ndarray:
         try:
-            return member.read()
+            return member.read(watch)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise _damaged(key, path, error) from None
 
@@ -378,34 +384,54 @@ def _stored_npy(archive: zipfile.ZipFile, key: str, path: Path) -> PendingArray 
     if head + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != info.file_size:
         return None  # np.load says what is wrong
 
-    def read() -> np.ndarray:
+    def read(watch: Watch | None) -> np.ndarray:
         flat = np.empty(shape[::-1] if fortran else shape, dtype=dtype)  # C order: the file's bytes in order
         with open(path, "rb", buffering=0) as handle:
             handle.seek(start)
-            crc = _read_checked(handle, flat.reshape(-1).view(np.uint8).data, zlib.crc32(handle.read(head)))
+            crc = _read_checked(handle, flat.reshape(-1).view(np.uint8), zlib.crc32(handle.read(head)),
+                                None if fortran else watch, dtype.itemsize)
         if crc != info.CRC:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {name!r}")
-        return flat.T if fortran else flat
+        return _watched(flat.T, watch) if fortran else flat
 
     return PendingArray(tuple(shape), dtype, read)
 
 
-def _read_checked(handle: Any, body: memoryview, crc: int) -> int:
-    """Fill ``body`` from ``handle``; the CRC-32 of what was read, continuing ``crc`` (zlib releases the GIL, so
-    the sum of one chunk runs on a second thread, ``_in_background``, while the next chunk is read)."""
+def _read_checked(handle: Any, body: np.ndarray, crc: int, watch: Watch | None, itemsize: int) -> int:
+    """Fill ``body`` (uint8, values of ``itemsize`` bytes) from ``handle``; the CRC-32 of what was read, continuing
+    ``crc``. Each chunk's sum (zlib releases the GIL) and ``watch`` run on a second thread (``_in_background``) while
+    the next chunk is read; a chunk holds whole values."""
     pending: Future[int] | None = None
-    for begin in range(0, len(body), NPY_CHUNK):
-        chunk = body[begin:begin + NPY_CHUNK]
-        filled = 0
+    step = max(1, NPY_CHUNK // itemsize) * itemsize
+    for begin in range(0, len(body), step):
+        chunk = body[begin:begin + step]
+        view, filled = chunk.data, 0
         while filled < len(chunk):
-            count = handle.readinto(chunk[filled:])
+            count = handle.readinto(view[filled:])
             if not count:
                 raise zipfile.BadZipFile("the archive ends inside an array")
             filled += count
         if pending is not None:
             crc = pending.result()
-        pending = _in_background(zlib.crc32, chunk, crc)
+        pending = _in_background(_checked_chunk, chunk, crc, watch)
     return crc if pending is None else pending.result()
+
+
+def _checked_chunk(chunk: np.ndarray, crc: int, watch: Watch | None) -> int:
+    """``crc`` continued over ``chunk``, which ``watch`` is shown."""
+    if watch is not None:
+        watch(chunk)
+    return zlib.crc32(chunk, crc)
+
+
+def _watched(array: np.ndarray, watch: Watch | None) -> np.ndarray:
+    """``array``, whose bytes in C order ``watch`` has been shown, a block of rows at a time (they were not read in
+    that order)."""
+    if watch is not None:
+        rows = max(1, NPY_CHUNK // max(1, array[:1].nbytes))
+        for start in range(0, len(array), rows):
+            watch(np.ascontiguousarray(array[start:start + rows]).reshape(-1).view(np.uint8))
+    return array
 
 
 # ---------------------------------------------------------------- idx (MNIST)

@@ -35,7 +35,7 @@ def test_stored_members_equal_np_load(tmp_path: Path, chunk: int) -> None:
             member = _stored_npy(archive.zip, key, path)
             assert member is not None, key
             assert member.dtype == expected.dtype and member.shape == expected.shape, key  # from the header
-            read = member.read()
+            read = member.read(None)
             assert read.dtype == expected.dtype and read.shape == expected.shape, key
             assert read.flags.f_contiguous == expected.flags.f_contiguous, key
             np.testing.assert_array_equal(read, expected)
@@ -93,6 +93,40 @@ def test_pending_features_are_read_when_asked_and_prepare_alike(tmp_path: Path, 
         for name in ("train", "val", "test"):
             np.testing.assert_array_equal(datasets[0].views[name].index, datasets[1].views[name].index)
             np.testing.assert_array_equal(getattr(datasets[0], f"x_{name}"), getattr(datasets[1], f"x_{name}"))
+
+
+@pytest.mark.parametrize("layout", ["float32", "float64", "fortran", "channels_last", "one_column", "uint8"])
+def test_the_read_checks_nan_and_hashes_as_it_goes_as_a_pass_afterwards_would(tmp_path: Path, layout: str,
+                                                                             chunk: int) -> None:
+    """The pending read shows each piece to the NaN check and (float32) the content hash as it is read, or the
+    laid-out array at once when its bytes move (Fortran order, channels last): the same data set as the eager read,
+    with a NaN in any piece or none."""
+    from aios_data import FilesDatastore
+    from aios_data._prepare import prepare_dataset
+
+    rng = np.random.default_rng(5)
+    x = {"float32": rng.normal(size=(600, 7)).astype(np.float32),
+         "float64": rng.normal(size=(600, 7)),
+         "fortran": np.asfortranarray(rng.normal(size=(600, 7)).astype(np.float32)),
+         "channels_last": rng.normal(size=(600, 4, 4, 3)).astype(np.float32),
+         "one_column": rng.normal(size=600).astype(np.float32),
+         "uint8": rng.integers(0, 255, size=(600, 9), dtype=np.uint8)}[layout]
+    y = np.arange(600) % 3
+    for nan_row in (None, 0, 599):
+        if nan_row is not None and layout == "uint8":
+            continue
+        values = x.copy(order="K")
+        if nan_row is not None:
+            values.reshape(600, -1)[nan_row, -1] = np.nan
+        path = tmp_path / f"{layout}{nan_row}.npz"
+        np.savez(path, x=values, y=y)
+        params = FilesDatastore.Params(path=path)
+        pending, eager = (prepare_dataset(read_npz(path, "x", "y", pending=p), params, seed=1, hash_params={})
+                          for p in (True, False))
+        assert pending.content_hash == eager.content_hash
+        assert pending.preprocessing == eager.preprocessing
+        assert pending.preprocessing["dropped_missing"] == (nan_row is not None)
+        np.testing.assert_array_equal(pending.x_test, eager.x_test)
 
 
 _TWO_AT_ONCE = r"""
