@@ -1,5 +1,8 @@
 """The protocol's gRPC form: ``inference.GRPCInferenceService`` on a port of its own, in the HTTP server's event loop.
 
+The calls arrive through ``aios_serve._grpc_server`` (gRPC's transport over HTTP/2); this
+module decodes the messages, answers them and encodes the answers.
+
 ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer
 (``contents`` or ``raw_input_contents``; outputs always as ``raw_output_contents``), from
 the protocol's published .proto (``proto/open_inference_grpc.proto``, compiled into
@@ -22,15 +25,20 @@ HTTP's header). Other errors map to gRPC status codes: 400 INVALID_ARGUMENT,
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 from functools import cache
 from typing import Any
 
-import grpc
 import numpy as np
 
 from aios_serve import _repository_api as repository_api
+from aios_serve._batching import LATER
+from aios_serve._grpc_server import (INTERNAL, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED,
+                                     UNAUTHENTICATED, UNAVAILABLE, UNIMPLEMENTED, DEADLINE_EXCEEDED, GrpcError,
+                                     GrpcServer, Headers, Reply)
 from aios_serve._inference import ServerState, server_metadata
 from aios_serve._repository import RepositoryError
 from aios_serve._tensors import (ALL_DATATYPES, DATATYPES, InferenceRequest, InputTensor, ProtocolError,
@@ -39,9 +47,8 @@ from aios_serve._tensors import (ALL_DATATYPES, DATATYPES, InferenceRequest, Inp
 log = logging.getLogger("aios.serve")
 
 SERVICE = "inference.GRPCInferenceService"
-_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
-          404: grpc.StatusCode.NOT_FOUND, 408: grpc.StatusCode.DEADLINE_EXCEEDED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-          503: grpc.StatusCode.UNAVAILABLE}
+_CODES = {400: INVALID_ARGUMENT, 401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 404: NOT_FOUND, 408: DEADLINE_EXCEEDED,
+          413: RESOURCE_EXHAUSTED, 503: UNAVAILABLE}
 _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
              "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
              "UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
@@ -174,51 +181,101 @@ class ResponseEncoder:
 
 
 class InferenceService:
-    """The RPCs, each an ``async`` method taking the request message and the call's context."""
+    """The RPCs: ``service(path, message, headers, reply)`` is the transport's handler.
+
+    Each RPC method takes the decoded request and the call's headers and returns the answer
+    message (``RepositoryModelLoad`` is a coroutine, run as a task) or raises ``GrpcError``.
+    ModelInfer is answered as HTTP's inference is: at once when its model is quick and idle
+    (``ServerState.infer_now``), with the others of this turn of the event loop when several
+    clients are sending, else through the batcher in a task (``ServerState.infer``).
+    """
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.m = messages()
         self.encoder = ResponseEncoder(self.m["ModelInferResponse"])
+        self.rpcs = {f"/{SERVICE}/{name}": (self.m[f"{name}Request"].FromString, getattr(self, name))
+                     for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata",
+                                  "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")}
+        self.infer_path = f"/{SERVICE}/ModelInfer"
+        self.infer_request = self.m["ModelInferRequest"].FromString
+        self.tasks: set[asyncio.Task[Any]] = set()
 
-    async def _fail(self, context: grpc.aio.ServicerContext, status: int, message: str,
-                    code: grpc.StatusCode | None = None, trailing: tuple[tuple[str, str], ...] = ()) -> None:
+    def __call__(self, path: str, message: bytes, headers: Headers, reply: Reply, together: bool) -> bytes | None:
+        if path == self.infer_path:
+            return self.ModelInfer(self._decode(self.infer_request, message, path), len(message), headers, reply,
+                                   together)
+        rpc = self.rpcs.get(path)
+        if rpc is None:
+            raise GrpcError(UNIMPLEMENTED, f"no method {path}; this server serves {SERVICE}")
+        decode, method = rpc
+        answer = method(self._decode(decode, message, path), headers)
+        if inspect.isawaitable(answer):
+            self._later(answer, reply)
+            return None
+        return answer.SerializeToString()
+
+    @staticmethod
+    def _decode(decode: Any, message: bytes, path: str) -> Any:
+        try:
+            return decode(message)
+        except Exception:  # protobuf's DecodeError
+            raise GrpcError(INVALID_ARGUMENT, f"the request is not a valid {path.rsplit('/', 1)[-1]}Request message") from None
+
+    def _later(self, answer: Any, reply: Reply) -> None:
+        async def call() -> None:
+            try:
+                message = await answer
+            except GrpcError as error:
+                reply(None, error)
+            except Exception:
+                log.exception("unexpected error answering a gRPC call")
+                reply(None, self._error(500, "internal error"))
+            else:
+                reply(message if isinstance(message, bytes) else message.SerializeToString(), None)
+
+        task = asyncio.get_running_loop().create_task(call())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _error(self, status: int, message: str, code: int | None = None,
+               trailing: tuple[tuple[str, str], ...] = ()) -> GrpcError:
+        """The call's error for an HTTP-style status, counted in the metrics as HTTP's are."""
         self.state.metrics.http_error(status)
-        await context.abort(code or _CODES.get(status, grpc.StatusCode.INTERNAL), message, trailing)
+        return GrpcError(code if code is not None else _CODES.get(status, INTERNAL), message, trailing)
 
-    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+    def _authorize(self, headers: Headers) -> None:
         if not self.state.settings.token:
             return
-        values = [value for key, value in (context.invocation_metadata() or ()) if key == "authorization"]
-        if not self.state.authorized([v if isinstance(v, str) else v.decode("latin-1") for v in values]):
-            await self._fail(context, 401, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
+        if not self.state.authorized([value.decode("latin-1") for key, value in headers if key == b"authorization"]):
+            raise self._error(401, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
 
-    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def ServerLive(self, request: Any, headers: Headers) -> Any:
         return self.m["ServerLiveResponse"](live=True)
 
-    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def ServerReady(self, request: Any, headers: Headers) -> Any:
         return self.m["ServerReadyResponse"](ready=self.state.ready())
 
-    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._authorize(context)
+    def ModelReady(self, request: Any, headers: Headers) -> Any:
+        self._authorize(headers)
         try:
             self.state.repository.get(request.name, request.version or None)
         except RepositoryError as error:
             if error.status == 404:
-                await self._fail(context, 404, str(error))
+                raise self._error(404, str(error)) from None
             return self.m["ModelReadyResponse"](ready=False)
         return self.m["ModelReadyResponse"](ready=True)
 
-    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._authorize(context)
+    def ServerMetadata(self, request: Any, headers: Headers) -> Any:
+        self._authorize(headers)
         return self.m["ServerMetadataResponse"](**server_metadata(self.state))
 
-    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._authorize(context)
+    def ModelMetadata(self, request: Any, headers: Headers) -> Any:
+        self._authorize(headers)
         try:
             model = self.state.repository.get(request.name, request.version or None)
         except RepositoryError as error:
-            await self._fail(context, error.status, str(error))
+            raise self._error(error.status, str(error)) from None
         metadata = model.metadata(self.state.repository.versions(request.name))
         response = self.m["ModelMetadataResponse"]
         tensor = response.TensorMetadata
@@ -226,10 +283,10 @@ class InferenceService:
                         inputs=[tensor(**t) for t in metadata["inputs"]],
                         outputs=[tensor(**t) for t in metadata["outputs"]])
 
-    async def RepositoryIndex(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def RepositoryIndex(self, request: Any, headers: Headers) -> Any:
         """Every known model version and its state (``ready``: the loaded ones only); one repository, so
         ``repository_name`` selects nothing."""
-        await self._authorize(context)
+        self._authorize(headers)
         response = self.m["RepositoryIndexResponse"]
         entry = response.ModelIndex
         return response(models=[entry(name=row["name"], version=row["version"], state=row["state"],
@@ -237,80 +294,108 @@ class InferenceService:
                                 for row in self.state.repository.index()
                                 if not request.ready or row["state"] == "READY"])
 
-    async def RepositoryModelLoad(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def RepositoryModelLoad(self, request: Any, headers: Headers) -> Any:
         """Load a known model, or add the run directory of parameter ``run_dir`` as ``model_name``, as
         ``POST /v2/repository/models/{name}/load`` does; other parameters (tritonclient's ``config``, files)
         are not read, as over HTTP."""
-        await self._authorize(context)
+        self._authorize(headers)
         try:
             repository_api.check_enabled(self.state)
             run_dir, version = repository_api.string_parameters(_parameters(request.parameters), "run_dir", "version")
-            await repository_api.load(self.state, request.model_name, run_dir, version)
         except (ProtocolError, RepositoryError) as error:
-            await self._fail(context, error.status, str(error))
-        return self.m["RepositoryModelLoadResponse"]()
+            raise self._error(error.status, str(error)) from None
 
-    async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def load() -> Any:
+            try:
+                await repository_api.load(self.state, request.model_name, run_dir, version)
+            except (ProtocolError, RepositoryError) as error:
+                raise self._error(error.status, str(error)) from None
+            return self.m["RepositoryModelLoadResponse"]()
+
+        return load()
+
+    def RepositoryModelUnload(self, request: Any, headers: Headers) -> Any:
         """Unload every version of ``model_name`` (or parameter ``version`` only), as
         ``POST /v2/repository/models/{name}/unload`` does."""
-        await self._authorize(context)
+        self._authorize(headers)
         try:
             repository_api.check_enabled(self.state)
             (version,) = repository_api.string_parameters(_parameters(request.parameters), "version")
             repository_api.unload(self.state, request.model_name, version)
         except (ProtocolError, RepositoryError) as error:
-            await self._fail(context, error.status, str(error))
+            raise self._error(error.status, str(error)) from None
         return self.m["RepositoryModelUnloadResponse"]()
 
-    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """The answer, serialized (``ResponseEncoder``)."""
-        await self._authorize(context)
+    def ModelInfer(self, request: Any, size: int, headers: Headers, reply: Reply, together: bool) -> bytes | None:
+        """The answer, serialized (``ResponseEncoder``), or None when ``reply`` will carry it (``together``: it may
+        share a model call with the others of this turn)."""
+        self._authorize(headers)
         state = self.state
-        size = request.ByteSize()
         try:
             state.admit(size)
         except ProtocolError as error:
-            await self._fail(context, error.status, str(error), grpc.StatusCode.RESOURCE_EXHAUSTED, RETRY_HINT)
-
-        async def decode() -> tuple[InferenceRequest, float]:
-            return request_from_proto(request), time.perf_counter()  # gRPC hands over the message whole
-
+            raise self._error(error.status, str(error), RESOURCE_EXHAUSTED, RETRY_HINT) from None
+        name, version = request.model_name, request.model_version or None
         try:
-            model, parsed, outputs = await state.infer(request.model_name, request.model_version or None, decode)
-        except (ProtocolError, RepositoryError) as error:
-            await self._fail(context, error.status, str(error))
-        except Exception:
-            log.exception("unexpected error answering ModelInfer for %s", request.model_name)
-            await self._fail(context, 500, "internal error")
-        finally:
+            try:
+                parsed = request_from_proto(request)
+            except ProtocolError as error:
+                state.lookup(name, version)  # an unknown model is the error to report
+                state.count_error(name, error)
+                raise
+            started = time.perf_counter()
+
+            def later(model: Any, outputs: Any, error: BaseException | None) -> None:
+                state.inflight_bytes -= size
+                reply(*self._outcome(name, model, parsed, outputs, error))
+
+            done = state.infer_now(name, version, parsed, started, later if together else None)
+        except Exception as error:
             state.inflight_bytes -= size
-        return self.encoder.encode(model, parsed.id, outputs)
+            raise self._outcome(name, None, None, None, error)[1] from None
+        if done is LATER:
+            return None
+        if done is not None:
+            state.inflight_bytes -= size
+            model, outputs = done  # type: ignore[misc]
+            return self.encoder.encode(model, parsed.id, outputs)
+
+        async def infer() -> bytes:
+            async def decode() -> tuple[InferenceRequest, float]:
+                return parsed, started
+            try:
+                model, _, outputs = await state.infer(name, version, decode)
+            except Exception as error:
+                raise self._outcome(name, None, None, None, error)[1] from None
+            finally:
+                state.inflight_bytes -= size
+            return self.encoder.encode(model, parsed.id, outputs)
+
+        self._later(infer(), reply)
+        return None
+
+    def _outcome(self, name: str, model: Any, parsed: Any, outputs: Any,
+                 error: BaseException | None) -> tuple[bytes | None, GrpcError | None]:
+        """An inference's answer, or its error as the call's."""
+        if error is None:
+            return self.encoder.encode(model, parsed.id, outputs), None
+        if isinstance(error, GrpcError):
+            return None, error
+        if isinstance(error, (ProtocolError, RepositoryError)):
+            return None, self._error(error.status, str(error))
+        log.error("unexpected error answering ModelInfer for %s: %r", name, error)
+        return None, self._error(500, "internal error")
 
 
-def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
-    m = service.m
-    rpcs = {name: grpc.unary_unary_rpc_method_handler(
-                getattr(service, name), request_deserializer=m[f"{name}Request"].FromString,
-                response_serializer=None if name == "ModelInfer" else m[f"{name}Response"].SerializeToString)
-            for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-                         "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")}
-    return grpc.method_handlers_generic_handler(SERVICE, rpcs)
-
-
-async def start_grpc(state: ServerState, host: str, port: int, reuse_port: bool = False) -> grpc.aio.Server:
+async def start_grpc(state: ServerState, host: str, port: int, reuse_port: bool = False) -> GrpcServer:
     """Start the service on ``host:port`` (0: a free port, recorded in ``state.grpc_port``) in the running loop."""
-    limit = state.settings.max_body_bytes
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
-                                      ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
-                                      ("grpc.so_reuseport", 1 if reuse_port else 0)],
-                             maximum_concurrent_rpcs=state.settings.max_connections)
-    server.add_generic_rpc_handlers((_handler(InferenceService(state)),))
+    settings = state.settings
+    server = GrpcServer(InferenceService(state), max_message=settings.max_body_bytes,
+                        max_connections=settings.max_connections, header_timeout=settings.header_timeout,
+                        body_timeout=settings.body_timeout)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError as error:
-        raise RepositoryError(f"cannot listen for gRPC on {host}:{port} ({error}); pick another grpc_port") from None
-    if not bound:
-        raise RepositoryError(f"cannot listen for gRPC on {host}:{port}; pick another grpc_port")
-    await server.start()
-    state.grpc_port = bound
+        state.grpc_port = await server.start(host, port, reuse_port)
+    except OSError as error:
+        raise RepositoryError(f"cannot listen for gRPC on {host}:{port} ({error.strerror or error}); "
+                              "pick another grpc_port") from None
     return server
