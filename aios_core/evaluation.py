@@ -165,18 +165,20 @@ def _gates(settings: EvaluateSettings, final: dict[str, Any], comparison: dict[s
         limit = getattr(settings, gate)
         if limit is not None and key in final:
             value = final[key]
-            gates.append({"gate": gate, "value": value, "limit": limit,
-                          "passed": value >= limit if at_least else value <= limit,
-                          "message": f"{final['name']} test {key} {value:.4f} {'<' if at_least else '>'} {gate} {limit}"})
+            passed = value >= limit if at_least else value <= limit
+            sign = (">=" if passed else "<") if at_least else ("<=" if passed else ">")
+            gates.append({"gate": gate, "value": value, "limit": limit, "passed": passed,
+                          "message": f"{final['name']} test {key} {value:.4f} {sign} {gate} {limit}"})
     for gate, key, worse in (("max_accuracy_drop", "accuracy_drop", "accuracy drop"),
                              ("max_metric_drop", "metric_drop", "metric drop"),
                              ("max_size_ratio", "size_ratio", "size ratio")):
         limit = getattr(settings, gate)
         if limit is not None and comparison is not None and key in comparison:
             value = comparison[key]
-            gates.append({"gate": gate, "value": value, "limit": limit, "passed": value <= limit,
+            passed = value <= limit
+            gates.append({"gate": gate, "value": value, "limit": limit, "passed": passed,
                           "message": f"{comparison['artifact']} {worse} {value:.4f} vs {comparison['baseline']} "
-                                     f"> {gate} {limit}"})
+                                     f"{'<=' if passed else '>'} {gate} {limit}"})
     return gates
 
 

@@ -62,6 +62,8 @@ def test_a_csv_with_a_numeric_target_runs_end_to_end_with_the_task_inferred(tmp_
     assert report["task"] == "regression" and "test_accuracy" not in report
     assert 30 < report["test_rmse"] < 80 and report["test_r2"] > 0.2  # in the target's units (it spans 25..346)
     assert {gate["gate"]: gate["passed"] for gate in report["gates"]} == {"max_rmse": True, "min_r2": True}
+    messages = {gate["gate"]: gate["message"] for gate in report["gates"]}  # a passed gate's record says so
+    assert " <= max_rmse " in messages["max_rmse"] and " >= min_r2 " in messages["min_r2"], messages
     onnx = next(a for a in report["artifacts"] if a["format"] == "onnx")
     assert {"rmse", "mae", "r2"} <= set(onnx) and "confusion_matrix" not in onnx
     assert (run_dir / "report" / "predicted_vs_true.png").stat().st_size > 1000

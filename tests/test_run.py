@@ -70,6 +70,9 @@ def test_default_stack_runs_end_to_end(default_run: tuple[subprocess.CompletedPr
     report = json.loads((run_dir / "report/evaluation.json").read_text())
     assert report["final"] == "int8" and report["test_accuracy"] >= 0.97
     assert report["comparison"]["size_ratio"] <= 0.35 and report["comparison"]["accuracy_drop"] <= 0.01
+    messages = {gate["gate"]: gate["message"] for gate in report["gates"] if gate["passed"]}  # worded as passed
+    assert " >= min_accuracy 0.97" in messages["min_accuracy"] and " <= max_accuracy_drop " in messages[
+        "max_accuracy_drop"], messages
     assert (run_dir / "report/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     lock = yaml.safe_load((run_dir / "stack.lock.yaml").read_text())
     assert lock["lock"]["distributions"] == {"aios-kernel": "0.1.0", "aios-data": "0.1.0", "aios-onnx-quant": "0.1.0",
