@@ -4,8 +4,9 @@
 
 What a request costs before any model or servicer code runs: a do-nothing HTTP handler
 (a bare ASGI app under uvicorn, with uvloop and httptools when installed, as aios-serve runs) answering a
-fixed body, against do-nothing gRPC servicers (a ``ModelInfer`` handler returning fixed
-bytes, no protobuf decode or encode) on grpc.aio and on the thread-pool server. Each is
+fixed body, against do-nothing gRPC handlers (a ``ModelInfer`` handler returning fixed
+bytes, no protobuf decode or encode) on aios-serve's gRPC transport (``aios_serve._grpc_server``,
+what ``aios serve`` runs), and, for comparison, grpcio's servers: grpc.aio and the thread-pool server. Each is
 driven by the client the protocol benchmark uses (raw HTTP/1.1 on a socket; grpc's sync
 stub and grpc.aio), one request at a time, each server in its own process, interleaved
 per round. Prints p50/p99 per pair and writes nothing: the figures go to PROTOCOLS.md.
@@ -102,7 +103,19 @@ def serve_grpc_sync(port: int) -> None:
     server.wait_for_termination()
 
 
-SERVERS = {"http": serve_http, "grpc-aio": serve_grpc_aio, "grpc-sync": serve_grpc_sync}
+def serve_aios(port: int) -> None:
+    from aios_serve._grpc_server import GrpcServer
+
+    async def main() -> None:
+        server = GrpcServer(lambda path, message, headers, reply, together: ANSWER, max_message=8 * 1024 * 1024,
+                            max_connections=64, header_timeout=10.0, body_timeout=30.0)
+        await server.start("127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    run_loop(main())
+
+
+SERVERS = {"http": serve_http, "aios": serve_aios, "grpc-aio": serve_grpc_aio, "grpc-sync": serve_grpc_sync}
 
 
 # ---------------------------------------------------------------- clients
@@ -181,6 +194,8 @@ def grpc_raw_client(port: int, seconds: float) -> list[float]:
 
 PAIRS = {  # label -> (server, client)
     "do-nothing HTTP, raw socket client": ("http", http_client),
+    "do-nothing gRPC, aios-serve's transport, raw HTTP/2 client": ("aios", grpc_raw_client),
+    "do-nothing gRPC, aios-serve's transport, sync stub client": ("aios", grpc_sync_client),
     "do-nothing gRPC, grpc.aio server, raw HTTP/2 client": ("grpc-aio", grpc_raw_client),
     "do-nothing gRPC, thread-pool server, raw HTTP/2 client": ("grpc-sync", grpc_raw_client),
     "do-nothing gRPC, grpc.aio server, sync stub client": ("grpc-aio", grpc_sync_client),

@@ -20,8 +20,8 @@ the body's size matter. Variants:
   socket), so the ratio is the servers', and once with grpcio's Python client (what a
   Python user sees); once with tritonclient on both sides (``tritonclient.grpc`` vs
   ``tritonclient.http`` ``InferenceServerClient.infer``, binary tensor data, defaults: what a
-  user of the standard client library sees); and the floor under both: a do-nothing gRPC servicer (grpc.aio) vs a
-  do-nothing HTTP handler (uvicorn), from ``grpc_floor.py``;
+  user of the standard client library sees); and the floor under both: a do-nothing gRPC handler on
+  aios-serve's gRPC transport vs a do-nothing HTTP handler (uvicorn), from ``grpc_floor.py``;
 - 2 workers vs 1 at 32 clients;
 - micro-batching on (max_batch_size 32) vs off (1) on the MLP at 32 clients.
 
@@ -377,7 +377,7 @@ class Running:
 
 
 class Floor:
-    """A do-nothing server of ``grpc_floor.py`` (``http`` or ``grpc-aio``)."""
+    """A do-nothing server of ``grpc_floor.py`` (``http``, ``aios``, ``grpc-aio`` or ``grpc-sync``)."""
 
     def __init__(self, kind: str) -> None:
         import grpc_floor
@@ -469,8 +469,8 @@ def comparisons(run: Path, work: Path) -> dict[str, Any]:
             "num": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), tritonclient_load("grpc", "digits", digits_rows, digits_expected)),
             "den": (lambda: Running(aios(digits_repo)[0], "digits", grpc=True), tritonclient_load("http", "digits", digits_rows, digits_expected)),
             "target": ("<=", 1.2), "latency": True},
-        "floor: do-nothing gRPC servicer (grpc.aio) / do-nothing HTTP handler, 1 client, raw clients (p50 latency)": {
-            "num": (lambda: Floor("grpc-aio"), floor_load(grpc_floor_client("grpc_raw_client"))),
+        "floor: do-nothing gRPC handler (aios-serve's transport) / do-nothing HTTP handler, 1 client, raw clients (p50 latency)": {
+            "num": (lambda: Floor("aios"), floor_load(grpc_floor_client("grpc_raw_client"))),
             "den": (lambda: Floor("http"), floor_load(grpc_floor_client("http_client"))),
             "target": ("<=", 1.2), "latency": True},
         "2 workers / 1 worker, 32 clients (throughput)": {
@@ -553,8 +553,9 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
                  " (C, one thread, one keep-alive connection per client: it takes far less of the 2 cores than the "
                  "servers; every distinct request's answer is checked against in-process ONNX Runtime before and "
                  "after each point)." if CLIENT["name"] == "wrk" else " (this file's asyncio client).")
-             + " gRPC rows use a grpc.aio client, except the tritonclient row (tritonclient.grpc against "
-             "tritonclient.http, each calling InferenceServerClient.infer in a loop, binary tensor data, defaults).",
+             + " gRPC rows use the client each names: raw (pre-encoded HTTP/2 frames on a socket, grpc_raw.py), "
+             "grpcio's (grpc.aio), or tritonclient on both sides (tritonclient.grpc against tritonclient.http, each "
+             "calling InferenceServerClient.infer in a loop, binary tensor data, defaults).",
              "",
              "The shared machine's bursts of other work land on one side of a pair or the other and swing "
              "throughput ratios; for the throughput rows the p50-latency ratio (denominator's p50 / numerator's p50, "
@@ -588,21 +589,18 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
         http_floor_p50 = statistics.median(r["den"]["p50_ms"] for r in floor["rounds"])
         grpc_p50 = statistics.median(r["num"]["p50_ms"] for r in raw["rounds"])
         http_p50 = statistics.median(r["den"]["p50_ms"] for r in raw["rounds"])
-        lines += [(f"Where gRPC's time goes (medians of p50 over rounds): a do-nothing grpc.aio servicer answers in "
-                   f"{grpc_floor_p50:.3f} ms, a do-nothing HTTP handler in {http_floor_p50:.3f} ms; aios-serve answers "
-                   f"an inference over gRPC in {grpc_p50:.3f} ms and over binary HTTP in {http_p50:.3f} ms. The gRPC "
-                   f"floor alone is {grpc_floor_p50 / http_p50:.2f}x aios-serve's whole binary HTTP inference, so "
-                   "within 1.2x is out of reach for a server on Python's grpcio; above its floor, aios-serve's gRPC "
-                   f"form adds {grpc_p50 - grpc_floor_p50:.3f} ms, the HTTP form {http_p50 - http_floor_p50:.3f} ms. "
-                   "`grpc_floor.py` measures the floors alone, with the server's CPU time per request."), ""]
-    lines += [("Another Python gRPC server does not lower that floor: grpclib (pure-Python HTTP/2 on h2) was "
-               "measured by hand on 2026-12-02 00:20 UTC (load average about 1; grpclib is not a dependency and "
-               "these scripts do not run it): a do-nothing grpclib server answered at p50 0.279 and 0.345 ms in "
-               "two runs, with 252 and 308 us of server CPU per request, against 0.085 and 0.105 ms for the "
-               "do-nothing HTTP handler and 0.347 and 0.365 ms for the do-nothing grpc.aio servicer in the same "
-               "runs. Both Python gRPC servers spend about 0.25-0.35 ms and 250-300 us of CPU per request "
-               "before any model code runs, about twice aios-serve's whole binary HTTP inference (about "
-               "0.14 ms), so no Python gRPC server can come within 1.2x of it."), ""]
+        lines += [(f"Where gRPC's time goes (medians of p50 over rounds): a do-nothing handler on aios-serve's gRPC "
+                   f"transport answers in {grpc_floor_p50:.3f} ms, a do-nothing HTTP handler in {http_floor_p50:.3f} ms; "
+                   f"aios-serve answers an inference over gRPC in {grpc_p50:.3f} ms and over binary HTTP in "
+                   f"{http_p50:.3f} ms. Above its floor, the gRPC form adds {grpc_p50 - grpc_floor_p50:.3f} ms, the "
+                   f"HTTP form {http_p50 - http_floor_p50:.3f} ms. `grpc_floor.py` measures the floors alone, with "
+                   "the server's CPU time per request, and grpcio's own servers beside them."), ""]
+    lines += [("Why the gRPC form has a transport of its own: grpcio's servers cost 250-400 us of server CPU per "
+               "call before any servicer code runs (grpc.aio's do-nothing servicer answered at p50 0.25-0.45 ms, "
+               "2.6-4.2x aios-serve's whole binary HTTP inference, in every run of 2026-12-01/02; grpclib, "
+               "pure-Python HTTP/2 on h2, at 0.28-0.35 ms), so no servicer on them could come within 1.2x of HTTP. "
+               "aios-serve's transport (aios_serve._grpc_server: the HTTP/2 a unary service needs, as an asyncio "
+               "protocol, with hpack for header compression) costs about what uvicorn's HTTP/1.1 protocol does."), ""]
     if triton:
         grpc_p50 = statistics.median(r["num"]["p50_ms"] for r in triton["rounds"])
         http_p50 = statistics.median(r["den"]["p50_ms"] for r in triton["rounds"])
