@@ -418,6 +418,10 @@ class _Connection(asyncio.Protocol):
         except GrpcError as error:
             self._fail(stream, error)
             return
+        except Exception:  # the service's own failure: this call's, not the connection's
+            log.exception("unexpected error answering gRPC %s", stream.path)
+            self._fail(stream, GrpcError(INTERNAL, "internal error"))
+            return
         if answer is not None:
             self._answer(stream, answer)
 
