@@ -15,7 +15,7 @@ share the process.
 
 It shares everything with the REST form: the repository, the batchers, the bearer
 token (``authorization`` metadata), the metrics and the inference path
-(``ServerState.infer``), and the admission limit: a ModelInfer request's bytes count in
+(``ServerState.infer_now`` and ``ServerState.infer``), and the admission limit: a ModelInfer request's bytes count in
 ``state.inflight_bytes`` with the HTTP bodies being read until it is answered, and one that
 does not fit gets RESOURCE_EXHAUSTED with the retry hint in its trailing metadata
 (``grpc-retry-pushback-ms``, which gRPC's retry policy honours, and ``retry-after``, as
@@ -36,8 +36,8 @@ import numpy as np
 
 from aios_serve import _repository_api as repository_api
 from aios_serve._batching import LATER
-from aios_serve._grpc_server import (INTERNAL, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED,
-                                     UNAUTHENTICATED, UNAVAILABLE, UNIMPLEMENTED, DEADLINE_EXCEEDED, GrpcError,
+from aios_serve._grpc_server import (DEADLINE_EXCEEDED, INTERNAL, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED,
+                                     RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, UNIMPLEMENTED, GrpcError,
                                      GrpcServer, Headers, Reply)
 from aios_serve._inference import ServerState, server_metadata
 from aios_serve._repository import RepositoryError

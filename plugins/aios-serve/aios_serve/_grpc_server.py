@@ -37,7 +37,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import quote
 
 from hpack import Decoder, Encoder, HPACKError, NeverIndexedHeaderTuple
