@@ -16,10 +16,11 @@ window, frame size), HEADERS with CONTINUATION, padding and priority, DATA, PING
 WINDOW_UPDATE and flow control both ways (answers larger than the peer's window wait for
 it), RST_STREAM, GOAWAY; gRPC's length-prefixed messages, ``grpc-timeout`` deadlines,
 status and message in trailers (trailers-only for errors), ``grpc-message``
-percent-encoding. It refuses what a unary service does not take, each with the status
-gRPC defines: a non-POST (405) or non-gRPC content type (415), a compressed message
-(UNIMPLEMENTED: no ``grpc-encoding`` but identity), a message over the size limit
-(RESOURCE_EXHAUSTED), more than one request message (INTERNAL).
+percent-encoding, requests compressed with gzip or deflate (answers go uncompressed, which
+gRPC allows). It refuses what a unary service does not take, each with the status
+gRPC defines: a non-POST (405) or non-gRPC content type (415), another ``grpc-encoding``
+(UNIMPLEMENTED), a message over the size limit, compressed or not (RESOURCE_EXHAUSTED),
+more than one request message (INTERNAL).
 
 Hostile or careless clients: a connection must send its preface within the header
 timeout; a call's request must arrive whole within the body timeout (else
@@ -36,6 +37,7 @@ import asyncio
 import logging
 import re
 import time
+import zlib
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -73,6 +75,8 @@ SEEN_BLOCKS, SEEN_BLOCK_BYTES = 64, 1024
 """Header blocks whose decoding a connection keeps (``_Connection._decode``), and the largest kept."""
 _TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+_WBITS = {b"identity": None, b"deflate": zlib.MAX_WBITS, b"gzip": 16 + zlib.MAX_WBITS}
+"""zlib's window setting for each ``grpc-encoding`` a request may use (deflate: the zlib format, as gRPC means it)."""
 
 
 class GrpcError(Exception):
@@ -96,7 +100,7 @@ def header_block(headers: list[tuple[str, str]]) -> bytes:
 
 
 _ANSWER_HEAD = header_block([(":status", "200"), ("content-type", "application/grpc"),
-                             ("grpc-accept-encoding", "identity")])
+                             ("grpc-accept-encoding", "identity,deflate,gzip")])
 _OK_TRAILERS = header_block([("grpc-status", "0")])
 
 
@@ -108,13 +112,14 @@ def _status_block(error: GrpcError, with_head: bool) -> bytes:
 
 
 class _Stream:
-    __slots__ = ("id", "headers", "body", "path", "done", "pending", "window", "deadline", "timer")
+    __slots__ = ("id", "headers", "body", "path", "encoding", "done", "pending", "window", "deadline", "timer")
 
     def __init__(self, stream_id: int, window: int, deadline: float) -> None:
         self.id = stream_id
         self.headers: Headers = []
         self.body = bytearray()
         self.path = ""
+        self.encoding = b"identity"
         self.done = False
         """Answered (or refused): later DATA is read and dropped, a later reply ignored."""
         self.pending: list[bytes] = []
@@ -307,9 +312,11 @@ class _Connection(asyncio.Protocol):
                 content_type = value
             elif name == b"grpc-timeout":
                 self._deadline(stream, value)
-            elif name == b"grpc-encoding" and value != b"identity":
-                self._fail(stream, GrpcError(UNIMPLEMENTED, f"grpc-encoding {value.decode('latin-1')} is not supported; "
-                                             "send uncompressed messages (grpc-accept-encoding: identity)"))
+            elif name == b"grpc-encoding":
+                stream.encoding = value
+                if value not in _WBITS:
+                    self._fail(stream, GrpcError(UNIMPLEMENTED, f"grpc-encoding {value.decode('latin-1')} is not "
+                                                 "supported; send identity, deflate or gzip"))
         if stream.done:
             return
         if method != b"POST" or not content_type.startswith(b"application/grpc"):
@@ -404,9 +411,13 @@ class _Connection(asyncio.Protocol):
             self._fail(stream, GrpcError(INTERNAL, message))
             return
         if body[0]:
-            self._fail(stream, GrpcError(INTERNAL, "a compressed message without grpc-encoding"))
-            return
-        message = bytes(body[5:])
+            try:
+                message = self._decompress(stream.encoding, body)
+            except GrpcError as error:
+                self._fail(stream, error)
+                return
+        else:
+            message = bytes(body[5:])
         stream.body = bytearray()
         server = self.server
         together = len(self.streams) > 1 or (server.recent is not self and len(server.connections) > 1)
@@ -423,6 +434,22 @@ class _Connection(asyncio.Protocol):
             return
         if answer is not None:
             self._answer(stream, answer)
+
+    def _decompress(self, encoding: bytes, body: bytearray) -> bytes:
+        """A compressed request's message, at most the server's message limit once decompressed."""
+        wbits = _WBITS[encoding]
+        if wbits is None:
+            raise GrpcError(INTERNAL, "a compressed message without grpc-encoding")
+        limit = self.server.max_message
+        inflater = zlib.decompressobj(wbits)
+        try:
+            message = inflater.decompress(memoryview(body)[5:], limit + 1)
+        except zlib.error as error:
+            raise GrpcError(INTERNAL, f"the {encoding.decode()} message does not decompress ({error})") from None
+        if len(message) > limit:
+            raise GrpcError(RESOURCE_EXHAUSTED, f"the request message is larger than the server's limit of {limit} "
+                                                "bytes (max_body_bytes) once decompressed")
+        return message
 
     def _answer(self, stream: _Stream, message: bytes | None) -> None:
         if stream.done:
