@@ -166,7 +166,8 @@ async def _grpc_raw_client(target: str, requests: list[Any], expected: np.ndarra
 def tritonclient_load(kind: str, model: str, rows: np.ndarray, expected: np.ndarray) -> Any:
     """One client of tritonclient (``kind`` ``http`` or ``grpc``), defaults as a user copies them (HTTP: binary
     tensor data on, every output), calling ``InferenceServerClient.infer`` in a loop: what a Python user of
-    the standard client library sees. 1 s of warm-up, then ``seconds`` measured; every 25th answer checked."""
+    the standard client library sees. 1 s of warm-up, then ``seconds`` measured; every 25th answer checked.
+    Also the client's own CPU time per call (this process's, all its threads: grpcio's core threads too)."""
 
     def load(server: Any, seconds: float) -> dict[str, Any]:
         import importlib
@@ -183,8 +184,11 @@ def tritonclient_load(kind: str, model: str, rows: np.ndarray, expected: np.ndar
         errors = wrong = index = 0
         start = time.perf_counter()
         measure_after, until = start + 1.0, start + 1.0 + seconds
+        cpu_start = None
         try:
             while (now := time.perf_counter()) < until:
+                if cpu_start is None and now >= measure_after:
+                    cpu_start = time.process_time()
                 row = index % len(inputs)
                 try:
                     result = client.infer(model, inputs[row])
@@ -200,7 +204,9 @@ def tritonclient_load(kind: str, model: str, rows: np.ndarray, expected: np.ndar
                 index += 1
         finally:
             client.close()
-        return base.summarize(latencies, seconds, errors, wrong)
+        summary = base.summarize(latencies, seconds, errors, wrong)
+        summary["client_cpu_us_per_call"] = round((time.process_time() - (cpu_start or 0.0)) * 1e6 / len(latencies), 1)
+        return summary
 
     return load
 
@@ -571,7 +577,9 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
         met = {">=": median >= goal, ">": median > goal, "<=": median <= goal}[op]
         last = entry["rounds"][-1]
         show = lambda p: (f"{p['requests_per_s']:.0f}/s, p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.2f} ms"
-                          + (f", {p['cpu_us_per_request']:.0f} us CPU/req" if "cpu_us_per_request" in p else ""))
+                          + (f", {p['cpu_us_per_request']:.0f} us CPU/req" if "cpu_us_per_request" in p else "")
+                          + (f", client {p['client_cpu_us_per_call']:.0f} us CPU/call"
+                             if "client_cpu_us_per_call" in p else ""))
         by_p50 = "" if "latency" in name else \
             f"{statistics.median(r['den']['p50_ms'] / r['num']['p50_ms'] for r in entry['rounds']):.2f}x"
         cpu = [r["den"]["cpu_us_per_request"] / r["num"]["cpu_us_per_request"] for r in entry["rounds"]
@@ -602,12 +610,18 @@ def report(results: dict[str, Any], seconds: float, rounds: int) -> str:
                "aios-serve's transport (aios_serve._grpc_server: the HTTP/2 a unary service needs, as an asyncio "
                "protocol, with hpack for header compression) costs about what uvicorn's HTTP/1.1 protocol does."), ""]
     if triton:
+        client = lambda side: statistics.median(r[side].get("client_cpu_us_per_call", 0.0) for r in triton["rounds"])
         grpc_p50 = statistics.median(r["num"]["p50_ms"] for r in triton["rounds"])
         http_p50 = statistics.median(r["den"]["p50_ms"] for r in triton["rounds"])
         lines += [(f"As a user of the standard client library sees it (tritonclient on both sides, medians of p50 "
                    f"over rounds, {triton.get('measured', '')}): InferenceServerClient.infer takes {grpc_p50:.3f} ms "
                    f"over gRPC and {http_p50:.3f} ms over binary HTTP, {grpc_p50 / http_p50:.2f}x; these include "
-                   "the clients' own Python cost, which the raw-client rows leave out."), ""]
+                   "the clients' own Python cost, which the raw-client rows leave out")
+                  + ("" if "client_cpu_us_per_call" not in triton["rounds"][-1]["num"] else
+                     f": the clients themselves spent {client('num'):.0f} us (tritonclient.grpc, on grpcio) and "
+                     f"{client('den'):.0f} us (tritonclient.http) of CPU per call, a difference of "
+                     f"{(client('num') - client('den')) / 1000:.3f} ms against the p50 gap of "
+                     f"{grpc_p50 - http_p50:.3f} ms") + ".", ""]
     times = {entry.get("measured", "") for entry in results.values()}
     if len(times) > 1:  # some rows re-run alone (--only)
         lines += [("Rows were measured at different times (`--only` re-runs some); the header's machine state is "
