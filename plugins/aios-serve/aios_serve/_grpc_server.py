@@ -54,15 +54,16 @@ Handler = Callable[[str, bytes, Headers, Reply, bool], bytes | None]
 from another connection, or others are open on this one), so this one may wait for the end of the event
 loop's turn to share a model call with them."""
 
-OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND = 0, 1, 2, 3, 4, 5
-PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 7, 8, 12, 13, 14, 16
+INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED = 3, 4, 5, 7, 8
+UNIMPLEMENTED, INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 12, 13, 14, 16
+"""gRPC's status codes that its calls answer with."""
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+DATA, HEADERS, _PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR = 0x0, 0x1, 0x3, 0x6
-REFUSED_STREAM, CANCEL, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x8, 0x9, 0xB
-HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x1, 0x3, 0x4, 0x5
+REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x9, 0xB
+MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x3, 0x4, 0x5
 MAX_WINDOW = 2**31 - 1
 FRAME_LIMIT = 16384
 """Largest frame payload this server takes (HTTP/2's default, which it does not raise)."""
@@ -104,11 +105,11 @@ _ANSWER_HEAD = header_block([(":status", "200"), ("content-type", "application/g
 _OK_TRAILERS = header_block([("grpc-status", "0")])
 
 
-def _status_block(error: GrpcError, with_head: bool) -> bytes:
-    headers = [(":status", "200"), ("content-type", "application/grpc")] if with_head else []
-    headers += [("grpc-status", str(error.code)),
-                ("grpc-message", quote(error.message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")), *error.trailing]
-    return header_block(headers)
+def _status_block(error: GrpcError) -> bytes:
+    """A failed call's whole answer (gRPC's trailers-only form): status, percent-encoded message, trailing metadata."""
+    return header_block([(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", str(error.code)),
+                         ("grpc-message", quote(error.message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")),
+                         *error.trailing])
 
 
 class _Stream:
@@ -474,7 +475,7 @@ class _Connection(asyncio.Protocol):
     def _fail(self, stream: _Stream, error: GrpcError) -> None:
         if stream.done:
             return
-        self._finish(stream, [frame(HEADERS, END_HEADERS | END_STREAM, stream.id, _status_block(error, True))])
+        self._finish(stream, [frame(HEADERS, END_HEADERS | END_STREAM, stream.id, _status_block(error))])
 
     def _finish(self, stream: _Stream, frames: list[bytes]) -> None:
         """Write a stream's last frames; the stream closes (a request still arriving is reset)."""
