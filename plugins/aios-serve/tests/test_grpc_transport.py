@@ -40,7 +40,9 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDO
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR = 0x0, 0x1, 0x3, 0x6
 REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x9, 0xB
-INITIAL_WINDOW_SIZE = 0x4
+INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x4, 0x5
+FLOOD = 16 << 20
+"""Bytes of PINGs the flood test sends at most (a server that keeps reading takes them all)."""
 
 
 # ---------------------------------------------------------------- messages
@@ -238,15 +240,23 @@ def channel(target: str) -> Iterator[Any]:
         yield opened
 
 
+NARROW = [("grpc.http2.bdp_probe", 0)]
+"""grpcio's channel options keeping HTTP/2's default windows (65535 bytes) and frame size: without them it
+measures the link and opens its windows wider than the answers here."""
+NARROWER = [*NARROW, ("grpc.http2.lookahead_bytes", 1024)]
+"""Windows of about a kilobyte: every answer here waits for many WINDOW_UPDATEs."""
+
+
 def raw_infer(channel: Any) -> Any:
     return channel.unary_unary(INFER)
 
 
 # ---------------------------------------------------------------- flow control, concurrency (grpcio)
-def test_an_answer_larger_than_the_clients_window_comes_back_whole(channel: Any, target: str, reference) -> None:
+def test_an_answer_larger_than_the_clients_window_comes_back_whole(target: str, reference) -> None:
     grpcclient = pytest.importorskip("tritonclient.grpc")
     rows = many_rows(3000, seed=2)
-    answer = raw_infer(channel)(infer_message(rows), timeout=TIMEOUT)
+    with grpc.insecure_channel(target, options=NARROW) as channel:
+        answer = raw_infer(channel)(infer_message(rows), timeout=TIMEOUT)
     assert len(answer) > 2 * 65535  # probabilities alone: 3000 x 10 float32
     np.testing.assert_allclose(probabilities(answer), reference(rows), atol=1e-6)
     client = grpcclient.InferenceServerClient(target)  # tritonclient's own window handling
@@ -256,13 +266,15 @@ def test_an_answer_larger_than_the_clients_window_comes_back_whole(channel: Any,
     client.close()
 
 
-def test_several_large_answers_share_one_connection(channel: Any, reference) -> None:
+@pytest.mark.parametrize("options", [NARROW, NARROWER], ids=["64KiB-windows", "1KiB-windows"])
+def test_several_large_answers_share_one_connection(options: list[tuple[str, int]], target: str, reference) -> None:
     """Four 3000-row answers at once on one channel: the connection's window is shared and each gets all of its own."""
     batches = [many_rows(3000, seed) for seed in range(4)]
-    infer = raw_infer(channel)
-    futures = [infer.future(infer_message(rows), timeout=TIMEOUT) for rows in batches]
-    for future, rows in zip(futures, batches):
-        np.testing.assert_allclose(probabilities(future.result()), reference(rows), atol=1e-6)
+    with grpc.insecure_channel(target, options=options) as channel:
+        infer = raw_infer(channel)
+        futures = [infer.future(infer_message(rows), timeout=TIMEOUT) for rows in batches]
+        for future, rows in zip(futures, batches):
+            np.testing.assert_allclose(probabilities(future.result()), reference(rows), atol=1e-6)
 
 
 def test_two_hundred_concurrent_calls_on_one_channel_are_all_answered(channel: Any, reference) -> None:
@@ -317,6 +329,51 @@ def test_a_window_opened_by_settings_releases_a_held_answer(target: str, referen
         connection.close()
     assert answer.trailers["grpc-status"] == "0"
     np.testing.assert_allclose(probabilities(answer.message or b""), reference(rows[:2]), atol=1e-6)
+
+
+def test_a_smaller_max_frame_size_applies_to_an_answer_already_waiting(target: str, reference) -> None:
+    """The client allows frames of 64 KiB, the answer waits for its window, then the client lowers the frame size
+    back to 16384 and opens the window: what is sent after the SETTINGS must fit the new size (RFC 9113 4.2)."""
+    rows = many_rows(3000, seed=4)
+    setting = lambda key, value: key.to_bytes(2, "big") + value.to_bytes(4, "big")  # noqa: E731
+    connection = RawConnection(target, settings=setting(MAX_FRAME_SIZE, 1 << 16) + setting(INITIAL_WINDOW_SIZE, 0))
+    try:
+        connection.send(connection.call(1, infer_message(rows)))
+        held = connection.until(lambda f: f.kind == HEADERS and f.stream == 1)
+        connection.send(frame(SETTINGS, 0, 0, setting(MAX_FRAME_SIZE, 16384) + setting(INITIAL_WINDOW_SIZE, 1 << 20)),
+                        frame(WINDOW_UPDATE, 0, 0, (1 << 20).to_bytes(4, "big")))
+        connection.held = held[-1:]
+        answer = connection.answer(1)
+    finally:
+        connection.close()
+    assert answer.trailers["grpc-status"] == "0"
+    np.testing.assert_allclose(probabilities(answer.message or b""), reference(rows), atol=1e-6)
+    assert max(len(f.payload) for f in answer.frames if f.kind == DATA) <= 16384
+
+
+def test_a_client_that_does_not_read_cannot_make_the_server_buffer_without_bound(run_dir: Path) -> None:
+    """PINGs sent without reading their ACKs (HTTP/2's "ping flood", CVE-2019-9512): the server stops reading
+    while its answers wait to be sent, so what it holds for the client stays bounded."""
+    with background(run_dir) as running:
+        host, port = running.grpc_target.rsplit(":", 1)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect((host, int(port)))
+        client.settimeout(0.5)
+        pings = frame(PING, 0, 0, b"12345678") * 4096
+        sent = 0
+        try:
+            client.sendall(PREFACE + frame(SETTINGS, 0, 0))
+            while sent < FLOOD:
+                client.sendall(pings)
+                sent += len(pings)
+        except TimeoutError:
+            pass
+        time.sleep(0.2)
+        (connection,) = running.state.grpc_server.connections
+        buffered = connection.transport.get_write_buffer_size()
+        client.close()
+    assert buffered < 1 << 20, f"{buffered} bytes of answers held after {sent} bytes of PINGs"
 
 
 def test_more_streams_than_the_server_allows_at_once_are_refused_one_by_one(target: str, reference,
