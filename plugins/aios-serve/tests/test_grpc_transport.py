@@ -448,9 +448,9 @@ def test_a_request_body_that_never_ends_gets_deadline_exceeded_after_the_body_ti
 def test_unknown_method_bad_message_and_compression_are_refused_and_the_channel_goes_on(
         channel: Any, reference, rows: np.ndarray) -> None:
     with pytest.raises(grpc.RpcError) as unknown:
-        channel.unary_unary("/inference.GRPCInferenceService/NoSuchMethod")(b"", timeout=TIMEOUT)
+        channel.unary_unary("/inference.GRPCInferenceService/NoSuchMethod%41")(b"", timeout=TIMEOUT)
     assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "NoSuchMethod" in unknown.value.details()
+    assert "NoSuchMethod%41;" in unknown.value.details()  # grpc-message percent-encoded: "%" itself too
     with pytest.raises(grpc.RpcError) as garbled:
         raw_infer(channel)(b"\xff\xff\xff\xff", timeout=TIMEOUT)
     assert garbled.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -605,6 +605,29 @@ def test_a_header_block_split_over_continuation_frames_is_one_call(target: str, 
     np.testing.assert_allclose(probabilities(answer.message or b""), reference(rows[:3]), atol=1e-6)
 
 
+def test_the_same_header_bytes_are_decoded_anew_once_the_table_changed(target: str, reference,
+                                                                       rows: np.ndarray) -> None:
+    """HPACK's indices name the dynamic table's entries newest first: after an entry is added, the bytes of an
+    earlier block name other fields (the server's cache of decoded blocks must not answer for them)."""
+    connection = RawConnection(target)
+    try:
+        message = infer_message(rows[:1])
+        connection.send(connection.call(1, message))  # the fields enter the table
+        indexed = connection.block()  # the same fields again: each an index into the table
+        assert len(indexed) < 16
+        data = frame(DATA, END_STREAM, 3, length_prefixed(message))
+        connection.send(frame(HEADERS, END_HEADERS, 3, indexed), data)
+        first, second = connection.answer(1), connection.answer(3)
+        connection.send(frame(HEADERS, END_HEADERS | END_STREAM, 5, connection.encoder.encode([("x-new", "1")])))
+        connection.send(frame(HEADERS, END_HEADERS, 7, indexed), frame(DATA, END_STREAM, 7, length_prefixed(message)))
+        shifted = connection.answer(7)  # its indices now name x-new, te, content-type and :authority: no :path
+    finally:
+        connection.close()
+    assert first.trailers["grpc-status"] == second.trailers["grpc-status"] == "0"
+    np.testing.assert_allclose(probabilities(second.message or b""), reference(rows[:1]), atol=1e-6)
+    assert shifted.trailers["grpc-status"] == "12" and "no method ;" in shifted.trailers["grpc-message"]
+
+
 def test_padded_and_prioritized_frames_are_read_past_their_padding(target: str, reference, rows: np.ndarray) -> None:
     connection = RawConnection(target)
     try:
@@ -614,7 +637,8 @@ def test_padded_and_prioritized_frames_are_read_past_their_padding(target: str, 
                               b"\x07" + priority + connection.block() + b"\x00" * 7),
                         frame(PRIORITY, 0, 1, priority),
                         frame(DATA, PADDED, 1, b"\x03" + message[:30] + b"pad"),
-                        frame(DATA, PADDED | END_STREAM, 1, b"\x00" + message[30:]))  # zero padding
+                        frame(DATA, PADDED, 1, b"\x00" + message[30:]),  # zero padding
+                        frame(DATA, END_STREAM, 1))  # the request's end in an empty frame
         answer = connection.answer(1)
     finally:
         connection.close()
