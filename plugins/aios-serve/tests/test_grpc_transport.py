@@ -17,7 +17,6 @@ import socket
 import time
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -79,6 +78,11 @@ def many_rows(count: int, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------- a raw HTTP/2 client
 def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
     return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big") + payload
+
+
+def setting(key: int, value: int) -> bytes:
+    """One parameter of a SETTINGS frame."""
+    return key.to_bytes(2, "big") + value.to_bytes(4, "big")
 
 
 class Frame(NamedTuple):
@@ -322,11 +326,11 @@ def test_the_server_sends_no_more_than_the_window_and_the_rest_once_it_opens(tar
 
 def test_a_window_opened_by_settings_releases_a_held_answer(target: str, reference, rows: np.ndarray) -> None:
     """INITIAL_WINDOW_SIZE 0: even a small answer waits; SETTINGS raising it (and the connection's window) sends it."""
-    with RawConnection(target, settings=INITIAL_WINDOW_SIZE.to_bytes(2, "big") + (0).to_bytes(4, "big")) as connection:
+    with RawConnection(target, settings=setting(INITIAL_WINDOW_SIZE, 0)) as connection:
         connection.send(connection.call(1, infer_message(rows[:2])))
         held = connection.until(lambda f: f.kind == HEADERS and f.stream == 1)
         assert not [f for f in held + connection.ping() if f.kind == DATA]
-        connection.send(frame(SETTINGS, 0, 0, INITIAL_WINDOW_SIZE.to_bytes(2, "big") + (1 << 16).to_bytes(4, "big")))
+        connection.send(frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 1 << 16)))
         connection.held = held[-1:]
         answer = connection.answer(1)
     assert_answered(answer, reference(rows[:2]))
@@ -336,8 +340,8 @@ def test_a_smaller_max_frame_size_applies_to_an_answer_already_waiting(target: s
     """The client allows frames of 64 KiB, the answer waits for its window, then the client lowers the frame size
     back to 16384 and opens the window: what is sent after the SETTINGS must fit the new size (RFC 9113 4.2)."""
     rows = many_rows(3000, seed=4)
-    setting = lambda key, value: key.to_bytes(2, "big") + value.to_bytes(4, "big")  # noqa: E731
-    with RawConnection(target, settings=setting(MAX_FRAME_SIZE, 1 << 16) + setting(INITIAL_WINDOW_SIZE, 0)) as connection:
+    with RawConnection(target, settings=setting(MAX_FRAME_SIZE, 1 << 16) + setting(INITIAL_WINDOW_SIZE, 0)) as \
+            connection:
         connection.send(connection.call(1, infer_message(rows)))
         held = connection.until(lambda f: f.kind == HEADERS and f.stream == 1)
         connection.send(frame(SETTINGS, 0, 0, setting(MAX_FRAME_SIZE, 16384) + setting(INITIAL_WINDOW_SIZE, 1 << 20)),
@@ -597,9 +601,9 @@ MALFORMED = {
     "SETTINGS of 5 bytes": (lambda c: frame(SETTINGS, 0, 0, b"\x00" * 5), FRAME_SIZE_ERROR),
     "SETTINGS on a stream": (lambda c: frame(SETTINGS, 0, 1), PROTOCOL_ERROR),
     "window over 2^31-1": (lambda c: frame(WINDOW_UPDATE, 0, 0, (2**31 - 1).to_bytes(4, "big")), FLOW_CONTROL_ERROR),
-    "INITIAL_WINDOW_SIZE over 2^31-1": (lambda c: frame(SETTINGS, 0, 0, b"\x00\x04" + (2**31).to_bytes(4, "big")),
+    "INITIAL_WINDOW_SIZE over 2^31-1": (lambda c: frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 2**31)),
                                         FLOW_CONTROL_ERROR),
-    "MAX_FRAME_SIZE below 16384": (lambda c: frame(SETTINGS, 0, 0, b"\x00\x05" + (100).to_bytes(4, "big")),
+    "MAX_FRAME_SIZE below 16384": (lambda c: frame(SETTINGS, 0, 0, setting(MAX_FRAME_SIZE, 100)),
                                    PROTOCOL_ERROR),
 }
 
@@ -806,7 +810,7 @@ def test_an_answer_the_client_never_takes_holds_the_drain_no_longer_than_the_dra
 
     running = BackgroundServer([run_dir], settings=ServerSettings(grpc_port=0), drain_seconds=1.0).start()
     assert running.grpc_target is not None
-    with RawConnection(running.grpc_target, settings=INITIAL_WINDOW_SIZE.to_bytes(2, "big") + bytes(4)) as connection:
+    with RawConnection(running.grpc_target, settings=setting(INITIAL_WINDOW_SIZE, 0)) as connection:
         connection.send(connection.call(1, infer_message(rows[:1])))
         connection.until(lambda f: f.kind == HEADERS and f.stream == 1)  # answered, held by the window
         started = time.monotonic()
