@@ -730,7 +730,8 @@ def _seed_payloads() -> list[bytes]:
             encoder.encode([(":method", "GET"), (":path", "/")]), b"\x3f\xe1\x1f",  # a table size update
             *(encoder.encode([*request[:2], (":path", f"/inference.GRPCInferenceService/{name}"), *request[3:]])
               for name in ("ServerLive", "ModelReady", "ModelMetadata", "RepositoryIndex", "RepositoryModelUnload")),
-            length_prefixed(infer_message(rows)), length_prefixed(b"\xff\xff"), b"\x00\x00\x00\x00\x05",
+            length_prefixed(infer_message(rows)), length_prefixed(gzipped(infer_message(rows)), compressed=True),
+            length_prefixed(b"\xff\xff"), b"\x00\x00\x00\x00\x05",
             (65535).to_bytes(4, "big"), (0x7FFFFFFF).to_bytes(4, "big"), b"\x00\x04\x00\x00\x00\x00",
             b"\x00\x05\x00\x00\x40\x00", b"\x00\x01\x00\x00\x00\x00", b"12345678", b"\x00\x00\x00\x08"]
 
