@@ -809,13 +809,12 @@ def test_an_answer_the_client_never_takes_holds_the_drain_no_longer_than_the_dra
     time, says so, and closes the connection."""
     from aios_serve.server import BackgroundServer, ServerSettings
 
-    running = BackgroundServer([run_dir], settings=ServerSettings(grpc_port=0), drain_seconds=1.0).start()
-    assert running.grpc_target is not None
-    with RawConnection(running.grpc_target, settings=setting(INITIAL_WINDOW_SIZE, 0)) as connection:
+    with BackgroundServer([run_dir], settings=ServerSettings(grpc_port=0), drain_seconds=1.0) as running, \
+            RawConnection(running.grpc_target, settings=setting(INITIAL_WINDOW_SIZE, 0)) as connection:
         connection.send(connection.call(1, infer_message(rows[:1])))
         connection.until(lambda f: f.kind == HEADERS and f.stream == 1)  # answered, held by the window
         started = time.monotonic()
-        running.stop()
+        running.stop()  # (and again on leaving the block: a no-op then)
         stopped = time.monotonic() - started
         frames = connection.rest()
     assert goaway(frames) == (1, NO_ERROR) and not [f for f in frames if f.kind == DATA]
