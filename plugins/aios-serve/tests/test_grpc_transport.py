@@ -25,7 +25,7 @@ import hpack
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from aios_serve_test_helpers import FEATURES, MODEL, ServerProcess
+from aios_serve_test_helpers import FEATURES, MODEL, VERSION, ServerProcess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +39,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR = 0x0, 0x1, 0x3, 0x6
-REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x9, 0xB
+STREAM_CLOSED, REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x5, 0x7, 0x9, 0xB
 INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x4, 0x5
 FLOOD = 16 << 20
 """Bytes of PINGs the flood test sends at most (a server that keeps reading takes them all)."""
@@ -233,11 +233,16 @@ def background(run_dir: Path, **fields: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def target(run_dir: Path) -> Iterator[str]:
-    """The gRPC target of a server in this process: defaults but a 1 MiB message limit."""
+def served(run_dir: Path) -> Iterator[Any]:
+    """A server in this process: defaults but a 1 MiB message limit."""
     with background(run_dir) as running:
         assert running.grpc_target is not None
-        yield running.grpc_target
+        yield running
+
+
+@pytest.fixture(scope="module")
+def target(served: Any) -> str:
+    return served.grpc_target
 
 
 @pytest.fixture(scope="module")
@@ -671,6 +676,24 @@ def test_a_ping_is_answered_with_its_payload_and_unknown_frames_are_ignored(targ
         frames = connection.ping(b"\x01\x02\x03\x04\x05\x06\x07\x08")
         assert [f for f in frames if f.kind == PING] == [Frame(PING, ACK, 0, b"\x01\x02\x03\x04\x05\x06\x07\x08")]
         assert [f.kind for f in frames if f.kind != PING] == [SETTINGS, WINDOW_UPDATE, SETTINGS]  # + our SETTINGS' ACK
+
+
+def test_frames_after_a_requests_end_reset_its_stream_and_start_no_second_call(served: Any, target: str,
+                                                                              rows: np.ndarray) -> None:
+    """RFC 9113 5.1: DATA or HEADERS on a stream whose request has ended (half-closed) is a stream error,
+    STREAM_CLOSED. Stream 1 held open makes stream 3's call wait for the end of the loop's turn, so the frames
+    after its END_STREAM arrive while it is open."""
+    timed = served.timing(MODEL, VERSION)
+    before = timed()[0]
+    with RawConnection(target) as connection:
+        connection.send(connection.headers(1), connection.headers(3),
+                        frame(DATA, END_STREAM, 3, length_prefixed(infer_message(rows[:1], "first"))),
+                        frame(DATA, END_STREAM, 3, length_prefixed(infer_message(rows[:2], "second"))),
+                        frame(HEADERS, END_HEADERS | END_STREAM, 3, connection.encoder.encode([("x-late", "1")])))
+        ended = connection.answer(3).frames[-1]
+        connection.ping()
+    assert ended.kind == RST_STREAM and int.from_bytes(ended.payload, "big") == STREAM_CLOSED, ended
+    assert timed()[0] - before == 1  # the first request's model call only
 
 
 def test_a_client_goaway_closes_the_connection_once_its_calls_are_answered(target: str, reference,
