@@ -678,20 +678,21 @@ def test_a_ping_is_answered_with_its_payload_and_unknown_frames_are_ignored(targ
         assert [f.kind for f in frames if f.kind != PING] == [SETTINGS, WINDOW_UPDATE, SETTINGS]  # + our SETTINGS' ACK
 
 
-def test_frames_after_a_requests_end_reset_its_stream_and_start_no_second_call(served: Any, target: str,
-                                                                              rows: np.ndarray) -> None:
+@pytest.mark.parametrize("late", ["DATA", "HEADERS"])
+def test_a_frame_after_a_requests_end_resets_its_stream_and_starts_no_second_call(
+        late: str, served: Any, target: str, rows: np.ndarray) -> None:
     """RFC 9113 5.1: DATA or HEADERS on a stream whose request has ended (half-closed) is a stream error,
-    STREAM_CLOSED. Stream 1 held open makes stream 3's call wait for the end of the loop's turn, so the frames
-    after its END_STREAM arrive while it is open."""
+    STREAM_CLOSED. Stream 1 held open makes stream 3's call wait for the end of the loop's turn, so the frame
+    after its END_STREAM arrives while it is open."""
     timed = served.timing(MODEL, VERSION)
     before = timed()[0]
     with RawConnection(target) as connection:
+        after = (frame(DATA, END_STREAM, 3, length_prefixed(infer_message(rows[:2], "second"))) if late == "DATA" else
+                 frame(HEADERS, END_HEADERS | END_STREAM, 3, connection.encoder.encode([("x-late", "1")])))
         connection.send(connection.headers(1), connection.headers(3),
-                        frame(DATA, END_STREAM, 3, length_prefixed(infer_message(rows[:1], "first"))),
-                        frame(DATA, END_STREAM, 3, length_prefixed(infer_message(rows[:2], "second"))),
-                        frame(HEADERS, END_HEADERS | END_STREAM, 3, connection.encoder.encode([("x-late", "1")])))
+                        frame(DATA, END_STREAM, 3, length_prefixed(infer_message(rows[:1], "first"))), after)
         ended = connection.answer(3).frames[-1]
-        connection.ping()
+        connection.ping()  # the connection goes on
     assert ended.kind == RST_STREAM and int.from_bytes(ended.payload, "big") == STREAM_CLOSED, ended
     assert timed()[0] - before == 1  # the first request's model call only
 
