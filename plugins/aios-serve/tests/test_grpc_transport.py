@@ -1,12 +1,15 @@
 """gRPC's HTTP/2 transport (``aios_serve._grpc_server``) at its edges, against a real server on 127.0.0.1.
 
-What real clients see is checked with grpcio's client (raw bytes through ``channel.unary_unary``)
-and tritonclient: answers larger than the client's flow-control window, hundreds of calls on one
-channel, deadlines, the refusals a unary service makes, the size limit. What no well-behaved
-client sends is checked with hand-built HTTP/2 frames on a socket (``RawConnection``, this
-file's own minimal client): oversized frames, streams never opened, bad HPACK, CONTINUATION,
-padding, PING, the preface's timeout, the connection limit, random frame sequences
-(hypothesis), and a drain on SIGTERM in a server process.
+What real clients see is checked with grpcio's client (raw bytes through ``channel.unary_unary``,
+its windows kept at HTTP/2's defaults where that matters) and tritonclient: answers larger than the
+client's flow-control window, hundreds of calls on one channel, deadlines, compressed requests, the
+refusals a unary service makes, the size limit. What no well-behaved client sends is checked with
+hand-built HTTP/2 frames on a socket (``RawConnection``, this file's own minimal client): the
+windows and frame size honoured exactly, oversized frames and header blocks, streams never opened
+or already ended, bad HPACK, CONTINUATION, padding, PING and a ping flood, malformed compressed
+messages (each answered as grpcio's own server answers it), the preface's timeout, the connection
+limit, random frame sequences (hypothesis), and the drain: on SIGTERM in a server process, and
+bounded by the drain time when a client never takes its answer.
 """
 
 from __future__ import annotations
