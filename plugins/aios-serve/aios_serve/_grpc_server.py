@@ -180,6 +180,16 @@ class _Connection(asyncio.Protocol):
         self.streams.clear()
         self.server.changed()
 
+    def pause_writing(self) -> None:
+        """The client does not read what it is sent (e.g. PINGs without reading their ACKs): read nothing more from
+        it until that drains, so what the server holds for a connection stays bounded."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
         if not self.preface:
@@ -494,7 +504,7 @@ class _Connection(asyncio.Protocol):
             out = []
             while stream.pending and len(stream.pending) > 1:
                 chunk = stream.pending[0]
-                room = min(stream.window, self.send_window)
+                room = min(stream.window, self.send_window, self.peer_frame)  # the frame size may have shrunk since
                 if room <= 0:
                     break
                 part, rest = chunk[:room], chunk[room:]
