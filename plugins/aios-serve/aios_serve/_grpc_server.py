@@ -460,6 +460,9 @@ class _Connection(asyncio.Protocol):
         if len(message) > limit:
             raise GrpcError(RESOURCE_EXHAUSTED, f"the request message is larger than the server's limit of {limit} "
                                                 "bytes (max_body_bytes) once decompressed")
+        if not inflater.eof or inflater.unused_data:  # zlib stops quietly at the input's end: a stream cut short
+            raise GrpcError(INTERNAL, f"the {encoding.decode()} message is not one whole {encoding.decode()} stream ("
+                                      + ("bytes after its end)" if inflater.eof else "cut short)"))
         return message
 
     def _answer(self, stream: _Stream, message: bytes | None) -> None:
