@@ -62,7 +62,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, _PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR = 0x0, 0x1, 0x3, 0x6
-REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x9, 0xB
+STREAM_CLOSED, REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x5, 0x7, 0x9, 0xB
 MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 0x3, 0x4, 0x5
 MAX_WINDOW = 2**31 - 1
 FRAME_LIMIT = 16384
@@ -296,6 +296,9 @@ class _Connection(asyncio.Protocol):
         headers = self._decode(block)
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers after the request's messages
+            if not stream.deadline:  # the request had ended
+                self._finish(stream, [frame(RST_STREAM, 0, stream_id, STREAM_CLOSED.to_bytes(4, "big"))])
+                return
             if not flags & END_STREAM:
                 raise _ConnectionError(PROTOCOL_ERROR, "a second header block without END_STREAM")
             self._request_ended(stream)
@@ -348,6 +351,9 @@ class _Connection(asyncio.Protocol):
             if stream_id == 0 or stream_id > self.last_stream:
                 raise _ConnectionError(PROTOCOL_ERROR, f"DATA on stream {stream_id}, which was not opened")
             return  # a stream already answered and closed (e.g. refused); its data is dropped
+        if not stream.deadline:  # the request had ended (half-closed): RFC 9113 5.1's stream error, no second call
+            self._finish(stream, [frame(RST_STREAM, 0, stream_id, STREAM_CLOSED.to_bytes(4, "big"))])
+            return
         if not stream.done:
             stream.body += _unpad(flags, payload)
             if len(stream.body) > self.server.max_message + 5:
