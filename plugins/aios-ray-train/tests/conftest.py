@@ -13,6 +13,7 @@ import pytest
 from aios_ray_train import _cluster
 
 sys.path.insert(0, str(Path(__file__).parent))  # ray_train_helpers (pytest runs with --import-mode=importlib)
+from ray_train_helpers import home_token_state  # noqa: E402 (found through the line above)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,7 +22,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def local_ray() -> Iterator[_cluster.Session]:
+def home_token_before_ray() -> tuple[int, int] | None:
+    """HOME_TOKEN as it was before the session's local Ray started (a user's own token may be there)."""
+    return home_token_state()
+
+
+@pytest.fixture(scope="session")
+def local_ray(home_token_before_ray: tuple[int, int] | None) -> Iterator[_cluster.Session]:
     """A local Ray started as the trainer starts one; trainers in this process use it instead of their own."""
     with _cluster.ray_session(None, timeout=60.0, env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}) as session:
         yield session

@@ -147,3 +147,16 @@ def kernel_order_losses(run_dir: Path, dataset: Any, training: dict[str, Any]) -
                                         criterion)
         losses += [loss_sum / len(dataset.y_train), validation["val_loss"]]
     return losses
+
+
+HOME_TOKEN = Path.home() / ".ray" / "auth_token"
+"""Where Ray keeps a token it generates (and where `ray get-auth-token --generate` puts the user's own)."""
+
+
+def home_token_state() -> tuple[int, int] | None:
+    """HOME_TOKEN's modification time and size, or None where there is none."""
+    try:
+        stat = HOME_TOKEN.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size

@@ -24,7 +24,7 @@ import pytest
 from aios_ray_train import ClusterError, RayTrainer, RayTrainFailed, RayTrainParams
 from aios_ray_train._driver import ray_location
 from aios_torch import TorchFramework, TorchTrainerParams
-from ray_train_helpers import EpochRecorder, kernel_order_losses, listening_sockets, ray_pids
+from ray_train_helpers import EpochRecorder, home_token_state, kernel_order_losses, listening_sockets, ray_pids
 
 from aios_core import ModelParams, RunContext, TrainingDiverged
 from aios_core.testing import plugin_manager
@@ -126,11 +126,12 @@ def _train_workers() -> list[int]:
     return sorted(workers)
 
 
-def test_the_local_ray_listens_on_loopback_only(local_ray: Any) -> None:
+def test_the_local_ray_listens_on_loopback_only(local_ray: Any, home_token_before_ray: Any) -> None:
     sockets = listening_sockets(ray_pids(local_ray.temp_dir))
     assert sockets, "found no listening socket of the local Ray's processes"
     assert [address for address, _ in sockets if not address.startswith(LOOPBACK)] == []
-    assert not (Path.home() / ".ray" / "auth_token").exists(), "the local Ray wrote a token under the home directory"
+    # its token stays in its environment: a token file under the home directory, if any, is the user's own, untouched
+    assert home_token_state() == home_token_before_ray, "the local Ray wrote a token under the home directory"
 
 
 @pytest.mark.timeout(240)
